@@ -16,6 +16,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
+# The test models are tiny: one thread avoids oversubscription (2 cores, and subprocesses of their own).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 WORDS = (
     "the a cat dog bird sun moon tree river stone house road car book song light dark happy sad quick slow "
@@ -117,3 +119,31 @@ def model(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+
+
+CPU_TRAINING = dict(
+    use_cpu=True,
+    bf16=False,
+    report_to=[],
+    logging_steps=1,
+    save_strategy="no",
+    max_length=64,
+    max_new_tokens=8,
+    per_device_train_batch_size=4,
+    per_device_eval_batch_size=4,
+    disable_tqdm=True,
+)
+
+
+@pytest.fixture
+def make_args(tmp_path):
+    """`make_args(ConfigClass=SPACConfig, **overrides)`: a CPU-friendly config writing under tmp_path."""
+
+    def make(config_class=None, **overrides):
+        from spac_hf import SPACConfig
+
+        config_class = config_class or SPACConfig
+        options = {**CPU_TRAINING, "output_dir": str(tmp_path / "out"), **overrides}
+        return config_class(**options)
+
+    return make

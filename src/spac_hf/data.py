@@ -1,0 +1,187 @@
+"""Preference data: validation, prompt handling, tokenization and splitting into per-iteration parts.
+
+Formats are TRL's: *standard* rows hold strings (`prompt`, `chosen`, `rejected`), *conversational* rows hold lists of
+`{"role", "content"}` messages; the prompt may be implicit (the common start of `chosen` and `rejected`). A
+`generated` column, when present, holds the self-play response y ~ pi_t in the same format as `chosen`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, IterableDataset
+from transformers import PreTrainedTokenizerBase
+from trl.data_utils import _tokenize, common_prefix_length, extract_prompt, is_conversational
+
+
+RESPONSES = ("chosen", "rejected", "generated")
+_MAX_REPORTED_ROWS = 5
+
+
+class DatasetValidationError(ValueError):
+    """A preference data set is malformed. The message names the data set, the column and the rows."""
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+
+
+def _problem(value: Any, conversational: bool, allow_empty: bool) -> str | None:
+    """What is wrong with one cell, or None."""
+    if conversational:
+        if not _is_messages(value):
+            return f"expected a list of {{'role', 'content'}} messages, got {type(value).__name__}"
+        if not value:
+            return "is an empty list of messages"
+        if not allow_empty and not str(value[-1]["content"]).strip():
+            return "has an empty last message"
+        return None
+    if not isinstance(value, str):
+        return f"expected a string, got {type(value).__name__}"
+    if not allow_empty and not value.strip():
+        return "is empty"
+    return None
+
+
+def validate_preference_dataset(dataset: Dataset | IterableDataset, name: str = "train_dataset") -> str:
+    """Check a preference data set before any compute is spent; return `"standard"` or `"conversational"`.
+
+    Raises `DatasetValidationError` naming the data set, the column and up to five rows for: a missing column, a cell
+    of the wrong type (including a `generated` column whose type differs from `chosen`'s), an empty prompt or response.
+    An empty `generated` response is allowed: pi_t may legitimately stop at once. An `IterableDataset` is checked on
+    its first 100 rows.
+    """
+    if not isinstance(dataset, (Dataset, IterableDataset)):
+        raise DatasetValidationError(f"{name}: expected a `datasets.Dataset`, got {type(dataset).__name__}.")
+    columns = dataset.column_names or list(next(iter(dataset)).keys())
+    missing = [c for c in ("chosen", "rejected") if c not in columns]
+    if missing:
+        raise DatasetValidationError(
+            f"{name}: missing column(s) {missing}; a preference data set needs `chosen` and `rejected` (and "
+            f"`prompt` unless it is implicit in them). Columns found: {columns}."
+        )
+    if isinstance(dataset, Dataset):
+        if len(dataset) == 0:
+            raise DatasetValidationError(f"{name}: the data set is empty.")
+        rows = dataset
+    else:
+        rows = list(dataset.take(100))
+    first = rows[0]
+    conversational = _is_messages(first["chosen"])
+    checked = [c for c in ("prompt", *RESPONSES) if c in columns]
+    for column in checked:
+        values = rows[column] if isinstance(rows, Dataset) else [row[column] for row in rows]
+        bad = []
+        for i, value in enumerate(values):
+            problem = _problem(value, conversational, allow_empty=column == "generated")
+            if problem:
+                bad.append((i, problem))
+                if len(bad) == _MAX_REPORTED_ROWS:
+                    break
+        if bad:
+            fmt = "conversational" if conversational else "standard"
+            details = "; ".join(f"row {i}: {p}" for i, p in bad)
+            raise DatasetValidationError(
+                f"{name}: column `{column}` is invalid for a {fmt} data set (format taken from row 0 of `chosen`): "
+                f"{details}."
+            )
+    if "prompt" not in columns:
+        # Implicit prompt: it is the common start of chosen and rejected, which must not be empty.
+        for i, row in enumerate(rows if isinstance(rows, list) else rows.select(range(min(len(rows), 1000)))):
+            prompt = extract_prompt({"chosen": row["chosen"], "rejected": row["rejected"]})["prompt"]
+            if not prompt or (isinstance(prompt, str) and not prompt.strip()):
+                raise DatasetValidationError(
+                    f"{name}: row {i}: no `prompt` column and `chosen`/`rejected` share no prompt to extract."
+                )
+    return "conversational" if conversational else "standard"
+
+
+def with_explicit_prompt(dataset: Dataset) -> Dataset:
+    """Move an implicit prompt (the shared start of chosen and rejected) into its own `prompt` column."""
+    if "prompt" in dataset.column_names:
+        return dataset
+    return dataset.map(extract_prompt, desc="Extracting prompts")
+
+
+def _chat_kwargs(example: dict) -> dict:
+    tools = example.get("tools")
+    tools = json.loads(tools) if isinstance(tools, str) else tools
+    return {"tools": tools, **(example.get("chat_template_kwargs") or {})}
+
+
+def tokenize_prompt(tokenizer: PreTrainedTokenizerBase, example: dict) -> list[int]:
+    """The prompt's token ids, as the model sees them before it answers (chat template with generation prompt)."""
+    if is_conversational(example):
+        return _tokenize(tokenizer, example["prompt"], add_generation_prompt=True, **_chat_kwargs(example))["input_ids"]
+    return _tokenize(tokenizer, example["prompt"])["input_ids"]
+
+
+def tokenize_preference_example(
+    example: dict, tokenizer: PreTrainedTokenizerBase, responses: tuple[str, ...] = RESPONSES
+) -> dict[str, list[int]]:
+    """Tokenize `prompt` and each present response into `prompt_ids` and `<response>_ids`.
+
+    Each response is tokenized together with its prompt (so merges across the boundary come out as at inference),
+    and the completion starts where all of them diverge from the prompt alone, as in TRL's DPOTrainer. In standard
+    format the EOS token is appended to responses that lack it, as DPOTrainer does for chosen and rejected.
+    """
+    conversational = is_conversational(example)
+    prompt_ids = tokenize_prompt(tokenizer, example)
+    full_ids = {}
+    for response in responses:
+        if response not in example or example[response] is None:
+            continue
+        if conversational:
+            full_ids[response] = _tokenize(
+                tokenizer, example["prompt"] + example[response], **_chat_kwargs(example)
+            )["input_ids"]
+        else:
+            text = example[response]
+            if not text.endswith(tokenizer.eos_token):
+                text += tokenizer.eos_token
+            full_ids[response] = _tokenize(tokenizer, example["prompt"] + text)["input_ids"]
+    prompt_len = min(common_prefix_length(prompt_ids, ids) for ids in full_ids.values())
+    output = {"prompt_ids": prompt_ids[:prompt_len]}
+    for response, ids in full_ids.items():
+        output[f"{response}_ids"] = ids[prompt_len:]
+    return output
+
+
+def check_prompt_lengths(dataset: Dataset, max_length: int | None, name: str = "train_dataset") -> None:
+    """Fail, naming the rows, if a tokenized prompt leaves no room for a response within `max_length`.
+
+    TRL's DPOTrainer silently drops such rows; here they are an error, because a silently shrinking data set changes
+    the per-iteration parts. Use `drop_long_prompts` to remove them explicitly.
+    """
+    if max_length is None:
+        return
+    lengths = np.fromiter((len(ids) for ids in dataset["prompt_ids"]), dtype=np.int64, count=len(dataset))
+    too_long = np.flatnonzero(lengths >= max_length)
+    if too_long.size:
+        shown = ", ".join(f"row {i} ({lengths[i]} tokens)" for i in too_long[:_MAX_REPORTED_ROWS])
+        raise DatasetValidationError(
+            f"{name}: {too_long.size} prompt(s) are at least `max_length`={max_length} tokens long, leaving no room "
+            f"for a response: {shown}. Raise `max_length`, or drop them with `spac_hf.data.drop_long_prompts`."
+        )
+
+
+def drop_long_prompts(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
+    """Remove the rows whose prompt alone is at least `max_length` tokens long."""
+    dataset = with_explicit_prompt(dataset)
+    return dataset.filter(
+        lambda example: len(tokenize_prompt(tokenizer, example)) < max_length, desc="Dropping over-long prompts"
+    )
+
+
+def split_into_parts(dataset: Dataset, num_parts: int, seed: int = 0) -> list[Dataset]:
+    """Shuffle with `seed` and cut into `num_parts` disjoint parts of (nearly) equal size, one per iteration."""
+    if num_parts < 1:
+        raise ValueError(f"`num_parts` must be >= 1, got {num_parts}.")
+    if len(dataset) < num_parts:
+        raise DatasetValidationError(
+            f"Cannot split {len(dataset)} rows into {num_parts} non-empty parts (one per iteration)."
+        )
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    return [dataset.select(np.sort(part)) for part in np.array_split(order, num_parts)]

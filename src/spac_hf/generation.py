@@ -1,0 +1,191 @@
+"""Self-play generation: y ~ pi_t for a list of prompts, batched, and sharded across processes.
+
+Prompts are sorted by length so each batch pads little, dealt round-robin to the processes so each gets a similar
+load, generated in left-padded batches, then gathered back into the original order on every process. The HF backend
+(`generate`) is the default and runs anywhere; the vLLM backend is for GPU machines and loads the model from disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from datasets import Dataset
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
+
+from .data import tokenize_prompt
+
+
+def _stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """EOS ids of both the generation config and the tokenizer: chat models often end a turn on a token of their own."""
+    ids = model.generation_config.eos_token_id
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def _shard(prompt_ids: Sequence[list[int]], state: PartialState) -> list[int]:
+    """Indices this process generates: longest first, dealt round-robin so every process gets similar lengths."""
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]), reverse=True)
+    return order[state.process_index :: state.num_processes]
+
+
+@torch.no_grad()
+def _generate_hf(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: Sequence[list[int]],
+    indices: list[int],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    batch_size: int,
+    show_progress: bool,
+    desc: str,
+) -> list[tuple[int, str]]:
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop_ids = _stop_token_ids(model, tokenizer)
+    sampling = {"do_sample": False} if temperature == 0 else {
+        "do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k or None,
+    }
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results = []
+    try:
+        for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not show_progress, unit="batch"):
+            batch = indices[start : start + batch_size]
+            width = max(len(prompt_ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding: every prompt ends where generation starts
+                ids = prompt_ids[i]
+                input_ids[row, width - len(ids) :] = torch.tensor(ids)
+                attention_mask[row, width - len(ids) :] = 1
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                max_new_tokens=max_new_tokens,
+                eos_token_id=stop_ids,
+                pad_token_id=pad_id,
+                **sampling,
+            )
+            for row, i in enumerate(batch):
+                results.append((i, tokenizer.decode(output[row, width:], skip_special_tokens=True)))
+    finally:
+        model.train(was_training)
+    return results
+
+
+def _generate_vllm(
+    model_path: str,
+    prompt_ids: Sequence[list[int]],
+    indices: list[int],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    seed: int,
+    gpu_memory_utilization: float = 0.9,
+) -> list[tuple[int, str]]:
+    """vLLM backend. Untested in CI (no GPU, and no vLLM release installs beside transformers 5.23): see README."""
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.inputs import TokensPrompt
+    except ImportError as error:
+        raise ImportError(
+            "generation_backend='vllm' needs vLLM on a GPU machine: `pip install spac-hf[vllm]` in an environment "
+            "whose transformers version vLLM supports."
+        ) from error
+    llm = LLM(model=model_path, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
+    params = SamplingParams(
+        max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k or -1, seed=seed
+    )
+    outputs = llm.generate([TokensPrompt(prompt_token_ids=prompt_ids[i]) for i in indices], params)
+    return [(i, out.outputs[0].text) for i, out in zip(indices, outputs)]
+
+
+def generate_responses(
+    model: PreTrainedModel | str,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str | list[dict]] | Sequence[list[int]],
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    batch_size: int = 16,
+    seed: int = 0,
+    backend: str = "hf",
+    desc: str = "Generating",
+) -> list[str]:
+    """Sample one response per prompt from `model` and return the texts in the prompts' order, on every process.
+
+    Args:
+        model: the policy pi_t (a loaded model for `backend="hf"`, a path for `backend="vllm"`).
+        prompts: standard prompts (strings), conversational prompts (lists of messages, rendered with the chat
+            template and its generation prompt), or already tokenized prompts (lists of token ids).
+        seed: sampling seed; process k uses `seed + k`, so a run is reproducible for a given number of processes.
+
+    Responses are decoded without special tokens (the EOS is not part of the text).
+    """
+    state = PartialState()
+    prompt_ids = [
+        p if p and isinstance(p, list) and isinstance(p[0], int) else tokenize_prompt(tokenizer, {"prompt": p})
+        for p in prompts
+    ]
+    indices = _shard(prompt_ids, state)
+    sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k}
+    set_seed(seed + state.process_index)
+    if backend == "hf":
+        if isinstance(model, str):
+            raise TypeError("backend='hf' needs a loaded model, got a path; load it with AutoModelForCausalLM.")
+        local = _generate_hf(
+            model, tokenizer, prompt_ids, indices, batch_size=batch_size, show_progress=state.is_local_main_process,
+            desc=desc, **sampling,
+        )
+    elif backend == "vllm":
+        if not isinstance(model, str):
+            raise TypeError("backend='vllm' loads the model itself: pass the path of the saved model.")
+        local = _generate_vllm(model, prompt_ids, indices, seed=seed + state.process_index, **sampling)
+    else:
+        raise ValueError(f"`backend` must be 'hf' or 'vllm', got {backend!r}.")
+    gathered = gather_object(local) if state.num_processes > 1 else local
+    texts: list[str | None] = [None] * len(prompt_ids)
+    for i, text in gathered:
+        texts[i] = text
+    assert all(t is not None for t in texts), "a prompt was lost while gathering generations"
+    return texts
+
+
+def as_response(text: str, conversational: bool) -> str | list[dict]:
+    """A generated text in the data set's format: a string, or a one-message assistant turn."""
+    return [{"role": "assistant", "content": text}] if conversational else text
+
+
+def add_generated_column(
+    dataset: Dataset,
+    model: PreTrainedModel | str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    conversational: bool,
+    backend: str = "hf",
+    desc: str = "Self-play generation",
+    **generation_kwargs,
+) -> Dataset:
+    """Return `dataset` with a `generated` column: one response y ~ pi_t per row's prompt."""
+    if "prompt_ids" in dataset.column_names:
+        prompts = dataset["prompt_ids"]  # generate from exactly the tokens the trainer will condition on
+    else:
+        prompts = dataset["prompt"]
+    texts = generate_responses(model, tokenizer, prompts, backend=backend, desc=desc, **generation_kwargs)
+    if "generated" in dataset.column_names:
+        dataset = dataset.remove_columns("generated")
+    return dataset.add_column("generated", [as_response(t, conversational) for t in texts])

@@ -1,0 +1,421 @@
+"""`SPACTrainer`: TRL's `DPOTrainer` with a third response (y ~ pi_t) and the SPAC loss.
+
+What changes against `DPOTrainer` (TRL 1.16), and only this:
+- `_prepare_dataset` also tokenizes `generated`, and fails on over-long prompts instead of dropping them;
+- self-play generation: a data set without a `generated` column gets one from the model as given (pi_t);
+- the collator stacks [chosen; rejected; generated], and `compute_ref_log_probs` / `_precompute_ref_logps` handle
+  the three blocks (by default the reference log-probs are computed once, before training);
+- `_compute_loss` calls `spac_loss` and logs DPO's metrics plus the two SPAC terms.
+These private methods are pinned by `tests/test_trl_compat.py`, which fails loudly if TRL changes their signatures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from accelerate.utils import is_peft_model, tqdm
+from datasets import Dataset, IterableDataset
+from torch.utils.data import DataLoader
+from transformers.data.data_collator import DataCollatorMixin
+from trl import DPOTrainer
+from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.utils import get_config_model_id, pad, use_adapter
+
+from .config import SPACConfig
+from .data import RESPONSES, check_prompt_lengths, tokenize_preference_example, validate_preference_dataset, with_explicit_prompt
+from .generation import add_generated_column
+from .losses import real_response_reward, spac_loss
+
+
+@dataclass
+class DataCollatorForSPAC(DataCollatorMixin):
+    """Pads tokenized preference examples into one batch of blocks [chosen; rejected; generated].
+
+    Each example holds `prompt_ids` and `<response>_ids` for every response in `responses` (and optionally
+    `ref_<response>_logps`). The batch has `input_ids`, `attention_mask` and `completion_mask` of shape
+    [len(responses) * batch, length], right-padded, plus the reference log-probs of each response when present.
+    """
+
+    pad_token_id: int
+    responses: tuple[str, ...] = RESPONSES
+    max_length: int | None = None
+    truncation_mode: str = "keep_start"
+    pad_to_multiple_of: int | None = None
+    return_tensors: str = "pt"
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.truncation_mode not in ("keep_start", "keep_end"):
+            raise ValueError(f"Unsupported truncation mode: {self.truncation_mode!r}.")
+        sequences, masks = [], []
+        for response in self.responses:
+            for example in examples:
+                prompt, completion = example["prompt_ids"], example[f"{response}_ids"]
+                ids, mask = prompt + completion, [0] * len(prompt) + [1] * len(completion)
+                if self.max_length is not None:
+                    cut = slice(None, self.max_length) if self.truncation_mode == "keep_start" else slice(-self.max_length, None)
+                    ids, mask = ids[cut], mask[cut]
+                sequences.append(torch.tensor(ids, dtype=torch.long))
+                masks.append(torch.tensor(mask, dtype=torch.long))
+        kwargs = {"padding_side": "right", "pad_to_multiple_of": self.pad_to_multiple_of}
+        batch = {
+            "input_ids": pad(sequences, padding_value=self.pad_token_id, **kwargs),
+            "attention_mask": pad([torch.ones_like(s) for s in sequences], padding_value=0, **kwargs),
+            "completion_mask": pad(masks, padding_value=0, **kwargs),
+        }
+        for response in self.responses:
+            key = f"ref_{response}_logps"
+            if key in examples[0]:
+                batch[key] = torch.tensor([example[key] for example in examples])
+        return batch
+
+
+class SPACTrainer(DPOTrainer):
+    """Trainer for SPAC (Self-Play with Adversarial Critic, arXiv 2406.04274), a drop-in for TRL's `DPOTrainer`.
+
+    Takes the same arguments as `DPOTrainer`, with a [`SPACConfig`]. The data sets are the usual preference data
+    sets (standard or conversational, explicit or implicit prompt). A `generated` column, when present, holds one
+    response per prompt sampled from the model being trained as it is now (pi_t); when absent, the trainer samples
+    it itself before training, with the settings of the config (`max_new_tokens`, `temperature`, ...).
+
+    The reference is the model as it was when training started (or `ref_model`). By default
+    (`precompute_ref_log_probs=True`) its log-probs of the three responses are computed once, before training.
+
+    Example:
+
+    ```python
+    from datasets import load_dataset
+    from spac_hf import SPACConfig, SPACTrainer
+
+    dataset = load_dataset("trl-lib/ultrafeedback_binarized", split="train")
+    trainer = SPACTrainer(
+        model="Qwen/Qwen2.5-0.5B-Instruct", args=SPACConfig(output_dir="qwen-spac"), train_dataset=dataset
+    )
+    trainer.train()
+    ```
+    """
+
+    _tag_names = ["trl", "spac", "spac-hf"]
+    _name = "SPAC"
+    _paper = {
+        "title": "Self-Play with Adversarial Critic: Provable and Scalable Offline Alignment for Language Models",
+        "id": "2406.04274",
+        "citation": textwrap.dedent("""\
+            @article{ji2024selfplay,
+                title        = {{Self-Play with Adversarial Critic: Provable and Scalable Offline Alignment for Language Models}},
+                author       = {Xiang Ji and Sanjeev Kulkarni and Mengdi Wang and Tengyang Xie},
+                year         = 2024,
+                journal      = {arXiv preprint arXiv:2406.04274},
+            }"""),
+    }
+
+    def __init__(
+        self,
+        model,
+        ref_model=None,
+        args: SPACConfig | None = None,
+        data_collator=None,
+        train_dataset: Dataset | IterableDataset | None = None,
+        eval_dataset=None,
+        processing_class=None,
+        compute_metrics=None,
+        callbacks=None,
+        optimizers=(None, None),
+        quantization_config=None,
+        peft_config=None,
+    ):
+        if args is None:
+            name = model if isinstance(model, str) else get_config_model_id(model.config)
+            args = SPACConfig(f"{name.split('/')[-1]}-SPAC")
+        elif not isinstance(args, SPACConfig):
+            raise TypeError(
+                f"SPACTrainer needs a `SPACConfig`, got `{type(args).__name__}`. Every DPOConfig option is also a "
+                "SPACConfig option: build `SPACConfig(...)` with the same arguments."
+            )
+        if train_dataset is None:
+            raise ValueError("`train_dataset` is required.")
+        # Every data set is checked before a model is loaded or a token is generated.
+        self._conversational = validate_preference_dataset(train_dataset, "train_dataset") == "conversational"
+        for name, dataset in _named(eval_dataset, "eval_dataset"):
+            validate_preference_dataset(dataset, name)
+        for name, dataset in [("train_dataset", train_dataset), *_named(eval_dataset, "eval_dataset")]:
+            columns = dataset.column_names or []
+            if "image" in columns or "images" in columns:
+                raise ValueError(f"{name}: SPACTrainer supports text-only data; found an image column.")
+            if args.use_pessimism and "generated" not in columns and isinstance(dataset, IterableDataset):
+                raise ValueError(
+                    f"{name}: self-play generation needs a map-style `Dataset`; add a `generated` column to the "
+                    "IterableDataset or load it without streaming."
+                )
+        if args.generation_backend == "vllm" and not isinstance(model, str):
+            raise ValueError("generation_backend='vllm' loads pi_t from disk: pass `model` as a path.")
+        self._model_path = model if isinstance(model, str) else None
+        self.responses = RESPONSES if args.use_pessimism else RESPONSES[:2]
+
+        super().__init__(
+            model=model,
+            ref_model=ref_model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            quantization_config=quantization_config,
+            peft_config=peft_config,
+        )
+        if data_collator is None:
+            self.data_collator = self._spac_collator()
+        # With precomputed reference log-probs, generation already ran inside `_precompute_ref_logps`.
+        self.train_dataset = self._ensure_generated(self.train_dataset, "train")
+        if isinstance(self.eval_dataset, dict):
+            self.eval_dataset = {k: self._ensure_generated(v, k) for k, v in self.eval_dataset.items()}
+        elif self.eval_dataset is not None:
+            self.eval_dataset = self._ensure_generated(self.eval_dataset, "eval")
+
+    def _spac_collator(self) -> DataCollatorForSPAC:
+        return DataCollatorForSPAC(
+            pad_token_id=self._tokenizer.pad_token_id,
+            responses=self.responses,
+            max_length=self.args.max_length,
+            truncation_mode=self.args.truncation_mode,
+            pad_to_multiple_of=self.args.pad_to_multiple_of,
+        )
+
+    # ------------------------------------------------------------------ data
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        columns = dataset.column_names or list(next(iter(dataset)).keys())
+        if "prompt_ids" in columns:  # already tokenized: `evaluate` calls this again on prepared data
+            return dataset
+        map_kwargs = {"num_proc": args.dataset_num_proc} if isinstance(dataset, Dataset) else {}
+        dataset = with_explicit_prompt(dataset)
+        if isinstance(dataset, Dataset):
+            map_kwargs["desc"] = f"Tokenizing {dataset_name} dataset"
+        dataset = dataset.map(
+            tokenize_preference_example,
+            fn_kwargs={"tokenizer": self._tokenizer, "responses": self.responses},
+            **map_kwargs,
+        )
+        if isinstance(dataset, Dataset) and args.truncation_mode == "keep_start":
+            check_prompt_lengths(dataset, args.max_length, dataset_name)
+        return dataset
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = ["prompt_ids"]
+            for response in self.responses:
+                self._signature_columns += [f"{response}_ids", f"ref_{response}_logps"]
+
+    @contextlib.contextmanager
+    def _model_for_generation(self):
+        """The reference pi_t, on the accelerator, with ZeRO-3 shards gathered (ZeRO-3 and FSDP: untested).
+
+        Before training the policy is pi_t; afterwards only the reference model (or, with PEFT, the reference
+        adapter or the disabled adapter) still is.
+        """
+        model = self.accelerator.unwrap_model(self.ref_model or self.model)
+        if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(model.parameters())):
+                yield model
+            return
+        if next(model.parameters()).device != self.accelerator.device:
+            model.to(self.accelerator.device)  # DeepSpeed ZeRO-1/2 and FSDP leave it on CPU until `train`
+        adapter = contextlib.nullcontext()
+        if self.ref_model is None and is_peft_model(model):
+            adapter = use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
+        with adapter:
+            yield model
+
+    def _ensure_generated(self, dataset, name: str):
+        """Add the self-play responses y ~ pi_t (and their tokens) to a prepared data set that lacks them."""
+        if "generated" not in self.responses or dataset is None or "generated_ids" in (dataset.column_names or []):
+            return dataset
+        if "prompt" not in dataset.column_names:
+            raise ValueError(f"{name}: a pre-tokenized data set must already hold `generated_ids`.")
+        generation_kwargs = self.args.generation_kwargs
+        if self.args.generation_backend == "vllm":
+            dataset = add_generated_column(
+                dataset, self._model_path, self._tokenizer, conversational=self._conversational, backend="vllm",
+                desc=f"Self-play generation ({name})", **generation_kwargs,
+            )
+        else:
+            with self._model_for_generation() as model:
+                dataset = add_generated_column(
+                    dataset, model, self._tokenizer, conversational=self._conversational,
+                    desc=f"Self-play generation ({name})", **generation_kwargs,
+                )
+        # Re-tokenize the row with its new response, so the prompt boundary is shared by all three responses.
+        dataset = dataset.remove_columns([c for c in dataset.column_names if c.endswith("_ids")])
+        return self._prepare_dataset(dataset, self.processing_class, self.args, name)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        # DPOTrainer prepares a data set passed here, and precomputes its reference log-probs (which generates, see
+        # `_precompute_ref_logps`); without precomputation the self-play responses must be added here.
+        raw = eval_dataset is not None and not isinstance(eval_dataset, str)
+        for name, dataset in _named(eval_dataset, "eval_dataset") if raw else []:
+            if "prompt_ids" not in (dataset.column_names or []):
+                validate_preference_dataset(dataset, name)
+        if raw and not self.precompute_ref_logps:
+
+            def prepare(dataset, name):
+                dataset = self._prepare_dataset(dataset, self.processing_class, self.args, name)
+                return self._ensure_generated(dataset, name)
+
+            if isinstance(eval_dataset, dict):
+                eval_dataset = {key: prepare(value, key) for key, value in eval_dataset.items()}
+            else:
+                eval_dataset = prepare(eval_dataset, "eval")
+        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    # ------------------------------------------------------------------ log-probs
+
+    def _sequence_logps(self, model, inputs, **model_kwargs):
+        """Summed completion log-probs of every sequence of the batch, and the model outputs (fused LM head)."""
+        forward_kwargs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+        labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
+        outputs = model(**forward_kwargs, **model_kwargs, labels=labels, use_cache=False, fused_lm_head=True)
+        seq_len = inputs["completion_mask"].size(1) - 1
+        # Prompt-learning PEFT prepends virtual tokens to the outputs; keep the positions of the real tokens
+        per_token_logps = outputs.log_probs[:, -seq_len:]
+        return per_token_logps.sum(dim=1), outputs
+
+    def compute_ref_log_probs(self, model, inputs):
+        """Reference log-probs of one padded batch, one tensor per response block."""
+        adapter = contextlib.nullcontext()
+        if self.ref_model is None and is_peft_model(self.model):
+            unwrapped = self.accelerator.unwrap_model(self.model)
+            adapter = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
+        with (
+            torch.no_grad(),
+            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+            adapter,
+            self.accelerator.autocast(),
+        ):
+            logps, _ = self._sequence_logps(model, inputs)
+        return logps.chunk(len(self.responses), dim=0)
+
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        if isinstance(dataset, IterableDataset):
+            raise ValueError(
+                "`precompute_ref_log_probs=True` needs a map-style Dataset; load it without streaming or set "
+                "`precompute_ref_log_probs=False`."
+            )
+        dataset = self._ensure_generated(dataset, name)
+        keys = [f"ref_{response}_logps" for response in self.responses]
+        if all(key in dataset.column_names for key in keys):
+            return dataset  # computed earlier, e.g. by the iteration loop
+        loader = self.accelerator.prepare(
+            DataLoader(
+                dataset.select_columns(["prompt_ids", *[f"{r}_ids" for r in self.responses]]),
+                batch_size=batch_size,
+                collate_fn=self._spac_collator(),
+                num_workers=self.args.dataloader_num_workers,
+                pin_memory=self.args.dataloader_pin_memory,
+                shuffle=False,
+            )
+        )
+        if self.ref_model is None and self.is_deepspeed_enabled:
+            from trl.models import prepare_deepspeed
+
+            if self._precompute_engine is None:
+                self._precompute_engine = prepare_deepspeed(self.model, self.accelerator)
+            model = self._precompute_engine
+        else:
+            model = self.ref_model or self.model
+        columns = [[] for _ in keys]
+        for batch in tqdm(loader, desc=f"Computing reference log probs for {name} dataset"):
+            logps = self.accelerator.gather_for_metrics(self.compute_ref_log_probs(model, batch))
+            for column, value in zip(columns, logps):
+                column.append(value.float().cpu())
+        for key, column in zip(keys, columns):
+            if key in dataset.column_names:
+                dataset = dataset.remove_columns(key)
+            dataset = dataset.add_column(key, torch.cat(column).tolist())
+        return dataset
+
+    # ------------------------------------------------------------------ loss
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        mode = "train" if self.model.training else "eval"
+        n = len(self.responses)
+        model_kwargs = {"output_router_logits": True} if self.aux_loss_enabled else {}
+        logps, outputs = self._sequence_logps(model, inputs, **model_kwargs)
+        policy = dict(zip(self.responses, logps.chunk(n, dim=0)))
+
+        if all(f"ref_{r}_logps" in inputs for r in self.responses):
+            ref = {r: inputs[f"ref_{r}_logps"] for r in self.responses}
+        else:
+            ref = dict(zip(self.responses, self.compute_ref_log_probs(self.ref_model or model, inputs)))
+
+        args = self.args
+        losses, pessimism_losses, preference_losses = spac_loss(
+            policy["chosen"], policy["rejected"], policy.get("generated"),
+            ref["chosen"], ref["rejected"], ref.get("generated"),
+            beta=self.beta, lam=args.lam, real=args.real_response, smoothing=args.smoothing,
+            pessimism=args.use_pessimism,
+        )
+        loss = losses.mean()
+        if self.aux_loss_enabled:
+            loss = loss + self.router_aux_loss_coef * outputs.aux_loss
+            self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(outputs.aux_loss).mean().item())
+
+        with torch.no_grad():
+            self._log_metrics(mode, inputs, outputs, policy, ref, pessimism_losses, preference_losses)
+
+        if return_outputs:  # deprecated by TRL (logits for compute_metrics need an extra forward)
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        return (loss, outputs) if return_outputs else loss
+
+    def _log_metrics(self, mode, inputs, outputs, policy, ref, pessimism_losses, preference_losses):
+        """DPO's metrics (same names as TRL's), per response, plus the two SPAC terms."""
+        metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
+        n = len(self.responses)
+        mask = inputs["completion_mask"][:, 1:]
+        seq_len = mask.size(1)
+
+        def token_mean(values, block_mask):
+            total = gather((values * block_mask).sum()).sum()
+            count = gather(block_mask.sum()).sum()
+            return (total / count).item() if count > 0 else 0.0
+
+        metrics["entropy"].append(token_mean(outputs.entropy[:, -seq_len:], mask))
+        if mode == "train":
+            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
+        metrics["num_tokens"] = [self._total_train_tokens]
+        masks = mask.chunk(n, dim=0)
+        mean_logits = outputs.mean_logits[:, -seq_len:].chunk(n, dim=0)
+        for response, block_mask, block_logits in zip(self.responses, masks, mean_logits):
+            metrics[f"logits/{response}"].append(token_mean(block_logits, block_mask))
+        is_top1 = outputs.is_top1[:, -seq_len:].chunk(n, dim=0)[0]
+        metrics["mean_token_accuracy"].append(token_mean(is_top1.float(), masks[0]))
+
+        rewards = {r: self.beta * (policy[r] - ref[r]).detach() for r in self.responses}
+        for response in self.responses:
+            metrics[f"rewards/{response}"].append(gather(rewards[response]).mean().item())
+            metrics[f"logps/{response}"].append(gather(policy[response].detach()).mean().item())
+        margins = rewards["chosen"] - rewards["rejected"]
+        metrics["rewards/accuracies"].append(gather((margins > 0).float()).mean().item())
+        metrics["rewards/margins"].append(gather(margins).mean().item())
+        metrics["spac/preference_loss"].append(gather(preference_losses.detach()).mean().item())
+        if "generated" in self.responses:
+            real = real_response_reward(rewards["chosen"], rewards["rejected"], self.args.real_response)
+            real_margins = real - rewards["generated"]
+            metrics["rewards/real_generated_margins"].append(gather(real_margins).mean().item())
+            metrics["rewards/real_generated_accuracies"].append(gather((real_margins > 0).float()).mean().item())
+            metrics["spac/pessimism_loss"].append(gather(pessimism_losses.detach()).mean().item())
+
+
+def _named(eval_dataset, name: str) -> list[tuple[str, Any]]:
+    if eval_dataset is None:
+        return []
+    if isinstance(eval_dataset, dict):
+        return [(f"{name}[{key!r}]", value) for key, value in eval_dataset.items()]
+    return [(name, eval_dataset)]

@@ -1,0 +1,112 @@
+"""The iteration loop: end to end, killed and resumed, per-method data, and refusal to mix runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import Dataset, load_from_disk
+
+from conftest import preference_rows
+from spac_hf import SelfPlayConfig, run_self_play, split_into_parts
+
+
+SCRIPT = str(Path(__file__).parent / "run_tiny_loop.py")
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def run_script(*args, timeout=300):
+    return subprocess.run([sys.executable, SCRIPT, *args], env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def mtimes(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_split_into_parts_is_disjoint_and_complete():
+    dataset = Dataset.from_list([{"i": i} for i in range(10)])
+    parts = split_into_parts(dataset, 3, seed=1)
+    ids = [row["i"] for part in parts for row in part]
+    assert sorted(ids) == list(range(10)) and [len(p) for p in parts] == [4, 3, 3]
+    assert [p["i"] for p in split_into_parts(dataset, 3, seed=1)] == [p["i"] for p in parts]  # deterministic
+    with pytest.raises(ValueError, match="11 rows|non-empty"):
+        split_into_parts(dataset.select(range(2)), 3)
+
+
+@pytest.mark.slow
+def test_killed_inside_iteration_two_resumes_without_redoing_iteration_one(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["--model", tiny_model_dir, "--output-dir", str(out), "--iterations", "2", "--epochs", "5",
+            "--save-steps", "1"]
+    process = subprocess.Popen([sys.executable, SCRIPT, *args], env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    checkpoint = out / "work" / "iter_2" / "checkpoints" / "checkpoint-3"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), "the run did not reach iteration 2 in time"
+    assert not (out / "iter_2").exists(), "killed too late: iteration 2 had already finished"
+
+    iteration_one, generated_two = mtimes(out / "iter_1"), mtimes(out / "work" / "iter_2" / "generated")
+    rerun = run_script(*args)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "Iteration 1/2: already done" in rerun.stderr
+    assert mtimes(out / "iter_1") == iteration_one  # iteration 1: neither retrained nor rewritten
+    assert mtimes(out / "work" / "iter_2" / "generated") == generated_two  # self-play data not regenerated
+    record = json.loads((out / "iter_2" / "iterate.json").read_text())
+    resumed = record["resumed_from_checkpoint"]
+    assert resumed is not None and int(resumed.split("-")[1]) >= 3
+    assert record["trained_from"] == str(out / "iter_1")
+    steps = [e["step"] for e in record["log_history"] if "loss" in e]
+    assert steps == list(range(1, 16))  # 12 rows / batch 4 * 5 epochs, each step once: none was redone
+    assert not (out / "work" / "iter_2" / "checkpoints").exists()  # cleaned once the iterate was saved
+    summary = json.loads((out / "summary.json").read_text())
+    assert [it["iteration"] for it in summary["iterates"]] == [1, 2]
+    assert "SPAC" in (out / "iter_2" / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["spin", "dpo"])
+def test_baselines_run_the_same_loop(tiny_model_dir, tmp_path, method):
+    out = tmp_path / method
+    result = run_script("--model", tiny_model_dir, "--output-dir", str(out), "--method", method, "--rows", "12",
+                        "--history", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [json.loads((out / f"iter_{t}" / "iterate.json").read_text()) for t in (1, 2)]
+    assert all(r["method"] == method for r in records)
+    if method == "spin":
+        # SPIN trains on the current part plus the previous iteration's generated data.
+        assert [r["train_rows"] for r in records] == [6, 12]
+        generated = load_from_disk(str(out / "work" / "iter_1" / "generated"))
+        assert set(generated.column_names) >= {"prompt", "chosen", "rejected", "generated"}
+    else:
+        assert [r["train_rows"] for r in records] == [6, 6]  # no generation, no history
+        assert not (out / "work" / "iter_1" / "generated").exists()
+
+
+def test_refuses_to_resume_a_different_run(tiny_model_dir, make_args, tmp_path):
+    args = make_args(SelfPlayConfig, num_iterations=2)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True)
+    (out / "self_play_run.json").write_text(json.dumps({"method": "spin", "num_iterations": 2}))
+    with pytest.raises(ValueError, match="holds another run.*method: 'spin' -> 'dpo'"):
+        run_self_play(tiny_model_dir, args, Dataset.from_list(preference_rows(6)), method="dpo")
+    assert sorted(p.name for p in out.iterdir()) == ["self_play_run.json"]  # nothing written
+
+
+def test_loop_argument_errors(tiny_model_dir, make_args, model):
+    data = Dataset.from_list(preference_rows(6))
+    with pytest.raises(TypeError, match="SPACConfig"):
+        run_self_play(tiny_model_dir, make_args(SelfPlayConfig), data, method="spac")
+    with pytest.raises(ValueError, match="method"):
+        run_self_play(tiny_model_dir, make_args(), data, method="ppo")
+    with pytest.raises(TypeError, match="path or Hub id"):
+        run_self_play(model, make_args(), data)
+    with pytest.raises(ValueError, match="drop that column"):
+        run_self_play(tiny_model_dir, make_args(), data.add_column("generated", ["x"] * 6))

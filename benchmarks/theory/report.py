@@ -1,0 +1,147 @@
+"""Turn the sweep's results into table.md, table.csv and suboptimality.png (all written atomically)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+
+matplotlib.use("Agg")  # headless: no display on the benchmark machines
+import matplotlib.pyplot as plt  # noqa: E402
+
+from spac_hf.utils import atomic_write_text  # noqa: E402
+
+
+REFERENCE_LABELS = {
+    "behaviour": "behaviour policy mu (= pi_1)",
+    "good_action": "always the covered good action",
+    "optimal": "optimal policy (not covered in general)",
+}
+
+
+def _cell(mean: float, ci95: float) -> str:
+    return f"{mean:.3f} ± {ci95:.3f}"
+
+
+def markdown_table(environment: dict) -> str:
+    ns = sorted({row["n"] for row in environment["rows"]})
+    header = "| method | " + " | ".join(f"n = {n}" for n in ns) + " |"
+    lines = [header, "|" + "---|" * (len(ns) + 1)]
+    methods = dict.fromkeys(row["method"] for row in environment["rows"])
+    for method in methods:
+        cells = {row["n"]: row for row in environment["rows"] if row["method"] == method}
+        label = cells[ns[0]]["label"]
+        lines.append(f"| {label} | " + " | ".join(_cell(cells[n]["mean"], cells[n]["ci95"]) for n in ns) + " |")
+    for key, label in REFERENCE_LABELS.items():
+        ref = environment["references"][key]
+        lines.append(f"| *{label}* | " + " | ".join([_cell(ref["mean"], ref["ci95"])] * len(ns)) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(environment: dict) -> str:
+    ns = sorted({row["n"] for row in environment["paired_differences"]})
+    comparisons = dict.fromkeys(row["comparison"] for row in environment["paired_differences"])
+    lines = ["| paired difference | " + " | ".join(f"n = {n}" for n in ns) + " |", "|" + "---|" * (len(ns) + 1)]
+    for comparison in comparisons:
+        cells = {row["n"]: row for row in environment["paired_differences"] if row["comparison"] == comparison}
+        lines.append(f"| {comparison} | " + " | ".join(_cell(cells[n]["mean"], cells[n]["ci95"]) for n in ns) + " |")
+    return "\n".join(lines)
+
+
+def table_markdown(results: dict) -> str:
+    n_seeds = len(results["settings"]["seeds"])
+    parts = [
+        "# Theory benchmark: suboptimality against the best covered policy",
+        "",
+        f"Mean ± half-width of the 95% t-interval over {n_seeds} seeds; lower is better; 0 = the best policy with "
+        "concentrability <= C; negative = better than it. Output of each method: its last iterate.",
+    ]
+    for environment in results["environments"]:
+        coverage = environment["coverage"]
+        parts += [
+            "",
+            f"## {environment['name']}: {environment['description']}",
+            "",
+            f"Coverage constant C = {coverage['constructed']:g} (good-action policy); optimal policy's "
+            f"concentrability (mean over seeds) = {coverage['optimal_policy_mean']:.3g}.",
+            "",
+            markdown_table(environment),
+            "",
+            "SPAC minus each baseline, paired by seed (negative: SPAC better):",
+            "",
+            paired_table(environment),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def table_csv(results: dict) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["environment", "method", "n", "mean", "ci95_half_width", "std", "seeds"])
+    for environment in results["environments"]:
+        for row in environment["rows"]:
+            writer.writerow(
+                [environment["name"], row["method"], row["n"], f"{row['mean']:.6f}", f"{row['ci95']:.6f}",
+                 f"{row['std']:.6f}", row["count"]]  # fmt: skip
+            )
+    return buffer.getvalue()
+
+
+def plot_suboptimality(results: dict):
+    environments = results["environments"]
+    fig, axes = plt.subplots(1, len(environments), figsize=(6.2 * len(environments), 4.6), squeeze=False)
+    for ax, environment in zip(axes[0], environments):
+        methods = dict.fromkeys(row["method"] for row in environment["rows"])
+        for method in methods:
+            rows = sorted((r for r in environment["rows"] if r["method"] == method), key=lambda r: r["n"])
+            ns = [r["n"] for r in rows]
+            mean = [r["mean"] for r in rows]
+            lo = [r["mean"] - r["ci95"] for r in rows]
+            hi = [r["mean"] + r["ci95"] for r in rows]
+            (line,) = ax.plot(ns, mean, marker="o", label=rows[0]["label"])
+            ax.fill_between(ns, lo, hi, color=line.get_color(), alpha=0.18)
+        references = environment["references"]
+        ax.axhline(references["behaviour"]["mean"], color="grey", ls="--", lw=1, label="behaviour policy mu")
+        ax.axhline(0.0, color="black", lw=1, label="best covered policy")
+        if abs(references["optimal"]["mean"]) > 1e-9:
+            ax.axhline(references["optimal"]["mean"], color="grey", ls=":", lw=1, label="optimal policy")
+        ax.set_xscale("log")
+        ax.set_xlabel("number of preference pairs n (all T iterations together)")
+        ax.set_ylabel("suboptimality  J(best covered) - J(learned)")
+        ax.set_title(f"{environment['name']} (C = {environment['coverage']['constructed']:g})")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    n_seeds = len(results["settings"]["seeds"])
+    fig.suptitle(f"Contextual bandit, exact expectations: mean and 95% CI over {n_seeds} seeds", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def atomic_write_png(path: str | os.PathLike, fig) -> Path:
+    """Save a figure so that readers never see a half-written PNG (spac_hf.utils writes text only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=130)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_report(results: dict, out: Path) -> None:
+    atomic_write_text(out / "table.md", table_markdown(results))
+    atomic_write_text(out / "table.csv", table_csv(results))
+    atomic_write_png(out / "suboptimality.png", plot_suboptimality(results))

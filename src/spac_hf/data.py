@@ -98,6 +98,23 @@ def validate_preference_dataset(dataset: Dataset | IterableDataset, name: str = 
     return "conversational" if conversational else "standard"
 
 
+def normalize_prompt_column(dataset: Dataset) -> Dataset:
+    """Make a text `prompt` column agree with conversational responses (as in HuggingFaceH4/ultrafeedback_binarized).
+
+    If `chosen` is a conversation that starts with the user's turn, the text prompt is redundant and is dropped (the
+    prompt is then the conversations' shared start). If `chosen` holds only the assistant's answer, the text prompt
+    becomes a user message.
+    """
+    if "prompt" not in dataset.column_names or len(dataset) == 0:
+        return dataset
+    first = dataset[0]
+    if not isinstance(first["prompt"], str) or not _is_messages(first["chosen"]) or not first["chosen"]:
+        return dataset
+    if first["chosen"][0]["role"] == "assistant":
+        return dataset.map(lambda row: {"prompt": [{"role": "user", "content": row["prompt"]}]}, desc="Prompts as messages")
+    return dataset.remove_columns("prompt")
+
+
 def with_explicit_prompt(dataset: Dataset) -> Dataset:
     """Move an implicit prompt (the shared start of chosen and rejected) into its own `prompt` column."""
     if "prompt" in dataset.column_names:

@@ -14,7 +14,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from datasets import Dataset
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .data import tokenize_prompt
 
@@ -28,10 +28,10 @@ def _stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) 
     return ids
 
 
-def _shard(prompt_ids: Sequence[list[int]], state: PartialState) -> list[int]:
+def _shard(prompt_ids: Sequence[list[int]], rank: int, world: int) -> list[int]:
     """Indices this process generates: longest first, dealt round-robin so every process gets similar lengths."""
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]), reverse=True)
-    return order[state.process_index :: state.num_processes]
+    return order[rank::world]
 
 
 @torch.no_grad()
@@ -51,8 +51,9 @@ def _generate_hf(
 ) -> list[tuple[int, str]]:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = _stop_token_ids(model, tokenizer)
+    # top_k=0 must be passed explicitly: transformers' `generate` otherwise applies top_k=50, and y would not be ~ pi_t.
     sampling = {"do_sample": False} if temperature == 0 else {
-        "do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k or None,
+        "do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k,
     }
     device = next(model.parameters()).device
     was_training = model.training
@@ -124,6 +125,7 @@ def generate_responses(
     batch_size: int = 16,
     seed: int = 0,
     backend: str = "hf",
+    distributed: bool = True,
     desc: str = "Generating",
 ) -> list[str]:
     """Sample one response per prompt from `model` and return the texts in the prompts' order, on every process.
@@ -132,32 +134,38 @@ def generate_responses(
         model: the policy pi_t (a loaded model for `backend="hf"`, a path for `backend="vllm"`).
         prompts: standard prompts (strings), conversational prompts (lists of messages, rendered with the chat
             template and its generation prompt), or already tokenized prompts (lists of token ids).
-        seed: sampling seed; process k uses `seed + k`, so a run is reproducible for a given number of processes.
+        seed: sampling seed; process k uses `seed + k`, so a run is reproducible for a given number of processes. The
+            caller's random state is left as it was.
+        distributed: shard the prompts across the processes and gather the results (every process must call). With
+            `False`, this process generates everything alone (e.g. an evaluation on the main process only).
 
     Responses are decoded without special tokens (the EOS is not part of the text).
     """
-    state = PartialState()
+    state = PartialState() if distributed else None
+    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
     prompt_ids = [
         p if p and isinstance(p, list) and isinstance(p[0], int) else tokenize_prompt(tokenizer, {"prompt": p})
         for p in prompts
     ]
-    indices = _shard(prompt_ids, state)
+    indices = _shard(prompt_ids, rank, world)
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k}
-    set_seed(seed + state.process_index)
     if backend == "hf":
         if isinstance(model, str):
             raise TypeError("backend='hf' needs a loaded model, got a path; load it with AutoModelForCausalLM.")
-        local = _generate_hf(
-            model, tokenizer, prompt_ids, indices, batch_size=batch_size, show_progress=state.is_local_main_process,
-            desc=desc, **sampling,
-        )
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed + rank)
+            local = _generate_hf(
+                model, tokenizer, prompt_ids, indices, batch_size=batch_size,
+                show_progress=state is None or state.is_local_main_process, desc=desc, **sampling,
+            )
     elif backend == "vllm":
         if not isinstance(model, str):
             raise TypeError("backend='vllm' loads the model itself: pass the path of the saved model.")
-        local = _generate_vllm(model, prompt_ids, indices, seed=seed + state.process_index, **sampling)
+        local = _generate_vllm(model, prompt_ids, indices, seed=seed + rank, **sampling)
     else:
         raise ValueError(f"`backend` must be 'hf' or 'vllm', got {backend!r}.")
-    gathered = gather_object(local) if state.num_processes > 1 else local
+    gathered = gather_object(local) if world > 1 else local
     texts: list[str | None] = [None] * len(prompt_ids)
     for i, text in gathered:
         texts[i] = text

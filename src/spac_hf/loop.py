@@ -41,6 +41,7 @@ from .config import SelfPlayConfig, SPACConfig
 from .data import split_into_parts, validate_preference_dataset, with_explicit_prompt
 from .generation import add_generated_column
 from .trainer import SPACTrainer
+from .hub import check_repo_id, push_folder, save_model_card, push_results_dataset, results_dataset_rows, save_results_dataset
 from .utils import atomic_directory, atomic_write_json, read_json
 
 
@@ -52,7 +53,12 @@ ITERATE_FILE = "iterate.json"
 EVAL_FILE = "eval.json"
 
 EvaluateFn = Callable[[str, int], dict]
-"""`evaluate(model_path, iteration) -> metrics`; iteration 0 is the starting model. Runs on the main process."""
+"""`evaluate(model_path, iteration) -> {"results": {task: {metric: value, "<metric>_stderr": value}}, ...}`.
+
+Iteration 0 is the starting model. Runs on the main process. The `results` part (lm-eval's layout, so lm-eval output
+works as is) goes into the iterate's model card and the run's results dataset; other keys (examples, ...) are kept in
+the iterate's `eval.json`.
+"""
 
 
 @dataclass
@@ -270,8 +276,6 @@ class _SelfPlayRun:
         self.on_main(publish)
 
     def write_card(self, folder: Path, t: int, eval_results: list[dict] | None = None) -> None:
-        from .hub import save_model_card
-
         args = self.args
         hyperparameters = {
             "beta": args.beta,
@@ -306,7 +310,29 @@ class _SelfPlayRun:
             eval_results=eval_results,
         )
 
-    # -------------------------------------------------------------- evaluation and summary
+    # -------------------------------------------------------------- evaluation, Hub and summary
+
+    def model_label(self, t: int) -> str:
+        return "base" if t == 0 else f"{self.method}-iter{t}"
+
+    def result_rows(self, t: int, evaluation: dict | None) -> list[dict]:
+        if not evaluation or not evaluation.get("results"):
+            return []
+        return results_dataset_rows(
+            {"results": evaluation["results"], "n-shot": evaluation.get("n-shot", {})},
+            model=self.model_label(t),
+            method=self.method if t else None,
+            iteration=t,
+            base_model=self.base_model,
+        )
+
+    def hub_repo(self, suffix: str) -> str:
+        return f"{self.args.hub_model_id or self.out.name}-{suffix}"
+
+    def push(self, folder: Path, repo_id: str, repo_type: str = "model") -> None:
+        url = push_folder(folder, repo_id, repo_type=repo_type, private=self.args.hub_private_repo,
+                          token=self.args.hub_token)
+        logger.warning("Pushed %s to %s", folder, url)
 
     def evaluate_once(self, path: str, t: int, record: Path) -> dict | None:
         """Evaluate a model unless its record exists; runs on the main process."""
@@ -346,6 +372,7 @@ class _SelfPlayRun:
         self.check_or_record_run()
         parts = self.parts()
         evaluations = {0: self.evaluate_once(self.base_model, 0, self.out / "base_eval.json")}
+        rows = self.result_rows(0, evaluations[0])
         for t in range(1, self.args.num_iterations + 1):
             if self.is_done(t):
                 logger.warning("Iteration %d/%d: already done, reusing %s", t, self.args.num_iterations, self.iterate_dir(t))
@@ -353,6 +380,12 @@ class _SelfPlayRun:
                 logger.warning("Iteration %d/%d (%s): training from %s", t, self.args.num_iterations, self.method, self.policy_path(t))
                 self.train_iteration(t, parts[t - 1])
             evaluations[t] = self.evaluate_once(str(self.iterate_dir(t)), t, self.iterate_dir(t) / EVAL_FILE)
+            iterate_rows = self.result_rows(t, evaluations[t])
+            rows += iterate_rows
+            if iterate_rows:
+                self.on_main(self.write_card, self.iterate_dir(t), t, iterate_rows)
+            if self.args.push_to_hub:  # idempotent: an unchanged folder makes no new commit
+                self.on_main(self.push, self.iterate_dir(t), self.hub_repo(f"iter{t}"))
         iterates = [str(self.iterate_dir(t)) for t in range(1, self.args.num_iterations + 1)]
         summary = {
             "method": self.method,
@@ -367,6 +400,13 @@ class _SelfPlayRun:
             entry.pop("log_history", None)
         if self.args.average_iterates:
             summary["average"] = self.average_iterates()
+        if rows:
+            description = f"Evaluation of the {self.method} iterates of `{self.out.name}`, starting from {self.base_model}."
+            self.on_main(save_results_dataset, rows, self.out / "results", dataset_name=f"{self.out.name}-results",
+                         description=description)
+            if self.args.push_to_hub:
+                self.on_main(push_results_dataset, rows, self.hub_repo("results"), local_dir=self.out / "results",
+                             description=description, private=self.args.hub_private_repo, token=self.args.hub_token)
         self.on_main(atomic_write_json, self.out / "summary.json", summary)
         return SelfPlayResult(output_dir=str(self.out), iterates=iterates, summary=summary)
 
@@ -422,6 +462,10 @@ def run_self_play(
             raise ValueError(f"{name}: the loop generates the `generated` responses itself (y ~ pi_t); drop that column.")
     if method == "spac" and not args.use_pessimism:
         logger.warning("use_pessimism=False: SPAC without its pessimism term is iterative DPO; consider method='dpo'.")
+    if args.push_to_hub:  # fail before any compute, not after the first iteration
+        base = args.hub_model_id or Path(args.output_dir).name
+        for suffix in [f"iter{t}" for t in range(1, args.num_iterations + 1)] + ["results"]:
+            check_repo_id(f"{base}-{suffix}")
     if processing_class is None:
         processing_class = AutoTokenizer.from_pretrained(model)
     if processing_class.pad_token is None:

@@ -1,0 +1,229 @@
+"""Open LLM Leaderboard (v1 or v2) with lm-eval on a list of checkpoints, e.g. the iterates of SPAC, SPIN and DPO.
+
+    accelerate launch benchmarks/leaderboard/run.py --suite v1 --out results/leaderboard/<name> \\
+        --models base=<path-or-hub-id> spac-iter1=<...> spac-iter2=<...>
+    accelerate launch --multi_gpu --num_processes 8 benchmarks/leaderboard/run.py --suite v1 \\
+        --runs outputs/zephyr-7b-spac outputs/zephyr-7b-spin --out results/leaderboard/zephyr-7b
+    python benchmarks/leaderboard/run.py --suite v1 --tasks-dir tests/fixtures/lm_eval ...   # CPU smoke run
+
+Per model `<out>/<label>.json` (lm-eval's output; a model whose file exists is skipped, so a long benchmark resumes),
+then `comparison.csv`, `comparison.md` (change against the model labelled `base`), `plots/<column>.png`,
+`environment.json` and `dataset/` (the results in the Hub dataset layout; `--push-to-hub` uploads it).
+Under `accelerate launch` lm-eval's HFLM gives each GPU a shard of every task; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` importable from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from spac_hf.hub import check_repo_id, push_results_dataset  # noqa: E402
+from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info  # noqa: E402
+
+from benchmarks.leaderboard.models import ModelSpec, check_specs, collect_runs, parse_models  # noqa: E402
+from benchmarks.leaderboard.report import dataset_card, dataset_rows, load_entries, write_report  # noqa: E402
+from benchmarks.leaderboard.suites import SUITES, Suite, task_manager  # noqa: E402
+
+
+# A results file is reused only if it was made with these settings; anything else would mix incomparable numbers.
+RESUME_KEYS = ("model", "suite", "tasks_dir", "limit", "dtype", "apply_chat_template", "max_gen_toks")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=[], metavar="LABEL=MODEL",
+                        help="label=local folder or Hub id; label 'base' is the reference, '<series>-iter<t>' a point")
+    parser.add_argument("--runs", nargs="+", default=[], metavar="DIR",
+                        help="output_dir of run_self_play: its base model and every finished iter_<t>")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="v1", help="leaderboard version")
+    parser.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/leaderboard/<name>")
+    parser.add_argument("--tasks-dir", type=Path, help="folder with another definition of the suite's group "
+                        "(e.g. tests/fixtures/lm_eval: the same tasks on local fixture data)")
+    parser.add_argument("--limit", type=_limit, help="at most N examples per task (or a fraction < 1): for smoke runs")
+    parser.add_argument("--batch-size", default="8", help="per process; an integer or 'auto'")
+    parser.add_argument("--dtype", default="auto", help="auto (the checkpoint's), bfloat16, float16 or float32")
+    parser.add_argument("--apply-chat-template", action="store_true",
+                        help="format prompts with the tokenizer's chat template (v2 on chat models; v1 did not)")
+    parser.add_argument("--max-gen-toks", type=int, help="cap on generated tokens (GSM8K: 256 by default); only "
+                        "for models whose context is shorter than the task's default, it changes the scores")
+    parser.add_argument("--base", default="base", help="label of the model the changes are computed against")
+    parser.add_argument("--push-to-hub", action="store_true", help="upload the results dataset when done")
+    parser.add_argument("--hub-dataset-id", help="dataset repo for --push-to-hub, e.g. username/spac-leaderboard")
+    args = parser.parse_args(argv)
+    try:
+        args.specs = check_specs(parse_models(args.models) + collect_runs(args.runs))
+        if args.push_to_hub:
+            if not args.hub_dataset_id:
+                raise ValueError("--push-to-hub needs --hub-dataset-id")
+            check_repo_id(args.hub_dataset_id)
+        if args.tasks_dir is not None and not args.tasks_dir.is_dir():
+            raise ValueError(f"--tasks-dir {args.tasks_dir}: no such folder")
+        if args.tasks_dir is not None and args.tasks_dir.resolve() == SUITES[args.suite].tasks_dir:
+            args.tasks_dir = None  # the suite's own definition: a real run, not a smoke run
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def _limit(text: str) -> int | float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return int(value) if value >= 1 else value
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    return {
+        "suite": args.suite,
+        "tasks_dir": str(args.tasks_dir) if args.tasks_dir else None,
+        "limit": args.limit,
+        "dtype": args.dtype,
+        "apply_chat_template": args.apply_chat_template,
+        "max_gen_toks": args.max_gen_toks,
+        "batch_size": args.batch_size,
+        "base_label": args.base,
+        "hub_dataset_id": args.hub_dataset_id,
+    }
+
+
+def check_resumable(out: Path, specs: list[ModelSpec], settings: dict) -> list[ModelSpec]:
+    """The models still to evaluate. A results file made with other settings is an error, not silently reused."""
+    todo = []
+    for spec in specs:
+        path = out / f"{spec.label}.json"
+        if not path.exists():
+            todo.append(spec)
+            continue
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("spac_hf", {})
+        wanted = {"model": spec.model, **settings}
+        changed = {k: (recorded.get(k), wanted[k]) for k in RESUME_KEYS if recorded.get(k) != wanted[k]}
+        if changed:
+            details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise SystemExit(f"{path} was made with other settings ({details}). Use another --out or delete it.")
+    return todo
+
+
+def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -> dict | None:
+    """lm-eval on one model; its output on rank 0, None on the other ranks."""
+    import torch
+    from lm_eval import simple_evaluate
+    from lm_eval.api.registry import get_model
+
+    model_args = {"pretrained": spec.model, "dtype": args.dtype}
+    batch_size = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # Built as simple_evaluate(model="hf") would build it, so that the checkpoint's generation defaults can be cleared:
+    # lm-eval bounds generation with `max_length`, but a `max_new_tokens` saved in the model's generation_config.json
+    # takes precedence in transformers and would silently cut GSM8K's answers short.
+    lm = get_model("hf").create_from_arg_obj(model_args, {"batch_size": batch_size, "device": device})
+    generation_config = getattr(lm.model, "generation_config", None)
+    if generation_config is not None and generation_config.max_new_tokens is not None:
+        generation_config.max_new_tokens = None
+    output = simple_evaluate(
+        model=lm,
+        model_args=model_args,  # recorded in the output's config
+        tasks=[suite.group],
+        task_manager=manager,
+        batch_size=batch_size,
+        device=device,
+        limit=args.limit,
+        log_samples=False,
+        apply_chat_template=args.apply_chat_template,
+        gen_kwargs={"max_gen_toks": args.max_gen_toks} if args.max_gen_toks else None,
+    )
+    del lm
+    gc.collect()  # free this model's memory before the next one loads
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return output
+
+
+def main(argv: list[str] | None = None) -> list[dict] | None:
+    started = time.time()
+    args = parse_args(argv)
+    suite, settings = SUITES[args.suite], settings_of(args)
+    # Rank and world size from the launcher's environment (accelerate launch / torchrun set them). Reading them does
+    # not start the process group: lm-eval's HFLM does that with its own long timeout for rank 0's metric pass.
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    main_process = rank == 0
+    say = print if main_process else (lambda *a, **k: None)
+
+    manager = task_manager(suite, args.tasks_dir)
+    if suite.group not in manager.all_groups:
+        searched = [str(p) for p in suite.task_paths(args.tasks_dir)]
+        raise SystemExit(f"Group {suite.group!r} of suite {suite.name} is defined in none of {searched}")
+    todo = check_resumable(args.out, args.specs, settings)
+    if args.base not in {spec.label for spec in args.specs}:
+        say(f"No model is labelled {args.base!r}: the comparison will have no changes against a base.")
+    if world_size > 1:
+        import torch
+
+        if torch.cuda.device_count() < 2:
+            say(f"{world_size} processes but fewer than 2 GPUs: lm-eval shards tasks across GPUs only, so every "
+                "process evaluates everything (rank 0 writes). On CPU, run with plain python.")
+
+    say(f"Leaderboard {suite.name} ({suite.group}) on {len(args.specs)} models, {len(todo)} to evaluate, "
+        f"{world_size} process(es); results in {args.out}")
+    seconds = {}
+    for index, spec in enumerate(args.specs, start=1):
+        path = args.out / f"{spec.label}.json"
+        if spec not in todo:
+            say(f"[{index}/{len(args.specs)}] {spec.label}: {path} exists, skipped")
+            continue
+        say(f"[{index}/{len(args.specs)}] {spec.label}: evaluating {spec.model}")
+        start = time.time()
+        output = evaluate(spec, suite, args, manager)
+        seconds[spec.label] = round(time.time() - start, 1)
+        if main_process:
+            output["spac_hf"] = {**spec.to_dict(), **settings, "seconds": seconds[spec.label],
+                                 "world_size": world_size, "environment": environment_info()}
+            write_json(path, output)
+            say(f"[{index}/{len(args.specs)}] {spec.label}: done in {seconds[spec.label]:.0f} s -> {path}")
+
+    if not main_process:
+        return None
+    return finish(args, suite, settings, seconds, world_size, started, argv)
+
+
+def finish(args, suite: Suite, settings: dict, seconds: dict, world_size: int, started: float, argv) -> list[dict]:
+    """Rank 0, once every model has its JSON: the comparison, plots, dataset, environment record and the push."""
+    entries = load_entries(args.out, args.specs)
+    rows = write_report(args.out, suite, entries, settings)
+    record = {
+        "arguments": sys.argv[1:] if argv is None else list(argv),
+        "settings": settings,
+        "models": [spec.to_dict() for spec in args.specs],
+        "evaluated_seconds": seconds,
+        "world_size": world_size,
+        "total_seconds": round(time.time() - started, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "environment": environment_info(),
+    }
+    atomic_write_json(args.out / "environment.json", record)
+    print(f"Wrote {args.out}/comparison.md, comparison.csv, plots/, dataset/, environment.json")
+    if args.push_to_hub:
+        base = next((s.model for s in args.specs if s.label == args.base), None)
+        url = push_results_dataset(dataset_rows(entries, suite, base), args.hub_dataset_id,
+                                   local_dir=args.out / "dataset", **dataset_card(suite, args.out, settings))
+        print(f"Pushed the results dataset: {url}")
+    return rows
+
+
+def write_json(path: Path, output: dict) -> None:
+    """lm-eval's output as JSON, atomically (numpy numbers become numbers, functions in the configs their names)."""
+    from lm_eval.utils import handle_non_serializable
+
+    atomic_write_text(path, json.dumps(output, indent=2, default=handle_non_serializable, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

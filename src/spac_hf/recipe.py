@@ -1,0 +1,260 @@
+"""What `recipes/{spac,dpo,spin}.py` share: parse, load, run the loop, report. The scripts only pick the method.
+
+Parsing is TRL's: `TrlParser((SelfPlayScriptArguments, <config>, ModelConfig, DatasetMixtureConfig))`, so a YAML given
+with `--config` sets defaults and command-line flags override them. A script run with no argument at all runs its
+embedded default config (`recipes/default/<method>.yaml`): a complete run on CPU, on the shipped model and data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, TrlParser, get_dataset
+from trl import get_peft_config, get_quantization_config
+
+from .config import SelfPlayConfig
+from .data import drop_long_prompts, normalize_prompt_column
+from .loop import SelfPlayResult, run_self_play
+from .utils import atomic_write_text
+
+
+logger = logging.getLogger(__name__)
+
+TRUE_REWARD_TASKS = ("reviews",)
+
+
+@dataclass
+class SelfPlayScriptArguments(ScriptArguments):
+    """TRL's script arguments (`dataset_name`, `dataset_train_split`, ...) plus data limits and the reward evaluation."""
+
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Use only the first N training rows (after shuffling with the seed); for quick runs."},
+    )
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={"help": "Use only the first N rows of the test split for the evaluation loss."},
+    )
+    drop_long_prompts: bool = field(
+        default=False,
+        metadata={
+            "help": "Drop rows whose prompt alone is at least `max_length` tokens (they are an error otherwise: a "
+            "silently shrinking data set would change the per-iteration parts)."
+        },
+    )
+    true_reward_task: str | None = field(
+        default=None,
+        metadata={
+            "help": "A task with a programmatic reward (`reviews`, the shipped task): the starting model and every "
+            "iterate are scored by their mean true reward on the test split's prompts.",
+            "choices": [None, *TRUE_REWARD_TASKS],
+        },
+    )
+    true_reward_prompts: int = field(
+        default=200,
+        metadata={"help": "Number of held-out prompts the true reward is averaged over."},
+    )
+    true_reward_samples: int = field(
+        default=2,
+        metadata={"help": "Sampled responses per prompt for the true reward."},
+    )
+
+
+def parse_recipe_args(config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None):
+    """Parse `argv` (default: the command line; `--config x.yaml` and overrides); with no argument at all, use
+    `default_config`. Returns (script_args, training_args, model_args, dataset_args)."""
+    parser = TrlParser((SelfPlayScriptArguments, config_class, ModelConfig, DatasetMixtureConfig))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        print(f"No arguments: running the embedded default config {default_config}", flush=True)
+        argv = ["--config", str(default_config)]
+    return parser.parse_args_and_config(args=argv)
+
+
+def _check_local_path(path: str, what: str) -> None:
+    """A path that is not a Hub id must exist: say so now, not after a failed download."""
+    if Path(path).exists():
+        return
+    try:
+        validate_repo_id(path)
+    except HFValidationError:
+        raise FileNotFoundError(
+            f"{what} {path!r} is neither an existing local path nor a Hub id. Relative paths are resolved from the "
+            f"current directory ({Path.cwd()}); the recipes expect to be run from the repository root."
+        ) from None
+
+
+def load_preference_data(script_args, dataset_args, seed: int) -> tuple[Dataset, Dataset | None]:
+    """The train and test splits, as `datasets` mixture (`datasets:` in the YAML) or `dataset_name`."""
+    if script_args.dataset_streaming or dataset_args.streaming:
+        raise ValueError("Self-play needs the whole data set on disk (it is split and generated on): no streaming.")
+    if dataset_args.datasets:
+        data = get_dataset(dataset_args)
+    elif script_args.dataset_name:
+        _check_local_path(script_args.dataset_name, "dataset_name")
+        data = load_dataset(script_args.dataset_name, name=script_args.dataset_config)
+    else:
+        raise ValueError("No data: set `dataset_name` or a `datasets:` mixture.")
+    if not isinstance(data, DatasetDict) or script_args.dataset_train_split not in data:
+        splits = list(data) if isinstance(data, DatasetDict) else []
+        raise ValueError(f"No train split {script_args.dataset_train_split!r} in the data; splits: {splits}.")
+    train = normalize_prompt_column(data[script_args.dataset_train_split])
+    test = data.get(script_args.dataset_test_split)
+    test = normalize_prompt_column(test) if test is not None else None
+    if script_args.max_train_samples:
+        train = train.shuffle(seed=seed).select(range(min(script_args.max_train_samples, len(train))))
+    if test is not None and script_args.max_eval_samples:
+        test = test.select(range(min(script_args.max_eval_samples, len(test))))
+    return train, test
+
+
+def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
+    """`evaluate(model_path, iteration)` scoring a model by its mean true reward on held-out prompts."""
+    from .tasks import mean_true_reward
+
+    if test is None:
+        raise ValueError(f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts.")
+    unique = {json.dumps(p, sort_keys=True): p for p in test["prompt"]}  # conversational prompts are not hashable
+    prompts = list(unique.values())[: script_args.true_reward_prompts]
+
+    def evaluate(model_path: str, iteration: int) -> dict:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model.to("cuda" if torch.cuda.is_available() else "cpu")
+        score = mean_true_reward(model, tokenizer, prompts, num_samples=script_args.true_reward_samples, seed=seed)
+        print(f"True reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}: "
+              f"{score['mean']:.3f} +- {score['stderr']:.3f}", flush=True)
+        results = {"mean": score["mean"], "mean_stderr": score["stderr"]}
+        return {"results": {f"true_reward_{script_args.true_reward_task}": results}, "examples": score.get("examples", [])}
+
+    return evaluate
+
+
+def main(method: str, script_args, training_args, model_args, dataset_args) -> SelfPlayResult:
+    """Load, run `run_self_play` for `method`, and write the report next to the iterates."""
+    from transformers import AutoTokenizer
+
+    _check_local_path(model_args.model_name_or_path, "model_name_or_path")
+    model_init_kwargs = {
+        "revision": model_args.model_revision,
+        "trust_remote_code": training_args.trust_remote_code,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+        **(training_args.model_init_kwargs or {}),
+    }
+    quantization_config = get_quantization_config(model_args)
+    if quantization_config is not None:  # QLoRA: each process keeps its whole quantized model on its own GPU
+        from accelerate import PartialState
+
+        model_init_kwargs.update(quantization_config=quantization_config, device_map={"": PartialState().local_process_index})
+    training_args.model_init_kwargs = model_init_kwargs
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train, test = load_preference_data(script_args, dataset_args, training_args.seed)
+    if script_args.drop_long_prompts and training_args.max_length is not None:
+        before = len(train)
+        train = drop_long_prompts(train, tokenizer, training_args.max_length)
+        logger.warning("Dropped %d of %d training rows whose prompt fills max_length", before - len(train), before)
+    evaluate = None
+    if script_args.true_reward_task:
+        evaluate = true_reward_evaluator(script_args, test, tokenizer, training_args.seed)
+    dataset_names = [d.path for d in dataset_args.datasets] or [script_args.dataset_name]
+
+    result = run_self_play(
+        model_args.model_name_or_path,
+        training_args,
+        train,
+        method=method,
+        eval_dataset=test if training_args.eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        dataset_names=dataset_names,
+        evaluate=evaluate,
+    )
+    if training_args.process_index == 0:
+        report = write_report(result)
+        print(report, flush=True)
+    return result
+
+
+def write_report(result: SelfPlayResult) -> str:
+    """`summary.md` (and `true_reward.png` when there are evaluations) in the run folder; returns the Markdown."""
+    out = Path(result.output_dir)
+    summary = result.summary
+    evaluations = summary.get("evaluations", {})
+    tasks = _tasks(evaluations)
+    lines = [
+        f"# {summary['method'].upper()} run `{out.name}`",
+        "",
+        f"Starting model: `{summary['base_model']}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in result.iterates)}.",
+        "",
+        "| " + " | ".join(["model", "train loss", "train rows", *tasks]) + " |",
+        "|" + "---|" * (3 + len(tasks)),
+    ]
+    rows = [("starting model", None, None, evaluations.get("0"))]
+    rows += [(f"iter_{it['iteration']}", it.get("train_metrics", {}).get("train_loss"), it.get("train_rows"),
+              evaluations.get(str(it["iteration"]))) for it in summary["iterates"]]
+    for name, loss, n, evaluation in rows:
+        cells = [name, f"{loss:.4f}" if loss is not None else "", str(n or "")]
+        cells += [_format_score(evaluation, task) for task in tasks]
+        lines.append("| " + " | ".join(cells) + " |")
+    if evaluations:
+        _plot_evaluations(evaluations, out / "true_reward.png", summary["method"])
+        lines += ["", "![evaluation by iteration](true_reward.png)"]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(out / "summary.md", text)
+    return text
+
+
+def _tasks(evaluations: dict) -> list[str]:
+    return sorted({task for e in evaluations.values() for task in e.get("results", {})})
+
+
+def _format_score(evaluation: dict | None, task: str) -> str:
+    if not evaluation or task not in evaluation.get("results", {}):
+        return ""
+    metrics = evaluation["results"][task]
+    return f"{metrics['mean']:.3f} ± {metrics.get('mean_stderr', float('nan')):.3f}"
+
+
+def _plot_evaluations(evaluations: dict, path: Path, method: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .utils import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for task in _tasks(evaluations):
+        points = sorted((int(t), e["results"][task]) for t, e in evaluations.items() if task in e.get("results", {}))
+        xs = [t for t, _ in points]
+        means = [m["mean"] for _, m in points]
+        errors = [m.get("mean_stderr", 0.0) for _, m in points]
+        ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=task)
+    ax.set_xlabel("iteration (0 = starting model)")
+    ax.set_ylabel("mean true reward")
+    ax.set_title(f"{method.upper()}: held-out true reward by iteration")
+    ax.set_xticks(sorted(int(t) for t in evaluations))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,32 @@
+"""Tasks with a programmatic ground-truth reward, so that an alignment run can be scored exactly.
+
+`reviews`: short product reviews (the shipped default task; model and data in `recipes/default/`).
+
+    from spac_hf.tasks import reward, mean_true_reward
+    reward("Review of the blue camera:", " The camera is great. I love it.")   # 0.77
+"""
+
+from .reviews import (
+    BT_TAU,
+    all_prompts,
+    bradley_terry_label,
+    preference_probability,
+    reward,
+    reward_breakdown,
+    sample_review,
+    task_vocabulary,
+)
+from .true_reward import mean_true_reward
+
+
+__all__ = [
+    "BT_TAU",
+    "all_prompts",
+    "bradley_terry_label",
+    "mean_true_reward",
+    "preference_probability",
+    "reward",
+    "reward_breakdown",
+    "sample_review",
+    "task_vocabulary",
+]

@@ -12,6 +12,7 @@ import pytest
 from datasets import Dataset, load_from_disk
 
 from conftest import preference_rows
+from hub_server import hub_server  # noqa: F401  (fixture)
 from spac_hf import SelfPlayConfig, run_self_play, split_into_parts
 
 
@@ -54,6 +55,9 @@ def test_killed_inside_iteration_two_resumes_without_redoing_iteration_one(tiny_
     assert not (out / "iter_2").exists(), "killed too late: iteration 2 had already finished"
 
     iteration_one, generated_two = mtimes(out / "iter_1"), mtimes(out / "work" / "iter_2" / "generated")
+    cut_off = out / "work" / "iter_2" / "checkpoints" / "checkpoint-99"  # as a kill during a checkpoint write leaves
+    cut_off.mkdir()
+    (cut_off / "model.safetensors").write_bytes(b"partial")
     rerun = run_script(*args)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "Iteration 1/2: already done" in rerun.stderr
@@ -61,7 +65,7 @@ def test_killed_inside_iteration_two_resumes_without_redoing_iteration_one(tiny_
     assert mtimes(out / "work" / "iter_2" / "generated") == generated_two  # self-play data not regenerated
     record = json.loads((out / "iter_2" / "iterate.json").read_text())
     resumed = record["resumed_from_checkpoint"]
-    assert resumed is not None and int(resumed.split("-")[1]) >= 3
+    assert resumed is not None and 3 <= int(resumed.split("-")[1]) < 99  # the last complete checkpoint
     assert record["trained_from"] == str(out / "iter_1")
     steps = [e["step"] for e in record["log_history"] if "loss" in e]
     assert steps == list(range(1, 16))  # 12 rows / batch 4 * 5 epochs, each step once: none was redone
@@ -90,6 +94,19 @@ def test_baselines_run_the_same_loop(tiny_model_dir, tmp_path, method):
         assert not (out / "work" / "iter_1" / "generated").exists()
 
 
+def test_last_complete_checkpoint_skips_the_ones_cut_off(tmp_path):
+    from spac_hf.loop import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+    for step, state in ((2, '{"global_step": 2}'), (10, '{"global_step": 10}'), (11, None), (12, '{"global_st')):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-final").mkdir()
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"  # numeric order, 11 and 12 incomplete
+
+
 def test_refuses_to_resume_a_different_run(tiny_model_dir, make_args, tmp_path):
     args = make_args(SelfPlayConfig, num_iterations=2)
     out = Path(args.output_dir)
@@ -110,3 +127,29 @@ def test_loop_argument_errors(tiny_model_dir, make_args, model):
         run_self_play(model, make_args(), data)
     with pytest.raises(ValueError, match="drop that column"):
         run_self_play(tiny_model_dir, make_args(), data.add_column("generated", ["x"] * 6))
+
+
+def test_push_to_hub_sends_every_iterate_and_the_results(tiny_model_dir, make_args, hub_server):
+    from hub_server import USER
+
+    args = make_args(SelfPlayConfig, num_iterations=2, push_to_hub=True, hub_model_id=f"{USER}/tiny-dpo")
+    result = run_self_play(
+        tiny_model_dir, args, Dataset.from_list(preference_rows(8)), method="dpo",
+        evaluate=lambda path, t: {"results": {"toy": {"mean": 0.1 * t, "mean_stderr": 0.01}}},
+    )
+    for t in (1, 2):
+        stored = hub_server.files(f"{USER}/tiny-dpo-iter{t}")
+        local = Path(result.iterates[t - 1])
+        assert stored["model.safetensors"] == (local / "model.safetensors").read_bytes()
+        card = stored["README.md"].decode()
+        assert "model-index" in card and f"{0.1 * t:g}" in card  # the evaluation reached the pushed card
+    rows = hub_server.files(f"{USER}/tiny-dpo-results", repo_type="dataset")["data/results.jsonl"].decode()
+    assert [json.loads(line)["model"] for line in rows.splitlines()] == ["base", "dpo-iter1", "dpo-iter2"]
+    assert hub_server.unhandled == []
+
+
+def test_a_bad_hub_id_fails_before_any_compute(tiny_model_dir, make_args):
+    args = make_args(SelfPlayConfig, push_to_hub=True, hub_model_id="not a valid/repo id")
+    with pytest.raises(ValueError, match="repo_id"):
+        run_self_play(tiny_model_dir, args, Dataset.from_list(preference_rows(6)), method="dpo")
+    assert not Path(args.output_dir).exists()

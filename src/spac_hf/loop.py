@@ -33,7 +33,6 @@ import torch
 from accelerate import PartialState
 from datasets import Dataset, concatenate_datasets, load_from_disk
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOTrainer
 from trl.trainer.utils import create_model_from_path
 
@@ -51,6 +50,11 @@ METHODS = ("spac", "spin", "dpo")
 RUN_FILE = "self_play_run.json"
 ITERATE_FILE = "iterate.json"
 EVAL_FILE = "eval.json"
+RESULT_AFFECTING = (
+    "beta", "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "max_length", "max_new_tokens", "temperature", "top_p", "top_k", "lam",
+    "real_response", "smoothing", "use_pessimism", "loss_type",
+)
 
 EvaluateFn = Callable[[str, int], dict]
 """`evaluate(model_path, iteration) -> {"results": {task: {metric: value, "<metric>_stderr": value}}, ...}`.
@@ -88,6 +92,27 @@ def _without_zero3_init():
         yield
     finally:
         hf_deepspeed._hf_deepspeed_config_weak_ref = saved
+
+
+def _checkpoint_step(path: Path) -> int:
+    suffix = path.name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest `checkpoint-<step>` that Trainer finished writing, or None.
+
+    Trainer writes `trainer_state.json` last (after weights, optimizer, scheduler and RNG states), so a checkpoint
+    without a readable one was cut off by a crash: resuming from it would fail.
+    """
+    checkpoints = [p for p in folder.glob("checkpoint-*") if _checkpoint_step(p) >= 0] if folder.is_dir() else []
+    for checkpoint in sorted(checkpoints, key=_checkpoint_step, reverse=True):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            return checkpoint
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _free_memory() -> None:
@@ -146,7 +171,10 @@ class _SelfPlayRun:
             "seed": self.args.seed,
             "train_rows": len(self.train_dataset),
             "train_data_hash": data_hash(self.train_dataset),
+            # What changes the iterates: resuming with other values would mix two different runs.
+            **{name: getattr(self.args, name) for name in RESULT_AFFECTING if hasattr(self.args, name)},
         }
+        identity = json.loads(json.dumps(identity, default=str))  # as it reads back from the file (enums, tuples)
         recorded = read_json(self.out / RUN_FILE) if self.exists(self.out / RUN_FILE) else None
         if recorded is not None:
             changed = {k: (recorded.get(k), v) for k, v in identity.items() if recorded.get(k) != v}
@@ -232,12 +260,14 @@ class _SelfPlayRun:
             peft_config=self.peft_config,
             callbacks=self.callbacks,
         )
-        checkpoint = None
         checkpoints = Path(trainer.args.output_dir)
-        if checkpoints.is_dir():
-            checkpoint = get_last_checkpoint(str(checkpoints))
+        checkpoint = last_complete_checkpoint(checkpoints)
         if checkpoint:
             logger.warning("Iteration %d: resuming training from %s", t, checkpoint)
+            # Checkpoints cut off by a crash would confuse Trainer's rotation: remove them.
+            cut_off = [p for p in checkpoints.glob("checkpoint-*") if _checkpoint_step(p) > _checkpoint_step(checkpoint)]
+            self.on_main(lambda: [shutil.rmtree(p, ignore_errors=True) for p in cut_off])
+            checkpoint = str(checkpoint)
         result = trainer.train(resume_from_checkpoint=checkpoint)
         self.save_iterate(t, trainer, result.metrics, train_rows=len(train), resumed_from=checkpoint)
         del trainer

@@ -134,7 +134,11 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
         print(f"True reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}: "
               f"{score['mean']:.3f} +- {score['stderr']:.3f}", flush=True)
         results = {"mean": score["mean"], "mean_stderr": score["stderr"]}
-        return {"results": {f"true_reward_{script_args.true_reward_task}": results}, "examples": score.get("examples", [])}
+        return {
+            "results": {f"true_reward_{script_args.true_reward_task}": results},
+            "degenerate_fraction": score["degenerate_fraction"],  # beside the results: a share, not a score to average
+            "examples": score["examples"],
+        }
 
     return evaluate
 
@@ -227,7 +231,10 @@ def _format_score(evaluation: dict | None, task: str) -> str:
     if not evaluation or task not in evaluation.get("results", {}):
         return ""
     metrics = evaluation["results"][task]
-    return f"{metrics['mean']:.3f} ± {metrics.get('mean_stderr', float('nan')):.3f}"
+    text = f"{metrics['mean']:.3f} ± {metrics.get('mean_stderr', float('nan')):.3f}"
+    if evaluation.get("degenerate_fraction"):
+        text += f" ({evaluation['degenerate_fraction']:.0%} degenerate)"
+    return text
 
 
 def _plot_evaluations(evaluations: dict, path: Path, method: str) -> None:

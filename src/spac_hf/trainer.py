@@ -16,6 +16,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate.utils import is_peft_model, tqdm
 from datasets import Dataset, IterableDataset
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader
 from transformers.data.data_collator import DataCollatorMixin
 from trl import DPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import get_config_model_id, pad, use_adapter
+from trl.trainer.utils import get_config_model_id, use_adapter
 
 from .config import SPACConfig
 from .data import RESPONSES, check_prompt_lengths, tokenize_preference_example, validate_preference_dataset, with_explicit_prompt
@@ -50,21 +51,26 @@ class DataCollatorForSPAC(DataCollatorMixin):
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if self.truncation_mode not in ("keep_start", "keep_end"):
             raise ValueError(f"Unsupported truncation mode: {self.truncation_mode!r}.")
-        sequences, masks = [], []
-        for response in self.responses:
-            for example in examples:
-                prompt, completion = example["prompt_ids"], example[f"{response}_ids"]
-                ids, mask = prompt + completion, [0] * len(prompt) + [1] * len(completion)
-                if self.max_length is not None:
-                    cut = slice(None, self.max_length) if self.truncation_mode == "keep_start" else slice(-self.max_length, None)
-                    ids, mask = ids[cut], mask[cut]
-                sequences.append(torch.tensor(ids, dtype=torch.long))
-                masks.append(torch.tensor(mask, dtype=torch.long))
-        kwargs = {"padding_side": "right", "pad_to_multiple_of": self.pad_to_multiple_of}
+        # Written straight into three preallocated arrays: the same batch as building a tensor per sequence and
+        # padding them (TRL's `pad`), ~7x faster at batch 4 (benchmarks/cost), and this runs inside every step.
+        rows = [(ex["prompt_ids"], ex[f"{response}_ids"]) for response in self.responses for ex in examples]
+        lengths = [len(prompt) + len(completion) for prompt, completion in rows]
+        kept = lengths if self.max_length is None else [min(n, self.max_length) for n in lengths]
+        width = max(kept)
+        if self.pad_to_multiple_of is not None and width % self.pad_to_multiple_of != 0:
+            width += self.pad_to_multiple_of - width % self.pad_to_multiple_of
+        input_ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+        completion_mask = np.zeros((len(rows), width), dtype=np.int64)
+        for row, ((prompt, completion), n, k) in enumerate(zip(rows, lengths, kept)):
+            start = n - k if self.truncation_mode == "keep_end" else 0  # first kept token of prompt + completion
+            input_ids[row, :k] = (prompt + completion)[start : start + k]
+            attention_mask[row, :k] = 1
+            completion_mask[row, max(len(prompt) - start, 0) : k] = 1
         batch = {
-            "input_ids": pad(sequences, padding_value=self.pad_token_id, **kwargs),
-            "attention_mask": pad([torch.ones_like(s) for s in sequences], padding_value=0, **kwargs),
-            "completion_mask": pad(masks, padding_value=0, **kwargs),
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask),
+            "completion_mask": torch.from_numpy(completion_mask),
         }
         for response in self.responses:
             key = f"ref_{response}_logps"
@@ -375,42 +381,53 @@ class SPACTrainer(DPOTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def _log_metrics(self, mode, inputs, outputs, policy, ref, pessimism_losses, preference_losses):
-        """DPO's metrics (same names as TRL's), per response, plus the two SPAC terms."""
-        metrics, gather = self._metrics[mode], self.accelerator.gather_for_metrics
+        """DPO's metrics (same names as TRL's), per response, plus the two SPAC terms.
+
+        Every metric is reduced on the device and all of them are read back in one transfer: one gather per kind of
+        statistic and one host sync per step, where a gather and an `.item()` per metric cost ~25 of each (measured
+        in benchmarks/cost; on a GPU each `.item()` also stalls the queue before the backward is launched).
+        """
+        gather = self.accelerator.gather_for_metrics
         n = len(self.responses)
         mask = inputs["completion_mask"][:, 1:]
         seq_len = mask.size(1)
-
-        def token_mean(values, block_mask):
-            total = gather((values * block_mask).sum()).sum()
-            count = gather(block_mask.sum()).sum()
-            return (total / count).item() if count > 0 else 0.0
-
-        metrics["entropy"].append(token_mean(outputs.entropy[:, -seq_len:], mask))
-        if mode == "train":
-            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
-        metrics["num_tokens"] = [self._total_train_tokens]
         masks = mask.chunk(n, dim=0)
-        mean_logits = outputs.mean_logits[:, -seq_len:].chunk(n, dim=0)
-        for response, block_mask, block_logits in zip(self.responses, masks, mean_logits):
-            metrics[f"logits/{response}"].append(token_mean(block_logits, block_mask))
-        is_top1 = outputs.is_top1[:, -seq_len:].chunk(n, dim=0)[0]
-        metrics["mean_token_accuracy"].append(token_mean(is_top1.float(), masks[0]))
 
+        # Token-level means: (masked sum, token count) pairs, each summed over the processes, then divided.
+        mean_logits = outputs.mean_logits[:, -seq_len:].chunk(n, dim=0)
+        is_top1 = outputs.is_top1[:, -seq_len:].chunk(n, dim=0)[0]
+        token_names = ["entropy", *(f"logits/{r}" for r in self.responses), "mean_token_accuracy"]
+        pairs = [(outputs.entropy[:, -seq_len:], mask), *zip(mean_logits, masks), (is_top1.float(), masks[0])]
+        sums = torch.stack([torch.stack([(v * m).sum(), m.sum().float()]) for v, m in pairs])  # [metrics, 2]
+        sums = gather(sums[None]).sum(dim=0)  # [1, metrics, 2] per process
+        token_means = sums[:, 0] / sums[:, 1].clamp(min=1)  # an empty mask has a zero sum: its mean is 0.0
+
+        # Example-level means: one column per metric, gathered over the processes' examples, then averaged.
         rewards = {r: self.beta * (policy[r] - ref[r]).detach() for r in self.responses}
-        for response in self.responses:
-            metrics[f"rewards/{response}"].append(gather(rewards[response]).mean().item())
-            metrics[f"logps/{response}"].append(gather(policy[response].detach()).mean().item())
         margins = rewards["chosen"] - rewards["rejected"]
-        metrics["rewards/accuracies"].append(gather((margins > 0).float()).mean().item())
-        metrics["rewards/margins"].append(gather(margins).mean().item())
-        metrics["spac/preference_loss"].append(gather(preference_losses.detach()).mean().item())
+        columns = {}
+        for response in self.responses:
+            columns[f"rewards/{response}"] = rewards[response]
+            columns[f"logps/{response}"] = policy[response].detach()
+        columns["rewards/accuracies"] = (margins > 0).float()
+        columns["rewards/margins"] = margins
+        columns["spac/preference_loss"] = preference_losses.detach()
         if "generated" in self.responses:
             real = real_response_reward(rewards["chosen"], rewards["rejected"], self.args.real_response)
             real_margins = real - rewards["generated"]
-            metrics["rewards/real_generated_margins"].append(gather(real_margins).mean().item())
-            metrics["rewards/real_generated_accuracies"].append(gather((real_margins > 0).float()).mean().item())
-            metrics["spac/pessimism_loss"].append(gather(pessimism_losses.detach()).mean().item())
+            columns["rewards/real_generated_margins"] = real_margins
+            columns["rewards/real_generated_accuracies"] = (real_margins > 0).float()
+            columns["spac/pessimism_loss"] = pessimism_losses.detach()
+        example_means = gather(torch.stack(list(columns.values()), dim=1)).mean(dim=0)
+
+        values = dict(zip([*token_names, *columns], torch.cat([token_means, example_means]).tolist()))
+        metrics = self._metrics[mode]
+        metrics["entropy"].append(values.pop("entropy"))
+        if mode == "train":  # an integer count, read after the sync above
+            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
+        metrics["num_tokens"] = [self._total_train_tokens]
+        for name, value in values.items():
+            metrics[name].append(value)
 
 
 def _named(eval_dataset, name: str) -> list[tuple[str, Any]]:

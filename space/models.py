@@ -111,6 +111,9 @@ def default_pair(allowlist: dict[str, ModelEntry]) -> tuple[str | None, str | No
     if not labels:
         return None, None
     spac = [label for label, entry in allowlist.items() if entry.method == "spac" and isinstance(entry.iteration, int)]
+    # Prefer the SFT model's own run group ("default: SFT" against "default: SPAC iter 3"), not another model's run.
+    same_group = [label for label in spac if label.split(":")[0] == labels[0].split(":")[0]]
+    spac = same_group or spac
     right = spac[-1] if spac else (labels[1] if len(labels) > 1 else labels[0])
     return labels[0], right
 

@@ -5,7 +5,9 @@ Environment variables (all optional):
 - `SPAC_RESULTS_DATASET`: a Hub dataset id (`user/name`) holding results rows (`data/*.jsonl`, as written by
   `spac_hf.hub.save_results_dataset`); `SPAC_RESULTS_REVISION` pins a branch, tag or commit of it.
 - `SPAC_RESULTS_DIRS`: folders searched for `**/data/results.jsonl`, separated by `os.pathsep` (`:`). Default, in a
-  spac-hf checkout: `outputs/` and `results/` at the repo root; elsewhere (on a Space): none.
+  spac-hf checkout: `outputs/default/` (the embedded default's runs) and `results/ground_truth/` (the multi-seed
+  benchmark); elsewhere (on a Space): none. The leaderboard's fixture smoke run (`results/leaderboard/`) is left out
+  on purpose: its scores come from made-up fixture data.
 - `SPAC_MODELS_FILE`: the model allowlist (default: `models.yaml` next to this file).
 - `SPAC_MAX_NEW_TOKENS`, `SPAC_MAX_PROMPT_CHARS`, `SPAC_MAX_PROMPT_TOKENS`, `SPAC_GENERATION_CONCURRENCY`,
   `SPAC_QUEUE_SIZE`, `SPAC_MODEL_CACHE_SIZE`: the limits below.
@@ -66,7 +68,7 @@ class Settings:
             if env_dirs:
                 results_dirs = [d for d in env_dirs.split(os.pathsep) if d]
             else:
-                results_dirs = [str(root / "outputs"), str(root / "results")] if local else []
+                results_dirs = [str(root / "outputs" / "default"), str(root / "results" / "ground_truth")] if local else []
         return cls(
             results_dataset=os.environ.get("SPAC_RESULTS_DATASET") or None,
             results_revision=os.environ.get("SPAC_RESULTS_REVISION") or None,

@@ -144,7 +144,8 @@ def test_push_to_hub_sends_every_iterate_and_the_results(tiny_model_dir, make_ar
         card = stored["README.md"].decode()
         assert "model-index" in card and f"{0.1 * t:g}" in card  # the evaluation reached the pushed card
     rows = hub_server.files(f"{USER}/tiny-dpo-results", repo_type="dataset")["data/results.jsonl"].decode()
-    assert [json.loads(line)["model"] for line in rows.splitlines()] == ["base", "dpo-iter1", "dpo-iter2"]
+    run = f"{Path(args.output_dir).parent.name}-{Path(args.output_dir).name}"  # labels stay unique across runs
+    assert [json.loads(line)["model"] for line in rows.splitlines()] == [f"{run}-base", f"{run}-iter1", f"{run}-iter2"]
     assert hub_server.unhandled == []
 
 

@@ -136,7 +136,8 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
     assert "true_reward_reviews" in (out / "summary.md").read_text()
     assert (out / "true_reward.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (out / "results" / "data" / "results.jsonl").read_text().splitlines()]
-    assert [(r["model"], r["iteration"]) for r in rows] == [("base", 0), ("spac-iter1", 1), ("spac-iter2", 2)]
+    run = f"{tmp_path.name}-default"  # <parent>-<run folder>: unique across runs
+    assert [(r["model"], r["iteration"]) for r in rows] == [(f"{run}-base", 0), (f"{run}-iter1", 1), (f"{run}-iter2", 2)]
     card = (out / "iter_2" / "README.md").read_text()
     assert "model-index" in card and "true_reward_reviews" in card
 

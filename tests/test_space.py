@@ -258,7 +258,8 @@ def test_settings_in_a_checkout_and_on_a_space(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     local = Settings.from_env(root=SPACE_DIR.parent)
     assert local.discover_root == SPACE_DIR.parent
-    assert local.results_dirs == (SPACE_DIR.parent / "outputs", SPACE_DIR.parent / "results")
+    # The embedded default's runs and the ground-truth benchmark; never the leaderboard's fixture smoke run.
+    assert local.results_dirs == (SPACE_DIR.parent / "outputs" / "default", SPACE_DIR.parent / "results" / "ground_truth")
     # A Space's folder alone: no discovery, no local results unless asked, the Hub dataset from the environment.
     monkeypatch.setenv("SPAC_RESULTS_DATASET", "someone/results")
     monkeypatch.setenv("SPAC_MAX_NEW_TOKENS", "32")

@@ -343,7 +343,9 @@ class _SelfPlayRun:
     # -------------------------------------------------------------- evaluation, Hub and summary
 
     def model_label(self, t: int) -> str:
-        return "base" if t == 0 else f"{self.method}-iter{t}"
+        """Unique across runs, so that results of several runs can share one table: `default-spac-iter2`."""
+        run = f"{self.out.parent.name}-{self.out.name}" if self.out.parent.name else self.out.name
+        return f"{run}-base" if t == 0 else f"{run}-iter{t}"
 
     def result_rows(self, t: int, evaluation: dict | None) -> list[dict]:
         if not evaluation or not evaluation.get("results"):

@@ -11,6 +11,9 @@ import random
 import pytest
 
 
+# The `hub_server` fixture: a local stand-in for the Hugging Face Hub (tests/hub_server.py).
+pytest_plugins = ["hub_server"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

@@ -13,7 +13,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
 
-from hub_server import hub_server  # noqa: F401  (fixture)
 from benchmarks.ground_truth import run as benchmark  # noqa: E402
 from benchmarks.ground_truth.methods import METHODS  # noqa: E402
 from benchmarks.ground_truth.runs import RECORD_FILE, recipe_args, run_method  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_server import FAKE_TOKEN, USER, hub_server  # noqa: F401  (`hub_server` is the fixture)
+from hub_server import FAKE_TOKEN, USER
 from huggingface_hub import HfApi, ModelCard, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import OfflineModeIsEnabled, RepositoryNotFoundError
 

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 from trl import DPOConfig, DPOTrainer
 
 from conftest import preference_rows, sentence
-from spac_hf import SPACConfig, SPACTrainer
+from spac_hf import SPACTrainer
 from spac_hf.data import DatasetValidationError
 from spac_hf.generation import generate_responses
 
@@ -236,3 +236,15 @@ def test_bad_options_are_named(make_args, overrides, message):
 def test_needs_a_spac_config(tiny_model_dir, make_args):
     with pytest.raises(TypeError, match="SPACConfig"):
         SPACTrainer(tiny_model_dir, args=dpo_args(make_args), train_dataset=Dataset.from_list(preference_rows(2)))
+
+
+def test_implicit_prompt_is_extracted_and_an_empty_one_is_named(tiny_model_dir, tokenizer, make_args):
+    rows = [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"]} for r in rows_with_generated(6)]
+    trainer = SPACTrainer(
+        tiny_model_dir, args=make_args(use_pessimism=False), train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    assert trainer.train_dataset[0]["prompt"] == rows[0]["chosen"][: len(trainer.train_dataset[0]["prompt"])]
+    rows[4] = {"chosen": "x yes", "rejected": "no"}  # nothing in common: no prompt
+    with pytest.raises(DatasetValidationError, match="row 4: no `prompt` column"):
+        SPACTrainer("/nonexistent/model", args=make_args(), train_dataset=Dataset.from_list(rows))

@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import check_repo_id, push_folder  # noqa: E402
-from spac_hf.utils import atomic_write_json, environment_info  # noqa: E402
+from spac_hf.utils import atomic_write_json, environment_info, torch_threads  # noqa: E402
 
 from benchmarks.ground_truth.methods import METHODS, REPO_ROOT  # noqa: E402
 from benchmarks.ground_truth.report import write_report  # noqa: E402
@@ -134,16 +134,10 @@ def _json_safe(value):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    import torch
-
     args = parse_args(argv)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    try:
+    with torch_threads(args.threads):
         records, reused = run_all(args)
-    finally:
-        torch.set_num_threads(previous_threads)
     cells = method_cells(records)
     baselines = [m for m in args.methods if m != "spac"]
     sft = sft_by_seed(records)

@@ -19,10 +19,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks.theory` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from spac_hf.utils import atomic_write_json, environment_info  # noqa: E402
+from spac_hf.utils import atomic_write_json, environment_info, torch_threads  # noqa: E402
 
 from benchmarks.theory.experiment import ENVIRONMENTS, run_environment  # noqa: E402
 from benchmarks.theory.methods import METHODS, TrainConfig  # noqa: E402
@@ -57,13 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    previous_threads = torch.get_num_threads()
     # The tensors are tiny: extra intra-op threads only wait for a core when the machine is shared.
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         return run(args, argv)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict:

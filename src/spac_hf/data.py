@@ -89,8 +89,10 @@ def validate_preference_dataset(dataset: Dataset | IterableDataset, name: str = 
             )
     if "prompt" not in columns:
         # Implicit prompt: it is the common start of chosen and rejected, which must not be empty.
-        for i, row in enumerate(rows if isinstance(rows, list) else rows.select(range(min(len(rows), 1000)))):
-            prompt = extract_prompt({"chosen": row["chosen"], "rejected": row["rejected"]})["prompt"]
+        chosen = rows["chosen"] if isinstance(rows, Dataset) else [row["chosen"] for row in rows]
+        rejected = rows["rejected"] if isinstance(rows, Dataset) else [row["rejected"] for row in rows]
+        for i, pair in enumerate(zip(chosen, rejected)):
+            prompt = extract_prompt({"chosen": pair[0], "rejected": pair[1]})["prompt"]
             if not prompt or (isinstance(prompt, str) and not prompt.strip()):
                 raise DatasetValidationError(
                     f"{name}: row {i}: no `prompt` column and `chosen`/`rejected` share no prompt to extract."

@@ -125,14 +125,14 @@ class _SelfPlayRun:
     """One run of `run_self_play`; holds what every step needs so the steps stay short."""
 
     def __init__(self, method, model, args, train_dataset, eval_dataset, tokenizer, peft_config, callbacks,
-                 dataset_names, evaluate):
+                 dataset_names, evaluate, conversational):
         self.method, self.base_model, self.args = method, model, args
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.tokenizer, self.peft_config, self.callbacks = tokenizer, peft_config, callbacks
         self.dataset_names, self.evaluate = dataset_names, evaluate
         self.out = Path(args.output_dir)
         self.state = PartialState()
-        self.conversational = validate_preference_dataset(train_dataset, "train_dataset") == "conversational"
+        self.conversational = conversational
         self.generates = method == "spin" or (method == "spac" and args.use_pessimism)
 
     # -------------------------------------------------------------- helpers
@@ -225,12 +225,13 @@ class _SelfPlayRun:
             self.on_main(save)
         return load_from_disk(str(path))
 
-    def training_data(self, t: int, part: Dataset, name: str) -> Dataset:
-        """What iteration t trains on, in the format its trainer expects."""
+    def training_data(self, t: int, part: Dataset, name: str, history: bool = True) -> Dataset:
+        """What iteration t trains (or evaluates) on, in the format its trainer expects. With `history`, the
+        generated data of the `history_iterations` previous iterations is added (training data only)."""
         if not self.generates:
             return part
         data = self.self_play_data(t, part, name)
-        earlier = range(max(1, t - self.args.history_iterations), t)
+        earlier = range(max(1, t - self.args.history_iterations), t) if history else range(0)
         data = concatenate_datasets(
             [load_from_disk(str(self.out / "work" / f"iter_{s}" / name)) for s in earlier] + [data]
         )
@@ -249,7 +250,7 @@ class _SelfPlayRun:
 
     def train_iteration(self, t: int, part: Dataset) -> None:
         train = self.training_data(t, part, "generated")
-        evaluation = self.training_data(t, self.eval_dataset, "generated_eval") if self.eval_dataset else None
+        evaluation = self.training_data(t, self.eval_dataset, "generated_eval", history=False) if self.eval_dataset else None
         trainer_cls = SPACTrainer if self.method == "spac" else DPOTrainer
         trainer = trainer_cls(
             model=self.policy_path(t),
@@ -298,7 +299,7 @@ class _SelfPlayRun:
             }
             atomic_write_json(tmp / ITERATE_FILE, record)
             self.write_card(tmp, t)
-            if final.exists():  # left by a crash between a rename and its marker: never a finished iterate
+            if final.exists():  # without its marker (is_done was False): a leftover, never a finished iterate
                 shutil.rmtree(final)
             tmp.rename(final)
             shutil.rmtree(self.out / "work" / f"iter_{t}" / "checkpoints", ignore_errors=True)
@@ -330,7 +331,7 @@ class _SelfPlayRun:
             )
         save_model_card(
             folder,
-            model_name=f"{self.out.name}-iter{t}",
+            model_name=self.model_label(t),
             base_model=self.base_model,
             datasets=list(self.dataset_names or []),
             method=self.method,
@@ -484,12 +485,13 @@ def run_self_play(
             "`model` must be a path or Hub id: every iteration reloads its starting point from disk. Save an "
             "in-memory model with `save_pretrained` first."
         )
+    formats = {}
     for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
         if dataset is None:
             continue
         if not isinstance(dataset, Dataset):
             raise TypeError(f"{name}: the loop needs a map-style `datasets.Dataset`, got `{type(dataset).__name__}`.")
-        validate_preference_dataset(dataset, name)
+        formats[name] = validate_preference_dataset(dataset, name)
         if "generated" in dataset.column_names and method != "dpo":
             raise ValueError(f"{name}: the loop generates the `generated` responses itself (y ~ pi_t); drop that column.")
     if method == "spac" and not args.use_pessimism:
@@ -505,6 +507,6 @@ def run_self_play(
     train_dataset = with_explicit_prompt(train_dataset)
     eval_dataset = with_explicit_prompt(eval_dataset) if eval_dataset is not None else None
     run = _SelfPlayRun(method, model, args, train_dataset, eval_dataset, processing_class, peft_config, callbacks,
-                       dataset_names, evaluate)
+                       dataset_names, evaluate, conversational=formats["train_dataset"] == "conversational")
     return run.run()
 

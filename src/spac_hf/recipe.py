@@ -169,9 +169,13 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
         tokenizer.pad_token = tokenizer.eos_token
     train, test = load_preference_data(script_args, dataset_args, training_args.seed)
     if script_args.drop_long_prompts and training_args.max_length is not None:
-        before = len(train)
+        before = len(train), len(test) if test is not None else 0
         train = drop_long_prompts(train, tokenizer, training_args.max_length)
-        logger.warning("Dropped %d of %d training rows whose prompt fills max_length", before - len(train), before)
+        test = drop_long_prompts(test, tokenizer, training_args.max_length) if test is not None else None
+        logger.warning(
+            "Dropped the rows whose prompt fills max_length: %d of %d training rows, %d of %d test rows",
+            before[0] - len(train), before[0], before[1] - (len(test) if test is not None else 0), before[1],
+        )
     evaluate = None
     if script_args.true_reward_task:
         evaluate = true_reward_evaluator(script_args, test, tokenizer, training_args.seed)

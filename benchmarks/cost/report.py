@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +15,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")  # headless
 import matplotlib.pyplot as plt  # noqa: E402
 
-from spac_hf.utils import atomic_write_text  # noqa: E402
+from spac_hf.utils import atomic_write_text, save_figure  # noqa: E402
 
 from .clock import PHASES  # noqa: E402
 from .variants import LABELS  # noqa: E402
@@ -25,26 +23,6 @@ from .variants import LABELS  # noqa: E402
 MIB = 2**20
 SHARE_PHASES = ("generation", "reference", "training", "setup")
 SHARE_COLORS = {"generation": "tab:orange", "reference": "tab:purple", "training": "tab:blue", "setup": "tab:gray"}
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_figure(fig, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    _atomic_write_bytes(path, buffer.getvalue())
 
 
 def _params(n: int) -> str:
@@ -225,8 +203,8 @@ def share_figure(results: dict):
 def write_report(results: dict, out: Path) -> None:
     atomic_write_text(out / "table.md", table_markdown(results))
     atomic_write_text(out / "table.csv", table_csv(results))
-    _save_figure(ratios_figure(results), out / "ratios.png")
-    _save_figure(share_figure(results), out / "iteration_share.png")
+    save_figure(ratios_figure(results), out / "ratios.png", dpi=120, bbox_inches="tight")
+    save_figure(share_figure(results), out / "iteration_share.png", dpi=120, bbox_inches="tight")
 
 
 if __name__ == "__main__":  # re-render the tables and plots of an existing run: python -m benchmarks.cost.report DIR

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 
 import matplotlib
 
@@ -17,7 +16,7 @@ from benchmarks.ground_truth.tables import budget_points, column_title, finite, 
 COLOURS = {"dpo": "#444444", "iterative_dpo": "#1f77b4", "spin": "#2ca02c", "spac": "#d62728"}
 
 
-def plot_png(summary: dict) -> bytes:
+def plot_figure(summary: dict):
     """Iterative methods: a line from the SFT model through every iterate, with a CI band. Plain DPO: one diamond with
     its CI, just right of the last budget point (its only iterate has seen all the pairs). The SFT level: a dashed
     line with its band. Every seed's value is a faint dot, so the spread behind a wide interval stays visible."""
@@ -56,7 +55,4 @@ def plot_png(summary: dict) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return fig

@@ -16,10 +16,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import save_results_dataset  # noqa: E402
-from spac_hf.utils import atomic_write_bytes, atomic_write_text  # noqa: E402
+from spac_hf.utils import atomic_write_text, save_figure  # noqa: E402
 
 from benchmarks.ground_truth.methods import METHODS  # noqa: E402
-from benchmarks.ground_truth.plot import plot_png  # noqa: E402
+from benchmarks.ground_truth.plot import plot_figure  # noqa: E402
 from benchmarks.ground_truth.tables import finite, ordered_cells, table_csv, table_markdown  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def write_report(results: dict, out: Path) -> None:
     out = Path(out)
     atomic_write_text(out / "table.md", table_markdown(results))
     atomic_write_text(out / "table.csv", table_csv(results["summary"]))
-    atomic_write_bytes(out / "true_reward.png", plot_png(results["summary"]))
+    save_figure(plot_figure(results["summary"]), out / "true_reward.png")
     seeds = len(results["summary"]["seeds"])
     description = (
         "The ground-truth benchmark of spac-hf: the mean true reward of the reviews task on held-out prompts, for the "

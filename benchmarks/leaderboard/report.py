@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import results_dataset_rows, save_results_dataset  # noqa: E402
-from spac_hf.utils import atomic_write_text  # noqa: E402
+from spac_hf.utils import atomic_write_text, save_figure  # noqa: E402
 
 from benchmarks.leaderboard.models import ModelSpec  # noqa: E402
 from benchmarks.leaderboard.suites import SUITES, Suite, column_value  # noqa: E402
@@ -126,10 +126,7 @@ def write_plots(rows: list[dict], suite: Suite, folder: Path, base_label: str = 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = folder / f"{key}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, folder / f"{key}.png", dpi=120))
     return paths
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on the benchmark machines
 import matplotlib.pyplot as plt  # noqa: E402
 
-from spac_hf.utils import atomic_write_text  # noqa: E402
+from spac_hf.utils import atomic_write_text, save_figure  # noqa: E402
 
 
 REFERENCE_LABELS = {
@@ -122,26 +120,7 @@ def plot_suboptimality(results: dict):
     return fig
 
 
-def atomic_write_png(path: str | os.PathLike, fig) -> Path:
-    """Save a figure so that readers never see a half-written PNG (spac_hf.utils writes text only)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=130)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
-
-
 def write_report(results: dict, out: Path) -> None:
     atomic_write_text(out / "table.md", table_markdown(results))
     atomic_write_text(out / "table.csv", table_csv(results))
-    atomic_write_png(out / "suboptimality.png", plot_suboptimality(results))
+    save_figure(plot_suboptimality(results), out / "suboptimality.png", dpi=130)

@@ -22,7 +22,7 @@ from trl import get_peft_config, get_quantization_config
 from .config import SelfPlayConfig
 from .data import drop_long_prompts, normalize_prompt_column
 from .loop import SelfPlayResult, run_self_play
-from .utils import atomic_write_text
+from .utils import atomic_write_text, save_figure
 
 
 logger = logging.getLogger(__name__)
@@ -247,8 +247,6 @@ def _plot_evaluations(evaluations: dict, path: Path, method: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .utils import atomic_write_bytes
-
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     for task in _tasks(evaluations):
         points = sorted((int(t), e["results"][task]) for t, e in evaluations.items() if task in e.get("results", {}))
@@ -263,9 +261,4 @@ def _plot_evaluations(evaluations: dict, path: Path, method: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path)

@@ -33,6 +33,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
+    """Render a matplotlib figure to PNG and write it atomically; the figure is closed either way."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", **savefig_kwargs)
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -144,10 +144,9 @@ class SPACTrainer(DPOTrainer):
         if train_dataset is None:
             raise ValueError("`train_dataset` is required.")
         # Every data set is checked before a model is loaded or a token is generated.
-        self._conversational = validate_preference_dataset(train_dataset, "train_dataset") == "conversational"
-        for name, dataset in _named(eval_dataset, "eval_dataset"):
-            validate_preference_dataset(dataset, name)
+        formats = {}
         for name, dataset in [("train_dataset", train_dataset), *_named(eval_dataset, "eval_dataset")]:
+            formats[name] = validate_preference_dataset(dataset, name)
             columns = dataset.column_names or []
             if "image" in columns or "images" in columns:
                 raise ValueError(f"{name}: SPACTrainer supports text-only data; found an image column.")
@@ -158,6 +157,7 @@ class SPACTrainer(DPOTrainer):
                 )
         if args.generation_backend == "vllm" and not isinstance(model, str):
             raise ValueError("generation_backend='vllm' loads pi_t from disk: pass `model` as a path.")
+        self._conversational = formats["train_dataset"] == "conversational"
         self._model_path = model if isinstance(model, str) else None
         self.responses = RESPONSES if args.use_pessimism else RESPONSES[:2]
 

@@ -220,7 +220,7 @@ def test_prompt_longer_than_max_length_is_an_error_not_a_silent_drop(tiny_model_
     "overrides, message",
     [
         ({"lam": -1.0}, "`lam`"),
-        ({"real_response": "best"}, "`real`"),
+        ({"real_response": "best"}, "`real_response`"),
         ({"smoothing": "hinge"}, "`smoothing`"),
         ({"loss_type": ["ipo"]}, "loss_type"),
         ({"sync_ref_model": True}, "sync_ref_model"),

@@ -19,11 +19,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import hashlib
 import json
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,29 +30,24 @@ from typing import Any
 import torch
 from accelerate import PartialState
 from datasets import Dataset, concatenate_datasets, load_from_disk
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 from trl import DPOTrainer
 from trl.trainer.utils import create_model_from_path
 
 from .config import SelfPlayConfig, SPACConfig
-from .data import split_into_parts, validate_preference_dataset, with_explicit_prompt
 from .generation import add_generated_column
 from .trainer import SPACTrainer
-from .hub import check_repo_id, push_folder, save_model_card, push_results_dataset, results_dataset_rows, save_results_dataset
-from .utils import atomic_directory, atomic_write_json, read_json
+from .hub import push_folder, save_model_card, push_results_dataset, results_dataset_rows, save_results_dataset
+from .integrity import load_cached_dataset, read_json_cache, remove_leftovers
+from .preflight import validate_run
+from .run_identity import write_run_record
+from .utils import atomic_directory, atomic_write_json, kill_point, read_json
 
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("spac", "spin", "dpo")
-RUN_FILE = "self_play_run.json"
 ITERATE_FILE = "iterate.json"
 EVAL_FILE = "eval.json"
-RESULT_AFFECTING = (
-    "beta", "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "max_length", "max_new_tokens", "temperature", "top_p", "top_k", "lam",
-    "real_response", "smoothing", "use_pessimism", "loss_type",
-)
 
 EvaluateFn = Callable[[str, int], dict]
 """`evaluate(model_path, iteration) -> {"results": {task: {metric: value, "<metric>_stderr": value}}, ...}`.
@@ -70,15 +63,6 @@ class SelfPlayResult:
     output_dir: str
     iterates: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def data_hash(dataset: Dataset) -> str:
-    """Content hash of the preference columns, so a resumed run provably continues on the same data."""
-    digest = hashlib.sha256()
-    columns = [c for c in ("prompt", "chosen", "rejected") if c in dataset.column_names]
-    for batch in dataset.select_columns(columns).iter(batch_size=4096):
-        digest.update(json.dumps(batch, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -162,41 +146,22 @@ class _SelfPlayRun:
     # -------------------------------------------------------------- run identity
 
     def check_or_record_run(self) -> None:
-        identity = {
-            "method": self.method,
-            "base_model": self.base_model,
-            "num_iterations": self.args.num_iterations,
-            "iteration_data": self.args.iteration_data,
-            "history_iterations": self.args.history_iterations,
-            "seed": self.args.seed,
-            "train_rows": len(self.train_dataset),
-            "train_data_hash": data_hash(self.train_dataset),
-            # What changes the iterates: resuming with other values would mix two different runs.
-            **{name: getattr(self.args, name) for name in RESULT_AFFECTING if hasattr(self.args, name)},
-        }
-        identity = json.loads(json.dumps(identity, default=str))  # as it reads back from the file (enums, tuples)
-        recorded = read_json(self.out / RUN_FILE) if self.exists(self.out / RUN_FILE) else None
-        if recorded is not None:
-            changed = {k: (recorded.get(k), v) for k, v in identity.items() if recorded.get(k) != v}
-            if changed:
-                details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-                raise ValueError(
-                    f"`output_dir` {str(self.out)!r} holds another run ({details}). Resume it with the same settings "
-                    "or choose a new `output_dir`."
-                )
-            return
-        self.on_main(atomic_write_json, self.out / RUN_FILE, {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        """Write the run record (validation has passed), and remove what a kill of an earlier attempt left behind."""
+        if not self.checked.resuming:
+            self.on_main(write_run_record, self.out, self.checked.identity)
+        finished = [t for t in range(1, self.args.num_iterations + 1) if self.is_done(t)]
+        self.on_main(remove_leftovers, self.out, finished)
 
     # -------------------------------------------------------------- data
 
     def parts(self) -> list[Dataset]:
-        if self.args.iteration_data == "full":
-            return [self.train_dataset] * self.args.num_iterations
-        return split_into_parts(self.train_dataset, self.args.num_iterations, seed=self.args.data_seed or self.args.seed)
+        return self.checked.parts
 
     def self_play_data(self, t: int, dataset: Dataset, name: str) -> Dataset:
         """`dataset` with `generated` responses from pi_t, generated once and then read back from disk."""
         path = self.out / "work" / f"iter_{t}" / name
+        # A damaged copy is discarded (with a warning) by the main process, so that every process regenerates it.
+        self.on_main(load_cached_dataset, path, f"the generated responses of iteration {t}")
         if not self.exists(path):
             policy = self.policy_path(t)
             kwargs = self.args.generation_kwargs
@@ -219,6 +184,7 @@ class _SelfPlayRun:
                 _free_memory()
 
             def save():
+                kill_point("generated.before_save")
                 with atomic_directory(path) as tmp:
                     dataset.save_to_disk(str(tmp))
 
@@ -232,9 +198,7 @@ class _SelfPlayRun:
             return part
         data = self.self_play_data(t, part, name)
         earlier = range(max(1, t - self.args.history_iterations), t) if history else range(0)
-        data = concatenate_datasets(
-            [load_from_disk(str(self.out / "work" / f"iter_{s}" / name)) for s in earlier] + [data]
-        )
+        data = concatenate_datasets([self.self_play_data(s, self.parts()[s - 1], name) for s in earlier] + [data])
         if self.method == "spin":  # SPIN is DPO with the data's chosen response against pi_t's own
             data = data.remove_columns("rejected").rename_column("generated", "rejected")
         return data
@@ -285,6 +249,7 @@ class _SelfPlayRun:
             trainer.save_model(str(tmp))  # on every process: DeepSpeed and FSDP gather the weights here
 
         def publish():
+            kill_point("iterate.weights_written")
             self.tokenizer.save_pretrained(str(tmp))
             record = {
                 "iteration": t,
@@ -301,7 +266,9 @@ class _SelfPlayRun:
             self.write_card(tmp, t)
             if final.exists():  # without its marker (is_done was False): a leftover, never a finished iterate
                 shutil.rmtree(final)
+            kill_point("iterate.before_rename")
             tmp.rename(final)
+            kill_point("iterate.after_rename")  # checkpoints still there: `remove_leftovers` deletes them on resume
             shutil.rmtree(self.out / "work" / f"iter_{t}" / "checkpoints", ignore_errors=True)
 
         self.on_main(publish)
@@ -371,6 +338,7 @@ class _SelfPlayRun:
         """Evaluate a model unless its record exists; runs on the main process."""
         if self.evaluate is None:
             return None
+        self.on_main(read_json_cache, record, "the evaluation")  # a damaged one is discarded and evaluated again
         if not self.exists(record):
             def run():
                 atomic_write_json(record, self.evaluate(path, t))
@@ -474,39 +442,15 @@ def run_self_play(
         evaluate: optional `evaluate(model_path, iteration) -> dict`, run once per model (iteration 0 is the
             starting model), its results saved beside the iterate and added to the model card.
     """
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-    if method == "spac" and not isinstance(args, SPACConfig):
-        raise TypeError(f"method='spac' needs a `SPACConfig`, got `{type(args).__name__}`.")
-    if not isinstance(args, SelfPlayConfig):
-        raise TypeError(f"`args` must be a `SelfPlayConfig` (or `SPACConfig`), got `{type(args).__name__}`.")
-    if not isinstance(model, str):
-        raise TypeError(
-            "`model` must be a path or Hub id: every iteration reloads its starting point from disk. Save an "
-            "in-memory model with `save_pretrained` first."
-        )
-    formats = {}
-    for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
-        if dataset is None:
-            continue
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"{name}: the loop needs a map-style `datasets.Dataset`, got `{type(dataset).__name__}`.")
-        formats[name] = validate_preference_dataset(dataset, name)
-        if "generated" in dataset.column_names and method != "dpo":
-            raise ValueError(f"{name}: the loop generates the `generated` responses itself (y ~ pi_t); drop that column.")
+    state = PartialState()
+    checked = validate_run(
+        model, args, train_dataset, method=method, eval_dataset=eval_dataset, processing_class=processing_class,
+        peft_config=peft_config, world_size=state.num_processes,
+    )  # fmt: skip
     if method == "spac" and not args.use_pessimism:
         logger.warning("use_pessimism=False: SPAC without its pessimism term is iterative DPO; consider method='dpo'.")
-    if args.push_to_hub:  # fail before any compute, not after the first iteration
-        base = args.hub_model_id or Path(args.output_dir).name
-        for suffix in [f"iter{t}" for t in range(1, args.num_iterations + 1)] + ["results"]:
-            check_repo_id(f"{base}-{suffix}")
-    if processing_class is None:
-        processing_class = AutoTokenizer.from_pretrained(model)
-    if processing_class.pad_token is None:
-        processing_class.pad_token = processing_class.eos_token
-    train_dataset = with_explicit_prompt(train_dataset)
-    eval_dataset = with_explicit_prompt(eval_dataset) if eval_dataset is not None else None
-    run = _SelfPlayRun(method, model, args, train_dataset, eval_dataset, processing_class, peft_config, callbacks,
-                       dataset_names, evaluate, conversational=formats["train_dataset"] == "conversational")
+    run = _SelfPlayRun(method, model, args, checked.train_dataset, checked.eval_dataset, checked.tokenizer, peft_config,
+                       callbacks, dataset_names, evaluate, conversational=checked.conversational)
+    run.checked = checked
     return run.run()
 

@@ -21,10 +21,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(data[: len(data) // 2])
+            kill_point("write_file.partial")
+            f.write(data[len(data) // 2 :])
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; published files are ordinary files
+        kill_point("write_file.before_rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -77,10 +80,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o755)  # mkdtemp creates 0700; the published folder is an ordinary one
     try:
         yield tmp
+        kill_point("write_folder.before_rename")
         if path.exists():
             old = path.with_name(f".{path.name}.tmp-old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
+            kill_point("write_folder.between_renames")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -133,3 +138,24 @@ def environment_info() -> dict[str, Any]:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         info["memory_gib"] = round(pages * page_size / 2**30, 1)
     return info
+
+
+KILL_ENV = "SPAC_HF_KILL_AT"
+_kill_counts: dict[str, int] = {}
+
+
+def kill_point(name: str) -> None:
+    """Fault injection for the kill/resume tests: end the process at once, as a SIGKILL or a power cut would.
+
+    `SPAC_HF_KILL_AT=<name>` ends it the first time `name` is reached, `<name>:<n>` the n-th time. Unset (always,
+    outside tests), this is one dictionary lookup.
+    """
+    target = os.environ.get(KILL_ENV)
+    if not target:
+        return
+    wanted, _, count = target.partition(":")
+    if wanted != name:
+        return
+    _kill_counts[name] = _kill_counts.get(name, 0) + 1
+    if _kill_counts[name] == int(count or 1):
+        os._exit(137)  # no cleanup, no `finally`, no atexit: exactly what a kill leaves behind

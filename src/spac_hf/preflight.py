@@ -1,0 +1,181 @@
+"""Everything `run_self_play` needs, checked before the first generation, training step or file write.
+
+`validate_run` reads the arguments, the data sets (every row), the tokenizer and chat template the run will use
+(every prompt is tokenized and measured against `max_length`), the split into per-iteration parts, the Hub ids, the
+record of an earlier run in `output_dir` and that run's published iterates. It writes nothing: the loop writes the
+run record only once this has passed, so a rejected run leaves `output_dir` as it was and the corrected rerun starts
+cleanly. Errors name what the user wrote: the argument (`train_dataset`, `eval_dataset`), the row of that data set
+(0-based, as `dataset[i]`), the column and the option.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from .config import SelfPlayConfig, SPACConfig
+from .data import (
+    check_prompt_lengths,
+    prompt_lengths,
+    split_into_parts,
+    validate_preference_dataset,
+    with_explicit_prompt,
+)
+from .integrity import DamagedRunError, check_saved_model
+from .run_identity import check_run_record, run_identity
+
+
+METHODS = ("spac", "spin", "dpo")
+ITERATE_FILE = "iterate.json"
+
+
+@dataclass
+class ValidatedRun:
+    """What `validate_run` checked, ready for the loop: nothing in it needs checking again."""
+
+    method: str
+    base_model: str
+    args: SelfPlayConfig
+    train_dataset: Dataset  # prompts explicit, rows in the user's order
+    eval_dataset: Dataset | None
+    tokenizer: PreTrainedTokenizerBase
+    conversational: bool
+    parts: list[Dataset]  # one per iteration
+    identity: dict[str, Any]
+    resuming: bool  # `output_dir` already holds this run
+
+    @property
+    def generates(self) -> bool:
+        return self.method == "spin" or (self.method == "spac" and self.args.use_pessimism)
+
+
+def _check_arguments(model: Any, args: Any, method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+    if method == "spac" and not isinstance(args, SPACConfig):
+        raise TypeError(f"method='spac' needs a `SPACConfig`, got `{type(args).__name__}`.")
+    if not isinstance(args, SelfPlayConfig):
+        raise TypeError(f"`args` must be a `SelfPlayConfig` (or `SPACConfig`), got `{type(args).__name__}`.")
+    if not isinstance(model, str):
+        raise TypeError(
+            "`model` must be a path or Hub id: every iteration reloads its starting point from disk. Save an "
+            "in-memory model with `save_pretrained` first."
+        )
+
+
+def _check_datasets(method: str, datasets: dict[str, Dataset | None]) -> dict[str, str]:
+    formats = {}
+    for name, dataset in datasets.items():
+        if dataset is None:
+            continue
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"{name}: the loop needs a map-style `datasets.Dataset`, got `{type(dataset).__name__}`.")
+        formats[name] = validate_preference_dataset(dataset, name)
+        if "generated" in dataset.column_names and method != "dpo":
+            raise ValueError(f"{name}: the loop generates the `generated` responses itself (y ~ pi_t); drop that column.")
+    if len(set(formats.values())) > 1:
+        raise ValueError(
+            f"`train_dataset` is {formats['train_dataset']} but `eval_dataset` is {formats['eval_dataset']}: the run "
+            "formats both with the same template, so both must be conversational or both standard."
+        )
+    return formats
+
+
+def _check_hub_ids(args: SelfPlayConfig) -> None:
+    from .hub import check_repo_id
+
+    base = args.hub_model_id or Path(args.output_dir).name
+    option = "hub_model_id" if args.hub_model_id else "output_dir (its last part names the repos)"
+    for suffix in [f"iter{t}" for t in range(1, args.num_iterations + 1)] + ["results"]:
+        try:
+            check_repo_id(f"{base}-{suffix}")
+        except ValueError as err:
+            raise ValueError(f"`push_to_hub=True` with `{option}`={base!r}: {err}") from None
+
+
+def _tokenizer(model: str, processing_class: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
+    if processing_class is None:
+        try:
+            processing_class = AutoTokenizer.from_pretrained(model)
+        except OSError as err:
+            raise ValueError(f"`model`={model!r}: cannot load its tokenizer ({err}). Pass `processing_class`.") from None
+    if processing_class.pad_token is None:
+        processing_class.pad_token = processing_class.eos_token
+    return processing_class
+
+
+def _check_prompts(args: SelfPlayConfig, tokenizer, datasets: dict[str, Dataset]) -> None:
+    """Every prompt, tokenized as the trainer will, must leave room for a response within `max_length`.
+
+    With `truncation_mode="keep_end"` the trainer keeps the end of a long sequence, so long prompts are allowed.
+    """
+    for name, dataset in datasets.items():
+        lengths = prompt_lengths(dataset, tokenizer, name)
+        if args.truncation_mode == "keep_start":
+            check_prompt_lengths(dataset, args.max_length, name, lengths=lengths)
+
+
+def _check_finished_iterates(out: Path, num_iterations: int, base_model: str) -> None:
+    for t in range(1, num_iterations + 1):
+        folder = out / f"iter_{t}"
+        record = folder / ITERATE_FILE
+        if not record.exists():
+            continue
+        previous = base_model if t == 1 else str(out / f"iter_{t - 1}")
+        hint = (
+            f"Iterate {t} cannot be recomputed from a damaged copy: delete the folder {str(folder)!r} and rerun with "
+            f"the same settings; iteration {t} is then trained again from {previous!r} on its saved data."
+        )
+        check_saved_model(folder, hint)
+        try:
+            json.loads(record.read_text(encoding="utf-8"))
+        except ValueError as err:  # checked by `check_saved_model` too; kept explicit because the loop reads it
+            raise DamagedRunError(f"{str(record)!r} is damaged ({err}). {hint}") from None
+
+
+def validate_run(
+    model: str,
+    args: SelfPlayConfig,
+    train_dataset: Dataset,
+    *,
+    method: str = "spac",
+    eval_dataset: Dataset | None = None,
+    processing_class: PreTrainedTokenizerBase | None = None,
+    peft_config=None,
+    world_size: int = 1,
+) -> ValidatedRun:
+    """Check everything a run needs, cheapest first; raise naming the user's argument, row, column or option.
+
+    Writes nothing. Returns the prepared data (explicit prompts, the per-iteration parts) and the run's identity.
+    """
+    _check_arguments(model, args, method)
+    formats = _check_datasets(method, {"train_dataset": train_dataset, "eval_dataset": eval_dataset})
+    if args.push_to_hub:
+        _check_hub_ids(args)
+    tokenizer = _tokenizer(model, processing_class)
+    train = with_explicit_prompt(train_dataset)
+    evaluation = with_explicit_prompt(eval_dataset) if eval_dataset is not None else None
+    if args.iteration_data == "full":  # the number of rows is checked before any prompt is tokenized
+        parts = [train] * args.num_iterations
+    else:
+        # `data_seed` (else `seed`) fixes the split; it is part of the run's identity, so a resume cannot re-split.
+        parts = split_into_parts(train, args.num_iterations, seed=args.data_seed or args.seed, name="train_dataset")
+    _check_prompts(args, tokenizer, {"train_dataset": train, **({"eval_dataset": evaluation} if evaluation else {})})
+    identity = run_identity(
+        method=method, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+        tokenizer=tokenizer, peft_config=peft_config, world_size=world_size,
+    )  # fmt: skip
+    out = Path(args.output_dir)
+    # A folder whose damaged record was deleted (as `read_run_record` advises) is resumed: its iterates are reused.
+    resuming = check_run_record(out, identity)
+    _check_finished_iterates(out, args.num_iterations, model)
+    return ValidatedRun(
+        method=method, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+        tokenizer=tokenizer, conversational=formats["train_dataset"] == "conversational", parts=parts,
+        identity=identity, resuming=resuming,
+    )  # fmt: skip

@@ -102,8 +102,11 @@ def _tokenizer(model: str, processing_class: PreTrainedTokenizerBase | None) -> 
     if processing_class is None:
         try:
             processing_class = AutoTokenizer.from_pretrained(model)
-        except OSError as err:
-            raise ValueError(f"`model`={model!r}: cannot load its tokenizer ({err}). Pass `processing_class`.") from None
+        except (OSError, ValueError) as err:  # no such model, or a folder without tokenizer files
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"`model`={model!r}: cannot load its tokenizer ({first_line}). Pass `processing_class`."
+            ) from None
     if processing_class.pad_token is None:
         processing_class.pad_token = processing_class.eos_token
     return processing_class

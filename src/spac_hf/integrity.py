@@ -101,14 +101,20 @@ def _file_problem(path: Path) -> str | None:
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
 
 
-def check_saved_model(folder: str | os.PathLike, delete_hint: str) -> None:
-    """Raise `DamagedRunError` naming the first damaged file of a saved model (or its missing weights)."""
+def check_saved_model(folder: str | os.PathLike, delete_hint: str, recomputable: tuple[str, ...] = ("eval.json",)) -> None:
+    """Raise `DamagedRunError` naming the first damaged file of a saved model (or its missing weights).
+
+    The `recomputable` files beside it (an evaluation) are left to `read_json_cache`.
+    """
     folder = Path(folder)
     problems = []
     if not any((folder / name).exists() for name in WEIGHTS):
         problems.append((folder, f"no weights ({' or '.join(WEIGHTS)})"))
     index = folder / "model.safetensors.index.json"
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin"))
+    files = sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix in (".json", ".safetensors", ".bin") and p.name not in recomputable
+    )  # fmt: skip
     for path in files:
         problem = _file_problem(path)
         if problem:

@@ -157,8 +157,8 @@ def test_save_model_card_writes_readme(tmp_path):
         ({"method": "ppo"}, "method must be one of"),
         ({"iteration": 4}, "iteration must be an integer in"),
         ({"num_iterations": 0}, "num_iterations must be"),
-        ({"eval_results": [{"task": "arc", "metric": "acc"}]}, r"eval_results\[0\] needs a finite number 'value'"),
-        ({"eval_results": [{"task": "arc", "metric": "acc", "value": "0.5"}]}, "finite number 'value'"),
+        ({"eval_results": [{"task": "arc", "metric": "acc"}]}, r"eval_results\[0\] is missing \['value'\]"),
+        ({"eval_results": [{"task": "arc", "metric": "acc", "value": "0.5"}]}, "'value' must be a finite number"),
         ({"eval_results": [{"task": "arc", "metric": "acc", "value": 0.5, "shots": 5}]}, r"unknown keys \['shots'\]"),
     ],
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import preference_rows
+from helpers import preference_rows
 
 
 ROOT = Path(__file__).resolve().parents[1]

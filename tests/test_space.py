@@ -74,7 +74,7 @@ def results_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models_file(tiny_model_dir, tmp_path_factory):
     """The allowlist: two differently initialised tiny models, one prompted through its chat template, one plain."""
-    from conftest import build_model
+    from helpers import build_model
     from transformers import AutoTokenizer
 
     folder = tmp_path_factory.mktemp("space-models")

@@ -17,7 +17,7 @@ from huggingface_hub import HfApi, constants, try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from spac_hf.hub import METHODS
+from spac_hf.methods import METHODS
 
 
 RUN_FILE = "self_play_run.json"  # written by spac_hf.loop in a run's output_dir

@@ -131,6 +131,13 @@ def test_space_reads_the_columns_spac_hf_writes():
     assert results.COLUMNS == tuple(RESULT_COLUMNS)
 
 
+def test_space_copy_of_the_methods_matches_spac_hf():
+    from spac_hf.methods import METHODS
+
+    # Same names, same order, same labels and colours: a method added to spac_hf must be added here too.
+    assert list(results.METHODS.items()) == [(name, (m.label, m.colour)) for name, m in METHODS.items()]
+
+
 def test_leaderboard_has_one_row_per_model_sorted_by_average(results_root):
     frame, notes = results.load_results([results_root])
     assert len(frame) == len(ALL_ROWS) and "2 `data/results.jsonl` file(s)" in notes[0]
@@ -221,7 +228,7 @@ def test_allowlist_from_file_and_discovered_iterates(tmp_path):
     allowlist = models.load_allowlist(models_file, discover_root=tmp_path)
     assert list(allowlist) == [
         "default: SFT", "hub: SPAC iter 3", "same as iter 1",
-        "default: SPAC iter 2", "default: SPAC average", "default: DPO iter 1",
+        "default: SPAC iter 2", "default: SPAC average", "default: DPO (one pass, all pairs) iter 1",
     ]  # fmt: skip
     assert allowlist["hub: SPAC iter 3"].source == "someone/spac-model" and not allowlist["hub: SPAC iter 3"].is_local
     assert models.default_pair(allowlist) == ("default: SFT", "default: SPAC iter 2")

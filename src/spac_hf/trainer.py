@@ -12,6 +12,7 @@ These private methods are pinned by `tests/test_trl_compat.py`, which fails loud
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +177,28 @@ class SPACTrainer(DPOTrainer):
             self.eval_dataset = {k: self._ensure_generated(v, k) for k, v in self.eval_dataset.items()}
         elif self.eval_dataset is not None:
             self.eval_dataset = self._ensure_generated(self.eval_dataset, "eval")
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        """The card of `spac_hf.hub`, the one the loop's iterates get (method tags, paper, BibTeX, hyperparameters),
+        instead of TRL's template; TRL's own extra tags (`tags`) are kept."""
+        if not self.is_world_process_zero():
+            return
+        from .hub import save_model_card
+
+        spac = METHODS["spac"]
+        loop_only = ("num_iterations", "iteration_data", "history_iterations")  # one trainer is one iteration
+        save_model_card(
+            self.args.output_dir,
+            model_name=model_name or os.path.basename(os.path.normpath(self.args.output_dir)),
+            base_model=get_config_model_id(self.model.config) or "unknown",
+            datasets=[dataset_name] if dataset_name else [],
+            method=spac.name,
+            iteration=1,
+            num_iterations=1,
+            hyperparameters={k: getattr(self.args, k) for k in spac.card_hyperparameters if k not in loop_only},
+            repo_id=self.hub_model_id,
+            extra_tags=[tags] if isinstance(tags, str) else tags,
+        )
 
     def _spac_collator(self) -> DataCollatorForSPAC:
         return DataCollatorForSPAC(

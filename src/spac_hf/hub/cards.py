@@ -44,6 +44,7 @@ def build_model_card(
     eval_results: list[Mapping[str, Any]] | None = None,
     repo_id: str | None = None,
     license: str | None = None,
+    extra_tags: list[str] | None = None,
 ) -> ModelCard:
     """Build the model card of one saved iterate.
 
@@ -64,6 +65,7 @@ def build_model_card(
             Given, they become the card's `model-index` and an evaluation table; absent, neither appears.
         repo_id: Where the model is (or will be) on the Hub, used in the loading snippet.
         license: A Hub license id (e.g. `"apache-2.0"`), usually the base model's.
+        extra_tags: Tags added after the method's own (TRL's trainers add `unsloth`, `hf_jobs`, ... this way).
     """
     record = get_method(check_method(method))
     _check_iterations(iteration, num_iterations)
@@ -78,7 +80,7 @@ def build_model_card(
         datasets=[name for name in datasets if _is_hub_id(name)] or None,
         library_name="transformers",
         license=license,
-        tags=record.tags,
+        tags=list(dict.fromkeys([*record.tags, *(extra_tags or [])])),
         pipeline_tag="text-generation",
         eval_results=[_eval_result(row) for row in rows] or None,
     )

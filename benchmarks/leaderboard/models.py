@@ -18,10 +18,9 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from spac_hf.methods import METHODS
+from spac_hf.run_folder import ITERATE_FILE, RUN_FILE
 
 
-RUN_FILE = "self_play_run.json"  # written by spac_hf.loop in a run's output_dir
-ITERATE_FILE = "iterate.json"  # written by spac_hf.loop in each iter_<t>
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 ITERATE_LABEL = re.compile(r"(?P<series>.+)-iter(?P<iteration>\d+)")
 

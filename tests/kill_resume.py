@@ -1,4 +1,4 @@
-"""Kill a tiny self-play run at named points, resume it, and compare with an uninterrupted run (for test_kill_resume.py).
+"""Kill a tiny self-play run at named points, resume it, compare with an uninterrupted run (for test_kill_resume.py).
 
     python tests/kill_resume.py --model DIR --work DIR --report FILE [--points a,b:2,...|default|all]
 
@@ -10,8 +10,9 @@ before the rename), `write_folder.*` (`atomic_directory`), `iterate.*` (publishi
 `checkpoint.partial` (inside a Trainer checkpoint, once the weights are written and before the optimizer state).
 
 `--points all` kills at every point the uninterrupted run reaches, each occurrence: the exhaustive variant.
-Writes one JSON object to `--report`: the points reached by the reference run, and for each point tried the exit code of the killed
-run, of the resumed run, the differences from the reference (empty when bit-identical) and what resume removed.
+Writes one JSON object to `--report`: the points reached by the reference run, and for each point tried the exit
+codes of the killed and the resumed run, the differences from the reference (empty when bit-identical), what was
+left behind, and what the library logged while resuming.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from datasets import Dataset, load_from_disk  # noqa: E402
 from transformers import Trainer  # noqa: E402
 
 import spac_hf.utils  # noqa: E402
-from conftest import CPU_TRAINING, preference_rows  # noqa: E402
 from spac_hf import SPACConfig, run_self_play  # noqa: E402
+
+from helpers import CPU_TRAINING, preference_rows  # noqa: E402
 
 
 torch.set_num_threads(1)
@@ -74,7 +76,7 @@ def install_kill_points() -> None:
 
 
 def evaluate(model_path: str, iteration: int) -> dict:
-    """A deterministic stand-in for lm-eval: statistics of the weights, so evaluation files are written and compared."""
+    """A deterministic stand-in for lm-eval: the sum of the weights, so evaluation files are written and compared."""
     from safetensors.torch import load_file
 
     weights = load_file(str(Path(model_path) / "model.safetensors"))

@@ -18,21 +18,22 @@ import torch
 from datasets import Dataset, IterableDataset
 from transformers import Trainer
 
-from conftest import preference_rows
 from spac_hf import SelfPlayConfig, SPACConfig, run_self_play
 from spac_hf.data import DatasetValidationError
 from spac_hf.integrity import DamagedRunError, load_cached_dataset, read_json_cache, remove_leftovers
 from spac_hf.preflight import validate_run
+from spac_hf.run_folder import RUN_FILE, RunFolder
 from spac_hf.run_identity import (
     IGNORED_FIELDS,
     RESULT_FIELDS,
-    RUN_FILE,
     RUN_KEYS,
     RunRecordError,
     changed_fields,
     run_identity,
     write_run_record,
 )
+
+from helpers import preference_rows
 
 
 @pytest.fixture
@@ -47,7 +48,9 @@ def no_compute(monkeypatch):
 
 
 def files(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))} if folder.exists() else {}
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
 
 
 def conversational(n: int = 6) -> list[dict]:
@@ -73,7 +76,8 @@ def _long_prompt_at(index: int, n: int = 24) -> list[dict]:
 
 # (id, train rows or data set, run_self_play keyword overrides, config overrides, error, message)
 LOOP_CASES = [
-    ("train-not-a-dataset", preference_rows(6), {}, {}, TypeError, r"train_dataset: the loop needs a map-style"),
+    ("train-not-a-dataset", preference_rows(6), {}, {}, TypeError,
+     r"train_dataset: the self-play loop needs a map-style"),
     ("train-iterable", "iterable", {}, {}, TypeError, r"train_dataset: .*IterableDataset"),
     ("missing-column", [{"prompt": "a:", "chosen": " b"}] * 4, {}, {}, DatasetValidationError,
      r"train_dataset: missing column\(s\) \['rejected'\]"),
@@ -143,7 +147,8 @@ def test_loop_rejects_before_any_compute(case, tiny_model_dir, tokenizer, make_a
     if overrides.get("processing_class") == "no-template":
         tokenizer.chat_template = None
         overrides["processing_class"] = tokenizer
-    target = {"in-memory": model, "empty-folder": str(tmp_path / "empty")}.get(overrides.pop("model", None), tiny_model_dir)
+    targets = {"in-memory": model, "empty-folder": str(tmp_path / "empty")}
+    target = targets.get(overrides.pop("model", None), tiny_model_dir)
     (tmp_path / "empty").mkdir()
     with pytest.raises(error, match=message):
         run_self_play(target, args, train, **overrides)
@@ -244,7 +249,7 @@ def test_resume_with_a_changed_option_is_refused_before_any_compute(tiny_model_d
     data = Dataset.from_list(preference_rows(6))
     first = validate_run(tiny_model_dir, make_args(num_iterations=2, **{option: old}), data)
     out = Path(first.args.output_dir)
-    write_run_record(out, first.identity)
+    write_run_record(out / RUN_FILE, first.identity)
     before = files(out)
     with pytest.raises(RunRecordError, match=rf"holds another run \({option}: {old!r} -> {new!r}\)"):
         run_self_play(tiny_model_dir, make_args(num_iterations=2, **{option: new}), data)
@@ -269,7 +274,7 @@ def test_damaged_iterate_names_the_file_and_the_folder_to_delete(tiny_model_dir,
     args = make_args(num_iterations=2)
     checked = validate_run(tiny_model_dir, args, data)
     out = Path(args.output_dir)
-    write_run_record(out, checked.identity)
+    write_run_record(out / RUN_FILE, checked.identity)
     iterate = out / "iter_1"
     model.save_pretrained(iterate)
     tokenizer.save_pretrained(iterate)
@@ -344,11 +349,11 @@ def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
         else:
             path.mkdir()
     with caplog.at_level(logging.WARNING, logger="spac_hf.integrity"):
-        removed = remove_leftovers(out, finished=[1])
+        removed = remove_leftovers(RunFolder(out), 2, finished=[1])
     assert sorted(removed) == sorted(leftovers)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in leftovers)
     assert "Removed what an interrupted run left behind" in caplog.text and ".iter_2.tmp" in caplog.text
-    assert remove_leftovers(out, finished=[1]) == []
+    assert remove_leftovers(RunFolder(out), 2, finished=[1]) == []
 
 
 # ---------------------------------------------------------------------------------------------------------------------

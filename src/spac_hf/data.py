@@ -67,8 +67,8 @@ def validate_preference_dataset(dataset: Dataset | IterableDataset, name: str = 
 
     Raises `DatasetValidationError` naming the data set, the column and up to five rows for: a missing column, a cell
     of the wrong type (including a `generated` column whose type differs from `chosen`'s), a message whose `role` or
-    `content` is not text (named by its turn), an empty prompt or response. An empty `generated` response is allowed: pi_t may legitimately stop at once. An `IterableDataset` is checked on
-    its first 100 rows.
+    `content` is not text (named by its turn), an empty prompt or response. An empty `generated` response is
+    allowed: pi_t may legitimately stop at once. An `IterableDataset` is checked on its first 100 rows.
     """
     if not isinstance(dataset, (Dataset, IterableDataset)):
         raise DatasetValidationError(f"{name}: expected a `datasets.Dataset`, got {type(dataset).__name__}.")
@@ -130,7 +130,9 @@ def normalize_prompt_column(dataset: Dataset) -> Dataset:
     if not isinstance(first["prompt"], str) or not _is_messages(first["chosen"]) or not first["chosen"]:
         return dataset
     if first["chosen"][0]["role"] == "assistant":
-        return dataset.map(lambda row: {"prompt": [{"role": "user", "content": row["prompt"]}]}, desc="Prompts as messages")
+        return dataset.map(
+            lambda row: {"prompt": [{"role": "user", "content": row["prompt"]}]}, desc="Prompts as messages"
+        )
     return dataset.remove_columns("prompt")
 
 
@@ -150,7 +152,9 @@ def _chat_kwargs(example: dict) -> dict:
 def tokenize_prompt(tokenizer: PreTrainedTokenizerBase, example: dict) -> list[int]:
     """The prompt's token ids, as the model sees them before it answers (chat template with generation prompt)."""
     if is_conversational(example):
-        return _tokenize(tokenizer, example["prompt"], add_generation_prompt=True, **_chat_kwargs(example))["input_ids"]
+        return _tokenize(tokenizer, example["prompt"], add_generation_prompt=True, **_chat_kwargs(example))[
+            "input_ids"
+        ]
     return _tokenize(tokenizer, example["prompt"])["input_ids"]
 
 
@@ -170,9 +174,9 @@ def tokenize_preference_example(
         if response not in example or example[response] is None:
             continue
         if conversational:
-            full_ids[response] = _tokenize(
-                tokenizer, example["prompt"] + example[response], **_chat_kwargs(example)
-            )["input_ids"]
+            full_ids[response] = _tokenize(tokenizer, example["prompt"] + example[response], **_chat_kwargs(example))[
+                "input_ids"
+            ]
         else:
             text = example[response]
             if not text.endswith(tokenizer.eos_token):
@@ -251,3 +255,13 @@ def split_into_parts(dataset: Dataset, num_parts: int, seed: int = 0, name: str 
         )
     order = np.random.default_rng(seed).permutation(len(dataset))
     return [dataset.select(np.sort(part)) for part in np.array_split(order, num_parts)]
+
+
+def require_map_style(dataset: Any, name: str, needed_for: str) -> None:
+    """Fail, naming the data set, unless it is a map-style `Dataset`: splitting, saving to disk, generating into a new
+    column and precomputing log-probs all need random access to its rows."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"{name}: {needed_for} needs a map-style `datasets.Dataset`, got `{type(dataset).__name__}`; load it "
+            "without streaming."
+        )

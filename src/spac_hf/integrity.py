@@ -24,6 +24,8 @@ from typing import Any
 
 from datasets import Dataset, load_from_disk
 
+from .run_folder import RunFolder
+
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,9 @@ def _file_problem(path: Path) -> str | None:
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
 
 
-def check_saved_model(folder: str | os.PathLike, delete_hint: str, recomputable: tuple[str, ...] = ("eval.json",)) -> None:
+def check_saved_model(
+    folder: str | os.PathLike, delete_hint: str, recomputable: tuple[str, ...] = ("eval.json",)
+) -> None:
     """Raise `DamagedRunError` naming the first damaged file of a saved model (or its missing weights).
 
     The `recomputable` files beside it (an evaluation) are left to `read_json_cache`.
@@ -121,38 +125,38 @@ def check_saved_model(folder: str | os.PathLike, delete_hint: str, recomputable:
             problems.append((path, problem))
     if index.exists() and not any(p == index for p, _ in problems):
         shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
-        problems += [(folder / s, "missing (listed in the index)") for s in sorted(shards) if not (folder / s).exists()]
+        missing = [folder / shard for shard in sorted(shards) if not (folder / shard).exists()]
+        problems += [(path, "missing (listed in the index)") for path in missing]
     if problems:
         path, problem = problems[0]
         raise DamagedRunError(f"{str(path)!r} is damaged: {problem}. {delete_hint}")
 
 
 def _is_leftover(path: Path) -> bool:
+    """A temporary of `atomic_directory` (`.<name>.tmp-*`), `atomic_write_bytes` (`.<name>.*.tmp`) or an iterate's
+    staging folder (`.iter_<t>.tmp`): all hidden, all with `.tmp` in the name."""
     name = path.name
-    return (
-        (name.startswith(".") and (".tmp-" in name or name.endswith(".tmp")))  # `atomic_directory`, `atomic_write_*`
-        or (name.startswith(".iter_") and name.endswith(".tmp"))  # an iterate being written
-    )
+    return name.startswith(".") and (".tmp-" in name or name.endswith(".tmp"))
 
 
-def remove_leftovers(output_dir: str | os.PathLike, finished: Iterable[int] = ()) -> list[Path]:
+def remove_leftovers(folder: RunFolder, num_iterations: int, finished: Iterable[int] = ()) -> list[Path]:
     """Remove what a kill can leave in a run folder; return what was removed (and log it).
 
-    - temporary folders and files of atomic writes (`.<name>.tmp-*`, `.<name>.*.tmp`, `.iter_<t>.tmp`), at the top
-      of the run folder, in the iterates and in `work/iter_<t>/`;
+    - temporary folders and files of atomic writes (`.<name>.tmp-*`, `.<name>.*.tmp`, the staging `.iter_<t>.tmp`),
+      at the top of the run folder, in the iterates, the averaged iterate and `work/iter_<t>/`;
     - the temporary files `datasets` writes while caching a `map` (`tmp*` in a saved data set's folder);
     - the checkpoints of the `finished` iterations (a kill between publishing the iterate and deleting them).
     """
-    out = Path(output_dir)
-    if not out.is_dir():
+    root = folder.root
+    if not root.is_dir():
         return []
-    folders = [out, *sorted(p for p in out.glob("iter_*") if p.is_dir())]
-    work = sorted(p for p in (out / "work").glob("iter_*") if p.is_dir())
-    folders += work
-    removed = [p for folder in folders for p in sorted(folder.iterdir()) if _is_leftover(p)]
-    for data in (p for folder in work for p in folder.iterdir() if p.is_dir() and not _is_leftover(p)):
-        removed += [p for p in sorted(data.glob("tmp*")) if p.is_file()]
-    removed += [out / "work" / f"iter_{t}" / "checkpoints" for t in finished]
+    iterations = range(1, num_iterations + 1)
+    places = [root, folder.average, *(folder.iterate(t) for t in iterations), *(folder.work(t) for t in iterations)]
+    removed = [p for place in places if place.is_dir() for p in sorted(place.iterdir()) if _is_leftover(p)]
+    for t in iterations:
+        for data in (folder.generated(t, name) for name in ("generated", "generated_eval")):
+            removed += [p for p in sorted(data.glob("tmp*")) if p.is_file()] if data.is_dir() else []
+    removed += [folder.checkpoints(t) for t in finished]
     removed = [p for p in removed if p.exists()]
     for path in removed:
         if path.is_dir():
@@ -161,6 +165,8 @@ def remove_leftovers(output_dir: str | os.PathLike, finished: Iterable[int] = ()
             path.unlink(missing_ok=True)
     if removed:
         logger.warning(
-            "Removed what an interrupted run left behind in %s: %s", out, ", ".join(str(p.relative_to(out)) for p in removed)
+            "Removed what an interrupted run left behind in %s: %s",
+            root,
+            ", ".join(str(p.relative_to(root)) for p in removed),
         )
     return removed

@@ -10,7 +10,6 @@ cleanly. Errors name what the user wrote: the argument (`train_dataset`, `eval_d
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,27 +17,27 @@ from typing import Any
 from datasets import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from .config import SelfPlayConfig, SPACConfig
+from .config import SelfPlayConfig
 from .data import (
     check_prompt_lengths,
     prompt_lengths,
+    require_map_style,
     split_into_parts,
     validate_preference_dataset,
     with_explicit_prompt,
 )
-from .integrity import DamagedRunError, check_saved_model
+from .hub import check_repo_id
+from .integrity import check_saved_model
+from .methods import Method, get_method, method_of_run
+from .run_folder import RunFolder
 from .run_identity import check_run_record, run_identity
-
-
-METHODS = ("spac", "spin", "dpo")
-ITERATE_FILE = "iterate.json"
 
 
 @dataclass
 class ValidatedRun:
     """What `validate_run` checked, ready for the loop: nothing in it needs checking again."""
 
-    method: str
+    method: Method  # the record of the method this run is (`"dpo"` with T > 1 is iterative DPO)
     base_model: str
     args: SelfPlayConfig
     train_dataset: Dataset  # prompts explicit, rows in the user's order
@@ -51,33 +50,35 @@ class ValidatedRun:
 
     @property
     def generates(self) -> bool:
-        return self.method == "spin" or (self.method == "spac" and self.args.use_pessimism)
+        return self.method.needs_generation(self.args)
 
 
-def _check_arguments(model: Any, args: Any, method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-    if method == "spac" and not isinstance(args, SPACConfig):
-        raise TypeError(f"method='spac' needs a `SPACConfig`, got `{type(args).__name__}`.")
+def _check_arguments(model: Any, args: Any, method: str) -> Method:
+    record = get_method(method)  # an unknown name: a ValueError listing the methods
     if not isinstance(args, SelfPlayConfig):
         raise TypeError(f"`args` must be a `SelfPlayConfig` (or `SPACConfig`), got `{type(args).__name__}`.")
+    record = method_of_run(method, args.num_iterations)
+    if not isinstance(args, record.config_class):
+        raise TypeError(f"method={method!r} needs a `{record.config_class.__name__}`, got `{type(args).__name__}`.")
     if not isinstance(model, str):
         raise TypeError(
             "`model` must be a path or Hub id: every iteration reloads its starting point from disk. Save an "
             "in-memory model with `save_pretrained` first."
         )
+    return record
 
 
-def _check_datasets(method: str, datasets: dict[str, Dataset | None]) -> dict[str, str]:
+def _check_datasets(method: Method, datasets: dict[str, Dataset | None]) -> dict[str, str]:
     formats = {}
     for name, dataset in datasets.items():
         if dataset is None:
             continue
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"{name}: the loop needs a map-style `datasets.Dataset`, got `{type(dataset).__name__}`.")
+        require_map_style(dataset, name, "the self-play loop")
         formats[name] = validate_preference_dataset(dataset, name)
-        if "generated" in dataset.column_names and method != "dpo":
-            raise ValueError(f"{name}: the loop generates the `generated` responses itself (y ~ pi_t); drop that column.")
+        if "generated" in dataset.column_names and method.generates:
+            raise ValueError(
+                f"{name}: the loop generates the `generated` responses itself (y ~ pi_t); drop that column."
+            )
     if len(set(formats.values())) > 1:
         raise ValueError(
             f"`train_dataset` is {formats['train_dataset']} but `eval_dataset` is {formats['eval_dataset']}: the run "
@@ -87,8 +88,6 @@ def _check_datasets(method: str, datasets: dict[str, Dataset | None]) -> dict[st
 
 
 def _check_hub_ids(args: SelfPlayConfig) -> None:
-    from .hub import check_repo_id
-
     base = args.hub_model_id or Path(args.output_dir).name
     option = "hub_model_id" if args.hub_model_id else "output_dir (its last part names the repos)"
     for suffix in [f"iter{t}" for t in range(1, args.num_iterations + 1)] + ["results"]:
@@ -123,22 +122,16 @@ def _check_prompts(args: SelfPlayConfig, tokenizer, datasets: dict[str, Dataset]
             check_prompt_lengths(dataset, args.max_length, name, lengths=lengths)
 
 
-def _check_finished_iterates(out: Path, num_iterations: int, base_model: str) -> None:
+def _check_finished_iterates(folder: RunFolder, num_iterations: int, base_model: str) -> None:
     for t in range(1, num_iterations + 1):
-        folder = out / f"iter_{t}"
-        record = folder / ITERATE_FILE
-        if not record.exists():
+        if not folder.iterate_record(t).exists():
             continue
-        previous = base_model if t == 1 else str(out / f"iter_{t - 1}")
+        previous = base_model if t == 1 else str(folder.iterate(t - 1))
         hint = (
-            f"Iterate {t} cannot be recomputed from a damaged copy: delete the folder {str(folder)!r} and rerun with "
-            f"the same settings; iteration {t} is then trained again from {previous!r} on its saved data."
+            f"Iterate {t} cannot be recomputed from a damaged copy: delete the folder {str(folder.iterate(t))!r} and "
+            f"rerun with the same settings; iteration {t} is then trained again from {previous!r} on its saved data."
         )
-        check_saved_model(folder, hint)
-        try:
-            json.loads(record.read_text(encoding="utf-8"))
-        except ValueError as err:  # checked by `check_saved_model` too; kept explicit because the loop reads it
-            raise DamagedRunError(f"{str(record)!r} is damaged ({err}). {hint}") from None
+        check_saved_model(folder.iterate(t), hint)  # the weights, the configs and the iterate's record
 
 
 def validate_run(
@@ -156,8 +149,8 @@ def validate_run(
 
     Writes nothing. Returns the prepared data (explicit prompts, the per-iteration parts) and the run's identity.
     """
-    _check_arguments(model, args, method)
-    formats = _check_datasets(method, {"train_dataset": train_dataset, "eval_dataset": eval_dataset})
+    record = _check_arguments(model, args, method)
+    formats = _check_datasets(record, {"train_dataset": train_dataset, "eval_dataset": eval_dataset})
     if args.push_to_hub:
         _check_hub_ids(args)
     tokenizer = _tokenizer(model, processing_class)
@@ -170,15 +163,15 @@ def validate_run(
         parts = split_into_parts(train, args.num_iterations, seed=args.data_seed or args.seed, name="train_dataset")
     _check_prompts(args, tokenizer, {"train_dataset": train, **({"eval_dataset": evaluation} if evaluation else {})})
     identity = run_identity(
-        method=method, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+        method=record.name, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
         tokenizer=tokenizer, peft_config=peft_config, world_size=world_size,
     )  # fmt: skip
-    out = Path(args.output_dir)
+    folder = RunFolder(Path(args.output_dir))
     # A folder whose damaged record was deleted (as `read_run_record` advises) is resumed: its iterates are reused.
-    resuming = check_run_record(out, identity)
-    _check_finished_iterates(out, args.num_iterations, model)
+    resuming = check_run_record(folder.run_file, identity)
+    _check_finished_iterates(folder, args.num_iterations, model)
     return ValidatedRun(
-        method=method, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+        method=record, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
         tokenizer=tokenizer, conversational=formats["train_dataset"] == "conversational", parts=parts,
         identity=identity, resuming=resuming,
     )  # fmt: skip

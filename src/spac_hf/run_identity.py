@@ -26,7 +26,6 @@ from datasets import Dataset
 from .utils import atomic_write_json
 
 
-RUN_FILE = "self_play_run.json"
 IDENTITY_VERSION = 2
 
 # Fields that do not change the iterates, with the reason. Everything else counts (see the module docstring).
@@ -207,12 +206,11 @@ def changed_fields(recorded: dict[str, Any], identity: dict[str, Any]) -> dict[s
     return changed
 
 
-def check_run_record(output_dir: str | os.PathLike, identity: dict[str, Any]) -> bool:
-    """Whether `output_dir` already holds this run (True), or nothing yet (False); raise if it holds another.
+def check_run_record(path: str | os.PathLike, identity: dict[str, Any]) -> bool:
+    """Whether the run record at `path` is this run's (True) or absent (False); raise if it is another run's.
 
     Reads only: the record is written by `write_run_record` once everything else has been validated.
     """
-    path = Path(output_dir) / RUN_FILE
     recorded = read_run_record(path)
     if recorded is None:
         return False
@@ -220,12 +218,12 @@ def check_run_record(output_dir: str | os.PathLike, identity: dict[str, Any]) ->
     if changed:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
         raise RunRecordError(
-            f"`output_dir` {str(output_dir)!r} holds another run ({details}). Resume it with the same settings or "
-            "choose a new `output_dir`."
+            f"`output_dir` {str(Path(path).parent)!r} holds another run ({details}). Resume it with the same "
+            "settings or choose a new `output_dir`."
         )
     return True
 
 
-def write_run_record(output_dir: str | os.PathLike, identity: dict[str, Any]) -> Path:
+def write_run_record(path: str | os.PathLike, identity: dict[str, Any]) -> Path:
     """Write the run record (atomically); call it only after every input has been validated."""
-    return atomic_write_json(Path(output_dir) / RUN_FILE, {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return atomic_write_json(path, {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})

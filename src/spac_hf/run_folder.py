@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from accelerate import PartialState
 
-from .run_identity import check_run_record, write_run_record
+from .run_identity import write_run_record
 
 
 RUN_FILE = "self_play_run.json"
@@ -120,15 +120,6 @@ class RunFolder:
 # --------------------------------------------------------------------------------------------------------------------
 # Run identity
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def check_run_identity(folder: RunFolder, identity: dict[str, Any]) -> bool:
-    """Raise if `folder` holds another run (or a damaged record); return whether it holds this one (a resume).
-
-    What an identity holds, and how it is compared, is `spac_hf.run_identity`'s business.
-    """
-    PartialState().wait_for_everyone()
-    return check_run_record(folder.run_file, identity)
 
 
 @main_only

@@ -90,7 +90,8 @@ def discover_iterates(root: Path) -> list[ModelEntry]:
         run, method = folder.parent.parent.name, record.get("method") or folder.parent.name
         iteration = record.get("iteration")
         what = f"iter {iteration}" if isinstance(iteration, int) else str(iteration or folder.name)
-        label = f"{run}: {METHODS[method][0] if method in METHODS else method.upper()} {what}"
+        name = METHODS[method][0] if method in METHODS else method.upper()
+        label = f"{run}: {name} {what}"
         entries.append(ModelEntry(label, str(folder.resolve()), method=method, iteration=iteration))
     return sorted(entries, key=_iteration_key)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
 # A bare Figure, not pyplot: pyplot keeps every figure it made alive (a leak on a long-running server) and wants a GUI.
 from matplotlib.figure import Figure
 

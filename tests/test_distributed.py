@@ -1,4 +1,4 @@
-"""Two CPU processes (torchrun, gloo): one iteration with sampled generation sharded across ranks and gathered in order."""
+"""Two CPU processes (torchrun, gloo): one iteration, with sampled generation sharded across ranks, gathered in order."""
 
 import json
 import os
@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from helpers import preference_rows
 from spac_hf.data import tokenize_prompt
 from spac_hf.generation import _shard, generate_responses
+
+from helpers import preference_rows
 
 
 SCRIPT = str(Path(__file__).parent / "run_tiny_loop.py")

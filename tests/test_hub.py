@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_server import FAKE_TOKEN, USER
 from huggingface_hub import HfApi, ModelCard, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import OfflineModeIsEnabled, RepositoryNotFoundError
 
@@ -26,6 +25,8 @@ from spac_hf.hub import (
     save_results_dataset,
     validate_results_rows,
 )
+
+from hub_server import FAKE_TOKEN, USER
 
 
 BASE = "alignment-handbook/zephyr-7b-sft-full"
@@ -138,9 +139,10 @@ def test_spac_trainer_writes_the_same_card_as_the_loop(tiny_model_dir, make_args
     `spac_hf.hub`, with the method's tags (also the trainer's `_tag_names`), its paper and BibTeX, and TRL's extras."""
     from datasets import Dataset
 
-    from helpers import preference_rows
     from spac_hf import SPACTrainer
     from spac_hf.methods import METHODS, SPAC_BIBTEX
+
+    from helpers import preference_rows
 
     rows = [{**row, "generated": row["chosen"]} for row in preference_rows(4)]
     args = make_args()

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, load_from_disk
 
-from helpers import preference_rows
 from spac_hf import SelfPlayConfig, run_self_play, split_into_parts
+
+from helpers import preference_rows
 
 
 SCRIPT = str(Path(__file__).parent / "run_tiny_loop.py")

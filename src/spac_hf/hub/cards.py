@@ -103,12 +103,6 @@ def save_model_card(folder: str | os.PathLike, **kwargs: Any) -> Path:
     return atomic_write_text(Path(folder) / "README.md", str(card))
 
 
-def save_model_card(folder: str | os.PathLike, **kwargs: Any) -> Path:
-    """Write the card from [`build_model_card`]`(**kwargs)` to `folder/README.md`, atomically; return its path."""
-    card = build_model_card(**kwargs)
-    return atomic_write_text(Path(folder) / "README.md", str(card))
-
-
 def _check_iterations(iteration: int, num_iterations: int) -> None:
     if not is_int(num_iterations) or num_iterations < 1:
         raise ValueError(f"num_iterations must be an integer >= 1, got {num_iterations!r}")

@@ -196,6 +196,17 @@ def test_long_prompt_names_the_users_row_not_the_parts(tiny_model_dir, make_args
     assert "train_dataset" in str(raised.value) and "`train`" not in str(raised.value)
 
 
+def test_trainer_names_the_argument_the_user_passed(tiny_model_dir, tokenizer, make_args, no_compute):
+    from spac_hf import SPACTrainer
+
+    rows = [{**r, "generated": " g"} for r in _long_prompt_at(3, 6)]
+    with pytest.raises(DatasetValidationError, match=r"^train_dataset: 1 prompt\(s\) .* row 3 ") as raised:
+        SPACTrainer(
+            tiny_model_dir, args=make_args(), train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        )
+    assert "`train`" not in str(raised.value)
+
+
 def test_a_rejected_run_leaves_no_record_so_the_corrected_rerun_starts(tiny_model_dir, make_args, no_compute):
     data = Dataset.from_list(preference_rows(6))
     args = make_args(num_iterations=8)

@@ -225,7 +225,9 @@ class SPACTrainer(DPOTrainer):
             **map_kwargs,
         )
         if isinstance(dataset, Dataset) and args.truncation_mode == "keep_start":
-            check_prompt_lengths(dataset, args.max_length, dataset_name)
+            # TRL calls the data sets "train" and "eval"; the error names the argument the user passed.
+            names = {"train": "train_dataset", "eval": "eval_dataset"}
+            check_prompt_lengths(dataset, args.max_length, names.get(dataset_name, f"eval_dataset[{dataset_name!r}]"))
         return dataset
 
     def _set_signature_columns_if_needed(self):

@@ -250,6 +250,8 @@ def test_identity_counts_every_field_but_the_ignored_ones(make_args):
                           "adam_beta1": 0.8, "max_grad_norm": 0.5, "lam": 0.5}.items():  # fmt: skip
         changed = changed_fields(base, _identity(make_args, data, **{option: value}))
         assert list(changed) == [option], option
+    changed = changed_fields(base, _identity(make_args, data, model_init_kwargs={"dtype": torch.bfloat16}))
+    assert list(changed) == ["model_init_kwargs"]  # a dtype is recorded by its name, not as an opaque object
     other = Dataset.from_list(preference_rows(6, seed=1))
     assert "train_data_hash" in changed_fields(base, _identity(make_args, other))
 

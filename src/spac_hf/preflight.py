@@ -156,18 +156,21 @@ def validate_run(
     tokenizer = _tokenizer(model, processing_class)
     train = with_explicit_prompt(train_dataset)
     evaluation = with_explicit_prompt(eval_dataset) if eval_dataset is not None else None
-    if args.iteration_data == "full":  # the number of rows is checked before any prompt is tokenized
+    # The split (and so the number of rows against `num_iterations`) is checked before any prompt is tokenized.
+    if args.iteration_data == "full":
         parts = [train] * args.num_iterations
     else:
         # `data_seed` (else `seed`) fixes the split; it is part of the run's identity, so a resume cannot re-split.
         parts = split_into_parts(train, args.num_iterations, seed=args.data_seed or args.seed, name="train_dataset")
-    _check_prompts(args, tokenizer, {"train_dataset": train, **({"eval_dataset": evaluation} if evaluation else {})})
+    measured = {"train_dataset": train} if evaluation is None else {"train_dataset": train, "eval_dataset": evaluation}
+    _check_prompts(args, tokenizer, measured)
     identity = run_identity(
         method=record.name, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
         tokenizer=tokenizer, peft_config=peft_config, world_size=world_size,
     )  # fmt: skip
     folder = RunFolder(Path(args.output_dir))
-    # A folder whose damaged record was deleted (as `read_run_record` advises) is resumed: its iterates are reused.
+    # No record yet (a new folder, or one whose damaged record was deleted as `read_run_record` advises): the loop
+    # writes it, and reuses whatever finished iterates the folder holds.
     resuming = check_run_record(folder.run_file, identity)
     _check_finished_iterates(folder, args.num_iterations, model)
     return ValidatedRun(

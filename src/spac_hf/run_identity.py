@@ -126,7 +126,10 @@ def _plain(value: Any) -> Any:
         return value
     if hasattr(value, "to_dict"):  # PEFT configs, transformers configs
         return _plain(value.to_dict())
-    return f"<{type(value).__module__}.{type(value).__qualname__}>"  # never an address: it would differ per process
+    text = str(value)  # `torch.bfloat16`, ...
+    if " at 0x" in text:  # an object's default repr: its address differs per process, never equal on resume
+        return f"<{type(value).__module__}.{type(value).__qualname__}>"
+    return text
 
 
 def data_hash(dataset: Dataset) -> str:

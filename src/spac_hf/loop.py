@@ -40,7 +40,7 @@ from .run_folder import (
     remove_checkpoints_after,
     run_identity,
 )
-from .run_outputs import EvaluateFn, RunOutputs
+from .run_outputs import EvaluateFn, RunOutputs, hub_repo
 from .utils import atomic_directory
 
 
@@ -214,9 +214,8 @@ def _validate(model, args, train_dataset, eval_dataset, method: Method, given: s
                 f"{name}: the loop generates the `generated` responses itself (y ~ pi_t); drop that column."
             )
     if args.push_to_hub:  # fail before any compute, not after the first iteration
-        base = args.hub_model_id or Path(args.output_dir).name
         for suffix in [f"iter{t}" for t in range(1, args.num_iterations + 1)] + ["results"]:
-            check_repo_id(f"{base}-{suffix}")
+            check_repo_id(hub_repo(args, suffix))
     return formats["train_dataset"]
 
 

@@ -10,18 +10,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from spac_hf.methods import METHODS
+
 from helpers import preference_rows
 
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-CONFIG_CLASS = {"spac": "SPACConfig", "dpo": "SelfPlayConfig", "spin": "SelfPlayConfig"}
+# One recipe script per paper's method (`recipes/<key>.py`): plain and iterative DPO share `recipes/dpo.py`.
+RECIPE_METHODS = {method.paper.key: method for method in METHODS.values() if method.iterative}
 
 
 def method_of(config: Path) -> str:
     """recipes/zephyr-7b/spac/config_full.yaml -> spac; recipes/default/dpo.yaml -> dpo."""
-    return config.parent.name if config.parent.name in CONFIG_CLASS else config.stem
+    return config.parent.name if config.parent.name in RECIPE_METHODS else config.stem
 
 
 RECIPE_CONFIGS = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate_configs" not in p.parts)
@@ -29,17 +32,17 @@ FULL_CONFIGS = sorted(RECIPES.glob("zephyr-7b/*/config_full.yaml"))
 
 
 def test_every_method_has_its_configs():
-    assert {method_of(p) for p in FULL_CONFIGS} == {"spac", "dpo", "spin"}
-    assert {method_of(p) for p in RECIPES.glob("zephyr-7b/*/config_qlora.yaml")} == {"spac", "dpo", "spin"}
-    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == {"spac", "dpo", "spin"}
+    assert {method_of(p) for p in FULL_CONFIGS} == set(RECIPE_METHODS) == {"spac", "dpo", "spin"}
+    assert {method_of(p) for p in RECIPES.glob("zephyr-7b/*/config_qlora.yaml")} == set(RECIPE_METHODS)
+    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == set(RECIPE_METHODS)
+    assert {p.stem for p in RECIPES.glob("*.py")} == set(RECIPE_METHODS) | {"self_play", "script_utils"}
 
 
 @pytest.mark.parametrize("config", RECIPE_CONFIGS, ids=lambda p: str(p.relative_to(RECIPES)))
 def test_config_parses_with_its_script(config):
-    import spac_hf
     from recipes.self_play import parse_recipe_args
 
-    config_class = getattr(spac_hf, CONFIG_CLASS[method_of(config)])
+    config_class = RECIPE_METHODS[method_of(config)].config_class
     # --use_cpu: the paper configs ask for bf16, which TrainingArguments refuses on a machine without a GPU otherwise.
     argv = ["--config", str(config), "--use_cpu", "true"]
     script_args, training_args, model_args, _ = parse_recipe_args(config_class, config, argv)
@@ -55,6 +58,7 @@ def test_config_parses_with_its_script(config):
 
 def test_a_misspelt_key_is_an_error(tmp_path):
     from spac_hf import SPACConfig
+
     from recipes.self_play import parse_recipe_args
 
     bad = tmp_path / "bad.yaml"
@@ -146,6 +150,7 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
 
 def test_no_arguments_means_the_embedded_default(monkeypatch):
     from spac_hf import SPACConfig
+
     from recipes.self_play import parse_recipe_args
 
     monkeypatch.setattr(sys, "argv", ["recipes/spac.py"])

@@ -31,6 +31,7 @@ from .integrity import check_saved_model
 from .methods import Method, get_method, method_of_run
 from .run_folder import RunFolder
 from .run_identity import check_run_record, run_identity
+from .run_outputs import hub_repo
 
 
 @dataclass
@@ -88,13 +89,13 @@ def _check_datasets(method: Method, datasets: dict[str, Dataset | None]) -> dict
 
 
 def _check_hub_ids(args: SelfPlayConfig) -> None:
-    base = args.hub_model_id or Path(args.output_dir).name
     option = "hub_model_id" if args.hub_model_id else "output_dir (its last part names the repos)"
+    value = args.hub_model_id or args.output_dir
     for suffix in [f"iter{t}" for t in range(1, args.num_iterations + 1)] + ["results"]:
         try:
-            check_repo_id(f"{base}-{suffix}")
+            check_repo_id(hub_repo(args, suffix))
         except ValueError as err:
-            raise ValueError(f"`push_to_hub=True` with `{option}`={base!r}: {err}") from None
+            raise ValueError(f"`push_to_hub=True` with `{option}`={value!r}: {err}") from None
 
 
 def _tokenizer(model: str, processing_class: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:

@@ -34,6 +34,11 @@ the iterate's `eval.json`.
 """
 
 
+def hub_repo(args: Any, suffix: str) -> str:
+    """Where a run pushes: `<hub_model_id, or the output folder's name>-iter<t>` and `...-results`."""
+    return f"{args.hub_model_id or Path(args.output_dir).name}-{suffix}"
+
+
 @dataclass
 class RunOutputs:
     folder: RunFolder
@@ -118,7 +123,7 @@ class RunOutputs:
             logger.info("Pushed %s to %s", self.folder.iterate(t), url)
 
     def hub_repo(self, suffix: str) -> str:
-        return f"{self.args.hub_model_id or self.folder.root.name}-{suffix}"
+        return hub_repo(self.args, suffix)
 
     # -------------------------------------------------------------- the run
 

@@ -27,8 +27,14 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, use_adapter
 
 from .config import SPACConfig
-from .data import RESPONSES, check_prompt_lengths, require_map_style, tokenize_preference_example
-from .data import validate_preference_dataset, with_explicit_prompt
+from .data import (
+    RESPONSES,
+    check_prompt_lengths,
+    require_map_style,
+    tokenize_preference_example,
+    validate_preference_dataset,
+    with_explicit_prompt,
+)
 from .generation import add_self_play_column
 from .losses import real_response_reward, spac_loss
 from .methods import METHODS

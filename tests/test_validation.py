@@ -342,6 +342,25 @@ def test_damaged_evaluation_is_discarded(tmp_path, caplog):
     assert f"Discarding the evaluation {path}" in caplog.text and not path.exists()
 
 
+def test_a_damaged_checkpoint_is_passed_over_for_an_earlier_one(tmp_path, model, caplog):
+    from accelerate import PartialState
+
+    from spac_hf.run_folder import last_complete_checkpoint
+
+    PartialState()  # the library logs through accelerate's logger, as inside the loop
+    for step in (1, 2):
+        folder = tmp_path / f"checkpoint-{step}"
+        model.save_pretrained(folder)
+        torch.save({"step": step}, folder / "optimizer.pt")
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    optimizer = tmp_path / "checkpoint-2" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:-40])  # trainer_state.json intact: only the file check sees it
+    with caplog.at_level(logging.WARNING):
+        assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-1"
+    assert "checkpoint-2: optimizer.pt is damaged" in caplog.text
+
+
 def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
     out = tmp_path / "run"
     keep = [out / RUN_FILE, out / "iter_1" / "iterate.json", out / "work" / "iter_2" / "checkpoints" / "checkpoint-2",

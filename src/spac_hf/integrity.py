@@ -20,11 +20,13 @@ import shutil
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset, load_from_disk
 
-from .run_folder import RunFolder
+
+if TYPE_CHECKING:  # run_folder imports this module (`damaged_file`)
+    from .run_folder import RunFolder
 
 
 logger = logging.getLogger(__name__)
@@ -81,8 +83,12 @@ def read_json_cache(path: str | os.PathLike, what: str = "the cached result") ->
         return None
 
 
-def _file_problem(path: Path) -> str | None:
-    """Why a file of a saved model cannot be read, or None. Reads headers only: cheap even for large models."""
+def damaged_file(path: Path) -> str | None:
+    """Why a file of a saved model or checkpoint cannot be read, or None (also for the kinds it does not know).
+
+    Reads headers only, so it is cheap even for large models: a JSON file is parsed, a safetensors header must cover
+    the file, a `torch.save` file (`.bin`, `.pt`, `.pth`) must be a zip archive with its central directory.
+    """
     try:
         if path.suffix == ".json":
             json.loads(path.read_text(encoding="utf-8"))
@@ -92,8 +98,8 @@ def _file_problem(path: Path) -> str | None:
             # The header gives every tensor's byte range; opening checks the file covers them all.
             with safe_open(str(path), framework="pt") as f:
                 f.keys()
-        elif path.suffix == ".bin":
-            with zipfile.ZipFile(path) as f:  # torch.save's format: a truncated file has no central directory
+        elif path.suffix in (".bin", ".pt", ".pth"):
+            with zipfile.ZipFile(path) as f:  # a truncated file has no central directory
                 f.namelist()
     except Exception as err:  # noqa: BLE001 (reported with the file's name, whatever the reader raised)
         return _describe(err)
@@ -120,7 +126,7 @@ def check_saved_model(
         if p.is_file() and p.suffix in (".json", ".safetensors", ".bin") and p.name not in recomputable
     )  # fmt: skip
     for path in files:
-        problem = _file_problem(path)
+        problem = damaged_file(path)
         if problem:
             problems.append((path, problem))
     if index.exists() and not any(p == index for p, _ in problems):

@@ -33,8 +33,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from accelerate import PartialState
+from accelerate.logging import get_logger
 
+from .integrity import damaged_file
 from .run_identity import write_run_record
+
+
+logger = get_logger(__name__)
 
 
 RUN_FILE = "self_play_run.json"
@@ -142,15 +147,19 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
     """The newest `checkpoint-<step>` that Trainer finished writing, or None.
 
     Trainer writes `trainer_state.json` last (after weights, optimizer, scheduler and RNG states), so a checkpoint
-    without a readable one was cut off by a crash: resuming from it would fail.
+    without a readable one was cut off by a crash: resuming from it would fail. A checkpoint with a damaged file
+    (`integrity.damaged_file`) is passed over too, with a warning: an earlier one, or none, resumes instead.
     """
     checkpoints = [p for p in folder.glob("checkpoint-*") if _checkpoint_step(p) >= 0] if folder.is_dir() else []
     for checkpoint in sorted(checkpoints, key=_checkpoint_step, reverse=True):
         try:
             json.loads((checkpoint / "trainer_state.json").read_text())
-            return checkpoint
         except (OSError, ValueError):
             continue
+        damaged = next(((p, problem) for p in sorted(checkpoint.iterdir()) if (problem := damaged_file(p))), None)
+        if damaged is None:
+            return checkpoint
+        logger.warning("Passing over the checkpoint %s: %s is damaged (%s).", checkpoint, damaged[0].name, damaged[1])
     return None
 
 

@@ -49,10 +49,6 @@ class ValidatedRun:
     identity: dict[str, Any]
     resuming: bool  # `output_dir` already holds this run
 
-    @property
-    def generates(self) -> bool:
-        return self.method.needs_generation(self.args)
-
 
 def _check_arguments(model: Any, args: Any, method: str) -> Method:
     record = get_method(method)  # an unknown name: a ValueError listing the methods

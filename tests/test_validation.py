@@ -371,6 +371,7 @@ def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
         out / "iter_1" / ".README.md.x1.tmp",
         out / "work" / "iter_2" / ".generated.tmp-k2j3",
         out / "work" / "iter_2" / ".generated.tmp-old",
+        out / "results" / "data" / ".results.jsonl.q1w2.tmp",
         out / "work" / "iter_1" / "generated" / "tmpa1b2c3",
         out / "work" / "iter_1" / "checkpoints",
     ]

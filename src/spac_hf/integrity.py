@@ -149,7 +149,7 @@ def remove_leftovers(folder: RunFolder, num_iterations: int, finished: Iterable[
     """Remove what a kill can leave in a run folder; return what was removed (and log it).
 
     - temporary folders and files of atomic writes (`.<name>.tmp-*`, `.<name>.*.tmp`, the staging `.iter_<t>.tmp`),
-      at the top of the run folder, in the iterates, the averaged iterate and `work/iter_<t>/`;
+      anywhere in the run folder (the iterates, `work/`, the results dataset, ...);
     - the temporary files `datasets` writes while caching a `map` (`tmp*` in a saved data set's folder);
     - the checkpoints of the `finished` iterations (a kill between publishing the iterate and deleting them).
     """
@@ -157,8 +157,11 @@ def remove_leftovers(folder: RunFolder, num_iterations: int, finished: Iterable[
     if not root.is_dir():
         return []
     iterations = range(1, num_iterations + 1)
-    places = [root, folder.average, *(folder.iterate(t) for t in iterations), *(folder.work(t) for t in iterations)]
-    removed = [p for place in places if place.is_dir() for p in sorted(place.iterdir()) if _is_leftover(p)]
+    removed = []
+    for parent, dirs, files in os.walk(root):
+        found = sorted(name for name in dirs + files if _is_leftover(Path(name)))
+        removed += [Path(parent) / name for name in found]
+        dirs[:] = [d for d in dirs if d not in found]  # nothing to look for inside a temporary folder
     for t in iterations:
         for data in (folder.generated(t, name) for name in ("generated", "generated_eval")):
             removed += [p for p in sorted(data.glob("tmp*")) if p.is_file()] if data.is_dir() else []

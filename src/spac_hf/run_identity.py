@@ -94,7 +94,9 @@ RESULT_FIELDS = frozenset(
         "max_new_tokens", "temperature", "top_p", "top_k", "generation_batch_size", "generation_backend",
         "num_iterations", "iteration_data", "history_iterations",
         # SPAC's loss
-        "lam", "real_response", "smoothing", "use_pessimism",
+        "lam", "real_response", "smoothing", "use_pessimism", "lam_scaling", "pessimism_weight",
+        # How the trainer batches the three responses (its numerics may differ in the last bits)
+        "share_prompt",
     }
 )  # fmt: skip
 

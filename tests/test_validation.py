@@ -360,6 +360,31 @@ def test_a_damaged_checkpoint_is_passed_over_for_an_earlier_one(tmp_path, model,
     assert "checkpoint-2: optimizer.pt is damaged" in caplog.text
 
 
+def test_a_kill_while_replacing_a_folder_leaves_only_what_resume_removes(tmp_path):
+    """The one kill point of `atomic_directory` a run does not reach (it replaces a folder only after damage)."""
+    import os
+
+    from spac_hf.utils import KILL_ENV, atomic_directory
+
+    out = tmp_path / "run"
+    target = out / "work" / "iter_1" / "generated"
+    target.mkdir(parents=True)
+    (target / "old.txt").write_text("old")
+    pid = os.fork()
+    if pid == 0:  # the child is killed between moving the old folder aside and moving the new one in
+        os.environ[KILL_ENV] = "write_folder.between_renames"
+        with atomic_directory(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 137
+    assert not target.exists()  # neither old nor new in place: the loop sees it missing and generates it again
+    removed = remove_leftovers(RunFolder(out), 1)
+    names = {p.name for p in removed}  # the old folder set aside, and the new one never moved in
+    assert len(names) == 2 and ".generated.tmp-old" in names and all(n.startswith(".generated.tmp-") for n in names)
+    assert list((out / "work" / "iter_1").iterdir()) == []
+
+
 def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
     out = tmp_path / "run"
     keep = [out / RUN_FILE, out / "iter_1" / "iterate.json", out / "work" / "iter_2" / "checkpoints" / "checkpoint-2",

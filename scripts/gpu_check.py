@@ -69,8 +69,8 @@ def gpu_steps() -> list[Step]:
         Step("install", 40, "install the carried wheels (no index, no dependencies)"),
         Step("versions", 30, "versions and the device"),
         Step("pytest", 100, "pytest -m gpu"),
-        Step("cost_0.5B", 80, "cost benchmark, 0.5B, cuda bf16"),
-        Step("cost_1.5B", 110, "cost benchmark, 1.5B, cuda bf16"),
+        Step("cost_0.5B", 75, "cost benchmark, 0.5B, cuda bf16"),
+        Step("cost_1.5B", 130, "cost benchmark, 1.5B, cuda bf16"),
         Step("ifeval", 60, "lm-eval IFEval on cuda"),
         Step("deepspeed", 40, "DeepSpeed ZeRO-3, one process"),
         Step("qlora", 40, "QLoRA (bitsandbytes 4-bit + LoRA)"),
@@ -312,7 +312,7 @@ def internal_versions(dry_run: bool) -> dict[str, Any]:
         device.update(name=props.name, memory_gib=round(props.total_memory / 2**30, 1),
                       capability=f"{props.major}.{props.minor}", bf16=torch.cuda.is_bf16_supported(),
                       count=torch.cuda.device_count())  # fmt: skip
-    result = {"versions": versions, "device": device}
+    result = {"versions": versions, "device": device, "requirement_conflicts": requirement_conflicts()}
     if missing:
         return {**result, "status": "failed", "reason": "cannot import " + "; ".join(missing)}
     if not dry_run and not torch.cuda.is_available():
@@ -320,10 +320,51 @@ def internal_versions(dry_run: bool) -> dict[str, Any]:
     return {**result, "status": "passed"}
 
 
+def requirement_conflicts(names: tuple[str, ...] = ("trl", "datasets", "lm-eval", "evaluate", "spac-hf")) -> list[str]:
+    """What the carried packages (installed without their dependencies) require and the machine has in another version,
+    or not at all: `pip check` for the packages the check needs. Reported, not fatal: a requirement may be optional
+    at run time; an import failure is what fails a step."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    problems = []
+    for name in names:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            if name == "spac-hf":  # run from the source tree (PYTHONPATH=src), not installed: read setup.cfg's list
+                requires = _setup_cfg_requirements()
+            else:
+                continue
+        for text in requires:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            try:
+                found = metadata.version(requirement.name)
+            except metadata.PackageNotFoundError:
+                problems.append(f"{name} requires {requirement}: not installed")
+                continue
+            if requirement.specifier and not requirement.specifier.contains(found, prereleases=True):
+                problems.append(f"{name} requires {requirement}: {found} is installed")
+    return problems
+
+
+def _setup_cfg_requirements() -> list[str]:
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    lines = parser.get("options", "install_requires", fallback="").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
 def ifeval_model(dry_run: bool):
     """A Llama built from a config (random weights: model weights cannot travel) with the default recipe's tokenizer
-    (byte-level BPE, 627 tokens, so IFEval's real English prompts tokenize). Random weights rarely stop early, so
-    nearly every response runs to `max_gen_toks`: a clean throughput measure; the IFEval scores are not meaningful."""
+    (byte-level BPE, 627 tokens, so IFEval's real English prompts tokenize). Random weights stop only when they happen
+    to sample the EOS: most responses run to `max_gen_toks`, a plain throughput measure; the IFEval scores of random
+    weights mean nothing beyond "the checkers ran"."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 

@@ -172,3 +172,13 @@ def test_push_to_a_metric_space_and_load_it_back(hub_server, monkeypatch, tmp_pa
     result = metric.compute(predictions=[" The camera is awful."], prompts=["Review of the blue camera:"])
     assert result["rewards"] == [pytest.approx(-0.05)]
     assert f"/spaces/{repo_id}/resolve/main/reviews.py" in hub_server.paths("GET")
+
+
+def test_every_task_metric_names_an_existing_metric_folder():
+    from spac_hf.tasks.metrics import TASK_METRICS, metric_fields
+
+    for task, name in TASK_METRICS.items():
+        check_metric_folder(METRICS / name)
+        fields = metric_fields(task)
+        assert fields["metric_type"] == f"spac-hf/{name}" and name in fields["metric_name"]
+    assert metric_fields("arc_challenge") == {}

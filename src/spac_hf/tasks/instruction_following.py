@@ -126,8 +126,8 @@ def source_prompts() -> list[dict]:
     """The real user instructions, in a fixed order: AlpacaEval's 805, then Arena-Hard v2.0's 750."""
     from ..eval_data import alpaca_eval_instructions, arena_hard_questions
 
-    rows = [{"id": f"alpaca_eval/{i}", "source": "alpaca_eval", "base_prompt": text}
-            for i, text in enumerate(alpaca_eval_instructions())]  # fmt: skip
+    rows = [{"id": f"alpaca_eval/{i}", "source": "alpaca_eval", "base_prompt": r["instruction"]}
+            for i, r in enumerate(alpaca_eval_instructions())]  # fmt: skip
     rows += [{"id": f"arena_hard/{q['uid']}", "source": "arena_hard", "base_prompt": q["prompt"]}
              for q in arena_hard_questions()]  # fmt: skip
     return rows

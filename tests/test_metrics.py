@@ -4,7 +4,9 @@ clear errors on malformed input, the Space's app, and the push to a metric Space
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
+import re
 import runpy
 from pathlib import Path
 
@@ -18,6 +20,7 @@ evaluate = pytest.importorskip("evaluate")
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ROOT / "metrics"
 REVIEW = METRICS / "review_reward"
+IF_METRIC = METRICS / "instruction_following_reward"
 
 
 def _load_push_command():
@@ -112,28 +115,43 @@ def test_malformed_inputs_get_a_clear_error(review_metric, kwargs, message):
         review_metric.compute(**kwargs)
 
 
-def test_metric_card_header():
-    readme = (REVIEW / "README.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize(
+    "folder, requirements",
+    [(REVIEW, ["evaluate", "datasets"]), (IF_METRIC, ["evaluate", "datasets", "lm-eval[ifeval]"])],
+)
+def test_metric_card_header(folder, requirements):
+    readme = (folder / "README.md").read_text(encoding="utf-8")
     header = yaml.safe_load(readme.split("---", 2)[1])
+    assert header["title"] == folder.name
     assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
     assert {"evaluate", "metric"} <= set(header["tags"])
     assert header["description"].strip()
-    lines = (REVIEW / "requirements.txt").read_text().splitlines()
-    requirements = [line.split(">=")[0] for line in lines if line.strip() and not line.startswith("#")]
-    assert requirements == ["evaluate", "datasets"]  # the Space needs nothing of spac-hf
+    lines = (folder / "requirements.txt").read_text().splitlines()
+    names = [re.split(r"[<>=]", line)[0] for line in lines if line.strip() and not line.startswith("#")]
+    assert names == requirements  # the Space needs nothing of spac-hf
+    check_metric_folder(folder)
 
 
-def test_app_launches_the_evaluate_widget_on_this_metric(monkeypatch):
+@pytest.mark.parametrize("name", ["review_reward", "instruction_following_reward"])
+def test_app_launches_the_evaluate_widget_on_this_metric(monkeypatch, name, request):
     """app.py loads the metric from its own folder and hands it to `launch_gradio_widget` (gradio 3 on the Hub;
     gradio 6 here lacks the `gr.inputs` API that widget uses, so the launch itself is replaced)."""
     import evaluate.utils
 
+    inputs = {
+        "review_reward": {"predictions": [" The camera is great. I love it."], "prompts": ["Review of the blue camera:"]},
+        "instruction_following_reward": {"predictions": ["all lower case."], "prompts": ["Say something."],
+                                         "constraints": [LOWER]},
+    }[name]  # fmt: skip
+    if name == "instruction_following_reward":
+        request.getfixturevalue("if_task")  # the Punkt data, offline
     launched = []
     monkeypatch.setattr(evaluate.utils, "launch_gradio_widget", launched.append)
-    runpy.run_path(str(REVIEW / "app.py"), run_name="__main__")
+    runpy.run_path(str(METRICS / name / "app.py"), run_name="__main__")
     (module,) = launched
-    result = module.compute(predictions=[" The camera is great. I love it."], prompts=["Review of the blue camera:"])
-    assert result["rewards"] == [pytest.approx(0.7 * 2 / 3 + 0.3)]
+    assert module.name == name
+    expected = 0.7 * 2 / 3 + 0.3 if name == "review_reward" else 1.0
+    assert module.compute(**inputs)["rewards"] == [pytest.approx(expected)]
 
 
 def test_push_checks_the_folder_first(tmp_path):
@@ -182,3 +200,100 @@ def test_every_task_metric_names_an_existing_metric_folder():
         fields = metric_fields(task)
         assert fields["metric_type"] == f"spac-hf/{name}" and name in fields["metric_name"]
     assert metric_fields("arc_challenge") == {}
+
+
+# ------------------------------------------------------------------------------------------- instruction following
+
+
+@pytest.fixture(scope="module")
+def if_task():
+    task = pytest.importorskip("spac_hf.tasks.instruction_following")
+    task.ifeval_modules()  # NLTK's Punkt data on NLTK_DATA, as the metric's card tells offline users to do
+    return task
+
+
+@pytest.fixture(scope="module")
+def if_metric(if_task):
+    return evaluate.load(str(IF_METRIC))
+
+
+def if_responses(base: str) -> list[str]:
+    """Responses that follow or break the registry's usual constraints in different ways."""
+    body = base.strip().splitlines()[0][:200] or "A reply."
+    return [
+        body.lower().replace(",", ""),
+        body.upper(),
+        f'"{body}"',
+        f"<<A Title>>\n{body}\n\nP.S. thanks.",
+        "* one point\n* another point\n* a third point",
+        '{"answer": "' + body.replace('"', "") + '"}',
+        "SECTION 1\nfirst part.\nSECTION 2\nsecond part. [name] at [address].",
+        " ".join(["word"] * 350) + ". Is there anything else I can help with?",
+        "My answer is yes.",
+        "",
+    ]
+
+
+def test_instruction_following_metric_equals_the_task_reward(if_task, if_metric):
+    rows = if_task.build_prompts(seed=0)[::40]  # 39 real prompts, every kind of constraint the registry draws
+    cases = [(row, response) for i, row in enumerate(rows) for response in if_responses(row["base_prompt"])[i % 3 :: 3]]
+    hand = {"id": "hand/0", "prompt": "Describe a cat.", "instruction_id_list":
+            ["change_case:english_lowercase", "punctuation:no_comma"], "kwargs": [{}, {}]}  # fmt: skip
+    cases += [(hand, "cats are small furry animals. they purr."), (hand, "Cats, dogs.")]
+    result = if_metric.compute(
+        predictions=[response for _, response in cases],
+        prompts=[row["prompt"] for row, _ in cases],
+        constraints=[if_task.constraints_json(row) for row, _ in cases],
+    )
+    expected = [if_task.reward(row, response) for row, response in cases]
+    assert result["rewards"] == expected  # exactly: lm-eval's checkers, called the same way
+    assert result["mean_reward"] == pytest.approx(sum(expected) / len(expected))
+    assert result["prompt_level_strict_acc"] == pytest.approx(sum(r == 1.0 for r in expected) / len(expected))
+    assert len(set(expected)) >= 3 and 0.0 in expected and 1.0 in expected  # the cases span the range
+    assert result["inst_level_loose_acc"] >= result["inst_level_strict_acc"]
+
+
+def test_instruction_following_metric_agrees_with_lm_eval_ifeval_scores(if_metric):
+    """On a response to an IFEval-style row, the accuracies are lm-eval's `ifeval` task's `process_results`."""
+    from lm_eval.tasks.ifeval.utils import process_results
+
+    doc = {"key": 1, "prompt": "Describe a cat. Answer in lower case, with no commas, in at least 3 sentences.",
+           "instruction_id_list": ["change_case:english_lowercase", "punctuation:no_comma",
+                                   "length_constraints:number_sentences"],
+           "kwargs": [{}, {}, {"relation": "at least", "num_sentences": 3}]}  # fmt: skip
+    response = "**cats purr.** they sleep a lot. they like fish, mostly."
+    expected = process_results(doc, [response])
+    spec = json.dumps({"instruction_id_list": doc["instruction_id_list"], "kwargs": doc["kwargs"]})
+    result = if_metric.compute(predictions=[response], prompts=[doc["prompt"]], constraints=[spec])
+    assert result["prompt_level_strict_acc"] == float(expected["prompt_level_strict_acc"])
+    assert result["inst_level_strict_acc"] == sum(expected["inst_level_strict_acc"]) / 3
+    assert result["inst_level_loose_acc"] == sum(expected["inst_level_loose_acc"]) / 3
+
+
+LOWER = json.dumps({"instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"predictions": ["a.", "b."], "prompts": ["Hi."], "constraints": [LOWER]},
+         r"Mismatch in the number of predictions \(2\) and prompts \(1\)"),
+        ({"predictions": ["a."], "prompts": [" "], "constraints": [LOWER]}, r"row 0: the prompt is an empty string"),
+        ({"predictions": ["a.", "b."], "prompts": ["Hi."] * 2, "constraints": [LOWER, ""]},
+         r"row 1: `constraints` is not JSON"),
+        ({"predictions": ["a."], "prompts": ["Hi."], "constraints": ['{"instruction_id_list": [], "kwargs": []}']},
+         r"row 0: `constraints` must be .* at least one instruction"),
+        ({"predictions": ["a."], "prompts": ["Hi."],
+          "constraints": ['{"instruction_id_list": ["punctuation:no_comma"], "kwargs": []}']},
+         r"one dict per id"),
+        ({"predictions": ["a."], "prompts": ["Hi."],
+          "constraints": ['{"instruction_id_list": ["format:haiku"], "kwargs": [{}]}']},
+         r"row 0: unknown IFEval instruction 'format:haiku'"),
+        ({"predictions": ["a.", None], "prompts": ["Hi."] * 2, "constraints": [LOWER] * 2},
+         r"predictions\[1\] is None"),
+        ({"predictions": [], "prompts": [], "constraints": []}, "nothing to score"),
+    ],
+)  # fmt: skip
+def test_instruction_following_metric_malformed_inputs(if_metric, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        if_metric.compute(**kwargs)

@@ -14,7 +14,10 @@ from __future__ import annotations
 # The Hub namespace the metric Spaces are published under (the `--repo-id` of metrics/push.py).
 METRICS_NAMESPACE = "spac-hf"
 # The evaluation's task key (`true_reward_<task>`, as the recipes' evaluator names it) -> the metric module's name.
-TASK_METRICS = {"true_reward_reviews": "review_reward"}
+TASK_METRICS = {
+    "true_reward_reviews": "review_reward",
+    "true_reward_instruction_following": "instruction_following_reward",
+}
 
 
 def metric_fields(task: str, namespace: str = METRICS_NAMESPACE) -> dict[str, str]:

@@ -478,7 +478,7 @@ def internal_deepspeed(dry_run: bool) -> dict[str, Any]:
         import deepspeed
     except ImportError as err:
         return {"status": "skipped", "reason": f"deepspeed is not importable ({err}): PyPI has no wheel of a current "
-                "DeepSpeed (sdist only); scripts/gpu_wheels.sh --with-deepspeed builds one"}
+                "DeepSpeed (sdist only); scripts/gpu_wheels.sh builds one into .gpu/wheels"}
     if dry_run:
         return {"status": "skipped", "reason": "dry run: ZeRO-3 needs CUDA and NCCL"}
     import copy
@@ -696,7 +696,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="the CPU path with tiny sizes (no GPU needed)")
     parser.add_argument("--out", default=None, help="where gpu_check.json, gpu_check.log and the cost results go "
-                        "(default: $OUT; else results/gpu/dry-run for a dry run, results/gpu/latest otherwise)")
+                        "(default: $OUT; else outputs/gpu-check-dry-run for a dry run, results/gpu/latest otherwise)")
     parser.add_argument("--only", nargs="+", default=None, metavar="STEP", choices=[s.name for s in gpu_steps()],
                         help="run only these steps")
     parser.add_argument("--budget", type=int, default=BUDGET_S, help="overall time limit in seconds")
@@ -707,7 +707,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     if args.out is None:
-        args.out = os.environ.get("OUT") or str(ROOT / "results" / "gpu" / ("dry-run" if args.dry_run else "latest"))
+        default = ROOT / "outputs" / "gpu-check-dry-run" if args.dry_run else ROOT / "results" / "gpu" / "latest"
+        args.out = os.environ.get("OUT") or str(default)
     return args
 
 

@@ -5,7 +5,6 @@
 #
 #   bash scripts/gpu_wheels.sh                         # CPython 3.12, manylinux x86_64: the GPU machine
 #   bash scripts/gpu_wheels.sh --with-bitsandbytes     # + bitsandbytes for the QLoRA step (41 MiB: only if it fits)
-#   bash scripts/gpu_wheels.sh --with-deepspeed        # + a DeepSpeed wheel built here from its sdist (ZeRO-3 step)
 #   bash scripts/gpu_wheels.sh --python-version 3.11   # another interpreter (to rehearse the install elsewhere)
 #
 # The GPU machine's image has torch, transformers, accelerate, peft, numpy, pandas, pyarrow, tokenizers, safetensors,
@@ -18,15 +17,13 @@ PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 PY_VERSION=3.12
 DEST=.gpu
 WITH_BNB=0
-WITH_DS=0
 LIMIT_MIB=64
 while [ $# -gt 0 ]; do
   case "$1" in
     --python-version) PY_VERSION="$2"; shift 2 ;;
     --dest) DEST="$2"; shift 2 ;;
     --with-bitsandbytes) WITH_BNB=1; shift ;;
-    --with-deepspeed) WITH_DS=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "gpu_wheels.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,11 +37,13 @@ WHEELS=(
   lm-eval==0.4.13 evaluate==0.4.6 sacrebleu==2.6.0 portalocker==4.4.2 tabulate==0.10.0 colorama==0.4.6 lxml==6.1.3
   more-itertools==11.2.1 requests==2.34.2 urllib3==2.8.0 certifi==2026.10.19.post1 charset-normalizer==3.5.3
   immutabledict==4.3.1 nltk==3.10.4 joblib==1.6.0 six==1.17.0
+  # DeepSpeed's dependencies (its own wheel is built below): the ZeRO-3 step
+  einops==0.8.2 hjson==3.1.0 msgpack==1.2.4 ninja==1.13.2 py-cpuinfo==9.0.0 nvidia-ml-py==13.615.71
 )
-# Pure-Python packages that PyPI serves only as sdists: built into py3-none-any wheels here.
-SDISTS=(langdetect==1.0.9 sqlitedict==2.1.0 word2number==1.1)
+# Pure-Python packages that PyPI serves only as sdists: built into py3-none-any wheels here. DeepSpeed too: without
+# CUDA here its C++/CUDA ops are not prebuilt (DS_BUILD_OPS=0); ZeRO-3 with torch's own optimizer needs none of them.
+SDISTS=(langdetect==1.0.9 sqlitedict==2.1.0 word2number==1.1 deepspeed==0.19.8)
 [ "$WITH_BNB" = 1 ] && WHEELS+=(bitsandbytes==0.50.2)
-[ "$WITH_DS" = 1 ] && SDISTS+=(deepspeed==0.19.8) && WHEELS+=(hjson==3.1.0 ninja==1.13.0 py-cpuinfo==9.0.0 msgpack==1.1.2 nvidia-ml-py==13.590.44 einops==0.8.1)
 
 rm -rf "$DEST/wheels" && mkdir -p "$DEST/wheels" "$DEST/data"
 echo "downloading ${#WHEELS[@]} wheels for CPython $PY_VERSION manylinux x86_64 into $DEST/wheels"

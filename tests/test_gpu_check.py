@@ -112,3 +112,22 @@ def test_the_carried_wheels_match_constraints():
              "pytest"}  # fmt: skip
     assert not image & set(pins)
     assert ".gpu/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_the_readme_states_the_measured_sizes_and_that_no_gpu_run_happened():
+    wheels = json.loads((ROOT / "results" / "gpu" / "wheels.json").read_text())
+    default, bnb = wheels["default"], wheels["with_bitsandbytes"]
+    mib = default["mib"]
+    assert mib["total"] < mib["limit"] < bnb["mib"]["total"]  # why QLoRA cannot travel
+    sentence = (
+        f"{len(default['wheels'])} wheels ({mib['wheels']:.1f} MiB) and {mib['data']:.1f} MiB of IFEval and Punkt "
+        f"data; with the {mib['working_tree']:.1f} MiB working tree, {mib['total']:.1f} MiB of the {mib['limit']} MiB "
+        f"limit. bitsandbytes' wheel ({bnb['bitsandbytes'][0]['bytes'] / 2**20:.1f} MiB) would make it "
+        f"{bnb['mib']['total']:.1f} MiB, over the limit"
+    )
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert sentence in readme
+    gpu_runs = [p for p in (ROOT / "results" / "gpu").rglob("gpu_check.json")
+                if not json.loads(p.read_text())["dry_run"]]  # fmt: skip
+    assert ("No GPU run has happened yet" in readme) == (not gpu_runs)
+    assert gpu_check.BUDGET_S <= 8 * 60  # "under 8 minutes"

@@ -131,3 +131,22 @@ def test_the_readme_states_the_measured_sizes_and_that_no_gpu_run_happened():
                 if not json.loads(p.read_text())["dry_run"]]  # fmt: skip
     assert ("No GPU run has happened yet" in readme) == (not gpu_runs)
     assert gpu_check.BUDGET_S <= 8 * 60  # "under 8 minutes"
+
+
+def test_the_rehearsal_record_backs_the_readme():
+    """The committed rehearsal: the dry run with only the carried wheels in an image-like environment passed."""
+    record = json.loads((ROOT / "results" / "gpu" / "rehearsal" / "gpu_check.json").read_text())
+    assert record["dry_run"] and record["finished"] and record["ok"] and "--install" in record["command"]
+    steps = record["steps"]
+    assert steps["install"]["status"] == "passed"
+    assert len(steps["install"]["wheels"]) == len(record["carried"]["wheels"])
+    assert all(steps[name]["status"] == "passed" for name in ("versions", "pytest", "cost_0.5B", "ifeval"))
+    environment = (ROOT / "results" / "gpu" / "rehearsal" / "image_like_environment.txt").read_text().split()
+    names = {line.split("==")[0].lower() for line in environment}
+    assert {"torch", "transformers", "accelerate", "peft", "pytest"} <= names
+    assert not {"trl", "datasets", "lm_eval", "lm-eval", "evaluate"} & names  # they came from the carried wheels
+    assert steps["versions"]["versions"]["transformers"] == next(
+        line.split("==")[1] for line in environment if line.lower().startswith("transformers==")
+    )
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "The install was rehearsed" in readme and "transformers 5.17" in readme

@@ -297,3 +297,13 @@ LOWER = json.dumps({"instruction_id_list": ["change_case:english_lowercase"], "k
 def test_instruction_following_metric_malformed_inputs(if_metric, kwargs, message):
     with pytest.raises(ValueError, match=message):
         if_metric.compute(**kwargs)
+
+
+def test_load_metric_by_task_key_from_the_source_tree():
+    from spac_hf.tasks.metrics import load_metric, metric_location
+
+    assert metric_location("true_reward_reviews") == str(REVIEW)
+    metric = load_metric("true_reward_reviews")
+    assert metric.name == "review_reward"
+    with pytest.raises(ValueError, match="No evaluate metric for task 'arc_challenge'"):
+        metric_location("arc_challenge")

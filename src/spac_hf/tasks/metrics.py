@@ -29,3 +29,22 @@ def metric_fields(task: str, namespace: str = METRICS_NAMESPACE) -> dict[str, st
         "metric_type": f"{namespace}/{name}",
         "metric_name": f"mean {name} (evaluate metric {namespace}/{name})",
     }
+
+
+def metric_location(task: str, namespace: str = METRICS_NAMESPACE) -> str:
+    """Where `evaluate.load` finds the metric of `task`: the repository's `metrics/<name>/` in a source checkout (it
+    loads offline), else the Hub metric Space `<namespace>/<name>`."""
+    from pathlib import Path
+
+    name = TASK_METRICS.get(task)
+    if name is None:
+        raise ValueError(f"No evaluate metric for task {task!r}; tasks with one: {sorted(TASK_METRICS)}")
+    folder = Path(__file__).resolve().parents[3] / "metrics" / name
+    return str(folder) if (folder / f"{name}.py").is_file() else f"{namespace}/{name}"
+
+
+def load_metric(task: str, **kwargs):
+    """`evaluate.load` of the metric that scores `task` (see `metric_location`); kwargs go to `evaluate.load`."""
+    import evaluate
+
+    return evaluate.load(metric_location(task), **kwargs)

@@ -51,6 +51,7 @@ BUDGET_S = 470  # the whole check, installation included: under 8 minutes, leavi
 # A dry run checks the code paths, not the timing: on a shared 2-core CPU, importing lm-eval alone can take the GPU
 # machine's 30 s, so its limits (and budget) are this many times the GPU run's.
 DRY_RUN_SLACK = 3
+LOG_CHARS = 200_000  # per process, in gpu_check.log
 DRY_RUN_ENV = "SPAC_HF_GPU_DRY_RUN"  # tests/test_gpu.py runs on the CPU when set
 PACKAGES = (  # reported by the versions step: the machine's own and the carried ones
     "torch", "transformers", "accelerate", "peft", "trl", "datasets", "evaluate", "lm_eval", "nltk", "langdetect",
@@ -146,7 +147,12 @@ class Check:
                 code = None
             capture.seek(0)
             output = capture.read()
-        self.log(output)
+        # Progress bars can write megabytes: the log keeps each process's head and tail.
+        logged = output if len(output) <= LOG_CHARS else (
+            output[: LOG_CHARS // 4] + f"\n[... {len(output) - LOG_CHARS} characters cut ...]\n"
+            + output[-3 * LOG_CHARS // 4 :]
+        )  # fmt: skip
+        self.log(logged)
         return code, output, time.monotonic() - started
 
     def run_internal(self, name: str, limit: float) -> dict[str, Any]:
@@ -177,16 +183,25 @@ class Check:
         if self.dry_run and not self.args.install:
             return {"status": "skipped", "reason": "dry run: the current environment is used (--install: the wheels)"}
         shutil.rmtree(self.site, ignore_errors=True)
-        command = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
-                   "--quiet", "--target", str(self.site), *map(str, wheels)]  # fmt: skip
-        code, output, seconds = self.run_process(command, limit)
-        if code != 0:
-            return {"status": "timeout" if code is None else "failed", "tail": tail(output)}
+        has_pip = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, check=False)
+        if has_pip.returncode == 0:
+            command = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--quiet",
+                       "--disable-pip-version-check", "--target", str(self.site), *map(str, wheels)]  # fmt: skip
+            code, output, seconds = self.run_process(command, limit)
+            if code != 0:
+                return {"status": "timeout" if code is None else "failed", "tail": tail(output)}
+            how = "pip install --no-index --no-deps --target"
+        else:  # an image without pip: a wheel is a zip of the files pip would put in the target folder
+            started = time.monotonic()
+            unpack_wheels(wheels, self.site)
+            seconds, how = time.monotonic() - started, "unzipped (no pip on this interpreter)"
+            self.log(f"no pip: unpacked {len(wheels)} wheels into {self.site}")
         # Appended, not prepended: a package the machine has keeps its own version; the wheels only fill the gaps.
         (self.boot / "sitecustomize.py").write_text(
             f"import site\nsite.addsitedir({str(self.site)!r})\n", encoding="utf-8"
         )
-        return {"status": "passed", "wheels": [w.name for w in wheels], "seconds_pip": round(seconds, 1)}
+        return {"status": "passed", "wheels": [w.name for w in wheels], "how": how,
+                "seconds_install": round(seconds, 1)}
 
     def step_versions(self, limit: float) -> dict[str, Any]:
         return self.run_internal("versions", limit)
@@ -602,6 +617,30 @@ def stage_data(folder: Path) -> None:
     print(f"staged {folder}/ifeval/input_data.jsonl and {folder}/nltk_data")
 
 
+def unpack_wheels(wheels: list[Path], target: Path) -> None:
+    """Install wheels without pip: unzip each into `target`, its `.data/purelib` and `.data/platlib` merged in (what
+    `pip install --target` does for a library; scripts and headers are not needed here)."""
+    import zipfile
+
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.infolist():
+                parts = Path(member.filename).parts
+                if len(parts) > 2 and parts[0].endswith(".data"):
+                    if parts[1] not in ("purelib", "platlib"):
+                        continue
+                    parts = parts[2:]
+                destination = target.joinpath(*parts)
+                if member.is_dir():
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.write_bytes(archive.read(member))
+                mode = member.external_attr >> 16
+                if mode:
+                    destination.chmod(mode & 0o777 or 0o644)
+
+
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -718,7 +757,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", default=None, metavar="STEP", choices=[s.name for s in gpu_steps()],
                         help="run only these steps")
     parser.add_argument("--budget", type=int, default=None,
-                        help=f"overall time limit in seconds (default {BUDGET_S}; a dry run: {DRY_RUN_SLACK} times that)")
+                        help=f"overall limit in seconds (default {BUDGET_S}; a dry run: {DRY_RUN_SLACK} times that)")
     parser.add_argument("--install", action="store_true", help="dry run: install the carried wheels too")
     parser.add_argument("--internal", choices=sorted(INTERNAL), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)

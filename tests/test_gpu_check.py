@@ -150,3 +150,21 @@ def test_the_rehearsal_record_backs_the_readme():
     )
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert "The install was rehearsed" in readme and "transformers 5.17" in readme
+
+
+def test_wheels_unpack_without_pip_as_pip_would_install_them(tmp_path):
+    """The fallback for an image without pip: a wheel unzipped into the target imports like a pip --target install."""
+    import zipfile
+
+    wheel = tmp_path / "demo_pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("demo_pkg/__init__.py", "VALUE = 41\n")
+        archive.writestr("demo_pkg-1.0.data/purelib/demo_extra.py", "VALUE = 1\n")
+        archive.writestr("demo_pkg-1.0.data/scripts/demo", "#!/bin/sh\n")
+        archive.writestr("demo_pkg-1.0.dist-info/METADATA", "Name: demo-pkg\nVersion: 1.0\n")
+    gpu_check.unpack_wheels([wheel], tmp_path / "site")
+    code = "import demo_pkg, demo_extra; print(demo_pkg.VALUE + demo_extra.VALUE)"
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.stdout.strip() == "42", result.stderr
+    assert not (tmp_path / "site" / "demo").exists()

@@ -41,7 +41,7 @@ def review_metric():
 
 
 def review_cases(n: int = 300) -> tuple[list[str], list[str]]:
-    """Responses drawn as the SFT corpus draws them (on and off topic, repeated, too long) plus hand-made edge cases."""
+    """Responses drawn as the SFT corpus draws them (on and off topic, repeated, too long), and edge cases."""
     from spac_hf.tasks import all_prompts, sample_review
 
     rng = random.Random(0)
@@ -139,7 +139,8 @@ def test_app_launches_the_evaluate_widget_on_this_metric(monkeypatch, name, requ
     import evaluate.utils
 
     inputs = {
-        "review_reward": {"predictions": [" The camera is great. I love it."], "prompts": ["Review of the blue camera:"]},
+        "review_reward": {"predictions": [" The camera is great. I love it."],
+                          "prompts": ["Review of the blue camera:"]},
         "instruction_following_reward": {"predictions": ["all lower case."], "prompts": ["Say something."],
                                          "constraints": [LOWER]},
     }[name]  # fmt: skip
@@ -184,7 +185,8 @@ def test_push_to_a_metric_space_and_load_it_back(hub_server, monkeypatch, tmp_pa
     # `evaluate.load("<namespace>/<name>")` fetches a metric from the Hub's Space: here from the local server.
     import evaluate.config
 
-    monkeypatch.setattr(evaluate.config, "HUB_EVALUATE_URL", hub_server.url + "/spaces/{path}/resolve/{revision}/{name}")
+    url = hub_server.url + "/spaces/{path}/resolve/{revision}/{name}"
+    monkeypatch.setattr(evaluate.config, "HUB_EVALUATE_URL", url)
     monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", False)
     metric = evaluate.load(repo_id, cache_dir=str(tmp_path / "cache"))
     result = metric.compute(predictions=[" The camera is awful."], prompts=["Review of the blue camera:"])
@@ -236,7 +238,7 @@ def if_responses(base: str) -> list[str]:
 
 def test_instruction_following_metric_equals_the_task_reward(if_task, if_metric):
     rows = if_task.build_prompts(seed=0)[::40]  # 39 real prompts, every kind of constraint the registry draws
-    cases = [(row, response) for i, row in enumerate(rows) for response in if_responses(row["base_prompt"])[i % 3 :: 3]]
+    cases = [(row, r) for i, row in enumerate(rows) for r in if_responses(row["base_prompt"])[i % 3 :: 3]]
     hand = {"id": "hand/0", "prompt": "Describe a cat.", "instruction_id_list":
             ["change_case:english_lowercase", "punctuation:no_comma"], "kwargs": [{}, {}]}  # fmt: skip
     cases += [(hand, "cats are small furry animals. they purr."), (hand, "Cats, dogs.")]

@@ -2,7 +2,8 @@
 
 Self-contained on purpose: a metric Space must run with only `evaluate` installed, not spac-hf's training stack. The
 reward itself is `reviews.py` beside this file, a byte-for-byte copy of `spac_hf/tasks/reviews.py` (pure Python,
-standard library only); spac-hf's tests fail if the two differ, so this metric and the library score with the same code.
+standard library only); spac-hf's tests fail if the two differ, so this metric and the library score with the same
+code.
 """
 
 import datasets
@@ -73,8 +74,8 @@ class ReviewReward(evaluate.Metric):
         )
 
     def _compute(self, predictions, prompts):
-        # `evaluate` has already refused mismatched lengths ("Mismatch in the number of predictions (2) and prompts (1)")
-        # and values of another type; a missing value (None) reaches here as None.
+        # `evaluate` has already refused mismatched lengths ("Mismatch in the number of predictions (2) and prompts
+        # (1)") and values of another type; a missing value (None) reaches here as None.
         if not predictions:
             raise ValueError("review_reward: nothing to score (predictions and prompts are empty lists).")
         for column, values in (("predictions", predictions), ("prompts", prompts)):

@@ -45,7 +45,8 @@ WHEELS=(
 SDISTS=(langdetect==1.0.9 sqlitedict==2.1.0 word2number==1.1 deepspeed==0.19.8)
 [ "$WITH_BNB" = 1 ] && WHEELS+=(bitsandbytes==0.50.2)
 
-rm -rf "$DEST/wheels" && mkdir -p "$DEST/wheels" "$DEST/data"
+# site/ is where gpu_check.sh installs them (a rehearsal here leaves one): never carried, it is rebuilt there.
+rm -rf "$DEST/wheels" "$DEST/site" && mkdir -p "$DEST/wheels" "$DEST/data"
 echo "downloading ${#WHEELS[@]} wheels for CPython $PY_VERSION manylinux x86_64 into $DEST/wheels"
 "$PYTHON" -m pip download --disable-pip-version-check --quiet --no-deps --only-binary=:all: \
   --python-version "$PY_VERSION" --implementation cp --abi "$ABI" --abi abi3 --abi none \

@@ -21,20 +21,22 @@ from spac_hf.generation import generate_responses
 from test_trainer import perturb, rows_with_generated
 
 
-pytestmark = pytest.mark.gpu
-
 DRY_RUN_ENV = "SPAC_HF_GPU_DRY_RUN"
+# Skipped at collection (before the session's tiny model is built) unless there is a GPU or it is the dry run.
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not torch.cuda.is_available() and os.environ.get(DRY_RUN_ENV) != "1",
+        reason="needs a CUDA device: scripts/gpu_check.sh runs it on the GPU machine (--dry-run: on the CPU)",
+    ),
+]
 # bf16 keeps 8 bits of mantissa: a relative error of about 2**-8 per rounding, a few roundings deep in a tiny model.
 BF16_RTOL, BF16_ATOL = 2e-2, 1e-2
 
 
 @pytest.fixture
 def device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if os.environ.get(DRY_RUN_ENV) == "1":
-        return "cpu"
-    pytest.skip("needs a CUDA device: scripts/gpu_check.sh runs it on the GPU machine (--dry-run: on the CPU)")
+    return "cuda" if torch.cuda.is_available() else "cpu"  # cpu: only in the dry run (see pytestmark)
 
 
 def device_args(device: str, output_dir, **overrides) -> SPACConfig:

@@ -200,8 +200,12 @@ class Check:
         (self.boot / "sitecustomize.py").write_text(
             f"import site\nsite.addsitedir({str(self.site)!r})\n", encoding="utf-8"
         )
-        return {"status": "passed", "wheels": [w.name for w in wheels], "how": how,
-                "seconds_install": round(seconds, 1)}
+        return {
+            "status": "passed",
+            "wheels": [w.name for w in wheels],
+            "how": how,
+            "seconds_install": round(seconds, 1),
+        }
 
     def step_versions(self, limit: float) -> dict[str, Any]:
         return self.run_internal("versions", limit)
@@ -390,10 +394,20 @@ def ifeval_model(dry_run: bool):
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "recipes" / "default" / "model")
     tokenizer.padding_side = "left"
     # Dry run: a few layers of width 64. GPU: Qwen2.5-0.5B's body (its vocabulary is the tokenizer's here).
-    tiny = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 2}
-    gpu = {"hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
-           "num_key_value_heads": 2}
+    tiny = {
+        "hidden_size": 64,
+        "intermediate_size": 172,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    }
+    gpu = {
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+    }
     shape = tiny if dry_run else gpu
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=4096, tie_word_embeddings=True,
@@ -407,8 +421,11 @@ def ifeval_model(dry_run: bool):
 def internal_ifeval(dry_run: bool) -> dict[str, Any]:
     data = staged_data(allow_fetch=dry_run)
     if data is None:
-        return {"status": "skipped", "reason": "the IFEval prompts and NLTK's Punkt data were not staged in .gpu/data "
-                "(scripts/gpu_wheels.sh stages them with spac_hf.eval_data; the GPU machine has no network)"}
+        return {
+            "status": "skipped",
+            "reason": "the IFEval prompts and NLTK's Punkt data were not staged in .gpu/data "
+            "(scripts/gpu_wheels.sh stages them with spac_hf.eval_data; the GPU machine has no network)",
+        }
     os.environ["NLTK_DATA"] = str(data["nltk_data"])
     import lm_eval
     import torch
@@ -446,8 +463,13 @@ def internal_ifeval(dry_run: bool) -> dict[str, Any]:
         "prompts": len(samples),
         "max_gen_toks": max_gen_toks,
         "batch_size": batch_size,
-        "model": {"weights": "random (built from a config)", "parameters": sum(p.numel() for p in model.parameters()),
-                  "dtype": str(next(model.parameters()).dtype), "device": str(model.device), **shape},
+        "model": {
+            "weights": "random (built from a config)",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "dtype": str(next(model.parameters()).dtype),
+            "device": str(model.device),
+            **shape,
+        },
         "evaluate_seconds": round(seconds, 2),
         "generated_tokens": tokens,
         "tokens_per_second": round(tokens / seconds, 1),
@@ -466,9 +488,18 @@ def _trainer_setup(dry_run: bool, hidden_size: int = 256):
 
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "recipes" / "default" / "model")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
     model = LlamaForCausalLM(config)
     sys.path.insert(0, str(ROOT / "src"))
     from spac_hf.tasks import all_prompts, sample_review
@@ -495,9 +526,19 @@ def _perturbed(model, scale: float = 0.05):
 def _spac_args(output_dir: str, dry_run: bool, **overrides):
     from spac_hf import SPACConfig
 
-    options = {"output_dir": output_dir, "use_cpu": dry_run, "bf16": True, "max_steps": 2, "learning_rate": 1e-3,
-               "per_device_train_batch_size": 4, "max_length": 96, "logging_steps": 1, "save_strategy": "no",
-               "report_to": [], "disable_tqdm": True}
+    options = {
+        "output_dir": output_dir,
+        "use_cpu": dry_run,
+        "bf16": True,
+        "max_steps": 2,
+        "learning_rate": 1e-3,
+        "per_device_train_batch_size": 4,
+        "max_length": 96,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+    }
     return SPACConfig(**{**options, **overrides})
 
 
@@ -509,8 +550,11 @@ def internal_deepspeed(dry_run: bool) -> dict[str, Any]:
     try:
         import deepspeed
     except ImportError as err:
-        return {"status": "skipped", "reason": f"deepspeed is not importable ({err}): PyPI has no wheel of a current "
-                "DeepSpeed (sdist only); scripts/gpu_wheels.sh builds one into .gpu/wheels"}
+        return {
+            "status": "skipped",
+            "reason": f"deepspeed is not importable ({err}): PyPI has no wheel of a current "
+            "DeepSpeed (sdist only); scripts/gpu_wheels.sh builds one into .gpu/wheels",
+        }
     if dry_run:
         return {"status": "skipped", "reason": "dry run: ZeRO-3 needs CUDA and NCCL"}
     import copy
@@ -530,23 +574,35 @@ def internal_deepspeed(dry_run: bool) -> dict[str, Any]:
     losses = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in (("plain_bf16", {}), ("zero3", {"deepspeed": ds_config})):
-            trainer = SPACTrainer(copy.deepcopy(policy), ref_model=copy.deepcopy(model), args=_spac_args(
-                f"{tmp}/{name}", dry_run, **extra), train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+            trainer = SPACTrainer(
+                copy.deepcopy(policy),
+                ref_model=copy.deepcopy(model),
+                args=_spac_args(f"{tmp}/{name}", dry_run, **extra),
+                train_dataset=Dataset.from_list(rows),
+                processing_class=tokenizer,
+            )
             trainer.train()
             losses[name] = _losses(trainer)
     ok = all(math.isfinite(x) for v in losses.values() for x in v) and len(losses["zero3"]) == 2
     close = abs(losses["zero3"][0] - losses["plain_bf16"][0]) <= 2e-2 * abs(losses["plain_bf16"][0]) + 1e-2
-    return {"status": "passed" if ok and close else "failed", "deepspeed": deepspeed.__version__, "losses": losses,
-            "reason": None if ok and close else "ZeRO-3's step-1 loss differs from the plain bf16 run's"}
+    return {
+        "status": "passed" if ok and close else "failed",
+        "deepspeed": deepspeed.__version__,
+        "losses": losses,
+        "reason": None if ok and close else "ZeRO-3's step-1 loss differs from the plain bf16 run's",
+    }
 
 
 def internal_qlora(dry_run: bool) -> dict[str, Any]:
     try:
         import bitsandbytes
     except ImportError as err:
-        return {"status": "skipped", "reason": f"bitsandbytes is not importable ({err}): its wheel (41 MiB for "
-                "0.50.2) does not fit the 64 MiB that travels with the tree beside the others; "
-                "scripts/gpu_wheels.sh --with-bitsandbytes adds it when there is room"}
+        return {
+            "status": "skipped",
+            "reason": f"bitsandbytes is not importable ({err}): its wheel (41 MiB for "
+            "0.50.2) does not fit the 64 MiB that travels with the tree beside the others; "
+            "scripts/gpu_wheels.sh --with-bitsandbytes adds it when there is room",
+        }
     if dry_run:
         return {"status": "skipped", "reason": "dry run: 4-bit bitsandbytes kernels need CUDA"}
     import math
@@ -573,8 +629,12 @@ def internal_qlora(dry_run: bool) -> dict[str, Any]:
         lora = [p for n, p in trainer.model.named_parameters() if "lora_B" in n]
         moved = any(p.abs().sum().item() > 0 for p in lora)  # LoRA's B starts at zero: training moved it
     ok = len(losses) == 2 and all(math.isfinite(x) for x in losses) and moved
-    return {"status": "passed" if ok else "failed", "bitsandbytes": bitsandbytes.__version__, "losses": losses,
-            "lora_b_moved": moved}
+    return {
+        "status": "passed" if ok else "failed",
+        "bitsandbytes": bitsandbytes.__version__,
+        "losses": losses,
+        "lora_b_moved": moved,
+    }
 
 
 INTERNAL = {"versions": internal_versions, "ifeval": internal_ifeval, "deepspeed": internal_deepspeed,
@@ -752,12 +812,26 @@ def tail(text: str, n: int = 3000) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="the CPU path with tiny sizes (no GPU needed)")
-    parser.add_argument("--out", default=None, help="where gpu_check.json, gpu_check.log and the cost results go "
-                        "(default: $OUT; else outputs/gpu-check-dry-run for a dry run, results/gpu/latest otherwise)")
-    parser.add_argument("--only", nargs="+", default=None, metavar="STEP", choices=[s.name for s in gpu_steps()],
-                        help="run only these steps")
-    parser.add_argument("--budget", type=int, default=None,
-                        help=f"overall limit in seconds (default {BUDGET_S}; a dry run: {DRY_RUN_SLACK} times that)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="where gpu_check.json, gpu_check.log and the cost results go "
+        "(default: $OUT; else outputs/gpu-check-dry-run for a dry run, results/gpu/latest otherwise)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="STEP",
+        choices=[s.name for s in gpu_steps()],
+        help="run only these steps",
+    )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help=f"overall limit in seconds (default {BUDGET_S}; a dry run: {DRY_RUN_SLACK} times that)",
+    )
     parser.add_argument("--install", action="store_true", help="dry run: install the carried wheels too")
     parser.add_argument("--internal", choices=sorted(INTERNAL), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)

@@ -130,7 +130,7 @@ class InstructionFollowingReward(evaluate.Metric):
         ids, kwargs = (spec.get("instruction_id_list"), spec.get("kwargs")) if isinstance(spec, dict) else (None, None)
         if not isinstance(ids, list) or not ids or not isinstance(kwargs, list) or len(kwargs) != len(ids):
             raise ValueError(
-                f"{where}: `constraints` must be {{\"instruction_id_list\": [ids], \"kwargs\": [one dict per id]}} "
+                f'{where}: `constraints` must be {{"instruction_id_list": [ids], "kwargs": [one dict per id]}} '
                 f"with at least one instruction, got {json.dumps(spec)[:120]}"
             )
         unknown = [i for i in ids if i not in self._registry.INSTRUCTION_DICT]

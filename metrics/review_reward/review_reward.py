@@ -66,9 +66,7 @@ class ReviewReward(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "prompts": datasets.Value("string")}
-            ),
+            features=datasets.Features({"predictions": datasets.Value("string"), "prompts": datasets.Value("string")}),
             homepage="https://github.com/spac-hf/spac-hf",
             codebase_urls=["https://github.com/spac-hf/spac-hf/blob/main/src/spac_hf/tasks/reviews.py"],
         )

@@ -47,7 +47,10 @@ def test_dry_run_runs_every_step_end_to_end(tmp_path):
     assert steps["versions"]["status"] == "passed" and steps["versions"]["versions"]["trl"]
     # The GPU-marked tests ran (on the CPU), and the bf16 test recorded both step-1 losses.
     pytest_step = steps["pytest"]
-    assert pytest_step["status"] == "passed" and pytest_step["passed"] >= 3 and pytest_step["skipped"] == 0
+    assert pytest_step["status"] == "passed" and pytest_step["passed"] >= 3
+    # tests/test_gpu.py runs on the CPU in a dry run; GPU tests elsewhere may skip themselves without CUDA.
+    ours = [t for t in pytest_step["tests"] if t["test"].startswith("tests.test_gpu::")]
+    assert len(ours) == 3 and all(t["outcome"] == "passed" for t in ours)
     bf16 = next(t for t in pytest_step["tests"] if "bf16" in t["test"])
     assert {"fp32_cpu_losses", "bf16_cpu_losses"} <= set(bf16["properties"])
     cost = steps["cost_0.5B"]

@@ -204,3 +204,16 @@ def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompt
     # A rerun reuses every finished run.
     again = benchmark.main(argv)
     assert [r["wall_seconds"] for r in again["runs"]] == [r["wall_seconds"] for r in results["runs"]]
+
+
+def test_readme_states_the_configuration_the_code_runs():
+    from benchmarks.instruction_following import methods, run
+    from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS
+
+    readme = (Path(__file__).resolve().parents[1] / "benchmarks" / "instruction_following" / "README.md").read_text()
+    data = run.CPU["data"]
+    assert f"{data['num_train']} training prompts of at most {data['max_prompt_tokens']} tokens" in readme
+    assert f"{data['responses_per_prompt']}\nsamples of at most {data['max_new_tokens']} tokens" in readme
+    assert f"{data['num_test']} held-out prompts" in readme
+    assert f"IFEval at {CPU_MAX_GEN_TOKS} new\ntokens" in readme and f"stops at {CPU_MAX_GEN_TOKS}" in readme
+    assert f"T = {methods.THEORY_ITERATIONS} |" in readme and f"affords {methods.THEORY_ITERATIONS}" in readme

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
 
-from spac_hf.tasks import instruction_following as task  # noqa: E402
+from spac_hf.tasks import instruction_following as task
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +104,10 @@ def test_bradley_terry_pair():
 
 def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     out = tmp_path / "data"
-    kwargs = dict(num_train=6, num_test=2, responses_per_prompt=3, max_new_tokens=6, max_prompt_tokens=400,
-                  batch_size=8, chunk_prompts=2)
-    # Every response of the random tiny model gets the same reward on most prompts: a reward with some spread, so
-    # that pairs exist, is the fraction of constraints plus the response's length (test only).
+    kwargs = {"num_train": 6, "num_test": 2, "responses_per_prompt": 3, "max_new_tokens": 6,
+              "max_prompt_tokens": 400, "batch_size": 8, "chunk_prompts": 2}
+    # The random tiny model's responses all follow the same constraints on most prompts, so they would give no pair:
+    # here (test only) the reward is the response's length, which differs between samples.
     monkeypatch.setattr(task, "reward", lambda r, response: len(response) / 100)
     calls = []
     real_generate = __import__("spac_hf.generation", fromlist=["x"]).generate_responses

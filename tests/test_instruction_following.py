@@ -156,6 +156,27 @@ def test_ifeval_scoring_uses_lm_eval_metrics():
     assert scores["inst_level_strict_acc"] == 0.5
 
 
+def test_ifeval_pass_writes_its_record_and_resumes(tiny_model_dir, tmp_path):
+    from benchmarks.instruction_following.ifeval import METRICS, run_ifeval
+    from spac_hf.eval_data import ifeval_rows
+
+    docs = sorted(ifeval_rows(), key=lambda d: len(d["prompt"]))[:3]  # the tiny model's positions stop at 512
+    record = tmp_path / "ifeval.json"
+    partial = tmp_path / "ifeval.partial.jsonl"
+    first = run_ifeval(tiny_model_dir, record, max_gen_toks=4, batch_size=2, chunk_prompts=2, docs=docs)
+    assert all(0.0 <= first[m] <= 1.0 for m in METRICS)
+    assert first["settings"]["max_gen_toks"] == 4 and first["settings"]["n_prompts"] == 3
+    assert first["generated_tokens"] > 0 and not partial.exists()
+    # An interrupted pass: the first chunk's responses are kept and only the rest is generated again.
+    record.unlink()
+    chunk = {"settings": first["settings"], "responses": {str(docs[0]["key"]): "all lowercase, no capitals."},
+             "seconds": 1.0, "tokens": 7}
+    partial.write_text(json.dumps(chunk) + "\n")
+    again = run_ifeval(tiny_model_dir, record, max_gen_toks=4, batch_size=2, chunk_prompts=2, docs=docs)
+    assert again["examples"][0]["response"] == "all lowercase, no capitals."
+    assert run_ifeval(tiny_model_dir, record, max_gen_toks=4, docs=docs) == again  # finished: read back
+
+
 # ------------------------------------------------------------------------------------------------ end to end
 
 

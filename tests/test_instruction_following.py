@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
 
-from spac_hf.tasks import instruction_following as task  # noqa: E402
+from spac_hf.tasks import instruction_following as task
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +104,10 @@ def test_bradley_terry_pair():
 
 def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     out = tmp_path / "data"
-    kwargs = dict(num_train=6, num_test=2, responses_per_prompt=3, max_new_tokens=6, max_prompt_tokens=400,
-                  batch_size=8, chunk_prompts=2)
-    # Every response of the random tiny model gets the same reward on most prompts: a reward with some spread, so
-    # that pairs exist, is the fraction of constraints plus the response's length (test only).
+    kwargs = {"num_train": 6, "num_test": 2, "responses_per_prompt": 3, "max_new_tokens": 6,
+              "max_prompt_tokens": 400, "batch_size": 8, "chunk_prompts": 2}
+    # The random tiny model's responses all follow the same constraints on most prompts, so they would give no pair:
+    # here (test only) the reward is the response's length, which differs between samples.
     monkeypatch.setattr(task, "reward", lambda r, response: len(response) / 100)
     calls = []
     real_generate = __import__("spac_hf.generation", fromlist=["x"]).generate_responses
@@ -155,6 +154,27 @@ def test_ifeval_scoring_uses_lm_eval_metrics():
     scores = score_responses(docs, ["No commas here at all.", "This Has Capitals."])
     assert scores["prompt_level_strict_acc"] == 0.5
     assert scores["inst_level_strict_acc"] == 0.5
+
+
+def test_ifeval_pass_writes_its_record_and_resumes(tiny_model_dir, tmp_path):
+    from benchmarks.instruction_following.ifeval import METRICS, run_ifeval
+    from spac_hf.eval_data import ifeval_rows
+
+    docs = sorted(ifeval_rows(), key=lambda d: len(d["prompt"]))[:3]  # the tiny model's positions stop at 512
+    record = tmp_path / "ifeval.json"
+    partial = tmp_path / "ifeval.partial.jsonl"
+    first = run_ifeval(tiny_model_dir, record, max_gen_toks=4, batch_size=2, chunk_prompts=2, docs=docs)
+    assert all(0.0 <= first[m] <= 1.0 for m in METRICS)
+    assert first["settings"]["max_gen_toks"] == 4 and first["settings"]["n_prompts"] == 3
+    assert first["generated_tokens"] > 0 and not partial.exists()
+    # An interrupted pass: the first chunk's responses are kept and only the rest is generated again.
+    record.unlink()
+    chunk = {"settings": first["settings"], "responses": {str(docs[0]["key"]): "all lowercase, no capitals."},
+             "seconds": 1.0, "tokens": 7}
+    partial.write_text(json.dumps(chunk) + "\n")
+    again = run_ifeval(tiny_model_dir, record, max_gen_toks=4, batch_size=2, chunk_prompts=2, docs=docs)
+    assert again["examples"][0]["response"] == "all lowercase, no capitals."
+    assert run_ifeval(tiny_model_dir, record, max_gen_toks=4, docs=docs) == again  # finished: read back
 
 
 # ------------------------------------------------------------------------------------------------ end to end
@@ -204,3 +224,16 @@ def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompt
     # A rerun reuses every finished run.
     again = benchmark.main(argv)
     assert [r["wall_seconds"] for r in again["runs"]] == [r["wall_seconds"] for r in results["runs"]]
+
+
+def test_readme_states_the_configuration_the_code_runs():
+    from benchmarks.instruction_following import methods, run
+    from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS
+
+    readme = (Path(__file__).resolve().parents[1] / "benchmarks" / "instruction_following" / "README.md").read_text()
+    data = run.CPU["data"]
+    assert f"{data['num_train']} training prompts of at most {data['max_prompt_tokens']} tokens" in readme
+    assert f"{data['responses_per_prompt']}\nsamples of at most {data['max_new_tokens']} tokens" in readme
+    assert f"{data['num_test']} held-out prompts" in readme
+    assert f"IFEval at {CPU_MAX_GEN_TOKS} new\ntokens" in readme and f"stops at {CPU_MAX_GEN_TOKS}" in readme
+    assert f"T = {methods.THEORY_ITERATIONS} |" in readme and f"affords {methods.THEORY_ITERATIONS}" in readme

@@ -45,6 +45,14 @@ def _cell(stats: dict | None, digits: int = 3) -> str:
     return text + f" (n={stats['count']})"
 
 
+def _final_steps(results: dict) -> dict[str, str]:
+    """Optimizer steps to each method's final iterate (the budget actually spent), from the run records."""
+    steps: dict[str, set] = {}
+    for run in results["runs"]:
+        steps.setdefault(run["method"], set()).add(run["iterations"][-1]["optimizer_steps"])
+    return {name: "/".join(str(v) for v in sorted(values)) for name, values in steps.items()}
+
+
 def table_markdown(results: dict) -> str:
     s = results["summary"]
     settings = results["settings"]
@@ -58,14 +66,15 @@ def table_markdown(results: dict) -> str:
         "1280); in-distribution reward: greedy, held-out constructed prompts. Mean ± 95% CI half-width across seeds "
         "(n = seeds done)."),
         "",
-        "| method | " + " | ".join(h for _, h in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
-        "| SFT | " + " | ".join(_cell(s["sft"].get(k), 1 if "length" in k else 3) for k, _ in COLUMNS) + " |",
+        "| method | optimizer steps | " + " | ".join(h for _, h in COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
+        "| SFT | 0 | " + " | ".join(_cell(s["sft"].get(k), 1 if "length" in k else 3) for k, _ in COLUMNS) + " |",
     ]
+    steps = _final_steps(results)
     for name, cells in s["cells"].items():
         label = s["labels"].get(name, name)
-        lines.append(f"| {label} | " + " | ".join(_cell(cells.get(k), 1 if "length" in k else 3) for k, _ in COLUMNS)
-                     + " |")
+        lines.append(f"| {label} | {steps.get(name, '')} | "
+                     + " | ".join(_cell(cells.get(k), 1 if "length" in k else 3) for k, _ in COLUMNS) + " |")
     lines += ["", "Paired differences against DPO (same seed), mean ± 95% CI half-width:", "",
               "| method | " + " | ".join(dict(COLUMNS)[k] for k in PAIRED) + " |", "|---|" + "---|" * len(PAIRED)]
     for name, rows in s["paired_vs_dpo"].items():
@@ -115,6 +124,8 @@ def plot_figure(results: dict):
     right.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=7)
     right.set_ylabel("IFEval instruction-level strict accuracy")
     right.set_title(f"IFEval (541 prompts, {results['settings']['ifeval_max_gen_toks']} new tokens)")
+    if not any(_finite(v) for v in values):
+        right.text(0.5, 0.5, "IFEval not scored yet", transform=right.transAxes, ha="center", va="center")
     if _finite(s["sft"].get(metric)):
         right.axhline(s["sft"][metric], color="grey", linestyle="--", linewidth=1)
     right.grid(alpha=0.3, axis="y")

@@ -268,7 +268,7 @@ def mean_task_reward(
 
 
 # Greedy responses of at most this many tokens score the in-distribution reward: the data's response budget.
-DEFAULT_EVAL_MAX_NEW_TOKENS = 64
+DEFAULT_EVAL_MAX_NEW_TOKENS = 48
 
 
 def _weights_stamp(model_path: str) -> str:
@@ -383,8 +383,8 @@ def _read_progress(path: Path) -> list[dict]:
 
 
 def build_preference_data(
-    model_path: str | Path, out: str | Path, *, num_train: int = 96, num_test: int = 64, responses_per_prompt: int = 4,
-    max_new_tokens: int = 64, temperature: float = 1.0, max_prompt_tokens: int = 128, seed: int = 0,
+    model_path: str | Path, out: str | Path, *, num_train: int = 64, num_test: int = 32, responses_per_prompt: int = 4,
+    max_new_tokens: int = 48, temperature: float = 1.0, max_prompt_tokens: int = 96, seed: int = 0,
     batch_size: int = 32, chunk_prompts: int = 16, tau: float = BT_TAU, threads: int | None = None,
 ) -> Path:
     """Sample K responses per training prompt from mu (the model at `model_path`), pair and label them, and write the
@@ -545,12 +545,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="the behaviour policy mu (a local model folder)")
     parser.add_argument("--out", required=True, type=Path, help="the data set folder to write")
-    parser.add_argument("--num-train", type=int, default=96)
-    parser.add_argument("--num-test", type=int, default=64)
+    parser.add_argument("--num-train", type=int, default=64)
+    parser.add_argument("--num-test", type=int, default=32)
     parser.add_argument("--responses-per-prompt", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--max-prompt-tokens", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--max-prompt-tokens", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)

@@ -237,3 +237,14 @@ def test_readme_states_the_configuration_the_code_runs():
     assert f"{data['num_test']} held-out prompts" in readme
     assert f"IFEval at {CPU_MAX_GEN_TOKS} new\ntokens" in readme and f"stops at {CPU_MAX_GEN_TOKS}" in readme
     assert f"T = {methods.THEORY_ITERATIONS} |" in readme and f"affords {methods.THEORY_ITERATIONS}" in readme
+
+
+def test_readme_results_come_from_the_committed_results():
+    from benchmarks.instruction_following.report import readme_block
+
+    root = Path(__file__).resolve().parents[1]
+    results = json.loads((root / "results" / "instruction_following" / "results.json").read_text())
+    readme = (root / "benchmarks" / "instruction_following" / "README.md").read_text()
+    assert readme_block(results) in readme  # rewrite with: python benchmarks/instruction_following/report.py
+    table = (root / "results" / "instruction_following" / "table.md").read_text()
+    assert ("PARTIAL" in table) == (results["status"] != "complete")

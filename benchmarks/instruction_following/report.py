@@ -53,6 +53,16 @@ def _final_steps(results: dict) -> dict[str, str]:
     return {name: "/".join(str(v) for v in sorted(values)) for name, values in steps.items()}
 
 
+def _final_values(results: dict, key: str, digits: int = 4) -> dict[str, str]:
+    """A per-run number at each method's final iterate, seed by seed ("a/b/c" over seeds)."""
+    out: dict[str, list] = {}
+    for run in sorted(results["runs"], key=lambda r: r["seed"]):
+        value = run["iterations"][-1].get(key)
+        if value is not None:
+            out.setdefault(run["method"], []).append(f"{value:.{digits}f}")
+    return {name: "/".join(values) for name, values in out.items()}
+
+
 def table_markdown(results: dict) -> str:
     s = results["summary"]
     settings = results["settings"]
@@ -61,7 +71,7 @@ def table_markdown(results: dict) -> str:
         lines += [(f"**PARTIAL RESULTS**: {len(results['left'])} steps left. Resume with `{results['command']}` "
                   "(finished steps are reused)."), ""]  # fmt: skip
     lines += [
-        (f"Base model (SFT, also mu): `{Path(settings['base_model']).name}`; configuration `{settings['configuration']}`; "
+        (f"Base model (SFT, also mu): `{settings['base_model']}`; configuration `{settings['configuration']}`; "
         f"IFEval: all 541 prompts, greedy, at most {settings['ifeval_max_gen_toks']} new tokens (the leaderboard: "
         "1280); in-distribution reward: greedy, held-out constructed prompts. Mean ± 95% CI half-width across seeds "
         "(n = seeds done)."),
@@ -162,16 +172,20 @@ def readme_block(results: dict) -> str:
         f"responses at the same reward, so no pair); mu's mean reward {data['mu_reward']['mean']:.3f}; mu sampled "
         f"{mu['tokens']} tokens in {mu['seconds']:.0f} s ({mu['tokens_per_second']} tokens/s)."),
         "",
-        "| method | optimizer steps | in-dist. reward (final) | − DPO (paired) | IFEval inst. strict | − DPO (paired) |",
-        "|---|---|---|---|---|---|",
+        ("| method | optimizer steps | final train loss | held-out answers changed vs SFT | in-dist. reward (final) "
+        "| − DPO (paired) | IFEval inst. strict | − DPO (paired) |"),
+        "|---|---|---|---|---|---|---|---|",
     ]
     sft = s["sft"]
     sft_ifeval = f"{sft['ifeval_inst_level_strict_acc']:.3f}" if "ifeval_inst_level_strict_acc" in sft else "–"
-    lines.append(f"| SFT | 0 | {sft.get('in_dist_true_reward', float('nan')):.3f} | | {sft_ifeval} | |")
-    steps = _final_steps(results)
+    lines.append(f"| SFT | 0 | | | {sft.get('in_dist_true_reward', float('nan')):.3f} | | {sft_ifeval} | |")
+    steps, losses, changed = _final_steps(results), _final_values(results, "train_loss"), _final_values(
+        results, "prompts_changed_vs_sft", digits=0)
+    n_test = len(results["runs"][0]["iterations"]) and data["counts"]["test_prompts"]
     for name, cells in s["cells"].items():
         paired = s["paired_vs_dpo"].get(name, {})
-        row = [s["labels"].get(name, name), steps.get(name, ""),
+        row = [s["labels"].get(name, name), steps.get(name, ""), losses.get(name, ""),
+               f"{changed[name]} of {n_test}" if name in changed else "",
                _cell(cells.get("in_dist_true_reward")),
                _signed(paired["in_dist_true_reward"]) if "in_dist_true_reward" in paired else "",
                _cell(cells.get("ifeval_inst_level_strict_acc")),

@@ -26,12 +26,18 @@ def train(method: Method, seed: int, work_dir: Path, overrides: Sequence[str]) -
     """Run (or read back) `method` with `seed`; each iteration's record gets the task's extra numbers."""
     record, reused = run_method(method, seed, work_dir, overrides)
     out = Path(record["output_dir"])
+    start = read_json(_evaluation_file(out, 0), {}).get("per_prompt")
     for entry in record["iterations"]:
         evaluation = read_json(_evaluation_file(out, entry["iteration"]), {})
         metrics = next(iter(evaluation.get("results", {}).values()), {})
         entry["prompt_level_strict"] = metrics.get("prompt_level_strict")
         for key in ("mean_length_tokens", "degenerate_fraction", "truncated_fraction"):
             entry[key] = evaluation.get(key)
+        # How far the policy moved, seen through the reward: held-out prompts whose (greedy) reward differs from the
+        # starting model's. A mean can stay put while answers change; this shows whether anything changed at all.
+        now = evaluation.get("per_prompt")
+        if start is not None and now is not None:
+            entry["prompts_changed_vs_sft"] = sum(abs(a - b) > 1e-9 for a, b in zip(start, now))
     return record, reused
 
 

@@ -221,9 +221,15 @@ def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompt
     for name in ("results.json", "table.md", "table.csv", "instruction_following.png"):
         assert (tmp_path / "out" / name).exists()
     assert "SPAC (theory preset)" in (tmp_path / "out" / "table.md").read_text()
+    assert all(r["iterations"][-1]["prompts_changed_vs_sft"] >= 0 for r in results["runs"])
     # A rerun reuses every finished run.
     again = benchmark.main(argv)
     assert [r["wall_seconds"] for r in again["runs"]] == [r["wall_seconds"] for r in results["runs"]]
+    # --report-only computes nothing: the same cells, and IFEval (never run here) listed as left to do.
+    report = benchmark.main([a for a in argv if a != "--no-ifeval"] + ["--report-only"])
+    assert report["summary"]["cells"] == results["summary"]["cells"]
+    assert report["status"] == "partial" and {s["step"] for s in report["left"]} == {"ifeval"}
+    assert "--report-only" not in report["command"]
 
 
 def test_readme_states_the_configuration_the_code_runs():
@@ -237,3 +243,14 @@ def test_readme_states_the_configuration_the_code_runs():
     assert f"{data['num_test']} held-out prompts" in readme
     assert f"IFEval at {CPU_MAX_GEN_TOKS} new\ntokens" in readme and f"stops at {CPU_MAX_GEN_TOKS}" in readme
     assert f"T = {methods.THEORY_ITERATIONS} |" in readme and f"affords {methods.THEORY_ITERATIONS}" in readme
+
+
+def test_readme_results_come_from_the_committed_results():
+    from benchmarks.instruction_following.report import readme_block
+
+    root = Path(__file__).resolve().parents[1]
+    results = json.loads((root / "results" / "instruction_following" / "results.json").read_text())
+    readme = (root / "benchmarks" / "instruction_following" / "README.md").read_text()
+    assert readme_block(results) in readme  # rewrite with: python benchmarks/instruction_following/report.py
+    table = (root / "results" / "instruction_following" / "table.md").read_text()
+    assert ("PARTIAL" in table) == (results["status"] != "complete")

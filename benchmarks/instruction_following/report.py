@@ -53,6 +53,16 @@ def _final_steps(results: dict) -> dict[str, str]:
     return {name: "/".join(str(v) for v in sorted(values)) for name, values in steps.items()}
 
 
+def _final_values(results: dict, key: str, digits: int = 4) -> dict[str, str]:
+    """A per-run number at each method's final iterate, seed by seed ("a/b/c" over seeds)."""
+    out: dict[str, list] = {}
+    for run in sorted(results["runs"], key=lambda r: r["seed"]):
+        value = run["iterations"][-1].get(key)
+        if value is not None:
+            out.setdefault(run["method"], []).append(f"{value:.{digits}f}")
+    return {name: "/".join(values) for name, values in out.items()}
+
+
 def table_markdown(results: dict) -> str:
     s = results["summary"]
     settings = results["settings"]
@@ -61,7 +71,7 @@ def table_markdown(results: dict) -> str:
         lines += [(f"**PARTIAL RESULTS**: {len(results['left'])} steps left. Resume with `{results['command']}` "
                   "(finished steps are reused)."), ""]  # fmt: skip
     lines += [
-        (f"Base model (SFT, also mu): `{Path(settings['base_model']).name}`; configuration `{settings['configuration']}`; "
+        (f"Base model (SFT, also mu): `{settings['base_model']}`; configuration `{settings['configuration']}`; "
         f"IFEval: all 541 prompts, greedy, at most {settings['ifeval_max_gen_toks']} new tokens (the leaderboard: "
         "1280); in-distribution reward: greedy, held-out constructed prompts. Mean ± 95% CI half-width across seeds "
         "(n = seeds done)."),
@@ -135,6 +145,64 @@ def plot_figure(results: dict):
     return fig
 
 
+README_START = "<!-- results: written by report.py from results/instruction_following/results.json -->"
+README_END = "<!-- end of results -->"
+
+
+def _signed(stats: dict, digits: int = 3) -> str:
+    text = f"{stats['mean']:+.{digits}f}"
+    if _finite(stats.get("ci95")):
+        text += f" ± {stats['ci95']:.{digits}f}"
+    return text
+
+
+def readme_block(results: dict) -> str:
+    """The README's results paragraph, every number from `results`: a test checks the README holds exactly this."""
+    s = results["summary"]
+    done_seeds = sorted({r["seed"] for r in results["runs"]})
+    lines = [README_START, ""]
+    if results["status"] != "complete":
+        lines += [(f"**Partial**: {len(results['left'])} steps left (seeds done so far: {done_seeds}; IFEval scored "
+                  f"for {len(results['ifeval'])} models). Resume: `{results['command']}`."), ""]
+    data = results["settings"]["data"]
+    mu = data["mu_sampling"]
+    lines += [
+        (f"Data: {data['counts']['train_pairs']} pairs from {data['counts']['train_prompts']} training prompts "
+        f"({data['counts']['prompts_without_pair']} prompts had all {data['settings']['responses_per_prompt']} of mu's "
+        f"responses at the same reward, so no pair); mu's mean reward {data['mu_reward']['mean']:.3f}; mu sampled "
+        f"{mu['tokens']} tokens in {mu['seconds']:.0f} s ({mu['tokens_per_second']} tokens/s)."),
+        "",
+        ("| method | optimizer steps | final train loss | held-out answers changed vs SFT | in-dist. reward (final) "
+        "| − DPO (paired) | IFEval inst. strict | − DPO (paired) |"),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    sft = s["sft"]
+    sft_ifeval = f"{sft['ifeval_inst_level_strict_acc']:.3f}" if "ifeval_inst_level_strict_acc" in sft else "–"
+    lines.append(f"| SFT | 0 | | | {sft.get('in_dist_true_reward', float('nan')):.3f} | | {sft_ifeval} | |")
+    steps, losses, changed = _final_steps(results), _final_values(results, "train_loss"), _final_values(
+        results, "prompts_changed_vs_sft", digits=0)
+    n_test = len(results["runs"][0]["iterations"]) and data["counts"]["test_prompts"]
+    for name, cells in s["cells"].items():
+        paired = s["paired_vs_dpo"].get(name, {})
+        row = [s["labels"].get(name, name), steps.get(name, ""), losses.get(name, ""),
+               f"{changed[name]} of {n_test}" if name in changed else "",
+               _cell(cells.get("in_dist_true_reward")),
+               _signed(paired["in_dist_true_reward"]) if "in_dist_true_reward" in paired else "",
+               _cell(cells.get("ifeval_inst_level_strict_acc")),
+               _signed(paired["ifeval_inst_level_strict_acc"]) if "ifeval_inst_level_strict_acc" in paired else ""]
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    compute = results["compute_seconds"]
+    lines += ["", (f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their in-distribution "
+              f"scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s."), "", README_END]
+    return "\n".join(lines)
+
+
+def update_readme(results: dict, readme: Path) -> None:
+    text = Path(readme).read_text(encoding="utf-8")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    atomic_write_text(readme, text[:start] + readme_block(results) + text[end:])
+
+
 def write_report(results: dict, out: Path) -> None:
     out = Path(out)
     atomic_write_text(out / "table.md", table_markdown(results))
@@ -144,5 +212,7 @@ def write_report(results: dict, out: Path) -> None:
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "results/instruction_following")
-    write_report(json.loads((folder / "results.json").read_text(encoding="utf-8")), folder)
-    print(f"rewrote table.md, table.csv and instruction_following.png in {folder}")
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    write_report(results, folder)
+    update_readme(results, Path(__file__).resolve().parent / "README.md")
+    print(f"rewrote table.md, table.csv and instruction_following.png in {folder}, and the README's results")

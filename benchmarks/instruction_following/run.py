@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"{LEADERBOARD_MAX_GEN_TOKS} with --gpu, as the leaderboard)")
     parser.add_argument("--no-ifeval", action="store_true", help="skip IFEval (the in-distribution reward only)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--report-only", action="store_true",
+                        help="compute nothing: write the report from the finished steps (e.g. while a run is going)")
     parser.add_argument("--quick", action="store_true", help="tiny settings for the tests (a tiny --model)")
     args = parser.parse_args(own)
     config = GPU if args.gpu else CPU
@@ -135,7 +137,9 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
         finals.setdefault(name, {})[seed] = stats.final_metrics(record, ifevals.get((seed, name)))
     runs = list(records.values())
     first = runs[0]["settings"] if runs else {}
-    command = " ".join(["python", "benchmarks/instruction_following/run.py", *args.argv])
+    # The command that runs (and resumes) the benchmark: a --report-only call reports on that run, it is not one.
+    command = " ".join(["python", "benchmarks/instruction_following/run.py",
+                        *(a for a in args.argv if a != "--report-only")])
     return _json_safe({
         "benchmark": "instruction_following",
         "status": "complete" if not todo else "partial",
@@ -176,6 +180,18 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
     })
 
 
+def _finished(args, table, kind, seed, name, records) -> bool:
+    """Whether a step is done (for --report-only): a run recorded done, or an IFEval record with the run's settings."""
+    from benchmarks.ground_truth.runs import RECORD_FILE, run_dir
+
+    if kind == "train":
+        return (read_json(run_dir(args.work_dir, table[name], seed) / RECORD_FILE) or {}).get("status") == "done"
+    if name is not None and (seed, name) not in records:
+        return False
+    record = read_json(ifeval_record(args.work_dir, table[name] if name else None, seed))
+    return record is not None and record["settings"]["max_gen_toks"] == args.ifeval_max_gen_toks
+
+
 def main(argv: list[str] | None = None) -> dict:
     from spac_hf.tasks.instruction_following import build_preference_data
 
@@ -194,13 +210,17 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = ["--model_name_or_path", str(Path(args.model).resolve()), "--dataset_name", str(data_dir),
                  *args.overrides]  # fmt: skip
     todo = jobs(args)
-    records, ifevals = {}, {}
+    records, ifevals, skipped = {}, {}, []
     args.out.mkdir(parents=True, exist_ok=True)
     total = len(todo)
+    results = None
     while todo:
         kind, seed, name = todo[0]
         step = total - len(todo) + 1
         label = "SFT" if name is None else f"{table[name].label}, seed {seed}"
+        if args.report_only and not _finished(args, table, kind, seed, name, records):
+            skipped.append(todo.pop(0))
+            continue
         print(f"\n[{step}/{total}] {kind} {label}: starting ({_minutes(time.perf_counter() - started)} elapsed)",
               flush=True)
         t0 = time.perf_counter()
@@ -220,7 +240,12 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{ifevals[(seed, name)]['inst_level_strict_acc']:.3f}", flush=True)
         todo.pop(0)
         print(f"[{step}/{total}] took {_minutes(time.perf_counter() - t0)}", flush=True)
-        results = collect(args, table, data_info, records, ifevals, todo, started)
+        if not args.report_only:
+            results = collect(args, table, data_info, records, ifevals, skipped + todo, started)
+            atomic_write_json(args.out / "results.json", results)
+            write_report(results, args.out)
+    if args.report_only or results is None:
+        results = collect(args, table, data_info, records, ifevals, skipped, started)
         atomic_write_json(args.out / "results.json", results)
         write_report(results, args.out)
     print(f"\nwrote {args.out}/results.json, table.md, table.csv, instruction_following.png in "

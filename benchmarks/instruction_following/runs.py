@@ -16,22 +16,23 @@ from benchmarks.instruction_following.methods import Method
 from spac_hf.utils import read_json
 
 
-def _evaluation_file(out: Path, iteration: int) -> Path:
-    from spac_hf.loop import EVAL_FILE
-
-    return out / "base_eval.json" if iteration == 0 else out / f"iter_{iteration}" / EVAL_FILE
-
-
 def train(method: Method, seed: int, work_dir: Path, overrides: Sequence[str]) -> tuple[dict, bool]:
     """Run (or read back) `method` with `seed`; each iteration's record gets the task's extra numbers."""
     record, reused = run_method(method, seed, work_dir, overrides)
-    out = Path(record["output_dir"])
+    # The loop's summary holds every evaluation as the task's evaluator returned it (lengths, per-prompt rewards).
+    evaluations = read_json(Path(record["output_dir"]) / "summary.json", {}).get("evaluations", {})
+    start = evaluations.get("0", {}).get("per_prompt")
     for entry in record["iterations"]:
-        evaluation = read_json(_evaluation_file(out, entry["iteration"]), {})
+        evaluation = evaluations.get(str(entry["iteration"]), {})
         metrics = next(iter(evaluation.get("results", {}).values()), {})
         entry["prompt_level_strict"] = metrics.get("prompt_level_strict")
         for key in ("mean_length_tokens", "degenerate_fraction", "truncated_fraction"):
             entry[key] = evaluation.get(key)
+        # How far the policy moved, seen through the reward: held-out prompts whose (greedy) reward differs from the
+        # starting model's. A mean can stay put while answers change; this shows whether anything changed at all.
+        now = evaluation.get("per_prompt")
+        if start is not None and now is not None:
+            entry["prompts_changed_vs_sft"] = sum(abs(a - b) > 1e-9 for a, b in zip(start, now))
     return record, reused
 
 

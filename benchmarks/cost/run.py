@@ -40,7 +40,6 @@ from benchmarks.cost.clock import StepClock  # noqa: E402
 from benchmarks.cost.fresh_process import FreshProcesses  # noqa: E402
 from benchmarks.cost.generation_speed import measure_generation  # noqa: E402
 from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
-from benchmarks.cost.report import write_report  # noqa: E402
 from benchmarks.cost.timing import run_interleaved, summarize  # noqa: E402
 from benchmarks.cost.variants import VARIANTS, StepSettings, build_trainer  # noqa: E402
 from spac_hf.utils import atomic_write_json  # noqa: E402
@@ -80,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share-epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help=f"tiny run for tests: {QUICK}")
+    parser.add_argument("--no-report", action="store_true",
+                        help="write results.json only, no tables or plots (matplotlib is not on the GPU machine); "
+                        "render them later with `python -m benchmarks.cost.report DIR`")
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -207,6 +209,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "results.json", results)
+    if args.no_report:
+        print(f"wrote {args.out}/results.json in {results['runtime_seconds']} s")
+        return results
+    from benchmarks.cost.report import write_report  # matplotlib: only where the report is drawn
+
     write_report(results, args.out)
     print(f"wrote {args.out}/results.json, table.md, table.csv, ratios.png, iteration_share.png "
           f"in {results['runtime_seconds']} s")

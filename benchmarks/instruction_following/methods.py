@@ -1,0 +1,77 @@
+"""The compared methods: which recipe each runs, on which `recipes/smollm2/<recipe>.yaml`, with which extra flags.
+
+Every method trains SmolLM2-135M-Instruct on the same instruction-following pairs (built once, by
+`spac_hf.tasks.instruction_following`), with the same learning rate, schedule, batch size, epochs and length limits.
+SFT is the starting model itself (iteration 0 of every run); it is not a run of its own.
+
+SPAC runs at two settings (issue 11): the library defaults (the paper's practical settings: beta 0.1, lambda 1, T
+iterations on disjoint parts) and the "theory preset" (beta 1, lambda = 0.1 * sqrt(n) with n the pairs an iteration
+trains on, every iteration on all the data, more iterations): `theory_preset_args` fills it in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = REPO_ROOT / "recipes" / "smollm2"
+
+# The theory preset (issue 11): a smaller mirror-descent step, all the data every iteration, lambda growing like
+# sqrt(n). T / beta = 1 / beta_DPO would ask for T = 10 at beta 1; the CPU budget affords `THEORY_ITERATIONS` passes.
+THEORY_BETA = 1.0
+THEORY_LAM_COEFFICIENT = 0.1  # lambda = 0.1 * sqrt(n)
+THEORY_ITERATIONS = 4
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # key in results.json and the folder name of its runs
+    label: str  # what the table and the plot call it
+    recipe: str  # the `spac_hf.recipe.main` method: "spac", "spin" or "dpo"
+    extra_args: tuple[str, ...] = field(default=())  # after the shared overrides, so they win (argparse: last wins)
+
+    @property
+    def config_path(self) -> Path:
+        return CONFIGS / f"{self.recipe}.yaml"
+
+    def config_class(self):
+        from spac_hf import SelfPlayConfig, SPACConfig
+
+        return SPACConfig if self.recipe == "spac" else SelfPlayConfig
+
+
+def theory_preset_args(num_pairs: int) -> tuple[tuple[str, ...], dict]:
+    """The theory preset's flags for a data set of `num_pairs` pairs, and what they mean (recorded in the results).
+
+    lambda is passed as its value, 0.1 * sqrt(n): every iteration trains on all n pairs (and no history), so this is
+    exactly the lambda of `--lam 0.1 --lam_scaling sqrt_n` (SPACConfig option of the theory issue, which computes it
+    from the pairs the trainer trains on). The value keeps one set of recipe arguments whichever SPACConfig is
+    installed, so a run recorded with it resumes under either."""
+    lam = THEORY_LAM_COEFFICIENT * math.sqrt(num_pairs)
+    args = ("--beta", str(THEORY_BETA), "--iteration_data", "full", "--num_iterations", str(THEORY_ITERATIONS),
+            "--lam", f"{lam:.6g}")  # fmt: skip
+    return args, {"beta": THEORY_BETA, "lam": lam, "n_pairs": num_pairs, "num_iterations": THEORY_ITERATIONS,
+                  "iteration_data": "full",
+                  "how": "lam = 0.1 * sqrt(n) passed as its value (= lam 0.1 with lam_scaling sqrt_n)"}  # fmt: skip
+
+
+def methods(num_pairs: int) -> dict[str, Method]:
+    """Every compared method, in the order of the table and the plot."""
+    theory_args, _ = theory_preset_args(num_pairs)
+    return {
+        m.name: m
+        for m in (
+            # One iteration over all the pairs: as many examples and optimizer steps as T iterations on T parts.
+            Method("dpo", "DPO (one pass, all pairs)", "dpo", ("--num_iterations", "1", "--iteration_data", "full")),
+            Method("iterative_dpo", "iterative DPO", "dpo"),
+            Method("spin", "SPIN", "spin"),
+            Method("spac", "SPAC (defaults)", "spac"),
+            Method("spac_theory", "SPAC (theory preset)", "spac", theory_args),
+        )
+    }
+
+
+METHOD_NAMES = ("dpo", "iterative_dpo", "spin", "spac", "spac_theory")
+SFT_LABEL = "SFT (SmolLM2-135M-Instruct)"

@@ -1,0 +1,218 @@
+"""Write the benchmark's report next to results.json: table.md, table.csv and instruction_following.png.
+
+Every number comes from `results.json`, so the report can be rebuilt from it alone:
+`python benchmarks/instruction_following/report.py results/instruction_following`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from spac_hf.utils import atomic_write_text, save_figure
+
+COLUMNS = (  # (results key, header)
+    ("ifeval_prompt_level_strict_acc", "IFEval prompt strict"),
+    ("ifeval_inst_level_strict_acc", "IFEval inst. strict"),
+    ("ifeval_prompt_level_loose_acc", "IFEval prompt loose"),
+    ("ifeval_inst_level_loose_acc", "IFEval inst. loose"),
+    ("in_dist_true_reward", "in-dist. reward"),
+    ("ifeval_mean_length_tokens", "IFEval length (tokens)"),
+    ("ifeval_degenerate_fraction", "IFEval degenerate"),
+    ("in_dist_mean_length_tokens", "in-dist. length"),
+)
+PAIRED = ("ifeval_prompt_level_strict_acc", "ifeval_inst_level_strict_acc", "in_dist_true_reward",
+          "ifeval_mean_length_tokens")  # fmt: skip
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _cell(stats: dict | None, digits: int = 3) -> str:
+    if not stats:
+        return "–"
+    if isinstance(stats, (int, float)):
+        return f"{stats:.{digits}f}"
+    text = f"{stats['mean']:.{digits}f}"
+    if _finite(stats.get("ci95")):
+        text += f" ± {stats['ci95']:.{digits}f}"
+    return text + f" (n={stats['count']})"
+
+
+def _final_steps(results: dict) -> dict[str, str]:
+    """Optimizer steps to each method's final iterate (the budget actually spent), from the run records."""
+    steps: dict[str, set] = {}
+    for run in results["runs"]:
+        steps.setdefault(run["method"], set()).add(run["iterations"][-1]["optimizer_steps"])
+    return {name: "/".join(str(v) for v in sorted(values)) for name, values in steps.items()}
+
+
+def _final_values(results: dict, key: str, digits: int = 4) -> dict[str, str]:
+    """A per-run number at each method's final iterate, seed by seed ("a/b/c" over seeds)."""
+    out: dict[str, list] = {}
+    for run in sorted(results["runs"], key=lambda r: r["seed"]):
+        value = run["iterations"][-1].get(key)
+        if value is not None:
+            out.setdefault(run["method"], []).append(f"{value:.{digits}f}")
+    return {name: "/".join(values) for name, values in out.items()}
+
+
+def table_markdown(results: dict) -> str:
+    s = results["summary"]
+    settings = results["settings"]
+    lines = []
+    if results["status"] != "complete":
+        lines += [(f"**PARTIAL RESULTS**: {len(results['left'])} steps left. Resume with `{results['command']}` "
+                  "(finished steps are reused)."), ""]  # fmt: skip
+    lines += [
+        (f"Base model (SFT, also mu): `{settings['base_model']}`; configuration `{settings['configuration']}`; "
+        f"IFEval: all 541 prompts, greedy, at most {settings['ifeval_max_gen_toks']} new tokens (the leaderboard: "
+        "1280); in-distribution reward: greedy, held-out constructed prompts. Mean ± 95% CI half-width across seeds "
+        "(n = seeds done)."),
+        "",
+        "| method | optimizer steps | " + " | ".join(h for _, h in COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
+        "| SFT | 0 | " + " | ".join(_cell(s["sft"].get(k), 1 if "length" in k else 3) for k, _ in COLUMNS) + " |",
+    ]
+    steps = _final_steps(results)
+    for name, cells in s["cells"].items():
+        label = s["labels"].get(name, name)
+        lines.append(f"| {label} | {steps.get(name, '')} | "
+                     + " | ".join(_cell(cells.get(k), 1 if "length" in k else 3) for k, _ in COLUMNS) + " |")
+    lines += ["", "Paired differences against DPO (same seed), mean ± 95% CI half-width:", "",
+              "| method | " + " | ".join(dict(COLUMNS)[k] for k in PAIRED) + " |", "|---|" + "---|" * len(PAIRED)]
+    for name, rows in s["paired_vs_dpo"].items():
+        label = s["labels"].get(name, name)
+        lines.append(f"| {label} − DPO | " + " | ".join(_cell(rows.get(k), 1 if "length" in k else 3) for k in PAIRED)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(results: dict) -> str:
+    s = results["summary"]
+    lines = ["method,metric,mean,ci95,count"]
+    for key, value in s["sft"].items():
+        lines.append(f"sft,{key},{value},,1")
+    for name, cells in s["cells"].items():
+        for key, stats in cells.items():
+            ci = stats["ci95"] if _finite(stats["ci95"]) else ""
+            lines.append(f"{name},{key},{stats['mean']},{ci},{stats['count']}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_figure(results: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = results["summary"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
+    for name, points in s["curves"].items():
+        xs = [p["examples_seen"] for p in points]
+        ys = [p["mean"] for p in points]
+        errors = [p["ci95"] if _finite(p["ci95"]) else 0.0 for p in points]
+        left.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=s["labels"].get(name, name))
+    left.set_xlabel("preference pairs trained on (0 = SFT)")
+    left.set_ylabel("in-distribution reward (constraints followed)")
+    left.set_title("Held-out constructed prompts, by iteration")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    names = ["SFT"] + [s["labels"].get(n, n) for n in s["cells"]]
+    metric = "ifeval_inst_level_strict_acc"
+    values = [s["sft"].get(metric)] + [c.get(metric, {}).get("mean") for c in s["cells"].values()]
+    errors = [0.0] + [c.get(metric, {}).get("ci95") or 0.0 for c in s["cells"].values()]
+    xs = range(len(names))
+    right.bar(xs, [v if _finite(v) else 0.0 for v in values], yerr=[e if _finite(e) else 0.0 for e in errors],
+              capsize=3, color=["grey"] + ["C0"] * (len(names) - 1))
+    right.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=7)
+    right.set_ylabel("IFEval instruction-level strict accuracy")
+    right.set_title(f"IFEval (541 prompts, {results['settings']['ifeval_max_gen_toks']} new tokens)")
+    if not any(_finite(v) for v in values):
+        right.text(0.5, 0.5, "IFEval not scored yet", transform=right.transAxes, ha="center", va="center")
+    if _finite(s["sft"].get(metric)):
+        right.axhline(s["sft"][metric], color="grey", linestyle="--", linewidth=1)
+    right.grid(alpha=0.3, axis="y")
+    if results["status"] != "complete":
+        fig.suptitle("PARTIAL: not every seed and method is done", color="red")
+    fig.tight_layout()
+    return fig
+
+
+README_START = "<!-- results: written by report.py from results/instruction_following/results.json -->"
+README_END = "<!-- end of results -->"
+
+
+def _signed(stats: dict, digits: int = 3) -> str:
+    text = f"{stats['mean']:+.{digits}f}"
+    if _finite(stats.get("ci95")):
+        text += f" ± {stats['ci95']:.{digits}f}"
+    return text
+
+
+def readme_block(results: dict) -> str:
+    """The README's results paragraph, every number from `results`: a test checks the README holds exactly this."""
+    s = results["summary"]
+    done_seeds = sorted({r["seed"] for r in results["runs"]})
+    lines = [README_START, ""]
+    if results["status"] != "complete":
+        lines += [(f"**Partial**: {len(results['left'])} steps left (seeds done so far: {done_seeds}; IFEval scored "
+                  f"for {len(results['ifeval'])} models). Resume: `{results['command']}`."), ""]
+    data = results["settings"]["data"]
+    mu = data["mu_sampling"]
+    lines += [
+        (f"Data: {data['counts']['train_pairs']} pairs from {data['counts']['train_prompts']} training prompts "
+        f"({data['counts']['prompts_without_pair']} prompts had all {data['settings']['responses_per_prompt']} of mu's "
+        f"responses at the same reward, so no pair); mu's mean reward {data['mu_reward']['mean']:.3f}; mu sampled "
+        f"{mu['tokens']} tokens in {mu['seconds']:.0f} s ({mu['tokens_per_second']} tokens/s)."),
+        "",
+        ("| method | optimizer steps | final train loss | held-out answers changed vs SFT | in-dist. reward (final) "
+        "| − DPO (paired) | IFEval inst. strict | − DPO (paired) |"),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    sft = s["sft"]
+    sft_ifeval = f"{sft['ifeval_inst_level_strict_acc']:.3f}" if "ifeval_inst_level_strict_acc" in sft else "–"
+    lines.append(f"| SFT | 0 | | | {sft.get('in_dist_true_reward', float('nan')):.3f} | | {sft_ifeval} | |")
+    steps, losses, changed = _final_steps(results), _final_values(results, "train_loss"), _final_values(
+        results, "prompts_changed_vs_sft", digits=0)
+    n_test = len(results["runs"][0]["iterations"]) and data["counts"]["test_prompts"]
+    for name, cells in s["cells"].items():
+        paired = s["paired_vs_dpo"].get(name, {})
+        row = [s["labels"].get(name, name), steps.get(name, ""), losses.get(name, ""),
+               f"{changed[name]} of {n_test}" if name in changed else "",
+               _cell(cells.get("in_dist_true_reward")),
+               _signed(paired["in_dist_true_reward"]) if "in_dist_true_reward" in paired else "",
+               _cell(cells.get("ifeval_inst_level_strict_acc")),
+               _signed(paired["ifeval_inst_level_strict_acc"]) if "ifeval_inst_level_strict_acc" in paired else ""]
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    compute = results["compute_seconds"]
+    lines += ["", (f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their in-distribution "
+              f"scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s."), "", README_END]
+    return "\n".join(lines)
+
+
+def update_readme(results: dict, readme: Path) -> None:
+    text = Path(readme).read_text(encoding="utf-8")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    atomic_write_text(readme, text[:start] + readme_block(results) + text[end:])
+
+
+def write_report(results: dict, out: Path) -> None:
+    out = Path(out)
+    atomic_write_text(out / "table.md", table_markdown(results))
+    atomic_write_text(out / "table.csv", table_csv(results))
+    save_figure(plot_figure(results), out / "instruction_following.png")
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "results/instruction_following")
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    write_report(results, folder)
+    update_readme(results, Path(__file__).resolve().parent / "README.md")
+    print(f"rewrote table.md, table.csv and instruction_following.png in {folder}, and the README's results")

@@ -39,6 +39,8 @@ def dataset_rows(results: dict) -> list[dict]:
         rows.append({**common, "metric": "mean_over_seeds", "value": stats["mean"], "stderr": stderr})
         if finite(stats["ci95"]):
             rows.append({**common, "metric": "ci95_halfwidth_over_seeds", "value": stats["ci95"]})
+        # How many seeds the mean is over: the Space ranks means over seeds apart from single runs.
+        rows.append({**common, "metric": "num_seeds", "value": stats["count"]})
     return rows
 
 
@@ -52,8 +54,8 @@ def write_report(results: dict, out: Path) -> None:
         "The ground-truth benchmark of spac-hf: the mean true reward of the reviews task on held-out prompts, for the "
         f"SFT model and the iterates of plain DPO, iterative DPO, SPIN and SPAC, averaged over {seeds} seeds. "
         "`stderr` is the standard error across seeds; `ci95_halfwidth_over_seeds` the half-width of the 95% "
-        "Student-t interval across seeds. `model` is `<method>-iter<t>`: `dpo-iter1` is plain DPO (one pass over "
-        "all the pairs), `iterative_dpo-iter<t>` iterative DPO."
+        "Student-t interval across seeds; `num_seeds` the number of seeds. `model` is `<method>-iter<t>`: `dpo-iter1` "
+        "is plain DPO (one pass over all the pairs), `iterative_dpo-iter<t>` iterative DPO."
     )
     save_results_dataset(dataset_rows(results), out / "dataset", dataset_name="spac-hf-ground-truth-results",
                          description=description)  # fmt: skip

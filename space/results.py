@@ -3,7 +3,8 @@
 Rows have the columns of `spac_hf.hub.RESULT_COLUMNS` (model, base_model, method, iteration, task, metric, value,
 stderr, num_fewshot). They come from a Hub dataset (`data/*.jsonl`, the layout `spac_hf.hub.save_results_dataset`
 writes) and/or from every `**/data/results.jsonl` under local folders. The Space does not import spac_hf (a Space
-installs only `requirements.txt`); tests/test_space.py checks these column names against spac_hf.hub.
+installs only `requirements.txt`); tests/test_space.py checks these column names against spac_hf.hub, and the
+method list below against spac_hf.methods.
 
 Some rows describe another row instead of scoring a task: a multi-seed benchmark writes, beside each model's
 `mean_over_seeds`, the half-width of its 95% interval across seeds (`ci95_halfwidth_over_seeds`) and how many seeds
@@ -33,14 +34,18 @@ COLUMNS = ("model", "base_model", "method", "iteration", "task", "metric", "valu
 REQUIRED = ("model", "task", "metric", "value")
 ROW_KEY = ["model", "task", "metric", "num_fewshot"]  # one value per key, as in spac_hf.hub.validate_results_rows
 RESULTS_GLOB = "**/data/results.jsonl"
-
-# Methods in the order of every table, plot and legend (baselines first, SPAC last), with what the page calls them.
-# One-pass DPO and iterative DPO are different methods: never one line, never one label.
-METHOD_LABELS = {"sft": "SFT", "dpo": "DPO (one pass)", "iterative_dpo": "iterative DPO", "spin": "SPIN",
-                 "spac": "SPAC"}  # fmt: skip
-METHOD_ORDER = {method: index for index, method in enumerate(METHOD_LABELS)}
+# A copy of `spac_hf.methods.METHODS` (name -> label, plot colour), in its order; tests/test_space.py checks it.
+# Baselines first, SPAC last: the order of every table, plot and legend. One-pass DPO and iterative DPO are different
+# methods: never one line, never one label.
+METHODS = {
+    "dpo": ("DPO (one pass, all pairs)", "#444444"),
+    "iterative_dpo": ("iterative DPO", "#1f77b4"),
+    "spin": ("SPIN", "#2ca02c"),
+    "spac": ("SPAC", "#d62728"),
+}
+METHOD_ORDER = {name: index for index, name in enumerate(reversed(METHODS))}  # the model list shows SPAC first
 SFT = "sft"  # the method of the starting model (iteration 0, no method in the rows)
-
+SFT_STYLE = ("SFT", "#7f7f7f")
 AVERAGE = "Average"
 SEEDS = "seeds"
 INFO_COLUMNS = ("model", "method", "iteration", SEEDS)
@@ -117,11 +122,15 @@ def task_column(task: str, metric: str, num_fewshot) -> str:
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    return SFT_STYLE[0] if method == SFT else METHODS.get(method, (method,))[0]
+
+
+_TABLE_ORDER = {name: index for index, name in enumerate([SFT, *METHODS])}
 
 
 def _method_key(method: str) -> tuple[int, str]:
-    return METHOD_ORDER.get(method, len(METHOD_ORDER)), method
+    """The SFT model, then the methods in `METHODS` order (baselines first, SPAC last), then anything else."""
+    return _TABLE_ORDER.get(method, len(_TABLE_ORDER)), method
 
 
 _ITER_SUFFIX = re.compile(r"[-/](iter_?\d+|base)$")

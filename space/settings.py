@@ -76,7 +76,8 @@ class Settings:
             if env_dirs:
                 results_dirs = [d for d in env_dirs.split(os.pathsep) if d]
             else:
-                results_dirs = [str(root / "outputs" / "default"), str(root / "results" / "ground_truth")] if local else []
+                defaults = [root / "outputs" / "default", root / "results" / "ground_truth"]
+                results_dirs = [str(d) for d in defaults] if local else []
         return cls(
             results_dataset=os.environ.get("SPAC_RESULTS_DATASET") or None,
             results_revision=os.environ.get("SPAC_RESULTS_REVISION") or None,

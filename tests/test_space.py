@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from hub_server import USER, hub_server  # noqa: F401  (`hub_server` is the fixture)
 
 from spac_hf.hub import RESULT_COLUMNS, push_results_dataset, save_results_dataset
+
+from hub_server import USER, hub_server  # noqa: F401  (`hub_server` is the fixture)
 
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "space"
@@ -27,10 +28,11 @@ sys.path.insert(0, str(SPACE_DIR))  # the Space's modules import each other by p
 import app  # noqa: E402
 import models  # noqa: E402
 import plots  # noqa: E402
-import results  # noqa: E402
 from build import build_commands  # noqa: E402
 from generation import ModelCache, RequestRejected, SideBySide  # noqa: E402
 from settings import Settings  # noqa: E402
+
+import results  # noqa: E402
 
 
 SFT, SPAC1 = "tiny: SFT", "tiny: SPAC iter 1"
@@ -102,8 +104,9 @@ def results_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models_file(tiny_model_dir, tmp_path_factory):
     """The allowlist: two differently initialised tiny models, one prompted through its chat template, one plain."""
-    from conftest import build_model
     from transformers import AutoTokenizer
+
+    from helpers import build_model
 
     folder = tmp_path_factory.mktemp("space-models")
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -159,6 +162,13 @@ def test_space_reads_the_columns_spac_hf_writes():
     assert results.COLUMNS == tuple(RESULT_COLUMNS)
 
 
+def test_space_copy_of_the_methods_matches_spac_hf():
+    from spac_hf.methods import METHODS
+
+    # Same names, same order, same labels and colours: a method added to spac_hf must be added here too.
+    assert list(results.METHODS.items()) == [(name, (m.label, m.colour)) for name, m in METHODS.items()]
+
+
 def test_single_runs_and_means_over_seeds_are_separate_rankings(results_root):
     frame, notes = results.load_results([results_root])
     assert len(frame) == len(ALL_ROWS) and "3 `data/results.jsonl` file(s)" in notes[0]
@@ -208,7 +218,7 @@ def test_benchmark_ranking_is_by_mean_never_by_the_interval(results_root):
     row = table.set_index("model").loc["spac-iter2"]
     assert (row[BENCH_REWARD], row[BENCH_REWARD + " ± 95% CI"], row["Average"]) == (0.106, 0.23, 0.106)
     methods = table.set_index("model")["method"]
-    assert methods["dpo-iter1"] == "DPO (one pass)" and methods["iterative_dpo-iter2"] == "iterative DPO"
+    assert methods["dpo-iter1"] == "DPO (one pass, all pairs)" and methods["iterative_dpo-iter2"] == "iterative DPO"
 
 
 def test_committed_ground_truth_ranking_matches_its_results_file():
@@ -264,7 +274,7 @@ def test_plots_one_line_per_method_labelled_axes_error_bars(results_root):
     bench = plots.results_figure(ranks[MULTI])
     (ax,) = bench.axes
     labels = ax.get_legend_handles_labels()[1]
-    assert labels == ["DPO (one pass): one model, all the data", "iterative DPO", "SPAC"]
+    assert labels == ["DPO (one pass, all pairs)", "iterative DPO", "SPAC"]
     assert len(ax.containers) == 2  # error bars on both iterative lines
     spac = plots.iteration_curves(ranks[MULTI])[BENCH_REWARD]["spac"]
     assert spac["ci"].tolist() == [0.032, 0.024, 0.23, 0.041]
@@ -307,7 +317,7 @@ def test_allowlist_from_file_and_discovered_iterates(tmp_path):
     allowlist = models.load_allowlist(models_file, discover_root=tmp_path)
     assert list(allowlist) == [
         "default: SFT", "hub: SPAC iter 3", "same as iter 1",
-        "default: SPAC iter 2", "default: SPAC average", "default: DPO iter 1",
+        "default: SPAC iter 2", "default: SPAC average", "default: DPO (one pass, all pairs) iter 1",
     ]  # fmt: skip
     assert allowlist["hub: SPAC iter 3"].source == "someone/spac-model" and not allowlist["hub: SPAC iter 3"].is_local
     assert models.default_pair(allowlist) == ("default: SFT", "default: SPAC iter 2")
@@ -345,7 +355,8 @@ def test_settings_in_a_checkout_and_on_a_space(tmp_path, monkeypatch):
     local = Settings.from_env(root=SPACE_DIR.parent)
     assert local.discover_root == SPACE_DIR.parent
     # The embedded default's runs and the ground-truth benchmark; never the leaderboard's fixture smoke run.
-    assert local.results_dirs == (SPACE_DIR.parent / "outputs" / "default", SPACE_DIR.parent / "results" / "ground_truth")
+    root = SPACE_DIR.parent
+    assert local.results_dirs == (root / "outputs" / "default", root / "results" / "ground_truth")
     # A Space's folder alone: no discovery, no local results unless asked, the Hub dataset from the environment.
     monkeypatch.setenv("SPAC_RESULTS_DATASET", "someone/results")
     monkeypatch.setenv("SPAC_MAX_NEW_TOKENS", "32")
@@ -363,7 +374,7 @@ def test_client_table_matches_the_results_rows(client):
     sources, ranking, methods, columns, table, note, _plot = client.predict(MULTI, api_name="/results")
     # The ranking chosen is kept; its methods and columns are offered, all ticked.
     assert ranking["value"] == MULTI and [c[0] for c in ranking["choices"]] == [SINGLE, MULTI]
-    assert methods["value"] == ["DPO (one pass)", "iterative DPO", "SPAC"]
+    assert methods["value"] == ["DPO (one pass, all pairs)", "iterative DPO", "SPAC"]
     assert columns["value"] == ["iteration", "seeds", "± 95% CI", BENCH_REWARD]
     assert "3 `data/results.jsonl` file(s)" in sources and "true_reward (mean_over_seeds)" in note
     headers, data = table["headers"], table["data"]

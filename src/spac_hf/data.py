@@ -204,3 +204,13 @@ def split_into_parts(dataset: Dataset, num_parts: int, seed: int = 0) -> list[Da
         )
     order = np.random.default_rng(seed).permutation(len(dataset))
     return [dataset.select(np.sort(part)) for part in np.array_split(order, num_parts)]
+
+
+def require_map_style(dataset: Any, name: str, needed_for: str) -> None:
+    """Fail, naming the data set, unless it is a map-style `Dataset`: splitting, saving to disk, generating into a new
+    column and precomputing log-probs all need random access to its rows."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"{name}: {needed_for} needs a map-style `datasets.Dataset`, got `{type(dataset).__name__}`; load it "
+            "without streaming."
+        )

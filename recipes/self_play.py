@@ -73,7 +73,7 @@ class SelfPlayScriptArguments(ScriptArguments):
         metadata={
             "help": "A task with a programmatic reward (`reviews`, the shipped task): the starting model and every "
             "iterate are scored by their mean true reward on the test split's prompts.",
-            "choices": [None, *TRUE_REWARD_TASKS],
+            "choices": list(TRUE_REWARD_TASKS),
         },
     )
     true_reward_prompts: int = field(
@@ -86,15 +86,19 @@ class SelfPlayScriptArguments(ScriptArguments):
     )
 
 
-def parse_recipe_args(config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None):
-    """Parse `argv` (default: the command line; `--config x.yaml` and overrides); with no argument at all, use
-    `default_config`. Returns (script_args, training_args, model_args, dataset_args)."""
+def parse_recipe_args(
+    config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None, method: str = ""
+):
+    """Parse `argv` (default: the command line). The embedded `default_config` is the base config unless `--config`
+    names another; any option overrides it (`recipes/arguments.py`: grouped `--help`, "did you mean").
+    Returns (script_args, training_args, model_args, dataset_args)."""
+    from recipes.arguments import parse
+
     parser = TrlParser((SelfPlayScriptArguments, config_class, ModelConfig, DatasetMixtureConfig))
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:
-        print(f"No arguments: running the embedded default config {default_config}", flush=True)
-        argv = ["--config", str(default_config)]
-    return parser.parse_args_and_config(args=argv)
+    label = get_method(method).label if method else config_class.__name__
+    prog = f"recipes/{get_method(method).paper.key}.py" if method else "recipe"
+    return parse(parser, argv, Path(default_config), label, prog)
 
 
 def _check_local_path(path: str, what: str) -> None:
@@ -168,10 +172,11 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
 
 
 def run_recipe(method: str, argv: list[str] | None = None) -> SelfPlayResult:
-    """What `recipes/<method>.py` runs: its arguments (or, with none, `recipes/default/<method>.yaml`), then `main`."""
+    """What `recipes/<method>.py` runs: its arguments over the base config `recipes/default/<method>.yaml` (or the
+    one `--config` names), then `main`."""
     record = get_method(method)
     default_config = Path(__file__).parent / "default" / f"{record.paper.key}.yaml"
-    return main(method, *parse_recipe_args(record.config_class, default_config, argv))
+    return main(method, *parse_recipe_args(record.config_class, default_config, argv, method=method))
 
 
 def main(method: str, script_args, training_args, model_args, dataset_args) -> SelfPlayResult:

@@ -4,6 +4,7 @@
     python recipes/compare.py --seed 1 --output-dir outputs/compare-seed1
     python recipes/compare.py --methods spac dpo   # a subset
     python recipes/compare.py -- --num_iterations 2   # options after `--` go to every recipe
+    python recipes/compare.py --report-dir results/default   # the committed comparison (recipes/default/README.md)
 
 Each method runs its recipe with the embedded default config (`recipes/default/<method>.yaml`), the same data,
 model, budget and seed, into `<output-dir>/<method>/`; a finished run is reused, an interrupted one resumes. Then
@@ -40,6 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output-dir", default="outputs/default", help="runs and the comparison go here")
     parser.add_argument("--seed", type=int, default=None, help="the seed of every run (default: the YAMLs', 42)")
     parser.add_argument("--methods", nargs="+", choices=RECIPES, default=list(RECIPES))
+    parser.add_argument("--report-dir", help="write comparison.{md,png,json} here (default: --output-dir)")
     args = parser.parse_args(own)
     args.passthrough = passthrough
     return args
@@ -140,10 +142,12 @@ def comparison_figure(rows: dict[str, dict]):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     rows = comparison_rows(run_methods(args))
-    out = Path(args.output_dir)
+    out = Path(args.report_dir or args.output_dir)
     seed = args.seed if args.seed is not None else read_json(Path(rows[args.methods[0]]["output_dir"]) /
                                                               "self_play_run.json", {}).get("seed", "of the YAMLs")
-    atomic_write_json(out / "comparison.json", {"seed": seed, "methods": rows, "passthrough": args.passthrough})
+    command = " ".join(["python recipes/compare.py", *(argv if argv is not None else sys.argv[1:])])
+    atomic_write_json(out / "comparison.json", {"command": command, "seed": seed, "methods": rows,
+                                                "passthrough": args.passthrough})  # fmt: skip
     atomic_write_text(out / "comparison.md", comparison_markdown(rows, seed))
     save_figure(comparison_figure(rows), out / "comparison.png")
     print(f"\n{comparison_markdown(rows, seed)}\nWrote {out / 'comparison.md'}, {out / 'comparison.png'} and "

@@ -39,7 +39,7 @@ smollm2: smollm2-gguf
 	$(BIN)/python recipes/smollm2/convert.py
 
 spac dpo spin: install
-	$(BIN)/accelerate launch recipes/$@.py
+	$(BIN)/spac-hf train --method $@
 
 # SPAC, iterative DPO and SPIN on the embedded default, side by side: outputs/default/comparison.{md,png}
 compare: install

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from recipes.script_utils import save_figure
 
 
 RECIPES = ("spac", "dpo", "spin")  # the recipe scripts; `dpo` with T > 1 iterations is iterative DPO
+TIMING_FILE = "compare_timing.json"  # in each run folder: how long the run took when it ran, and the machine's load
 Z95 = 1.959964
 
 
@@ -56,10 +58,14 @@ def run_methods(args: argparse.Namespace) -> dict[str, dict]:
         out = Path(args.output_dir) / name
         recipe_args = ["--output_dir", str(out), *(["--seed", str(args.seed)] if args.seed is not None else [])]
         print(f"\n=== {name}: {out} ===", flush=True)
-        started = time.perf_counter()
+        fresh, started = not (out / "summary.json").exists(), time.perf_counter()
+        load_before = os.getloadavg()[0]
         result = run_recipe(name, [*recipe_args, *args.passthrough])
-        runs[name] = {"summary": result.summary, "wall_seconds": round(time.perf_counter() - started, 1),
-                      "output_dir": str(out)}  # fmt: skip
+        if fresh:  # the time of the run itself, kept beside it: a later comparison reusing the run reports it too
+            atomic_write_json(out / TIMING_FILE, {"wall_seconds": round(time.perf_counter() - started, 1),
+                                                  "load_average": [load_before, os.getloadavg()[0]]})  # fmt: skip
+        timing = read_json(out / TIMING_FILE, {"wall_seconds": None, "load_average": None})
+        runs[name] = {"summary": result.summary, "output_dir": str(out), **timing}
     return runs
 
 
@@ -79,7 +85,8 @@ def comparison_rows(runs: dict[str, dict]) -> dict[str, dict]:
         ]  # fmt: skip
         method = method_of_run(summary["method"], len(summary["iterates"]))
         rows[name] = {"method": method.name, "label": method.label, "task": tasks[0], "points": points,
-                      "wall_seconds": run["wall_seconds"], "output_dir": run["output_dir"]}  # fmt: skip
+                      "wall_seconds": run["wall_seconds"], "load_average": run.get("load_average"),
+                      "output_dir": run["output_dir"]}  # fmt: skip
     return rows
 
 
@@ -104,12 +111,15 @@ def comparison_markdown(rows: dict[str, dict], seed) -> str:
                 cells.append("")
                 continue
             text = f"{point['mean']:.3f} ± {point['stderr']:.3f}"
-            if point.get("degenerate_fraction"):
+            if (point.get("degenerate_fraction") or 0) >= 0.005:
                 text += f" ({point['degenerate_fraction']:.0%} degenerate)"
             cells.append(text)
         lines.append(f"| {'SFT model' if t == 0 else f'iterate {t}'} | " + " | ".join(cells) + " |")
-    lines += ["", "| run | output folder | wall time |", "|---|---|---|"]
-    lines += [f"| {r['label']} | `{r['output_dir']}` | {r['wall_seconds']:.0f} s |" for r in rows.values()]
+    lines += ["", "| run | output folder | wall time (load average before, after) |", "|---|---|---|"]
+    for r in rows.values():
+        seconds = "not recorded" if r["wall_seconds"] is None else f"{r['wall_seconds']:.0f} s"
+        load = f" ({r['load_average'][0]:.1f}, {r['load_average'][1]:.1f})" if r.get("load_average") else ""
+        lines.append(f"| {r['label']} | `{r['output_dir']}` | {seconds}{load} |")
     lines += ["", "![true reward by iteration](comparison.png)"]
     return "\n".join(lines) + "\n"
 

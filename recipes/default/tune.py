@@ -12,6 +12,9 @@ iterates; a candidate with a degenerate collapse (more than 5% degenerate answer
 
     python recipes/default/tune.py --build-split    # rewrite data/tuning/ from data/train.jsonl (deterministic)
     OMP_NUM_THREADS=1 nice python recipes/default/tune.py --seeds 2    # screening -> recipes/default/tuning/
+    python benchmarks/ground_truth/run.py --seeds 5 --methods iterative_dpo spin spac --threads 1 \
+        --out recipes/default/tuning/confirmation                    # the chosen setting, 5 seeds, test prompts
+    python recipes/default/tune.py --readme          # the tables of recipes/default/README.md, from those files
 
 Runs resume (each candidate's runs live in `outputs/default_tuning/<candidate>/`); `search.json` and `search.md` are
 rewritten after every candidate.
@@ -134,15 +137,57 @@ def write_report(search: dict) -> None:
     atomic_write_text(RESULTS / "search.md", "\n".join(lines) + "\n")
 
 
+CONFIRMATION = RESULTS / "confirmation" / "results.json"
+COMPARISON = ROOT / "results" / "default" / "comparison.json"
+LABELS = {"iterative_dpo": "iterative DPO", "spin": "SPIN", "spac": "SPAC"}
+
+
+def readme_tables() -> str:
+    """The numbers of recipes/default/README.md, rendered from the committed result files (a test compares them)."""
+    search = json.loads((RESULTS / "search.json").read_text())
+    chosen = search["candidates"][search["chosen"]]
+    lines = [
+        f"Chosen on validation: learning rate {chosen['learning_rate']:g}, {chosen['num_train_epochs']} epochs per "
+        f"iteration, beta {chosen['beta']:g} ({len(search['candidates'])} candidates, seeds {search['seeds']}; "
+        f"worst gain of any iterate over its SFT model {chosen['worst_gain']:+.3f}).",
+    ]
+    if CONFIRMATION.exists():
+        results = json.loads(CONFIRMATION.read_text())
+        sft = results["summary"]["sft"]
+        lines += ["", "| method | SFT model | iterate 1 | iterate 2 | iterate 3 |", "|---|---|---|---|---|"]
+        for method in results["settings"]["methods"]:
+            cells = sorted((c for c in results["summary"]["cells"] if c["method"] == method),
+                           key=lambda c: c["iteration"])  # fmt: skip
+            lines.append(f"| {LABELS.get(method, method)} | {sft['mean']:.3f} ± {sft['ci95']:.3f} | "
+                         + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells) + " |")
+        lines += ["", "| method | seed | true reward: SFT / iterate 1 / 2 / 3 |", "|---|---|---|"]
+        order = results["settings"]["methods"]
+        for run in sorted(results["runs"], key=lambda r: (order.index(r["method"]), r["seed"])):
+            rewards = " / ".join(f"{r['true_reward']:.3f}" for r in run["iterations"])
+            lines.append(f"| {run['method']} | {run['seed']} | {rewards} |")
+        worst = min(r["true_reward"] - run["iterations"][0]["true_reward"]
+                    for run in results["runs"] for r in run["iterations"][1:])  # fmt: skip
+        lines += ["", f"Lowest gain of any iterate over its SFT model, any method and seed: {worst:+.3f}."]
+    if COMPARISON.exists():
+        comparison = json.loads(COMPARISON.read_text())
+        times = ", ".join(f"{m['label']} {m['wall_seconds']:.0f} s" for m in comparison["methods"].values())
+        lines += ["", f"Wall time of one run (`{comparison['command']}`, one process, 2 shared cores): {times}."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-split", action="store_true", help="rewrite data/tuning/ and stop")
+    parser.add_argument("--readme", action="store_true", help="print the tables of recipes/default/README.md")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--candidates", nargs="*", help="names to run (default: all), e.g. lr0.0002_ep2_beta0.1")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "default_tuning")
     args = parser.parse_args(argv)
     if args.build_split:
         print(build_split())
+        return {}
+    if args.readme:
+        print(readme_tables(), end="")
         return {}
     from benchmarks.ground_truth.run import main as run_benchmark
 

@@ -113,6 +113,6 @@ def paired_samples(base: Mapping[str, Any] | None, this: Mapping[str, Any] | Non
             continue
         rows.append({"prompt": example["prompt"], "response": example["response"], "reward": example.get("reward"),
                      "sft_response": match["response"], "sft_reward": match.get("reward")})  # fmt: skip
-        if len(rows) == count:
-            break
-    return rows
+    # Prompts where the two models answered differently first: they show what training changed.
+    rows.sort(key=lambda row: row["response"] == row["sft_response"])
+    return rows[:count]

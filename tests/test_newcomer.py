@@ -77,6 +77,37 @@ def test_confirmation_on_the_test_prompts_is_what_the_readme_says():
         assert f"| {run['method']} | {run['seed']} | {rewards} |" in readme
 
 
+NUMBERS = re.compile(r"<!-- numbers: .*? -->\n(.*?)<!-- end of numbers -->", flags=re.S)
+COMPARISON = ROOT / "results" / "default" / "comparison.json"
+
+
+def test_default_readme_numbers_are_rendered_from_the_committed_results():
+    from recipes.default.tune import readme_tables
+
+    readme = (DEFAULT / "README.md").read_text()
+    (block,) = NUMBERS.findall(readme)
+    assert block == readme_tables()  # `python recipes/default/tune.py --readme` wrote it
+    search = json.loads((DEFAULT / "tuning" / "search.json").read_text())
+    words = {4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
+    assert f"{words[len(search['candidates'])]}\ncandidates" in readme or f"{words[len(search['candidates'])]} candidates" in readme
+    assert f"with {len(search['seeds'])} seeds" in readme and "150 of the 810" in readme
+    assert f"the other {search['split']['train']}" in readme
+
+
+def test_top_readme_time_and_claims_come_from_the_results():
+    readme = (ROOT / "README.md").read_text()
+    comparison = json.loads(COMPARISON.read_text())
+    seconds = comparison["methods"]["spac"]["wall_seconds"]
+    assert f"takes {seconds:.0f} s of wall time" in readme
+    for text in (readme, (ROOT / "recipes" / "README.md").read_text(), (DEFAULT / "README.md").read_text()):
+        assert not re.search(r"(about|~) ?\d+ ?(s|min|minutes)\b", text)  # no hand-written times
+    claim = "every iterate of every method rises above the SFT model in each of 5 seeds"
+    results = json.loads(CONFIRMATION.read_text())
+    worst = min(r["true_reward"] - run["iterations"][0]["true_reward"] for run in results["runs"]
+                for r in run["iterations"][1:])  # fmt: skip
+    assert (claim in " ".join(readme.split())) == (worst > 0 and len(results["summary"]["seeds"]) == 5)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The recipes' command line and `spac-hf`
 # ---------------------------------------------------------------------------------------------------------------------
@@ -230,7 +261,7 @@ def test_card_usage_runs_as_written_on_a_model_without_chat_template(tmp_path):
                 "sft_response": " It is poor.", "sft_reward": -0.1}]  # fmt: skip
     text = _card(str(DEFAULT / "model"), samples)
     (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert "messages" not in code and repr(str(DEFAULT / "model")) in code and "path/to" not in text
+    assert "messages" not in code and json.dumps(str(DEFAULT / "model")) in code and "path/to" not in text
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -245,7 +276,7 @@ def test_card_usage_runs_as_written_on_a_model_without_chat_template(tmp_path):
 def test_card_of_a_chat_model_sends_messages_and_names_its_hub_repo():
     text = _card("someone/default-spac-iter3", chat=True)
     (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert "messages = [" in code and "'someone/default-spac-iter3'" in code
+    assert "messages = [" in code and "\"someone/default-spac-iter3\"" in code
 
 
 def test_paired_samples_take_the_same_prompts():

@@ -4,6 +4,7 @@ starting model's on the same prompts. Kept apart from `cards.py`, which assemble
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,17 +54,17 @@ def trained_for_sentence(method_label: str, datasets: Sequence[str], base_model:
 
 def usage_section(model_ref: str, chat: bool, prompt: str | None, max_new_tokens: int = 48) -> str:
     """A snippet that runs as written against `model_ref`: messages through the chat template, or plain text."""
-    prompt = prompt or DEFAULT_PROMPT
+    prompt, model_ref = json.dumps(prompt or DEFAULT_PROMPT), json.dumps(model_ref)  # Python string literals
     options = f"max_new_tokens={max_new_tokens}, return_full_text=False"
     if chat:
         call = (
-            f"messages = [{{\"role\": \"user\", \"content\": {prompt!r}}}]\n"
+            f"messages = [{{\"role\": \"user\", \"content\": {prompt}}}]\n"
             f"print(generator(messages, {options})[0][\"generated_text\"])"
         )
     else:
         call = (
             "# A plain text model (no chat template): give it the prompt as text.\n"
-            f"print(generator({prompt!r}, {options})[0][\"generated_text\"])"
+            f"print(generator({prompt}, {options})[0][\"generated_text\"])"
         )
     return f"""\
 ## How to use
@@ -71,7 +72,7 @@ def usage_section(model_ref: str, chat: bool, prompt: str | None, max_new_tokens
 ```python
 from transformers import pipeline
 
-generator = pipeline("text-generation", model={model_ref!r})
+generator = pipeline("text-generation", model={model_ref})
 {call}
 ```"""
 

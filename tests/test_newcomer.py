@@ -81,6 +81,13 @@ NUMBERS = re.compile(r"<!-- numbers: .*? -->\n(.*?)<!-- end of numbers -->", fla
 COMPARISON = ROOT / "results" / "default" / "comparison.json"
 
 
+def _max_degenerate(runs: list[dict]) -> float:
+    """The largest degenerate fraction of any iterate, from the confirmation's committed results dataset rows."""
+    rows = _jsonl(CONFIRMATION.parent / "degenerate.jsonl")
+    assert {(r["method"], r["seed"]) for r in rows} == {(r["method"], r["seed"]) for r in runs}
+    return max(r["max_degenerate_fraction"] for r in rows)
+
+
 def test_default_readme_numbers_are_rendered_from_the_committed_results():
     from recipes.default.tune import readme_tables
 
@@ -93,6 +100,11 @@ def test_default_readme_numbers_are_rendered_from_the_committed_results():
     assert f"{words[len(search['candidates'])]} candidates" in flat
     assert f"with {len(search['seeds'])} seeds" in flat and "150 of the 810" in flat
     assert f"the other {search['split']['train']}" in flat
+    old = search["candidates"]["lr0.0005_ep1_beta0.1"]
+    assert old["worst_gain"] < 0 and "the old default (5e-4, one epoch, beta 0.1) did not" in flat
+    assert [name for name, c in search["candidates"].items() if c["worst_gain"] > 0] == [search["chosen"]]
+    runs = json.loads(CONFIRMATION.read_text())["runs"]
+    assert "at most 1% degenerate answers" in flat and _max_degenerate(runs) <= 0.01
 
 
 def test_top_readme_time_and_claims_come_from_the_results():

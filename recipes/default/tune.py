@@ -14,6 +14,7 @@ iterates; a candidate with a degenerate collapse (more than 5% degenerate answer
     OMP_NUM_THREADS=1 nice python recipes/default/tune.py --seeds 2    # screening -> recipes/default/tuning/
     python benchmarks/ground_truth/run.py --seeds 5 --methods iterative_dpo spin spac --threads 1 \
         --out recipes/default/tuning/confirmation                    # the chosen setting, 5 seeds, test prompts
+    python recipes/default/tune.py --degenerate      # each confirmation run's largest degenerate share -> its folder
     python recipes/default/tune.py --readme          # the tables of recipes/default/README.md, from those files
 
 Runs resume (each candidate's runs live in `outputs/default_tuning/<candidate>/`); `search.json` and `search.md` are
@@ -142,6 +143,21 @@ COMPARISON = ROOT / "results" / "default" / "comparison.json"
 LABELS = {"iterative_dpo": "iterative DPO", "spin": "SPIN", "spac": "SPAC"}
 
 
+def record_degenerate() -> list[dict]:
+    """`confirmation/degenerate.jsonl`: per confirmation run, the largest share of degenerate answers of any iterate
+    (the benchmark's results.json keeps the rewards only; the runs' own summaries have the shares)."""
+    from spac_hf.utils import atomic_write_text, read_json
+
+    results = json.loads(CONFIRMATION.read_text())
+    rows = []
+    for run in results["runs"]:
+        evaluations = read_json(Path(run["output_dir"]) / "summary.json", {})["evaluations"]
+        shares = [e.get("degenerate_fraction", 0.0) for t, e in evaluations.items() if t != "0"]
+        rows.append({"method": run["method"], "seed": run["seed"], "max_degenerate_fraction": max(shares)})
+    atomic_write_text(CONFIRMATION.parent / "degenerate.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
 def readme_tables() -> str:
     """The numbers of recipes/default/README.md, rendered from the committed result files (a test compares them)."""
     search = json.loads((RESULTS / "search.json").read_text())
@@ -179,12 +195,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-split", action="store_true", help="rewrite data/tuning/ and stop")
     parser.add_argument("--readme", action="store_true", help="print the tables of recipes/default/README.md")
+    parser.add_argument("--degenerate", action="store_true", help="write confirmation/degenerate.jsonl")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--candidates", nargs="*", help="names to run (default: all), e.g. lr0.0002_ep2_beta0.1")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "default_tuning")
     args = parser.parse_args(argv)
     if args.build_split:
         print(build_split())
+        return {}
+    if args.degenerate:
+        print(record_degenerate())
         return {}
     if args.readme:
         print(readme_tables(), end="")

@@ -15,6 +15,7 @@ This module imports neither torch nor TRL: the Space's check and the benchmarks 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
@@ -125,7 +126,7 @@ class Method:
     config: str  # "module:Class": the config the trainer needs
     generates: bool  # whether an iteration samples y ~ pi_t (SPAC: unless `use_pessimism=False`)
     iterative: bool  # T iterations, each from the previous iterate; False: one pass over all the data
-    build_training_data: Any  # (the part, with `generated` when the method generates) -> what the trainer takes
+    build_training_data: Callable[[Any], Any]  # (the part, with `generated` if it generates) -> its trainer's data
     card_hyperparameters: tuple[str, ...]  # config options shown on the card, in this order
 
     @property

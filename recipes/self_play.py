@@ -41,6 +41,7 @@ from spac_hf.loop import SelfPlayResult, run_self_play
 from spac_hf.methods import get_method
 from spac_hf.utils import atomic_write_text
 
+from recipes.console import quiet_libraries
 from recipes.script_utils import save_figure
 
 
@@ -74,7 +75,7 @@ class SelfPlayScriptArguments(ScriptArguments):
             "help": "A task with a programmatic reward (`reviews`, the shipped task; `instruction_following`, IFEval's "
             "checkers on real prompts, see spac_hf.tasks.instruction_following): the starting model and every "
             "iterate are scored by their mean true reward on the test split's prompts.",
-            "choices": [None, *TRUE_REWARD_TASKS],
+            "choices": list(TRUE_REWARD_TASKS),
         },
     )
     true_reward_prompts: int = field(
@@ -91,15 +92,19 @@ class SelfPlayScriptArguments(ScriptArguments):
     )
 
 
-def parse_recipe_args(config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None):
-    """Parse `argv` (default: the command line; `--config x.yaml` and overrides); with no argument at all, use
-    `default_config`. Returns (script_args, training_args, model_args, dataset_args)."""
+def parse_recipe_args(
+    config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None, method: str = ""
+):
+    """Parse `argv` (default: the command line). The embedded `default_config` is the base config unless `--config`
+    names another; any option overrides it (`recipes/arguments.py`: grouped `--help`, "did you mean").
+    Returns (script_args, training_args, model_args, dataset_args)."""
+    from recipes.arguments import parse
+
     parser = TrlParser((SelfPlayScriptArguments, config_class, ModelConfig, DatasetMixtureConfig))
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:
-        print(f"No arguments: running the embedded default config {default_config}", flush=True)
-        argv = ["--config", str(default_config)]
-    return parser.parse_args_and_config(args=argv)
+    label = get_method(method).label if method else config_class.__name__
+    prog = f"recipes/{get_method(method).paper.key}.py" if method else "recipe"
+    return parse(parser, argv, Path(default_config), label, prog)
 
 
 def _check_local_path(path: str, what: str) -> None:
@@ -160,11 +165,11 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         model.to("cuda" if torch.cuda.is_available() else "cpu")
         score = mean_true_reward(model, tokenizer, prompts, num_samples=script_args.true_reward_samples, seed=seed)
-        print(
-            f"True reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}: "
-            f"{score['mean']:.3f} +- {score['stderr']:.3f}",
-            flush=True,
-        )
+        logger.info(
+            "Evaluation: true reward of %s %.3f ± %.3f (%.0f%% degenerate)",
+            "the starting model" if iteration == 0 else f"iterate {iteration}",
+            score["mean"], score["stderr"], 100 * score["degenerate_fraction"],
+        )  # fmt: skip
         results = {"mean": score["mean"], "mean_stderr": score["stderr"]}
         return {
             "results": {f"true_reward_{script_args.true_reward_task}": results},
@@ -176,10 +181,11 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
 
 
 def run_recipe(method: str, argv: list[str] | None = None) -> SelfPlayResult:
-    """What `recipes/<method>.py` runs: its arguments (or, with none, `recipes/default/<method>.yaml`), then `main`."""
+    """What `recipes/<method>.py` runs: its arguments over the base config `recipes/default/<method>.yaml` (or the
+    one `--config` names), then `main`."""
     record = get_method(method)
     default_config = Path(__file__).parent / "default" / f"{record.paper.key}.yaml"
-    return main(method, *parse_recipe_args(record.config_class, default_config, argv))
+    return main(method, *parse_recipe_args(record.config_class, default_config, argv, method=method))
 
 
 def main(method: str, script_args, training_args, model_args, dataset_args) -> SelfPlayResult:
@@ -190,6 +196,7 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("spac_hf").setLevel(logging.INFO)
     logger.setLevel(logging.INFO)
+    quiet_libraries()  # recipes/console.py: no internal bars, no warnings the user cannot act on
 
     _check_local_path(model_args.model_name_or_path, "model_name_or_path")
     model_init_kwargs = {
@@ -255,10 +262,11 @@ def write_report(result: SelfPlayResult) -> str:
     summary, iterates = result.summary, result.iterates
     evaluations = summary.get("evaluations", {})
     tasks = _tasks(evaluations)
+    label = get_method(summary["method"]).label
     lines = [
-        f"# {get_method(summary['method']).label} run `{out.name}`",
+        f"# {label}: {len(iterates)} iteration{'s' if len(iterates) != 1 else ''} from `{summary['base_model']}`",
         "",
-        f"Starting model: `{summary['base_model']}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in iterates)}.",
+        f"Run folder `{out}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in iterates)}.",
         "",
         "| " + " | ".join(["model", "train loss", "train rows", *tasks]) + " |",
         "|" + "---|" * (3 + len(tasks)),
@@ -280,9 +288,23 @@ def write_report(result: SelfPlayResult) -> str:
     if evaluations:
         _plot_evaluations(evaluations, out / "true_reward.png", get_method(summary["method"]).label)
         lines += ["", "![evaluation by iteration](true_reward.png)"]
+    lines += ["", "## Where everything is", "", *output_locations(out, iterates, bool(evaluations))]
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "summary.md", text)
     return text
+
+
+def output_locations(out: Path, iterates: list[str], evaluated: bool) -> list[str]:
+    """One line per output of the run, with its path, for the summary the run prints."""
+    lines = [f"- iterate {Path(p).name.removeprefix('iter_')}: `{p}` (model, tokenizer, model card `README.md`)"
+             for p in iterates]  # fmt: skip
+    lines.append(f"- this summary: `{out / 'summary.md'}`; every number: `{out / 'summary.json'}`")
+    if evaluated:
+        lines.append(f"- the plot: `{out / 'true_reward.png'}`; the results dataset: `{out / 'results'}`")
+    runs = sorted(out.glob("work/iter_*/checkpoints/runs")) + sorted(out.glob("runs"))
+    if runs:
+        lines.append(f"- training metrics for `report_to` trackers: `{runs[0].parent}` (e.g. `tensorboard --logdir`)")
+    return lines
 
 
 def _tasks(evaluations: dict) -> list[str]:

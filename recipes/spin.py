@@ -12,8 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `recipes.self_play`
 
+from recipes.arguments import run_with_clean_errors  # noqa: E402
 from recipes.self_play import run_recipe  # noqa: E402
 
 
 if __name__ == "__main__":
-    run_recipe("spin")
+    run_with_clean_errors(lambda argv: run_recipe("spin", argv))

@@ -20,19 +20,32 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: the
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
 from build import build_default_outputs  # noqa: E402
 from generation import MAX_TEMPERATURE, RequestRejected, SideBySide  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from models import ModelEntry, default_pair, has_iterates, load_allowlist  # noqa: E402
 from plots import results_figure  # noqa: E402
-from results import leaderboard, load_results  # noqa: E402
+from rewards import describe, reward_program  # noqa: E402
 from settings import REPO_ROOT, Settings, in_checkout  # noqa: E402
+
+from results import (  # noqa: E402
+    AVERAGE,
+    CI_SUFFIX,
+    SEEDS,
+    _method_key,
+    average_note,
+    leaderboard,
+    load_results,
+    method_label,
+    no_models,
+    rankings,
+)
 
 
 logger = logging.getLogger("spac_hf.space")
 
 TITLE = "SPAC vs DPO vs SPIN"
+CI_CHOICE = "± 95% CI"
 INTRO = """\
 # SPAC vs DPO vs SPIN
 
@@ -52,35 +65,80 @@ def rejected(err: RequestRejected) -> gr.Error:
     return gr.Error(str(err), print_exception=False)
 
 
-def results_view(settings: Settings) -> tuple[pd.DataFrame, str, Figure]:
-    """The leaderboard table, a line on where the rows came from, and the per-task figure, freshly read."""
+def read_results(settings: Settings) -> tuple[dict[str, pd.DataFrame], str]:
+    """The rankings (one per number of seeds: single runs are never ranked with means over seeds) and a line on
+    where the rows came from, freshly read."""
     frame, notes = load_results(settings.results_dirs, settings.results_dataset, settings.results_revision)
     sources = " ".join(notes) or "No results source is configured (set `SPAC_RESULTS_DATASET`)."
     if frame.empty:
         sources = "**No results rows yet.** " + sources
-    return leaderboard(frame), sources, results_figure(frame)
+    return rankings(frame), sources
 
 
-def leaderboard_tab(settings: Settings) -> tuple[gr.Dataframe, gr.Markdown, gr.Plot, gr.Button]:
-    initial_table, initial_sources, initial_figure = results_view(settings)
+def optional_columns(models: pd.DataFrame) -> list[str]:
+    """What the column chooser offers: the info columns, the intervals, and each task column."""
+    return ["iteration", SEEDS, CI_CHOICE, *dict.fromkeys(models["column"])] if not models.empty else []
+
+
+def ranking_view(
+    ranks: dict[str, pd.DataFrame], ranking: str | None, methods: list[str] | None, shown: list[str] | None
+) -> tuple[pd.DataFrame, str, Figure]:
+    """The table of one ranking with the chosen methods and columns, what its Average is over, and its figure."""
+    models = ranks.get(ranking, no_models())
+    keys = None if methods is None else [m for m in models["method"].unique() if method_label(m) in methods]
+    table = leaderboard(models, keys)
+    note = average_note(table) if len(table) else "No models in this ranking."
+    if shown is not None:
+        keep = [c for c in table.columns if c in ("model", "method", AVERAGE) or c in shown
+                or (c.endswith(CI_SUFFIX) and CI_CHOICE in shown and c[: -len(CI_SUFFIX)] in shown)]
+        table = table[keep]
+    kept = models if keys is None else models[models["method"].isin([*keys, "sft"])]
+    return table, note, results_figure(kept, title=f"SPAC vs DPO vs SPIN: {ranking}" if ranking else None)
+
+
+def _ranking_controls(ranks: dict[str, pd.DataFrame], ranking: str):
+    models = ranks.get(ranking, no_models())
+    methods = [method_label(m) for m in sorted(models["method"].unique(), key=_method_key) if m != "sft"]
+    columns = optional_columns(models)
+    return (gr.CheckboxGroup(methods, value=methods), gr.CheckboxGroup(columns, value=columns),
+            *ranking_view(ranks, ranking, None, None))  # fmt: skip
+
+
+def leaderboard_tab(settings: Settings):
+    ranks, initial_sources = read_results(settings)
+    names = list(ranks)
+    first = names[-1] if names else None  # the means over the most seeds: the best-founded ranking
+    models = ranks.get(first, no_models())
+    method_choices = [method_label(m) for m in sorted(models["method"].unique(), key=_method_key) if m != "sft"]
+    column_choices = optional_columns(models)
+    table, note, figure = ranking_view(ranks, first, None, None)
+    state = gr.State(ranks)
     with gr.Tab("Leaderboard"):
         sources = gr.Markdown(initial_sources)
+        with gr.Row():
+            ranking = gr.Radio(names, value=first, label="Ranking (single runs and means over seeds are never mixed)",
+                               elem_id="ranking")  # fmt: skip
+            method_filter = gr.CheckboxGroup(method_choices, value=method_choices, label="Methods",
+                                             elem_id="method-filter")  # fmt: skip
+        columns = gr.CheckboxGroup(column_choices, value=column_choices, label="Columns", elem_id="column-chooser")
+        average = gr.Markdown(note, elem_id="average-note")
         # Click a header to sort; the search box filters rows; the model column stays in view when scrolling right.
-        # One datatype for all columns: the columns change with the tasks found, and the table sorts JSON numbers as
-        # numbers whatever the datatype says.
-        table = gr.Dataframe(
-            value=initial_table,
+        table_view = gr.Dataframe(
+            value=table,
             interactive=False,
             show_search="search",
             pinned_columns=1,
             wrap=True,
             elem_id="leaderboard",
-            label="Leaderboard (average = plain mean of the task columns a model has)",
+            label="Leaderboard: one row per model, best Average first",
         )
         refresh = gr.Button("Reload results", size="sm")
     with gr.Tab("Plots"):
-        plot = gr.Plot(value=initial_figure, label="Each task across iterations, one line per method")
-    return table, sources, plot, refresh
+        gr.Markdown("Each task across iterations for the ranking chosen on the Leaderboard tab: one line per method, "
+                    "error bars = 95% CI, all starting from the SFT model.")  # fmt: skip
+        plot = gr.Plot(value=figure, show_label=False, elem_id="plots")
+    controls = (state, sources, ranking, method_filter, columns)
+    return controls, (table_view, average, plot), refresh
 
 
 def side_by_side_tab(settings: Settings, allowlist: dict[str, ModelEntry]):
@@ -108,16 +166,24 @@ def side_by_side_tab(settings: Settings, allowlist: dict[str, ModelEntry]):
                 0, MAX_TEMPERATURE, value=1.0, step=0.05,
                 label="Temperature (0 = greedy; the results were measured at 1)",
             )  # fmt: skip
-        generate = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Row():
-            left_text = gr.Textbox(label=left or "Left", lines=6, interactive=False, elem_id="left-output")
-            right_text = gr.Textbox(label=right or "Right", lines=6, interactive=False, elem_id="right-output")
+            generate = gr.Button("Generate", variant="primary", elem_id="generate")
+            # The same prompt and settings again: a new sample at temperature > 0.
+            regenerate = gr.Button("Regenerate", elem_id="regenerate")
+        with gr.Row():
+            with gr.Column():
+                left_text = gr.Textbox(label=left or "Left", lines=6, interactive=False, elem_id="left-output")
+                left_reward = gr.Markdown(elem_id="left-reward")
+            with gr.Column():
+                right_text = gr.Textbox(label=right or "Right", lines=6, interactive=False, elem_id="right-output")
+                right_reward = gr.Markdown(elem_id="right-reward")
         if settings.example_prompts:
             gr.Examples([[p] for p in settings.example_prompts], inputs=[prompt], label="Held-out prompts")
     # The answer boxes are titled with the model that writes them.
     left_choice.change(lambda label: gr.Textbox(label=label), left_choice, left_text, api_visibility="private")
     right_choice.change(lambda label: gr.Textbox(label=label), right_choice, right_text, api_visibility="private")
-    return (prompt, left_choice, right_choice, new_tokens, temperature), generate, (left_text, right_text)
+    inputs = (prompt, left_choice, right_choice, new_tokens, temperature)
+    return inputs, (generate, regenerate), (left_text, right_text, left_reward, right_reward)
 
 
 def build_demo(settings: Settings, allowlist: dict[str, ModelEntry] | None = None) -> gr.Blocks:
@@ -125,24 +191,45 @@ def build_demo(settings: Settings, allowlist: dict[str, ModelEntry] | None = Non
         allowlist = load_allowlist(settings.models_file, settings.discover_root)
     side_by_side = SideBySide(allowlist, settings)
 
-    def refresh_results():
-        return results_view(settings)
+    reward = reward_program(settings.reward_task)
 
-    def generate_pair(prompt, left, right, max_new_tokens, temperature) -> Iterator[tuple[str, str]]:
+    def reload(ranking):
+        """Re-read the results; keep the ranking shown if it is still there, show every method and column."""
+        ranks, sources = read_results(settings)
+        names = list(ranks)
+        ranking = ranking if ranking in names else (names[-1] if names else None)
+        return (ranks, sources, gr.Radio(names, value=ranking), *_ranking_controls(ranks, ranking))
+
+    def scored(prompt, texts: tuple[str, str]) -> tuple[str, str]:
+        if reward is None:
+            return describe(None, settings.reward_task), describe(None, settings.reward_task)
+        prompt = prompt.strip() if isinstance(prompt, str) else ""
+        return tuple(describe(reward(prompt, text), settings.reward_task) for text in texts)
+
+    def generate_pair(prompt, left, right, max_new_tokens, temperature) -> Iterator[tuple[str, str, str, str]]:
+        texts = ("", "")
         try:
-            yield from side_by_side.run(prompt, left, right, max_new_tokens, temperature)
+            for texts in side_by_side.run(prompt, left, right, max_new_tokens, temperature):
+                yield (*texts, "", "")  # the reward of an answer still being written would be meaningless
         except RequestRejected as err:
             raise rejected(err) from None
+        yield (*texts, *scored(prompt, texts))
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         if not has_iterates(allowlist) and settings.discover_root is not None:
             gr.Markdown(NO_ITERATES_NOTE, elem_id="no-iterates")
-        table, sources, plot, refresh = leaderboard_tab(settings)
-        inputs, generate, outputs = side_by_side_tab(settings, allowlist)
-        gr.on([demo.load, refresh.click], refresh_results, outputs=[table, sources, plot], api_name="results")
+        controls, views, refresh = leaderboard_tab(settings)
+        state, sources, ranking, method_filter, columns = controls
+        inputs, (generate, regenerate), outputs = side_by_side_tab(settings, allowlist)
+        gr.on([demo.load, refresh.click], reload, inputs=[ranking],
+              outputs=[state, sources, ranking, method_filter, columns, *views], api_name="results")  # fmt: skip
+        # A new ranking shows all its methods and columns; the filters then narrow what is shown.
+        ranking.input(_ranking_controls, [state, ranking], [method_filter, columns, *views], api_visibility="private")
+        gr.on([method_filter.input, columns.input], ranking_view, [state, ranking, method_filter, columns],
+              list(views), api_name="ranking")  # fmt: skip
         gr.on(
-            [generate.click, inputs[0].submit],
+            [generate.click, regenerate.click, inputs[0].submit],
             generate_pair,
             inputs=list(inputs),
             outputs=list(outputs),

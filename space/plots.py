@@ -1,4 +1,9 @@
-"""One panel per task (task, metric, shots): value against iteration, one line per method, from results rows."""
+"""One panel per task column of a ranking: score against iteration, one line per method, error bars = the 95% CI.
+
+Every iterative method's line starts at the SFT model (iteration 0) of the same ranking. A method with a single
+model trained in one pass over all the data (one-pass DPO) is not an iteration of anything: it is drawn as a
+horizontal reference line with its interval as a band, labelled, never joined to an iterative line.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +14,41 @@ import pandas as pd
 # A bare Figure, not pyplot: pyplot keeps every figure it made alive (a leak on a long-running server) and wants a GUI.
 from matplotlib.figure import Figure
 
-from results import METHOD_ORDER, METHODS, task_column
+from results import METHODS, SFT, SFT_STYLE, _method_key
 
 
+ONE_PASS = {"dpo"}  # one model trained on all the pairs at once: a reference level, not a curve
 MAX_COLUMNS = 3
 
 
-def _method_key(method: str) -> tuple[int, str]:
-    return METHOD_ORDER.get(method, len(METHOD_ORDER)), method
+def iteration_curves(models: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
+    """task column -> method -> its points (iteration, value, ci), sorted by iteration, from `models_frame` rows.
 
-
-def iteration_curves(frame: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
-    """task column -> method -> rows sorted by iteration.
-
-    Rows at iteration 0 without a method are the shared starting (SFT) model: every method's line starts there.
-    Rows without an iteration cannot be placed on the x axis and are left out.
+    Iterative methods start at the SFT model's point; models without an iteration cannot be placed and are left out.
     """
-    frame = frame[frame["iteration"].notna()]
-    frame = frame.assign(column=[task_column(*key) for key in zip(frame.task, frame.metric, frame.num_fewshot)])
+    models = models[models["iteration"].notna()]
     curves: dict[str, dict[str, pd.DataFrame]] = {}
-    for column, rows in frame.groupby("column", sort=False):
-        start = rows[rows["method"].isna() & (rows["iteration"] == 0)]
-        methods = sorted(rows["method"].dropna().unique(), key=_method_key)
-        curves[column] = {
-            method: pd.concat([start, rows[rows["method"] == method]]).sort_values("iteration") for method in methods
-        }
+    for column, rows in models.groupby("column", sort=False):
+        start = rows[rows["method"] == SFT]
+        methods = sorted((m for m in rows["method"].unique() if m and m != SFT), key=_method_key)
+        curves[column] = {}
+        for method in methods:
+            own = rows[rows["method"] == method]
+            points = own if method in ONE_PASS else pd.concat([start, own])
+            curves[column][method] = points.sort_values("iteration")[["iteration", "value", "ci"]]
         if not methods and not start.empty:
-            curves[column]["sft"] = start
+            curves[column][SFT] = start[["iteration", "value", "ci"]]
     return curves
 
 
-def results_figure(frame: pd.DataFrame) -> Figure:
-    curves = iteration_curves(frame)
+def _axis_label(column: str) -> str:
+    """`true_reward_reviews (mean_over_seeds)` -> `mean_over_seeds of true_reward_reviews`."""
+    task, _, rest = column.partition(" (")
+    return f"{rest.rstrip(')')} of {task}" if rest else column
+
+
+def results_figure(models: pd.DataFrame, title: str | None = None) -> Figure:
+    curves = iteration_curves(models)
     if not curves:
         fig = Figure(figsize=(6, 2))
         ax = fig.subplots()
@@ -49,22 +57,30 @@ def results_figure(frame: pd.DataFrame) -> Figure:
         return fig
     columns = min(MAX_COLUMNS, len(curves))
     rows = math.ceil(len(curves) / columns)
-    fig = Figure(figsize=(4.5 * columns, 3.4 * rows))
+    fig = Figure(figsize=(5.2 * columns, 3.8 * rows + (0.4 if title else 0)), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
-    for ax, (title, methods) in zip(axes.flat, curves.items()):
+    for ax, (column, methods) in zip(axes.flat, curves.items()):
+        last = max((int(p["iteration"].max()) for p in methods.values()), default=1)
         for method, points in methods.items():
-            label, color = METHODS.get(method, (method, None))
-            stderr = points["stderr"].astype(float) if points["stderr"].notna().any() else None
-            ax.errorbar(
-                points["iteration"].astype(int), points["value"], yerr=stderr, label=label, color=color,
-                marker="o", capsize=3,
-            )  # fmt: skip
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("iteration")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+            label, color = SFT_STYLE if method == SFT else METHODS.get(method, (method, None))
+            errors = points["ci"].astype(float)
+            errors = errors if errors.notna().any() else None
+            if method in ONE_PASS:
+                value, ci = float(points["value"].iloc[-1]), float(points["ci"].iloc[-1])
+                ax.axhline(value, color=color, linestyle="--", label=label)  # one model: a level, not a curve
+                if not math.isnan(ci):
+                    ax.axhspan(value - ci, value + ci, color=color, alpha=0.12)
+                continue
+            ax.errorbar(points["iteration"].astype(int), points["value"].astype(float), yerr=errors, label=label,
+                        color=color, marker="o", capsize=3)  # fmt: skip
+        ax.set_title(column, fontsize=10)
+        ax.set_xlabel("iteration (0 = the SFT model)")
+        ax.set_ylabel(_axis_label(column))
+        ax.set_xticks(range(0, max(last, 1) + 1))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(curves) :]:
         ax.axis("off")
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title)
     return fig

@@ -1,17 +1,28 @@
-"""Results rows in, leaderboard table out.
+"""Results rows in, leaderboards out.
 
 Rows have the columns of `spac_hf.hub.RESULT_COLUMNS` (model, base_model, method, iteration, task, metric, value,
 stderr, num_fewshot). They come from a Hub dataset (`data/*.jsonl`, the layout `spac_hf.hub.save_results_dataset`
 writes) and/or from every `**/data/results.jsonl` under local folders. The Space does not import spac_hf (a Space
 installs only `requirements.txt`); tests/test_space.py checks these column names against spac_hf.hub, and the
 method list below against spac_hf.methods.
+
+Some rows describe another row instead of scoring a task: a multi-seed benchmark writes, beside each model's
+`mean_over_seeds`, the half-width of its 95% interval across seeds (`ci95_halfwidth_over_seeds`) and how many seeds
+it averages (`num_seeds`). They become the model's "± CI" and "seeds" cells, never a task column, and never enter the
+Average. A model without a `num_seeds` row is one run (one seed); its interval is 1.96 standard errors (over the
+prompts or questions of its evaluation).
+
+Rankings never mix single runs with means over seeds: `rankings` splits the models by their number of seeds, and each
+group is its own leaderboard.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+import math
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -24,15 +35,27 @@ REQUIRED = ("model", "task", "metric", "value")
 ROW_KEY = ["model", "task", "metric", "num_fewshot"]  # one value per key, as in spac_hf.hub.validate_results_rows
 RESULTS_GLOB = "**/data/results.jsonl"
 # A copy of `spac_hf.methods.METHODS` (name -> label, plot colour), in its order; tests/test_space.py checks it.
+# Baselines first, SPAC last: the order of every table, plot and legend. One-pass DPO and iterative DPO are different
+# methods: never one line, never one label.
 METHODS = {
     "dpo": ("DPO (one pass, all pairs)", "#444444"),
     "iterative_dpo": ("iterative DPO", "#1f77b4"),
     "spin": ("SPIN", "#2ca02c"),
     "spac": ("SPAC", "#d62728"),
 }
-METHOD_ORDER = {name: index for index, name in enumerate(reversed(METHODS))}  # the Space lists SPAC first
+METHOD_ORDER = {name: index for index, name in enumerate(reversed(METHODS))}  # the model list shows SPAC first
+SFT = "sft"  # the method of the starting model (iteration 0, no method in the rows)
+SFT_STYLE = ("SFT", "#7f7f7f")
 AVERAGE = "Average"
+SEEDS = "seeds"
+INFO_COLUMNS = ("model", "method", "iteration", SEEDS)
 SUITE_METRIC = "average"  # the metric of a suite-score row: the mean of other rows, not a task of its own
+# Rows about another row: metric -> the metric whose interval it is.
+CI_METRICS = {"ci95_halfwidth_over_seeds": "mean_over_seeds"}
+SEEDS_METRIC = "num_seeds"
+UNKNOWN_SEEDS = 0
+Z95 = 1.959964  # a 95% normal interval from a standard error, for single runs
+CI_SUFFIX = " ± 95% CI"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -64,6 +87,7 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
     # Later files win: a re-run of a benchmark writes a newer row for the same key.
     frame = frame.drop_duplicates(subset=ROW_KEY, keep="last")
     frame["value"] = frame["value"].astype(float)
+    frame["stderr"] = frame["stderr"].astype(float)
     frame["iteration"] = frame["iteration"].astype("Int64")
     return frame.reset_index(drop=True)
 
@@ -97,26 +121,129 @@ def task_column(task: str, metric: str, num_fewshot) -> str:
     return f"{task} ({metric}{shots})"
 
 
-def leaderboard(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """One row per model: model, method, iteration, the average over its task columns, then one column per task.
+def method_label(method: str) -> str:
+    return SFT_STYLE[0] if method == SFT else METHODS.get(method, (method,))[0]
 
-    A task column is (task, metric, shots). The average is the plain mean of the columns the model has, so it only
-    compares models evaluated on the same tasks; rows are sorted by it, best first. Rows whose metric is already an
-    average (a suite score, as benchmarks/leaderboard writes one) are shown but not averaged again.
+
+_TABLE_ORDER = {name: index for index, name in enumerate([SFT, *METHODS])}
+
+
+def _method_key(method: str) -> tuple[int, str]:
+    """The SFT model, then the methods in `METHODS` order (baselines first, SPAC last), then anything else."""
+    return _TABLE_ORDER.get(method, len(_TABLE_ORDER)), method
+
+
+_ITER_SUFFIX = re.compile(r"[-/](iter_?\d+|base)$")
+
+
+def _run_of(model: str) -> str:
+    """`default-dpo-iter2` -> `default-dpo` (spac_hf.loop's labels), `runs/dpo/iter_2` -> `runs/dpo` (paths): the
+    run a model belongs to."""
+    return _ITER_SUFFIX.sub("", model)
+
+
+def models_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per model and task column: model, base_model, method, iteration, seeds, column, value, ci.
+
+    - The starting model (iteration 0, no method) is one model per base model and number of seeds, whichever runs
+      evaluated it: its method is `sft` and its name says what it is. Runs that scored it differently (other seeds or
+      settings) are averaged.
+    - `dpo` rows of a run that has more than one iterate are iterative DPO (results written before spac-hf named
+      iterative DPO a method of its own); `dpo` is otherwise one pass over all the pairs.
+    - The CI is the model's `ci95_halfwidth_over_seeds` row when it has one, else 1.96 standard errors.
     """
     if frame.empty:
-        return pd.DataFrame(columns=["model", "method", "iteration", AVERAGE])
-    frame = frame.assign(column=[task_column(*key) for key in zip(frame.task, frame.metric, frame.num_fewshot)])
-    columns = list(dict.fromkeys(frame["column"]))
-    scores = frame.pivot(index="model", columns="column", values="value")[columns]
-    info = frame.groupby("model", sort=False).agg(method=("method", "first"), iteration=("iteration", "first"))
-    table = info.join(scores)
-    averaged = [c for c in columns if not frame.loc[frame["column"] == c, "metric"].eq(SUITE_METRIC).all()]
-    table.insert(2, AVERAGE, scores[averaged or columns].mean(axis=1, skipna=True))
-    table = table.reset_index().sort_values(AVERAGE, ascending=False, kind="stable")
-    table[[AVERAGE, *columns]] = table[[AVERAGE, *columns]].round(digits)
-    # The page shows empty cells for what a model does not have (method of the SFT model, a task it skipped).
-    table["method"] = table["method"].fillna("")
+        return no_models()
+    seeds = frame[frame["metric"] == SEEDS_METRIC].set_index("model")["value"].astype(int).to_dict()
+    # A mean over seeds written without its `num_seeds` row: several seeds, how many is not known (never "1").
+    for model in frame.loc[frame["metric"].isin(list(CI_METRICS.values())), "model"]:
+        seeds.setdefault(model, UNKNOWN_SEEDS)
+    cis = {(row.model, CI_METRICS[row.metric], row.task, row.num_fewshot if pd.notna(row.num_fewshot) else None):
+           row.value for row in frame[frame["metric"].isin(list(CI_METRICS))].itertuples()}  # fmt: skip
+    scores = frame[~frame["metric"].isin([*CI_METRICS, SEEDS_METRIC])].copy()
+    runs_max = scores.assign(run=scores["model"].map(_run_of)).groupby("run")["iteration"].max()
+
+    def method(row) -> str:
+        if pd.isna(row.method):
+            return SFT if row.iteration == 0 else ""
+        if row.method == "dpo" and runs_max.get(_run_of(row.model), 1) > 1:
+            return "iterative_dpo"
+        return row.method
+
+    scores["method"] = [method(row) for row in scores.itertuples()]
+    scores[SEEDS] = scores["model"].map(seeds).fillna(1).astype(int)
+    scores["column"] = [task_column(*key) for key in zip(scores.task, scores.metric, scores.num_fewshot)]
+    scores["ci"] = [
+        cis.get((row.model, row.metric, row.task, row.num_fewshot if pd.notna(row.num_fewshot) else None),
+                Z95 * row.stderr if pd.notna(row.stderr) else math.nan)
+        for row in scores.itertuples()
+    ]  # fmt: skip
+    sft = scores["method"] == SFT
+    base = scores.loc[sft, "base_model"].fillna(scores.loc[sft, "model"])
+    scores.loc[sft, "model"] = "SFT: " + base.astype(str)
+    return scores.groupby(["model", SEEDS, "column"], sort=False, as_index=False, dropna=False).agg(
+        base_model=("base_model", "first"), method=("method", "first"), iteration=("iteration", "first"),
+        value=("value", "mean"), ci=("ci", "mean"), metric=("metric", "first"),
+    )  # fmt: skip
+
+
+MODEL_COLUMNS = ["model", SEEDS, "column", "base_model", "method", "iteration", "value", "ci", "metric"]
+
+
+def no_models() -> pd.DataFrame:
+    """An empty `models_frame`: what a ranking with no results shows."""
+    return pd.DataFrame(columns=MODEL_COLUMNS)
+
+
+def ranking_name(seeds: int) -> str:
+    if seeds == UNKNOWN_SEEDS:
+        return "means over several seeds (count not recorded)"
+    return "single runs (1 seed each)" if seeds == 1 else f"means over {seeds} seeds"
+
+
+def rankings(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The models split by their number of seeds: name -> that group's `models_frame` rows; single runs first."""
+    models = models_frame(frame)
+    return {ranking_name(int(n)): group for n, group in sorted(models.groupby(SEEDS), key=lambda item: item[0])}
+
+
+def leaderboard(models: pd.DataFrame, methods: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
+    """One row per model of one ranking: model, method, iteration, seeds, Average, then per task column its value
+    and its ± CI. `methods` keeps only those methods (the SFT model is always shown: it is what the others start
+    from).
+
+    The Average is the plain mean of the task columns that *every* model shown has (a model evaluated on more tasks
+    does not get a different average); suite scores (metric `average`) are shown but never averaged again. Rows are
+    sorted by it, best first.
+    """
+    if methods is not None:
+        models = models[models["method"].isin([*methods, SFT])]
+    if models.empty:
+        return pd.DataFrame(columns=[*INFO_COLUMNS, AVERAGE])
+    columns = list(dict.fromkeys(models["column"]))
+    values = models.pivot(index="model", columns="column", values="value")[columns]
+    cis = models.pivot(index="model", columns="column", values="ci")[columns]
+    info = models.groupby("model", sort=False)[["method", "iteration", SEEDS]].first()
+    suite = set(models.loc[models["metric"] == SUITE_METRIC, "column"])
+    shared = [c for c in columns if c not in suite and values[c].notna().all()]
+    table = info.copy()
+    table[AVERAGE] = values[shared].mean(axis=1) if shared else math.nan
+    for column in columns:
+        table[column] = values[column]
+        table[column + CI_SUFFIX] = cis[column]
+    table = table.reset_index()
+    table = table.sort_values([AVERAGE, "iteration"], ascending=[False, True], kind="stable", na_position="last")
+    number_columns = [AVERAGE, *columns, *(c + CI_SUFFIX for c in columns)]
+    table[number_columns] = table[number_columns].astype(float).round(digits)
+    table["method"] = table["method"].map(method_label)
     table["iteration"] = table["iteration"].astype(object).where(table["iteration"].notna(), None)
+    table.attrs["averaged_columns"] = shared
     return table.reset_index(drop=True)
 
+
+def average_note(table: pd.DataFrame) -> str:
+    """What the Average of `table` is the mean of, for the page."""
+    shared = table.attrs.get("averaged_columns", [])
+    if not shared:
+        return "No task is shared by every model shown: no Average."
+    return f"Average = mean of {', '.join(f'`{c}`' for c in shared)}: the task scores every model shown has."

@@ -11,6 +11,8 @@ Environment variables (all optional):
 - `SPAC_MODELS_FILE`: the model allowlist (default: `models.yaml` next to this file).
 - `SPAC_MAX_NEW_TOKENS`, `SPAC_MAX_PROMPT_CHARS`, `SPAC_MAX_PROMPT_TOKENS`, `SPAC_GENERATION_CONCURRENCY`,
   `SPAC_QUEUE_SIZE`, `SPAC_MODEL_CACHE_SIZE`: the limits below.
+- `SPAC_REWARD_TASK`: the task whose true reward is shown beside each answer (default `reviews`, the embedded
+  default's; `none` hides it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ DEFAULT_MODELS_FILE = SPACE_DIR / "models.yaml"
 def in_checkout(root: Path = REPO_ROOT) -> bool:
     """True when the Space runs from a spac-hf checkout (local use), False when its folder stands alone (a Space)."""
     return (root / "src" / "spac_hf").is_dir() and (root / "recipes").is_dir()
+
+
+def _reward_task(value: str | None) -> str | None:
+    return None if value in (None, "", "none") else value
 
 
 def _int_env(name: str, default: int) -> int:
@@ -53,6 +59,8 @@ class Settings:
     queue_size: int = 20  # waiting requests beyond this are turned away rather than queued for minutes
     model_cache_size: int = 4  # loaded models kept in memory (least recently used goes first)
     example_prompts: tuple[str, ...] = field(default_factory=tuple)
+    # The task whose true reward (a program) is shown beside each answer; "none" turns it off.
+    reward_task: str | None = "reviews"
 
     @classmethod
     def from_env(
@@ -68,7 +76,8 @@ class Settings:
             if env_dirs:
                 results_dirs = [d for d in env_dirs.split(os.pathsep) if d]
             else:
-                results_dirs = [str(root / "outputs" / "default"), str(root / "results" / "ground_truth")] if local else []
+                defaults = [root / "outputs" / "default", root / "results" / "ground_truth"]
+                results_dirs = [str(d) for d in defaults] if local else []
         return cls(
             results_dataset=os.environ.get("SPAC_RESULTS_DATASET") or None,
             results_revision=os.environ.get("SPAC_RESULTS_REVISION") or None,
@@ -82,6 +91,7 @@ class Settings:
             queue_size=_int_env("SPAC_QUEUE_SIZE", cls.queue_size),
             model_cache_size=_int_env("SPAC_MODEL_CACHE_SIZE", cls.model_cache_size),
             example_prompts=tuple(example_prompts(root if local else None)),
+            reward_task=_reward_task(os.environ.get("SPAC_REWARD_TASK", cls.reward_task)),
         )
 
 

@@ -109,7 +109,7 @@ def test_model_card_metadata_and_body():
     assert "iterate 2 of 3" in text and "SPAC (Self-Play with Adversarial Critic)" in text and BASE in text
     assert "| beta | 0.1 |" in text and "| lambda | 1.0 |" in text and "| data_response | average |" in text
     assert "| iteration | 2 |" in text and "| num_iterations | 3 |" in text
-    assert f'AutoModelForCausalLM.from_pretrained("{USER}/zephyr-7b-spac-iter2")' in text
+    assert f'pipeline("text-generation", model="{USER}/zephyr-7b-spac-iter2")' in text
     assert "## Evaluation results" in text and "| arc_challenge | acc_norm | 0.61 | 0.014 | 25 |" in text
     assert "@article{ji2024spac" in text and "arXiv:2406.04274" in text and "Kulkarni" in text
     assert "@software{vonwerra2020trl" in text

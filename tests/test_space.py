@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from hub_server import USER, hub_server  # noqa: F401  (`hub_server` is the fixture)
 
 from spac_hf.hub import RESULT_COLUMNS, push_results_dataset, save_results_dataset
+
+from hub_server import USER, hub_server  # noqa: F401  (`hub_server` is the fixture)
 
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "space"
@@ -27,10 +28,11 @@ sys.path.insert(0, str(SPACE_DIR))  # the Space's modules import each other by p
 import app  # noqa: E402
 import models  # noqa: E402
 import plots  # noqa: E402
-import results  # noqa: E402
 from build import build_commands  # noqa: E402
 from generation import ModelCache, RequestRejected, SideBySide  # noqa: E402
 from settings import Settings  # noqa: E402
+
+import results  # noqa: E402
 
 
 SFT, SPAC1 = "tiny: SFT", "tiny: SPAC iter 1"
@@ -59,23 +61,52 @@ DPO_ROWS = [
     result_row("runs/dpo/iter_1", "dpo", 1, "true_reward", "mean", 0.20),
     result_row("runs/dpo/iter_2", "dpo", 2, "true_reward", "mean", 0.15),
 ]
-ALL_ROWS = SPAC_ROWS + DPO_ROWS
+SINGLE_ROWS = SPAC_ROWS + DPO_ROWS
+
+
+def benchmark_rows(model, method, iteration, mean, ci, seeds=5):
+    """A multi-seed benchmark's rows for one model, as benchmarks/ground_truth/report.py writes them."""
+    return [
+        result_row(model, method, iteration, "true_reward", "mean_over_seeds", mean, ci / 2.78),
+        result_row(model, method, iteration, "true_reward", "ci95_halfwidth_over_seeds", ci),
+        result_row(model, method, iteration, "true_reward", "num_seeds", seeds),
+    ]
+
+
+# The issue's case: a wide interval must not lift spac-iter2 (mean 0.106, CI 0.230) above spac-iter3 (mean 0.251).
+# `dpo-iter1` is one-pass DPO; `iterative_dpo-iter<t>` iterative DPO (both written with method "dpo").
+BENCHMARK_ROWS = [
+    *benchmark_rows("sft", None, 0, 0.116, 0.032),
+    *benchmark_rows("dpo-iter1", "dpo", 1, 0.264, 0.110),
+    *benchmark_rows("iterative_dpo-iter1", "dpo", 1, 0.239, 0.025),
+    *benchmark_rows("iterative_dpo-iter2", "dpo", 2, 0.306, 0.055),
+    *benchmark_rows("spac-iter1", "spac", 1, 0.212, 0.024),
+    *benchmark_rows("spac-iter2", "spac", 2, 0.106, 0.230),
+    *benchmark_rows("spac-iter3", "spac", 3, 0.251, 0.041),
+]
+ALL_ROWS = SINGLE_ROWS + BENCHMARK_ROWS
+SINGLE, MULTI = "single runs (1 seed each)", "means over 5 seeds"
+REWARD, ARC = "true_reward (mean)", "arc_challenge (acc_norm, 25-shot)"
+BENCH_REWARD = "true_reward (mean_over_seeds)"
 
 
 @pytest.fixture(scope="module")
 def results_root(tmp_path_factory):
-    """Two results datasets, as the recipes write them (one per method), under one folder the Space searches."""
+    """Two runs' results datasets, as the recipes write them (one per method), and a multi-seed benchmark's, under
+    one folder the Space searches."""
     root = tmp_path_factory.mktemp("space-results")
     for method, rows in (("spac", SPAC_ROWS), ("dpo", DPO_ROWS)):
         save_results_dataset(rows, root / "default" / method / "results", dataset_name=method, description="test")
+    save_results_dataset(BENCHMARK_ROWS, root / "benchmark" / "dataset", dataset_name="bench", description="test")
     return root
 
 
 @pytest.fixture(scope="module")
 def models_file(tiny_model_dir, tmp_path_factory):
     """The allowlist: two differently initialised tiny models, one prompted through its chat template, one plain."""
-    from helpers import build_model
     from transformers import AutoTokenizer
+
+    from helpers import build_model
 
     folder = tmp_path_factory.mktemp("space-models")
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -138,28 +169,74 @@ def test_space_copy_of_the_methods_matches_spac_hf():
     assert list(results.METHODS.items()) == [(name, (m.label, m.colour)) for name, m in METHODS.items()]
 
 
-def test_leaderboard_has_one_row_per_model_sorted_by_average(results_root):
+def test_single_runs_and_means_over_seeds_are_separate_rankings(results_root):
     frame, notes = results.load_results([results_root])
-    assert len(frame) == len(ALL_ROWS) and "2 `data/results.jsonl` file(s)" in notes[0]
-    table = results.leaderboard(frame)
-    reward, arc = "true_reward (mean)", "arc_challenge (acc_norm, 25-shot)"
-    assert list(table.columns) == ["model", "method", "iteration", "Average", reward, arc]
-    assert list(table["model"]) == [
-        "runs/spac/iter_2", "runs/spac/iter_1", "runs/dpo/iter_1", "runs/sft", "runs/dpo/iter_2",
+    assert len(frame) == len(ALL_ROWS) and "3 `data/results.jsonl` file(s)" in notes[0]
+    ranks = results.rankings(frame)
+    assert list(ranks) == [SINGLE, MULTI]
+    single = results.leaderboard(ranks[SINGLE])
+    assert set(single["seeds"]) == {1} and not any(single["model"].str.contains("iter1$|iter2$|iter3$"))
+    multi = results.leaderboard(ranks[MULTI])
+    assert set(multi["seeds"]) == {5} and set(multi["model"]) >= {"spac-iter2", "spac-iter3", "dpo-iter1"}
+
+
+def test_single_run_leaderboard_one_row_per_model_average_over_shared_tasks(results_root):
+    frame, _ = results.load_results([results_root])
+    table = results.leaderboard(results.rankings(frame)[SINGLE])
+    assert list(table.columns) == [
+        "model", "method", "iteration", "seeds", "Average", REWARD, REWARD + " ± 95% CI", ARC, ARC + " ± 95% CI",
     ]  # fmt: skip
+    # The SFT model once, with its method; runs/dpo/iter_1 belongs to a run with two iterates: iterative DPO.
+    assert list(table["model"]) == [
+        "runs/spac/iter_2", "runs/spac/iter_1", "runs/dpo/iter_1", "runs/dpo/iter_2", "SFT: tiny-sft",
+    ]  # fmt: skip
+    assert list(table["method"]) == ["SPAC", "SPAC", "iterative DPO", "iterative DPO", "SFT"]
     best = table.iloc[0]
-    assert (best["method"], best["iteration"], best[reward], best[arc]) == ("spac", 2, 0.45, 0.25)
-    assert best["Average"] == pytest.approx(0.35)
-    sft = table[table["model"] == "runs/sft"].iloc[0]
-    assert sft["method"] == "" and sft["iteration"] == 0  # the starting model has no method
-    assert table[table["model"] == "runs/dpo/iter_1"][arc].isna().all()  # not evaluated: an empty cell
+    assert (best["iteration"], best[REWARD], best[ARC]) == (2, 0.45, 0.25)
+    # Only the task every model has is averaged: arc is missing for DPO, so it counts for nobody.
+    assert best["Average"] == 0.45 and table.attrs["averaged_columns"] == [REWARD]
+    assert best[REWARD + " ± 95% CI"] == pytest.approx(1.96 * 0.02, abs=1e-3)  # one run: 1.96 standard errors
+    assert table[table["model"] == "runs/dpo/iter_1"][ARC].isna().all()  # not evaluated: an empty cell
+    # Two models that both have both tasks: both are averaged.
+    both = results.models_frame(results.rows_frame([r for r in SPAC_ROWS if r["model"] != "runs/spac/iter_1"]))
+    table = results.leaderboard(both)
+    assert table.attrs["averaged_columns"] == [REWARD, ARC]
+    assert list(table["Average"]) == [pytest.approx((0.45 + 0.25) / 2), pytest.approx((0.10 + 0.20) / 2)]
+    # The method filter keeps the SFT model the others start from.
+    assert list(results.leaderboard(results.rankings(frame)[SINGLE], methods=["spac"])["method"]) == [
+        "SPAC", "SPAC", "SFT",
+    ]  # fmt: skip
 
 
-def test_suite_averages_are_shown_but_not_averaged_again():
-    rows = [result_row("m", "spac", 1, task, "acc", value) for task, value in (("a", 0.2), ("b", 0.4))]
-    rows.append(result_row("m", "spac", 1, "suite", "average", 0.9))  # inconsistent on purpose: must not count
-    table = results.leaderboard(results.rows_frame(rows))
-    assert table.loc[0, "Average"] == pytest.approx(0.3) and table.loc[0, "suite (average)"] == 0.9
+def test_benchmark_ranking_is_by_mean_never_by_the_interval(results_root):
+    frame, _ = results.load_results([results_root])
+    table = results.leaderboard(results.rankings(frame)[MULTI])
+    means = {r["model"]: r["value"] for r in BENCHMARK_ROWS if r["metric"] == "mean_over_seeds"}
+    expected = sorted(means, key=means.get, reverse=True)
+    assert list(table["model"]) == [("SFT: tiny-sft" if m == "sft" else m) for m in expected]
+    assert list(table["Average"]) == sorted(means.values(), reverse=True)
+    row = table.set_index("model").loc["spac-iter2"]
+    assert (row[BENCH_REWARD], row[BENCH_REWARD + " ± 95% CI"], row["Average"]) == (0.106, 0.23, 0.106)
+    methods = table.set_index("model")["method"]
+    assert methods["dpo-iter1"] == "DPO (one pass, all pairs)" and methods["iterative_dpo-iter2"] == "iterative DPO"
+
+
+def test_committed_ground_truth_ranking_matches_its_results_file():
+    """The Space's ranking of the committed benchmark is the order of the means in results.json."""
+    import json
+
+    folder = SPACE_DIR.parent / "results" / "ground_truth"
+    summary = json.loads((folder / "results.json").read_text())["summary"]
+    frame, _ = results.load_results([folder])
+    (name,) = results.rankings(frame)
+    assert name == f"means over {len(summary['seeds'])} seeds"
+    table = results.leaderboard(results.rankings(frame)[name])
+    expected = {"sft": summary["sft"]["mean"]}
+    expected.update({f"{c['method']}-iter{c['iteration']}": c["mean"] for c in summary["cells"]})
+    shown = dict(zip(table["model"].str.replace("SFT: recipes/default/model", "sft"), table["Average"]))
+    assert shown == pytest.approx({k: round(v, 3) for k, v in expected.items()}, abs=1e-9)
+    assert list(table["Average"]) == sorted(table["Average"], reverse=True)
+    assert (table["method"] == "SFT").sum() == 1
 
 
 def test_later_files_win_for_the_same_key_and_incomplete_rows_are_dropped():
@@ -181,15 +258,27 @@ def test_results_from_a_hub_dataset(hub_server, tmp_path):  # noqa: F811
     assert frame.empty and "could not be loaded" in notes[0]
 
 
-def test_plot_lines_start_from_the_sft_model(results_root):
+def test_plots_one_line_per_method_labelled_axes_error_bars(results_root):
     frame, _ = results.load_results([results_root])
-    curves = plots.iteration_curves(frame)
-    reward = curves["true_reward (mean)"]
-    assert list(reward) == ["spac", "dpo"]
-    assert reward["spac"]["value"].tolist() == [0.10, 0.30, 0.45]
-    assert reward["dpo"]["iteration"].tolist() == [0, 1, 2]
-    assert len(plots.results_figure(frame).axes) == 2
-    assert len(plots.results_figure(frame.iloc[0:0]).axes) == 1  # "no results yet" panel
+    ranks = results.rankings(frame)
+    curves = plots.iteration_curves(ranks[SINGLE])
+    reward = curves[REWARD]
+    assert list(reward) == ["iterative_dpo", "spac"]
+    assert reward["spac"]["value"].tolist() == [0.10, 0.30, 0.45]  # from the SFT model
+    assert reward["iterative_dpo"]["iteration"].tolist() == [0, 1, 2]
+    fig = plots.results_figure(ranks[SINGLE], title="single runs")
+    assert len(fig.axes) == 2 and fig.get_suptitle() == "single runs"
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    # Benchmark: one-pass DPO is a reference line of its own, never the first point of iterative DPO's line.
+    bench = plots.results_figure(ranks[MULTI])
+    (ax,) = bench.axes
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["DPO (one pass, all pairs)", "iterative DPO", "SPAC"]
+    assert len(ax.containers) == 2  # error bars on both iterative lines
+    spac = plots.iteration_curves(ranks[MULTI])[BENCH_REWARD]["spac"]
+    assert spac["ci"].tolist() == [0.032, 0.024, 0.23, 0.041]
+    assert len(plots.results_figure(results.models_frame(frame.iloc[0:0])).axes) == 1  # "no results yet" panel
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -266,7 +355,8 @@ def test_settings_in_a_checkout_and_on_a_space(tmp_path, monkeypatch):
     local = Settings.from_env(root=SPACE_DIR.parent)
     assert local.discover_root == SPACE_DIR.parent
     # The embedded default's runs and the ground-truth benchmark; never the leaderboard's fixture smoke run.
-    assert local.results_dirs == (SPACE_DIR.parent / "outputs" / "default", SPACE_DIR.parent / "results" / "ground_truth")
+    root = SPACE_DIR.parent
+    assert local.results_dirs == (root / "outputs" / "default", root / "results" / "ground_truth")
     # A Space's folder alone: no discovery, no local results unless asked, the Hub dataset from the environment.
     monkeypatch.setenv("SPAC_RESULTS_DATASET", "someone/results")
     monkeypatch.setenv("SPAC_MAX_NEW_TOKENS", "32")
@@ -281,21 +371,35 @@ def test_settings_in_a_checkout_and_on_a_space(tmp_path, monkeypatch):
 
 
 def test_client_table_matches_the_results_rows(client):
-    table, sources, _plot = client.predict(api_name="/results")
-    assert "2 `data/results.jsonl` file(s)" in sources
+    sources, ranking, methods, columns, table, note, _plot = client.predict(MULTI, api_name="/results")
+    # The ranking chosen is kept; its methods and columns are offered, all ticked.
+    assert ranking["value"] == MULTI and [c[0] for c in ranking["choices"]] == [SINGLE, MULTI]
+    assert methods["value"] == ["DPO (one pass, all pairs)", "iterative DPO", "SPAC"]
+    assert columns["value"] == ["iteration", "seeds", "± 95% CI", BENCH_REWARD]
+    assert "3 `data/results.jsonl` file(s)" in sources and "true_reward (mean_over_seeds)" in note
     headers, data = table["headers"], table["data"]
-    assert headers[:4] == ["model", "method", "iteration", "Average"]
+    assert headers[:5] == ["model", "method", "iteration", "seeds", "Average"]
     by_model = {row[0]: dict(zip(headers, row)) for row in data}
-    assert set(by_model) == {row["model"] for row in ALL_ROWS}
-    for row in ALL_ROWS:
-        column = results.task_column(row["task"], row["metric"], row["num_fewshot"])
-        assert by_model[row["model"]][column] == pytest.approx(row["value"])
+    rows = [r for r in BENCHMARK_ROWS if r["metric"] == "mean_over_seeds"]
+    assert set(by_model) == {"SFT: tiny-sft" if r["model"] == "sft" else r["model"] for r in rows}
+    for row in rows:
+        shown = by_model["SFT: tiny-sft" if row["model"] == "sft" else row["model"]]
+        assert shown[BENCH_REWARD] == pytest.approx(row["value"]) == pytest.approx(shown["Average"])
+    # The method filter and the column chooser.
+    table, note, _plot = client.predict(MULTI, ["SPAC"], ["seeds", BENCH_REWARD], api_name="/ranking")
+    assert table["headers"] == ["model", "method", "seeds", "Average", BENCH_REWARD]
+    assert {row[1] for row in table["data"]} == {"SPAC", "SFT"}
 
 
 def test_client_generates_with_two_allowed_models(client, launched, settings):
     job = client.submit("the cat sits", SFT, SPAC1, 12, 1.0, api_name="/generate")
-    left, right = job.result(timeout=60)
+    left, right, left_reward, right_reward = job.result(timeout=60)
     assert left.strip() and right.strip()
+    # The true reward of each answer, computed by the task's program on exactly that answer.
+    from spac_hf.tasks.reviews import reward
+
+    for text, shown in ((left, left_reward), (right, right_reward)):
+        assert f"True reward (reviews task): {reward('the cat sits', text):+.3f}" in shown
     assert len(job.outputs()) >= 2  # streamed: more than the final update came back
     # Queued, one generation at a time, and a bounded queue.
     (generate,) = [fn for fn in launched.fns.values() if fn.api_name == "generate"]
@@ -366,8 +470,28 @@ def test_documented_deploy_command_uploads_the_space(hub_server, tmp_path):  # n
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _screenshot(page, tmp_path: Path, name: str) -> Path:
+    """Save a full-page screenshot (also to $SPAC_SCREENSHOTS when set, to look at them) and check it is not blank."""
+    import os
+
+    from PIL import Image
+
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("SPAC_SCREENSHOTS"):
+        Path(os.environ["SPAC_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(os.environ["SPAC_SCREENSHOTS"]) / path.name)
+    colours = Image.open(path).convert("L").getextrema()
+    assert colours[1] - colours[0] > 100, f"{name}.png is blank"
+    return path
+
+
+def _column_texts(table, column: int, rows: int) -> list[str]:
+    return [table.get_by_test_id(f"cell-{i}-{column}").inner_text().strip() for i in range(rows)]
+
+
 @pytest.mark.browser
-def test_browser_shows_table_and_fills_both_panes(launched, tmp_path):
+def test_browser_rankings_filters_plots_and_side_by_side(launched, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (CI: `apt-get install -y chromium`)")
@@ -379,20 +503,49 @@ def test_browser_shows_table_and_fills_both_panes(launched, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(launched.local_url, wait_until="domcontentloaded")
             table = page.locator("#leaderboard")
-            # Best average first; every model of the results rows has its row (cells are `cell-<row>-<column>`).
+            expect(page.locator("#ranking").get_by_label(MULTI)).to_be_checked(timeout=20_000)
+            expect(page.locator(".progress-text, .eta-bar")).to_have_count(0, timeout=20_000)  # the page has loaded
+            # The means over 5 seeds first, best mean first (never the widest interval): cells are `cell-<row>-<col>`.
+            expect(table.get_by_test_id("cell-0-0")).to_have_text("iterative_dpo-iter2", timeout=20_000)
+            means = [r for r in BENCHMARK_ROWS if r["metric"] == "mean_over_seeds"]
+            shown = _column_texts(table, 0, len(means))
+            assert shown.index("spac-iter3") < shown.index("spac-iter2")
+            assert _column_texts(table, 1, len(means)).count("SFT") == 1
+            _screenshot(page, tmp_path, "leaderboard_multi_seed")
+
+            # The single runs are their own ranking.
+            page.locator("#ranking").get_by_label(SINGLE).check()
             expect(table.get_by_test_id("cell-0-0")).to_have_text("runs/spac/iter_2", timeout=20_000)
-            models_shown = {table.get_by_test_id(f"cell-{i}-0").inner_text().strip() for i in range(5)}
-            assert models_shown == {row["model"] for row in ALL_ROWS}
-            page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+            expect(page.locator("#average-note")).to_contain_text("true_reward (mean)")
+            # Method filter: without SPAC, only iterative DPO and the SFT model remain.
+            page.locator("#method-filter").get_by_label("SPAC").uncheck()
+            expect(table.get_by_test_id("cell-0-0")).to_have_text("runs/dpo/iter_1", timeout=20_000)
+            assert set(_column_texts(table, 1, 3)) == {"iterative DPO", "SFT"}
+            # Column chooser: the intervals go.
+            expect(table).to_contain_text("± 95% CI")
+            page.locator("#column-chooser").get_by_label("± 95% CI").uncheck()
+            expect(table).not_to_contain_text("± 95% CI", timeout=20_000)
+            _screenshot(page, tmp_path, "leaderboard_single_filtered")
+
+            page.get_by_role("tab", name="Plots").click()
+            figure = page.locator(".matplotlib img").first  # Gradio's matplotlib figure
+            expect(figure).to_be_visible(timeout=20_000)
+            assert figure.evaluate("img => img.naturalWidth") > 500
+            _screenshot(page, tmp_path, "plots")
 
             page.get_by_role("tab", name="Side by side").click()
-            page.locator("#prompt textarea").fill("the dog runs")
+            page.locator("#prompt textarea").fill("Review of the blue camera:")
             page.locator("#generate").click()
+            for side in ("left", "right"):
+                expect(page.locator(f"#{side}-reward")).to_contain_text("True reward (reviews task)", timeout=60_000)
+            first = page.locator("#left-output textarea").input_value()
+            assert first.strip() and page.locator("#right-output textarea").input_value().strip()
+            _screenshot(page, tmp_path, "side_by_side")
+            page.locator("#regenerate").click()
             page.wait_for_function(
-                """() => ['#left-output', '#right-output'].every(
-                    id => document.querySelector(id + ' textarea')?.value.trim().length > 0)""",
-                timeout=30_000,
-            )
-            page.screenshot(path=str(tmp_path / "side_by_side.png"), full_page=True)
+                "(first) => { const v = document.querySelector('#left-output textarea')?.value;"
+                " return v && v !== first && document.querySelector('#left-reward')?.innerText.includes('True'); }",
+                arg=first, timeout=60_000,
+            )  # fmt: skip
         finally:
             browser.close()

@@ -17,10 +17,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
 
 from spac_hf.hub import save_results_dataset  # noqa: E402
 from spac_hf.utils import atomic_write_text  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
 
 from benchmarks.ground_truth.plot import plot_figure  # noqa: E402
 from benchmarks.ground_truth.tables import finite, ordered_cells, table_csv, table_markdown  # noqa: E402
+from recipes.script_utils import save_figure  # noqa: E402
 
 
 def dataset_rows(results: dict) -> list[dict]:
@@ -38,6 +38,8 @@ def dataset_rows(results: dict) -> list[dict]:
         rows.append({**common, "metric": "mean_over_seeds", "value": stats["mean"], "stderr": stderr})
         if finite(stats["ci95"]):
             rows.append({**common, "metric": "ci95_halfwidth_over_seeds", "value": stats["ci95"]})
+        # How many seeds the mean is over: the Space ranks means over seeds apart from single runs.
+        rows.append({**common, "metric": "num_seeds", "value": stats["count"]})
     return rows
 
 
@@ -51,8 +53,8 @@ def write_report(results: dict, out: Path) -> None:
         "The ground-truth benchmark of spac-hf: the mean true reward of the reviews task on held-out prompts, for the "
         f"SFT model and the iterates of plain DPO, iterative DPO, SPIN and SPAC, averaged over {seeds} seeds. "
         "`stderr` is the standard error across seeds; `ci95_halfwidth_over_seeds` the half-width of the 95% "
-        "Student-t interval across seeds. `model` is `<method>-iter<t>`: `dpo-iter1` is plain DPO (one pass over "
-        "all the pairs), `iterative_dpo-iter<t>` iterative DPO."
+        "Student-t interval across seeds; `num_seeds` the number of seeds. `model` is `<method>-iter<t>`: `dpo-iter1` "
+        "is plain DPO (one pass over all the pairs), `iterative_dpo-iter<t>` iterative DPO."
     )
     save_results_dataset(dataset_rows(results), out / "dataset", dataset_name="spac-hf-ground-truth-results",
                          description=description)  # fmt: skip

@@ -44,7 +44,7 @@ QUICK = {
     "seeds": 2,  # two, so that the confidence intervals exist
     "methods": ["dpo", "spac"],
     "overrides": ["--max_train_samples", "48", "--num_iterations", "2", "--true_reward_prompts", "10",
-                  "--true_reward_samples", "1", "--max_new_tokens", "16"],
+                  "--true_reward_samples", "1", "--max_new_tokens", "16", "--num_train_epochs", "1"],
 }  # fmt: skip
 # Settings that must be equal across methods for "the same budget" to hold; checked on the parsed arguments.
 SAME_BUDGET_KEYS = ("model_name_or_path", "learning_rate", "lr_scheduler_type", "warmup_steps", "num_train_epochs",

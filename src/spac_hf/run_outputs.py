@@ -17,6 +17,7 @@ from accelerate.logging import get_logger
 from transformers import PreTrainedTokenizerBase
 
 from .hub import push_folder, push_results_dataset, results_dataset_rows, save_model_card, save_results_dataset
+from .hub.card_content import paired_samples
 from .integrity import read_json_cache
 from .methods import Method
 from .run_folder import ITERATE_FILE, RunFolder, main_only
@@ -71,8 +72,14 @@ class RunOutputs:
 
     def write_card(self, folder: Path, t: int, eval_results: list[dict] | None = None) -> None:
         hyperparameters = {k: getattr(self.args, k) for k in self.method.card_hyperparameters if hasattr(self.args, k)}
+        # Where a reader finds the model: its Hub repo when the run pushes, else the iterate's own folder.
+        where = self.hub_repo(f"iter{t}") if self.args.push_to_hub else str(self.folder.iterate(t).resolve())
+        samples = paired_samples(self.evaluation(0), self.evaluation(t)) if eval_results else None
         save_model_card(
             folder,
+            repo_id=where,
+            chat=bool(getattr(self.tokenizer, "chat_template", None)),
+            samples=samples,
             model_name=self.folder.model_label(t),
             base_model=self.base_model,
             datasets=list(self.dataset_names or []),

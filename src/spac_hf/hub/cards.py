@@ -15,6 +15,7 @@ from huggingface_hub.utils import validate_repo_id
 from ..methods import Method, get_method
 from ..utils import atomic_write_text
 from ._values import cell, check_method, check_row, format_value, is_int
+from .card_content import local_card_metadata, samples_section, trained_for_sentence, usage_section
 from .results import RESULT_COLUMNS
 
 
@@ -45,6 +46,8 @@ def build_model_card(
     repo_id: str | None = None,
     license: str | None = None,
     extra_tags: list[str] | None = None,
+    chat: bool = True,
+    samples: list[Mapping[str, Any]] | None = None,
 ) -> ModelCard:
     """Build the model card of one saved iterate.
 
@@ -63,9 +66,13 @@ def build_model_card(
             `stderr`, `task_type` (default `"text-generation"`), `task_name`, `dataset_config`, `dataset_split`,
             `dataset_revision`, `metric_name`, `source_name`, `source_url`. Rows of the results dataset work as is.
             Given, they become the card's `model-index` and an evaluation table; absent, neither appears.
-        repo_id: Where the model is (or will be) on the Hub, used in the loading snippet.
-        license: A Hub license id (e.g. `"apache-2.0"`), usually the base model's.
+        repo_id: Where the model is: its Hub repo id when pushed, else its local folder; used in the loading snippet.
+        license: A Hub license id (e.g. `"apache-2.0"`); default: the base model's, when its local card names one.
         extra_tags: Tags added after the method's own (TRL's trainers add `unsloth`, `hf_jobs`, ... this way).
+        chat: Whether the model's tokenizer has a chat template: the usage snippet sends messages only then, and
+            plain text otherwise, so that it runs as written.
+        samples: A few answers of this model beside the starting model's on the same prompts (`card_content.
+            paired_samples`); the first prompt is also the usage snippet's.
     """
     record = get_method(check_method(method))
     _check_iterations(iteration, num_iterations)
@@ -79,7 +86,7 @@ def build_model_card(
         base_model=base_model if _is_hub_id(base_model) else None,
         datasets=[name for name in datasets if _is_hub_id(name)] or None,
         library_name="transformers",
-        license=license,
+        license=license or local_card_metadata(base_model).get("license"),
         tags=list(dict.fromkeys([*record.tags, *(extra_tags or [])])),
         pipeline_tag="text-generation",
         eval_results=[_eval_result(row) for row in rows] or None,
@@ -87,7 +94,9 @@ def build_model_card(
     sections = [
         f"# {model_name}",
         _intro_section(base_model, datasets, record, iteration, num_iterations),
-        _usage_section(repo_id or f"path/to/{model_name}"),
+        trained_for_sentence(record.card_label(num_iterations), datasets, base_model) if iteration else "",
+        usage_section(repo_id or model_name, chat, samples[0]["prompt"] if samples else None),
+        samples_section(samples),
         _hyperparameter_section(method, iteration, num_iterations, hyperparameters),
         _eval_section(rows),
         _framework_section(),
@@ -148,28 +157,6 @@ def _intro_section(base_model: str, datasets: list[str], method: Method, iterati
             "them, with the current model as the reference."
         )
     return "\n".join(lines)
-
-
-def _usage_section(model_ref: str) -> str:
-    return f"""\
-## How to use
-
-```python
-from transformers import pipeline
-
-generator = pipeline("text-generation", model="{model_ref}")
-messages = [{{"role": "user", "content": "What is self-play fine-tuning?"}}]
-print(generator(messages, max_new_tokens=128, return_full_text=False)[0]["generated_text"])
-```
-
-or, to get the model and tokenizer themselves:
-
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-model = AutoModelForCausalLM.from_pretrained("{model_ref}")
-tokenizer = AutoTokenizer.from_pretrained("{model_ref}")
-```"""
 
 
 def _hyperparameter_section(

@@ -1,0 +1,192 @@
+"""The recipes' command line: the embedded default as the base config, a short grouped `--help` with the values the
+run will really use, "did you mean" for a misspelt option, paths of the shipped YAMLs that work from any directory,
+and one-line errors unless `--debug`.
+
+    python recipes/spac.py                          # the embedded default, recipes/default/spac.yaml
+    python recipes/spac.py --num_iterations 2       # the same, with one override: the default is the base config
+    python recipes/spac.py --config my.yaml --lam 0.5
+    python recipes/spac.py --help                   # SPAC's own options first, then the loop, data, model, training
+    python recipes/spac.py --help-all               # every option of TRL's DPOConfig and transformers' Trainer
+
+Parsing itself is TRL's (`TrlParser.parse_args_and_config`); this module only decides what it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HELP_ALL = "--help-all"
+DEBUG = "--debug"
+
+# The training options a user of these recipes changes; the other ~150 of transformers' Trainer are behind --help-all.
+TRAINING_OPTIONS = (
+    "output_dir", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "seed", "bf16", "use_cpu",
+    "activation_checkpointing", "logging_steps", "save_steps", "report_to", "push_to_hub", "hub_model_id",
+)  # fmt: skip
+DPO_OPTIONS = ("beta", "loss_type", "label_smoothing", "max_length", "precompute_ref_log_probs")
+MODEL_OPTIONS = ("model_name_or_path", "dtype", "attn_implementation", "use_peft", "lora_r", "lora_alpha",
+                 "load_in_4bit")  # fmt: skip
+DATA_OPTIONS = ("dataset_name", "dataset_config", "dataset_train_split", "dataset_test_split")
+# Options whose value is a path; in the shipped YAMLs they are relative to the repository root.
+PATH_OPTIONS = ("model_name_or_path", "dataset_name")
+
+
+class RecipeError(ValueError):
+    """A mistake in what the user asked for: shown as one line, without a traceback."""
+
+
+def _own_fields(cls: type, base: type | None) -> list[dataclasses.Field]:
+    inherited = {f.name for f in dataclasses.fields(base)} if base is not None else set()
+    return [f for f in dataclasses.fields(cls) if f.name not in inherited and f.init]
+
+
+def option_groups(method_label: str, config_class: type, script_class: type) -> list[tuple[str, list[str]]]:
+    """(title, option names) in the order `--help` shows them: the method's own options first."""
+    from trl import DPOConfig
+
+    from spac_hf.config import SelfPlayConfig
+
+    own = [f.name for f in _own_fields(config_class, SelfPlayConfig)] if config_class is not SelfPlayConfig else []
+    groups = []
+    if own:
+        groups.append((f"{method_label}: its own options", own))
+    groups.append(("The DPO part of the loss (TRL's DPOConfig)", list(DPO_OPTIONS)))
+    groups.append(("Self-play loop and generation", [f.name for f in _own_fields(SelfPlayConfig, DPOConfig)]))
+    script_own = [f.name for f in _own_fields(script_class, script_class.__mro__[1])]
+    groups.append(("Data and the true-reward evaluation", [*DATA_OPTIONS, *script_own]))
+    groups.append(("Model", list(MODEL_OPTIONS)))
+    groups.append(("Training (transformers' Trainer)", list(TRAINING_OPTIONS)))
+    return groups
+
+
+def _help_of(field: dataclasses.Field) -> str:
+    text = " ".join(str(field.metadata.get("help", "")).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def format_help(prog: str, method_label: str, default_config: Path, config_path: str, values: dict[str, Any],
+                fields: dict[str, dataclasses.Field], groups: list[tuple[str, list[str]]]) -> str:  # fmt: skip
+    """The short help: usage, then each group's options with the value this run would use and their help."""
+    lines = [
+        f"usage: {prog} [--config YAML] [--OPTION VALUE ...] [--debug] [--help-all]",
+        "",
+        f"{method_label} on the self-play loop. The base config is {config_path}"
+        + (" (the embedded default)" if Path(config_path).resolve() == Path(default_config).resolve() else "")
+        + "; any option below overrides it. Values shown are the ones this run would use.",
+    ]
+    for title, names in groups:
+        names = [n for n in names if n in fields]
+        if not names:
+            continue
+        lines += ["", f"{title}:"]
+        for name in names:
+            lines.append(f"  --{name} {values.get(name)!r}")
+            if _help_of(fields[name]):
+                lines.append(f"      {_help_of(fields[name])}")
+    lines += ["", f"{HELP_ALL}: every option (TRL's DPOConfig, transformers' TrainingArguments, PEFT, quantization).",
+              f"{DEBUG}: show the full traceback of an error."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def known_options(parser) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def check_options(parser, argv: Sequence[str]) -> None:
+    """Every `--option` on the command line exists; a misspelt one gets the nearest real options suggested."""
+    known = known_options(parser) | {"--config"}
+    for token in argv:
+        if not token.startswith("--"):
+            continue
+        option = token.split("=", 1)[0]
+        if option not in known:
+            close = difflib.get_close_matches(option, sorted(known), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else f" (`{HELP_ALL}` lists every option)."
+            raise RecipeError(f"unknown option {option}{hint}")
+
+
+def config_of(argv: list[str]) -> str | None:
+    for index, token in enumerate(argv):
+        if token == "--config":
+            if index + 1 >= len(argv):
+                raise RecipeError("--config needs a YAML file")
+            return argv[index + 1]
+        if token.startswith("--config="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def with_base_config(argv: list[str], default_config: Path) -> tuple[list[str], str]:
+    """`argv` with a `--config`: the user's, or the embedded default as the base any override changes."""
+    config = config_of(argv)
+    if config is None:
+        return ["--config", str(default_config), *argv], str(default_config)
+    if not Path(config).is_file():
+        raise RecipeError(f"--config {config}: no such file (relative paths start at {Path.cwd()})")
+    argv = [a for a in argv if not a.startswith("--config=")]  # TRL reads `--config PATH` only
+    if "--config" not in argv:
+        argv = ["--config", config, *argv]
+    return argv, config
+
+
+def resolve_paths(config_path: str, *dataclass_objects) -> None:
+    """A relative model or data path that does not exist from the current directory, but does from the repository
+    root (how the shipped YAMLs write them), is made absolute: the recipes then run from any directory."""
+    for obj in dataclass_objects:
+        for name in PATH_OPTIONS:
+            value = getattr(obj, name, None)
+            if isinstance(value, str) and value and not os.path.isabs(value) and not Path(value).exists():
+                candidate = REPO_ROOT / value
+                if candidate.exists():
+                    setattr(obj, name, str(candidate))
+
+
+def parse(parser, argv: list[str], default_config: Path, method_label: str, prog: str):
+    """Parse `argv` as the recipes do (see the module docstring); prints the help and exits for -h/--help(-all)."""
+    argv = list(argv)
+    if HELP_ALL in argv:
+        parser.print_help()
+        raise SystemExit(0)
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    argv = [a for a in argv if a not in ("-h", "--help")]
+    check_options(parser, argv)
+    argv, config_path = with_base_config(argv, default_config)
+    try:
+        parsed = parser.parse_args_and_config(args=argv)
+    except ValueError as err:  # TRL's "unknown arguments from config file", a bad value, ...
+        raise RecipeError(f"{config_path}: {err}") from err
+    resolve_paths(config_path, *parsed)
+    if wants_help:
+        values = {f.name: getattr(obj, f.name) for obj in parsed for f in dataclasses.fields(obj)}
+        fields = {f.name: f for obj in parsed for f in dataclasses.fields(obj)}
+        groups = option_groups(method_label, type(parsed[1]), type(parsed[0]))
+        sys.stdout.write(format_help(prog, method_label, default_config, config_path, values, fields, groups))
+        raise SystemExit(0)
+    return parsed
+
+
+def run_with_clean_errors(function: Callable[[list[str]], Any], argv: Sequence[str] | None = None) -> Any:
+    """Run `function(argv)`; an error becomes one line on stderr and exit status 1, unless `--debug` is given."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG in argv
+    argv = [a for a in argv if a != DEBUG]
+    try:
+        return function(argv)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:
+        if debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        kind = "" if isinstance(err, RecipeError) else f"{type(err).__name__}: "
+        sys.stderr.write(f"error: {kind}{message} ({DEBUG} shows the traceback)\n")
+        raise SystemExit(1) from None

@@ -20,8 +20,8 @@ CONFIG_CLASS = {"spac": "SPACConfig", "dpo": "SelfPlayConfig", "spin": "SelfPlay
 
 
 def method_of(config: Path) -> str:
-    """recipes/zephyr-7b/spac/config_full.yaml -> spac; recipes/default/dpo.yaml -> dpo."""
-    return config.parent.name if config.parent.name in CONFIG_CLASS else config.stem
+    """recipes/zephyr-7b/spac/config_full.yaml -> spac; default/dpo.yaml -> dpo; default/spac_theory.yaml -> spac."""
+    return config.parent.name if config.parent.name in CONFIG_CLASS else config.stem.removesuffix("_theory")
 
 
 RECIPE_CONFIGS = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate_configs" not in p.parts)
@@ -31,7 +31,7 @@ FULL_CONFIGS = sorted(RECIPES.glob("zephyr-7b/*/config_full.yaml"))
 def test_every_method_has_its_configs():
     assert {method_of(p) for p in FULL_CONFIGS} == {"spac", "dpo", "spin"}
     assert {method_of(p) for p in RECIPES.glob("zephyr-7b/*/config_qlora.yaml")} == {"spac", "dpo", "spin"}
-    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == {"spac", "dpo", "spin"}
+    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == {"spac", "dpo", "spin", "spac_theory"}
 
 
 @pytest.mark.parametrize("config", RECIPE_CONFIGS, ids=lambda p: str(p.relative_to(RECIPES)))

@@ -54,6 +54,7 @@ RESULT_AFFECTING = (
     "beta", "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
     "gradient_accumulation_steps", "max_length", "max_new_tokens", "temperature", "top_p", "top_k", "lam",
     "real_response", "smoothing", "use_pessimism", "loss_type",
+    "lam_scaling", "pessimism_weight",  # theory issue (11): SPACConfig's lambda options
 )
 
 EvaluateFn = Callable[[str, int], dict]
@@ -297,6 +298,8 @@ class _SelfPlayRun:
                 "train_metrics": metrics,
                 "log_history": trainer.state.log_history,
             }
+            if hasattr(trainer, "loss_settings"):  # theory issue (11): the lambda the loss used, e.g. lam * sqrt(n)
+                record["loss"] = trainer.loss_settings
             atomic_write_json(tmp / ITERATE_FILE, record)
             self.write_card(tmp, t)
             if final.exists():  # without its marker (is_done was False): a leftover, never a finished iterate
@@ -329,6 +332,11 @@ class _SelfPlayRun:
                 lam=args.lam, real_response=args.real_response, smoothing=args.smoothing,
                 use_pessimism=args.use_pessimism,
             )
+            # theory issue (11): lambda's scaling, and the value the loss used for this iterate (iterate.json)
+            hyperparameters.update(lam_scaling=args.lam_scaling, pessimism_weight=args.pessimism_weight)
+            loss = read_json(folder / ITERATE_FILE, {}).get("loss") or {}
+            if "effective_lam" in loss:
+                hyperparameters["effective_lam"] = loss["effective_lam"]
         save_model_card(
             folder,
             model_name=self.model_label(t),

@@ -22,10 +22,11 @@ class Method:
     label: str  # what the table and the plot call it
     recipe: str  # the `spac_hf.recipe.main` method: "spac", "spin" or "dpo"
     extra_args: tuple[str, ...] = field(default=())  # after the shared overrides, so they win (argparse: last wins)
+    config_name: str = ""  # the YAML in recipes/default/ when it is not `<recipe>.yaml` (theory issue: presets)
 
     @property
     def config_path(self) -> Path:
-        return DEFAULT_CONFIGS / f"{self.recipe}.yaml"
+        return DEFAULT_CONFIGS / f"{self.config_name or self.recipe}.yaml"
 
     @property
     def iterative(self) -> bool:
@@ -46,7 +47,11 @@ METHODS: dict[str, Method] = {
         Method("iterative_dpo", "iterative DPO", "dpo"),
         Method("spin", "SPIN", "spin"),
         Method("spac", "SPAC", "spac"),
+        # --- theory issue (11): SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n), T = 10 over all the pairs)
+        Method("spac_theory", "SPAC (theory preset)", "spac", config_name="spac_theory"),
     )
 }
+# The theory preset's budget is its own (10 passes over the pairs, beta 1): it is left out of the same-budget check.
+OWN_BUDGET = ("spac_theory",)
 
 SFT_LABEL = "SFT (starting model)"

@@ -224,8 +224,9 @@ def test_coverage_data_has_the_behaviour_policy_it_was_asked_for(tmp_path):
     assert abs(share - 0.75) < 4 * math.sqrt(0.75 * 0.25 / len(rows)), share
     assert stats["mean_reward_good"] > stats["mean_reward_rare"] + 0.3  # the covered response is the good one
     # Labels follow the true reward (Bradley-Terry): the chosen response is better in most pairs that differ.
-    differing = [r for r in rows if reviews.reward(r["prompt"], r["chosen"]) != reviews.reward(r["prompt"], r["rejected"])]
-    agree = sum(reviews.reward(r["prompt"], r["chosen"]) > reviews.reward(r["prompt"], r["rejected"]) for r in differing)
+    gaps = [reviews.reward(r["prompt"], r["chosen"]) - reviews.reward(r["prompt"], r["rejected"]) for r in rows]
+    differing = [gap for gap in gaps if gap != 0]
+    agree = sum(gap > 0 for gap in differing)
     assert agree / len(differing) > 0.7
     assert (tmp_path / "sparse" / "test.jsonl").read_bytes() == (SHIPPED_DATA / "test.jsonl").read_bytes()
     # Seeded: the same arguments give the same file; more mass on the good response, more pairs with it.

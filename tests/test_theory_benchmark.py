@@ -187,7 +187,8 @@ def test_aggregated_objective_equals_the_per_example_mean():
 
     bandit, data = make_instances(BanditConfig(n_actions=4), [0, 1], 200)  # few actions: many repeated triples
     groups = aggregate(data, 4)
-    assert groups.contexts.shape[-1] < 200 and torch.allclose(groups.weights.sum(-1), torch.ones(2, dtype=torch.float64))
+    assert groups.contexts.shape[-1] < 200
+    assert torch.allclose(groups.weights.sum(-1), torch.ones(2, dtype=torch.float64))
     logp = torch.log_softmax(random_logits(bandit.rewards.shape, 5), -1)
     ref_logp = torch.log_softmax(random_logits(bandit.rewards.shape, 6), -1)
     logp_x, ref_x = rows(logp, data.contexts), rows(ref_logp, data.contexts)
@@ -213,8 +214,8 @@ def test_bounded_critic_objective_is_the_linear_spac_loss_and_is_solved():
     f_x, pi_x = rows(f, data.contexts), rows(policy, data.contexts)
     zero = torch.zeros_like(f_x)
     losses, _, _ = spac_loss(
-        pick(f_x, data.chosen), pick(f_x, data.rejected), f_x, pick(zero, data.chosen), pick(zero, data.rejected), zero,
-        beta=1.0, lam=2.5, smoothing="linear",
+        pick(f_x, data.chosen), pick(f_x, data.rejected), f_x,
+        pick(zero, data.chosen), pick(zero, data.rejected), zero, beta=1.0, lam=2.5, smoothing="linear",
     )  # fmt: skip
     direct = (pi_x * losses).sum(-1).mean(-1)
     torch.testing.assert_close(critic_objective(f, linear, groups, 2.5), direct)

@@ -99,7 +99,7 @@ def test_typed_and_positional_log_probs_agree():
     tensors = [torch.randn(5, generator=g) - 10 for _ in range(6)]
     typed = spac_loss(LogProbs(*tensors[:3]), LogProbs(*tensors[3:]), beta=0.3, lam=2.0, pessimism_weight=0.5)
     positional = spac_loss(*tensors, beta=0.3, lam=2.0, pessimism_weight=0.5)
-    for a, b in zip(typed, positional):
+    for a, b in zip(typed, positional, strict=True):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(typed[0], 0.5 * typed[1] + 2.0 * typed[2])
     with pytest.raises(TypeError, match="six log-prob tensors"):

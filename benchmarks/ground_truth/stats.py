@@ -14,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from benchmarks.theory.stats import mean_ci95  # the Student-t interval, shared with the theory benchmark
 
 
-__all__ = ["mean_ci95", "sft_by_seed", "method_cells", "paired_differences", "final_paired_differences", "gains_over_sft"]
+__all__ = [
+    "mean_ci95", "sft_by_seed", "method_cells", "paired_differences", "final_paired_differences", "gains_over_sft",
+]  # fmt: skip
 
 # Same seed, same starting model, same evaluation seed: the SFT scores of a seed's runs must agree (float noise only).
 SFT_TOLERANCE = 1e-6

@@ -208,7 +208,8 @@ def run_budget_sweep(
                 for method_name, values in by_method.items():
                     if method_name != "dpo":
                         diffs = [a - b for a, b in zip(values, by_method["dpo"])]
-                        paired.append({"n": n, "steps": budget, "comparison": f"{method_name} - dpo", **mean_ci95(diffs)})
+                        comparison = f"{method_name} - dpo"
+                        paired.append({"n": n, "steps": budget, "comparison": comparison, **mean_ci95(diffs)})
     return {"environment": name, "ns": ns, "steps": steps, "methods": methods, "rows": rows, "paired": paired}
 
 

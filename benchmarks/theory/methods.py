@@ -236,8 +236,9 @@ def critic_problem(data: Groups, behaviour_shape: torch.Size, generator: torch.T
         (1/n) sum_j [ E_{y~pi_t(.|x_j)} f(x_j, y) - (f(x_j, y+_j) + f(x_j, y-_j)) / 2 ]
             + lam * (1/n) sum_j -log sigmoid(f(x_j, y+_j) - f(x_j, y-_j)),
 
-    is `spac_loss(smoothing="linear", real="average", beta=1)` with h = f (reference 0), weighted by pi_t (a test checks
-    this). Its first term is linear, sum_{x,a} linear[x, a] f[x, a]; `generator` = pi_t, or None for DPO (no such term).
+    is `spac_loss(smoothing="linear", real="average", beta=1)` with h = f (reference 0), weighted by pi_t (a test
+    checks this). Its first term is linear, sum_{x,a} linear[x, a] f[x, a]; `generator` = pi_t, or None for DPO (no
+    such term).
     """
     if generator is None:
         return None
@@ -251,7 +252,7 @@ def critic_problem(data: Groups, behaviour_shape: torch.Size, generator: torch.T
 
 
 def critic_objective(f: torch.Tensor, linear: torch.Tensor | None, data: Groups, lam: float) -> torch.Tensor:
-    """Algorithm 1's critic objective (or, with `linear=None`, the Bradley-Terry loss alone), one value per instance."""
+    """Algorithm 1's critic objective (with `linear=None`: the Bradley-Terry loss alone), one value per instance."""
     f_x = rows(f, data.contexts)
     margins = (pick(f_x, data.chosen) - pick(f_x, data.rejected)).squeeze(-1)
     likelihood = (data.weights * torch.nn.functional.softplus(-margins)).sum(-1)
@@ -384,7 +385,8 @@ def _run_bounded(spec: Method, config: TrainConfig, behaviour: torch.Tensor, dat
     n_actions = behaviour.shape[-1]
     policies, residuals = [behaviour], []
     if spec.kind == "dpo_bounded":
-        reward, residual = solve_bounded_critic(None, aggregate(data, n_actions), behaviour.shape, 1.0, config.critic_bound)
+        groups = aggregate(data, n_actions)
+        reward, residual = solve_bounded_critic(None, groups, behaviour.shape, 1.0, config.critic_bound)
         policies.append(torch.softmax(behaviour.log() + reward / config.beta, dim=-1))
         return MethodRun(policies, residual)
     policy = behaviour

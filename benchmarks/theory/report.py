@@ -85,7 +85,7 @@ def budget_markdown(budget: dict) -> str:
     lines = [
         f"## Optimisation budget ({budget['environment']}): optimizer steps per iteration",
         "",
-        "One-shot DPO gets T times the steps of one iteration (its total equals the paper settings' T = 3 iterations).",
+        "One-shot DPO gets T = 3 times the steps of one iteration (the paper settings' T).",
         "",
         "| method | n | " + " | ".join(f"{s} steps" for s in budget["steps"]) + " |",
         "|" + "---|" * (len(budget["steps"]) + 2),

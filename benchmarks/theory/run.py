@@ -111,7 +111,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "benchmark": "theory",
         "command": " ".join(["python", "benchmarks/theory/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {
-            "methods": {m.name: {**asdict(m), "config": asdict(m.config)} for m in METHOD_LIST if m.name in args.methods},
+            "methods": {
+                m.name: {**asdict(m), "config": asdict(m.config)} for m in METHOD_LIST if m.name in args.methods
+            },
             "ns": args.ns,
             "data_size": data_size,
             "seeds": seeds,

@@ -206,3 +206,56 @@ def test_a_bad_dataset_id_fails_before_any_run(tmp_path):
     with pytest.raises(ValueError, match="repo_id"):
         benchmark.main(["--quick", "--work-dir", str(tmp_path / "w"), "--push-to-hub", "bad id/x"])
     assert not (tmp_path / "w").exists()
+
+
+# --------------------------------------------------------------------------------------------------- coverage knob
+
+
+def test_coverage_data_has_the_behaviour_policy_it_was_asked_for(tmp_path):
+    from benchmarks.ground_truth.coverage import SHIPPED_DATA, build_coverage_data
+    from spac_hf.tasks import reviews
+
+    stats = build_coverage_data(tmp_path / "sparse", good_mass=0.5, rare=29, seed=3)
+    rows = [json.loads(line) for line in (tmp_path / "sparse" / "train.jsonl").read_text().splitlines()]
+    shipped = [json.loads(line) for line in (SHIPPED_DATA / "train.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == [r["prompt"] for r in shipped] and stats["pairs"] == len(rows)
+    # Two draws from mu: the good response is in a pair with probability 1 - (1 - 0.5)^2 = 0.75.
+    share = stats["pairs_with_the_good_response"] / len(rows)
+    assert abs(share - 0.75) < 4 * math.sqrt(0.75 * 0.25 / len(rows)), share
+    assert stats["mean_reward_good"] > stats["mean_reward_rare"] + 0.3  # the covered response is the good one
+    # Labels follow the true reward (Bradley-Terry): the chosen response is better in most pairs that differ.
+    gaps = [reviews.reward(r["prompt"], r["chosen"]) - reviews.reward(r["prompt"], r["rejected"]) for r in rows]
+    differing = [gap for gap in gaps if gap != 0]
+    agree = sum(gap > 0 for gap in differing)
+    assert agree / len(differing) > 0.7
+    assert (tmp_path / "sparse" / "test.jsonl").read_bytes() == (SHIPPED_DATA / "test.jsonl").read_bytes()
+    # Seeded: the same arguments give the same file; more mass on the good response, more pairs with it.
+    dense = build_coverage_data(tmp_path / "dense", good_mass=0.9, rare=2, seed=3)
+    build_coverage_data(tmp_path / "again", good_mass=0.9, rare=2, seed=3)
+    assert (tmp_path / "again" / "train.jsonl").read_bytes() == (tmp_path / "dense" / "train.jsonl").read_bytes()
+    assert dense["pairs_with_the_good_response"] > stats["pairs_with_the_good_response"]
+
+
+@pytest.mark.parametrize("good_mass, rare, message", [(0.0, 5, "`good_mass`"), (1.5, 5, "`good_mass`"),
+                                                      (0.5, 0, "`rare`")])  # fmt: skip
+def test_coverage_options_are_checked(tmp_path, good_mass, rare, message):
+    from benchmarks.ground_truth.coverage import build_coverage_data
+
+    with pytest.raises(ValueError, match=message):
+        build_coverage_data(tmp_path / "x", good_mass=good_mass, rare=rare)
+    assert not (tmp_path / "x").exists()
+
+
+def test_final_paired_differences_compare_last_iterates():
+    from benchmarks.ground_truth.stats import final_paired_differences
+
+    runs = [fake_run("spac_theory", 0, [0.1, 0.2, 0.5], 810), fake_run("spac_theory", 1, [0.1, 0.3, 0.4], 810),
+            fake_run("dpo", 0, [0.1, 0.3], 810), fake_run("dpo", 1, [0.1, 0.25], 810)]  # fmt: skip
+    (row,) = final_paired_differences(runs, "spac_theory", ["dpo", "spin"])
+    assert row["differences"] == {"0": pytest.approx(0.2), "1": pytest.approx(0.15)}
+    assert row["mean"] == pytest.approx(0.175) and row["baseline"] == "dpo"
+
+
+def test_theory_preset_method_reads_its_own_yaml():
+    assert METHODS["spac_theory"].config_path.name == "spac_theory.yaml"
+    assert METHODS["spac"].config_path.name == "spac.yaml"

@@ -23,8 +23,8 @@ RECIPE_METHODS = {method.paper.key: method for method in METHODS.values() if met
 
 
 def method_of(config: Path) -> str:
-    """recipes/zephyr-7b/spac/config_full.yaml -> spac; recipes/default/dpo.yaml -> dpo."""
-    return config.parent.name if config.parent.name in RECIPE_METHODS else config.stem
+    """recipes/zephyr-7b/spac/config_full.yaml -> spac; default/dpo.yaml -> dpo; default/spac_theory.yaml -> spac."""
+    return config.parent.name if config.parent.name in RECIPE_METHODS else config.stem.removesuffix("_theory")
 
 
 RECIPE_CONFIGS = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate_configs" not in p.parts)
@@ -34,7 +34,7 @@ FULL_CONFIGS = sorted(RECIPES.glob("zephyr-7b/*/config_full.yaml"))
 def test_every_method_has_its_configs():
     assert {method_of(p) for p in FULL_CONFIGS} == set(RECIPE_METHODS) == {"spac", "dpo", "spin"}
     assert {method_of(p) for p in RECIPES.glob("zephyr-7b/*/config_qlora.yaml")} == set(RECIPE_METHODS)
-    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == set(RECIPE_METHODS)
+    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == set(RECIPE_METHODS) | {"spac_theory"}
     shared = {"self_play", "script_utils", "arguments", "compare", "console"}  # the scripts share these
     assert {p.stem for p in RECIPES.glob("*.py")} == set(RECIPE_METHODS) | shared
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import math
 import sys
 from pathlib import Path
@@ -178,3 +179,64 @@ def test_quick_run_writes_all_outputs(tmp_path):
     csv_lines = (tmp_path / "table.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(results["environments"]) * len(METHODS) * len(ns)
     assert (tmp_path / "suboptimality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_aggregated_objective_equals_the_per_example_mean():
+    """Merging repeated (x, y+, y-) triples changes nothing: the loss is the mean over the examples."""
+    from benchmarks.theory.methods import THEORY, aggregate
+
+    bandit, data = make_instances(BanditConfig(n_actions=4), [0, 1], 200)  # few actions: many repeated triples
+    groups = aggregate(data, 4)
+    assert groups.contexts.shape[-1] < 200
+    assert torch.allclose(groups.weights.sum(-1), torch.ones(2, dtype=torch.float64))
+    logp = torch.log_softmax(random_logits(bandit.rewards.shape, 5), -1)
+    ref_logp = torch.log_softmax(random_logits(bandit.rewards.shape, 6), -1)
+    logp_x, ref_x = rows(logp, data.contexts), rows(ref_logp, data.contexts)
+    lam = THEORY.lam * math.sqrt(200)
+    losses, _, _ = spac_loss(
+        pick(logp_x, data.chosen), pick(logp_x, data.rejected), logp_x,
+        pick(ref_x, data.chosen), pick(ref_x, data.rejected), ref_x, beta=THEORY.beta, lam=lam,
+    )  # fmt: skip
+    per_example = (ref_x.exp() * losses).sum(-1).mean(-1).sum()
+    assert float(spac_objective(THEORY)(logp, ref_logp, groups)) == pytest.approx(float(per_example), rel=1e-12)
+
+
+def test_bounded_critic_objective_is_the_linear_spac_loss_and_is_solved():
+    """Algorithm 1's critic objective is `spac_loss(smoothing="linear", beta=1)` with h = f, weighted by pi_t; the
+    solver reaches its minimiser (projected gradient 0) and no random feasible critic does better."""
+    from benchmarks.theory.methods import aggregate, critic_objective, critic_problem, solve_bounded_critic
+
+    bandit, data = make_instances(BanditConfig(n_actions=6), [0, 1], 120)
+    groups = aggregate(data, 6)
+    policy = torch.softmax(random_logits(bandit.rewards.shape, 7), -1)
+    linear = critic_problem(groups, bandit.rewards.shape, policy)
+    f = random_logits(bandit.rewards.shape, 8).clamp(-1, 1)
+    f_x, pi_x = rows(f, data.contexts), rows(policy, data.contexts)
+    zero = torch.zeros_like(f_x)
+    losses, _, _ = spac_loss(
+        pick(f_x, data.chosen), pick(f_x, data.rejected), f_x,
+        pick(zero, data.chosen), pick(zero, data.rejected), zero, beta=1.0, lam=2.5, smoothing="linear",
+    )  # fmt: skip
+    direct = (pi_x * losses).sum(-1).mean(-1)
+    torch.testing.assert_close(critic_objective(f, linear, groups, 2.5), direct)
+
+    solution, residual = solve_bounded_critic(linear, groups, bandit.rewards.shape, 2.5, 1.0)
+    assert residual < 1e-8 and solution.abs().max() <= 1.0
+    best = critic_objective(solution, linear, groups, 2.5)
+    for seed in range(20):
+        other = (2 * torch.rand(f.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1)
+        assert (critic_objective(other, linear, groups, 2.5) >= best - 1e-12).all()
+        nearby = (solution + 0.01 * (other - solution)).clamp(-1, 1)
+        assert (critic_objective(nearby, linear, groups, 2.5) >= best - 1e-12).all()
+
+
+def test_theory_settings_come_from_the_library_preset():
+    from benchmarks.theory.methods import METHOD_BY_NAME, THEORY
+    from spac_hf.presets import THEORY_PRESET
+
+    assert (THEORY.beta, THEORY.lam, THEORY.lam_scaling, THEORY.iteration_data, THEORY.iterations) == (
+        THEORY_PRESET["beta"], THEORY_PRESET["lam"], THEORY_PRESET["lam_scaling"], THEORY_PRESET["iteration_data"],
+        THEORY_PRESET["num_iterations"],
+    )  # fmt: skip
+    assert METHOD_BY_NAME["spac_theory_no_pessimism"].config == replace(THEORY, pessimism=False)
+    assert METHOD_BY_NAME["algorithm1"].output == "mixture"

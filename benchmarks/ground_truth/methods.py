@@ -26,14 +26,16 @@ class Method:
     """A method of `spac_hf.methods`, as this benchmark runs it."""
 
     record: LibraryMethod
+    preset: str = ""  # a named configuration of the method: recipes/default/<recipe>_<preset>.yaml
+    preset_label: str = ""
 
     @property
     def name(self) -> str:  # key in results.json and the folder name of its runs
-        return self.record.name
+        return f"{self.record.name}_{self.preset}" if self.preset else self.record.name
 
     @property
     def label(self) -> str:  # what the table and the plot call it
-        return self.record.label
+        return f"{self.record.label} ({self.preset_label})" if self.preset else self.record.label
 
     @property
     def recipe(self) -> str:  # `recipes/<recipe>.py` and `recipes/default/<recipe>.yaml`
@@ -50,12 +52,17 @@ class Method:
 
     @property
     def config_path(self) -> Path:
-        return DEFAULT_CONFIGS / f"{self.recipe}.yaml"
+        return DEFAULT_CONFIGS / (f"{self.recipe}_{self.preset}.yaml" if self.preset else f"{self.recipe}.yaml")
 
     def config_class(self):
         return self.record.config_class
 
 
 METHODS: dict[str, Method] = {name: Method(record) for name, record in LIBRARY_METHODS.items()}
+# SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n), T = 10 over all the pairs; spac_hf.presets).
+PRESETS = (Method(LIBRARY_METHODS["spac"], preset="theory", preset_label="theory preset"),)
+METHODS.update({method.name: method for method in PRESETS})
+# A preset's budget is its own (the theory preset makes 10 passes over the pairs): left out of the same-budget check.
+OWN_BUDGET = tuple(method.name for method in PRESETS)
 
 SFT_LABEL = "SFT (starting model)"

@@ -34,10 +34,17 @@ from spac_hf.hub import check_repo_id, push_folder  # noqa: E402
 from spac_hf.utils import atomic_write_json  # noqa: E402
 from recipes.script_utils import environment_info, torch_threads  # noqa: E402
 
-from benchmarks.ground_truth.methods import METHODS, REPO_ROOT  # noqa: E402
+from benchmarks.ground_truth.coverage import coverage_name, ensure_coverage_data  # noqa: E402
+from benchmarks.ground_truth.methods import METHODS, OWN_BUDGET, REPO_ROOT  # noqa: E402
 from benchmarks.ground_truth.report import write_report  # noqa: E402
 from benchmarks.ground_truth.runs import run_method  # noqa: E402
-from benchmarks.ground_truth.stats import gains_over_sft, method_cells, paired_differences, sft_by_seed  # noqa: E402
+from benchmarks.ground_truth.stats import (  # noqa: E402
+    final_paired_differences,
+    gains_over_sft,
+    method_cells,
+    paired_differences,
+    sft_by_seed,
+)
 
 
 QUICK = {
@@ -64,19 +71,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where the runs (models, generations) go (default outputs/ground_truth)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--quick", action="store_true", help=f"tiny run for the tests: {QUICK}")
+    parser.add_argument("--coverage", nargs=2, metavar=("GOOD_MASS", "RARE"), default=None,
+                        help="train on pairs from a behaviour policy with this mass on one good response per prompt "
+                        "and RARE rare responses (benchmarks/ground_truth/coverage.py) instead of the shipped pairs")
     parser.add_argument("--push-to-hub", metavar="DATASET_ID", default=None,
                         help="also upload the results dataset (`dataset/`) to this Hub dataset repo when done")
     args = parser.parse_args(own)
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)  # before any run, not after ten minutes
     suffix = "_quick" if args.quick else ""
+    if args.coverage:  # its own runs and results: never mixed with the shipped data's
+        good_mass, rare = float(args.coverage[0]), int(args.coverage[1])
+        args.coverage = {"good_mass": good_mass, "rare": rare}
+        suffix += "_" + coverage_name(good_mass, rare)
     args.seeds = args.seeds if args.seeds is not None else (QUICK["seeds"] if args.quick else 5)
     args.methods = args.methods or (QUICK["methods"] if args.quick else list(METHODS))
     args.methods = [m for m in METHODS if m in args.methods]  # a fixed order: the table and the plot follow it
-    default_out = "outputs/ground_truth_quick/report" if args.quick else "results/ground_truth"
+    default_out = "outputs/ground_truth_quick/report" if args.quick else f"results/ground_truth{suffix}"
     args.out = args.out or REPO_ROOT / default_out
     args.work_dir = args.work_dir or REPO_ROOT / f"outputs/ground_truth{suffix}"
     args.overrides = (QUICK["overrides"] if args.quick else []) + overrides
+    if args.coverage:
+        data = ensure_coverage_data(args.work_dir, args.coverage["good_mass"], args.coverage["rare"])
+        args.overrides = ["--dataset_name", str(data), *args.overrides]
     args.argv = argv
     return args
 
@@ -111,6 +128,7 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict], int]:
 def budget_check(records: list[dict]) -> dict:
     """Each same-budget setting's values across all runs (one value each when the claim holds), and the optimizer steps
     and pairs seen at each method's last iterate."""
+    records = [r for r in records if r["method"] not in OWN_BUDGET]
     values = {key: sorted({str(r["settings"].get(key)) for r in records}) for key in SAME_BUDGET_KEYS}
     final = {}
     for record in records:
@@ -140,13 +158,16 @@ def main(argv: list[str] | None = None) -> dict:
     with torch_threads(args.threads):
         records, reused = run_all(args)
     cells = method_cells(records)
-    baselines = [m for m in args.methods if m != "spac"]
+    baselines = [m for m in args.methods if m not in ("spac", *OWN_BUDGET)]
     sft = sft_by_seed(records)
     summary = {
         "seeds": list(range(args.seeds)),
         "sft": sft,
         "cells": cells,
         "paired": paired_differences(cells, "spac", baselines) if "spac" in args.methods else [],
+        "paired_final": [row for subject in ("spac", "spac_theory")
+                         for row in final_paired_differences(records, subject, [m for m in args.methods
+                                                                               if m not in ("spac", "spac_theory")])],
         "gains_over_sft": gains_over_sft(cells, sft),
     }
     check = budget_check(records)
@@ -159,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {
             "seeds": summary["seeds"],
             "methods": args.methods,
+            "coverage": args.coverage,
             "overrides": args.overrides,
             "base_model": first["model_name_or_path"],
             "true_reward_task": first["true_reward_task"],

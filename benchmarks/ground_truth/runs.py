@@ -74,7 +74,7 @@ def _budget_settings(script_args, training_args, model_args) -> dict:
         "true_reward_samples": script_args.true_reward_samples,
         "max_train_samples": script_args.max_train_samples,
     }
-    for name in ("lam", "real_response", "smoothing", "use_pessimism"):  # SPACConfig only
+    for name in ("lam", "lam_scaling", "pessimism_weight", "real_response", "smoothing", "use_pessimism"):  # SPAC only
         if hasattr(training_args, name):
             settings[name] = getattr(training_args, name)
     return settings

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from benchmarks.theory.stats import mean_ci95  # the Student-t interval, shared with the theory benchmark
 
 
-__all__ = ["mean_ci95", "sft_by_seed", "method_cells", "paired_differences", "gains_over_sft"]
+__all__ = [
+    "mean_ci95", "sft_by_seed", "method_cells", "paired_differences", "final_paired_differences", "gains_over_sft",
+]  # fmt: skip
 
 
 def _with_ci(values: Sequence[float]) -> dict:
@@ -73,6 +75,24 @@ def paired_differences(cells: Sequence[dict], subject: str, baselines: Sequence[
             differences = {seed: cell["values"][seed] - other["values"][seed] for seed in seeds}
             rows.append({"subject": subject, "baseline": baseline, "examples_seen": examples,
                          "differences": differences, **_with_ci(list(differences.values()))})
+    return rows
+
+
+def final_paired_differences(runs: Iterable[dict], subject: str, baselines: Sequence[str]) -> list[dict]:
+    """`subject`'s last iterate minus each baseline's last iterate, seed by seed: the output of each method's own
+    budget (used where the budgets differ, e.g. the theory preset's 10 passes)."""
+    final: dict[str, dict[str, float]] = {}
+    for run in runs:
+        final.setdefault(run["method"], {})[str(run["seed"])] = run["iterations"][-1]["true_reward"]
+    rows = []
+    for baseline in baselines:
+        if subject not in final or baseline not in final or baseline == subject:
+            continue
+        seeds = sorted(set(final[subject]) & set(final[baseline]), key=int)
+        differences = {seed: final[subject][seed] - final[baseline][seed] for seed in seeds}
+        if differences:
+            rows.append({"subject": subject, "baseline": baseline, "differences": differences,
+                         **_with_ci(list(differences.values()))})  # fmt: skip
     return rows
 
 

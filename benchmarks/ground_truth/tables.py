@@ -86,6 +86,17 @@ def paired_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def final_paired_table(summary: dict) -> str:
+    """Last iterate against last iterate, each method at its own budget (theory issue: the theory preset)."""
+    lines = [_row(["comparison (last iterates)", "mean difference ± 95% CI", "per seed"]), "|---" * 3 + "|"]
+    for row in summary.get("paired_final", []):
+        comparison = f"{METHODS[row['subject']].label} − {METHODS[row['baseline']].label}"
+        ci = f" ± {row['ci95']:.3f}" if finite(row.get("ci95")) else " (1 seed)"
+        per_seed = ", ".join(f"{v:+.3f}" for v in row["differences"].values())
+        lines.append(_row([comparison, f"{row['mean']:+.3f}{ci}", per_seed]))
+    return "\n".join(lines)
+
+
 def gains_table(summary: dict) -> str:
     """Each method's iterates minus the SFT model, paired by seed, one column per budget point."""
     points = [p for p in budget_points(summary) if p > 0]
@@ -126,6 +137,8 @@ def table_markdown(results: dict) -> str:
         "",
         paired_table(summary),
         "",
+        *(["## Last iterates, each method at its own budget (paired by seed)", "", final_paired_table(summary), ""]
+          if summary.get("paired_final") else []),
         "## Gain over the SFT model (paired by seed)",
         "",
         gains_table(summary),

@@ -26,7 +26,13 @@ class BanditConfig:
     n_actions: int = 10
     good_mass: float = 0.5  # mu(g(x)|x): the coverage of the good policy is 1 / good_mass
     good_reward: float = 3.0  # r*(x, g(x))
-    reward_max: float = 4.0  # the other actions' rewards are Uniform(0, reward_max)
+    reward_max: float = 4.0  # the other actions' rewards are Uniform(reward_min, reward_max)
+    reward_min: float = 0.0
+
+    @property
+    def reward_range(self) -> float:
+        """max - min of the possible rewards: a reward class [-range/2, range/2] holds r* up to a shift."""
+        return max(self.good_reward, self.reward_max) - min(self.good_reward, self.reward_min)
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,8 @@ class PreferenceData:
 def make_bandit(config: BanditConfig, generator: torch.Generator) -> Bandit:
     X, A = config.n_contexts, config.n_actions
     good = torch.randint(A, (X,), generator=generator)
-    rewards = torch.rand(X, A, generator=generator, dtype=torch.float64) * config.reward_max
+    span = config.reward_max - config.reward_min
+    rewards = torch.rand(X, A, generator=generator, dtype=torch.float64) * span + config.reward_min
     rewards[torch.arange(X), good] = config.good_reward
     behaviour = torch.full((X, A), (1.0 - config.good_mass) / (A - 1), dtype=torch.float64)
     behaviour[torch.arange(X), good] = config.good_mass

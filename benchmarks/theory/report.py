@@ -58,7 +58,8 @@ def table_markdown(results: dict) -> str:
         "# Theory benchmark: suboptimality against the best covered policy",
         "",
         f"Mean ± half-width of the 95% t-interval over {n_seeds} seeds; lower is better; 0 = the best policy with "
-        "concentrability <= C; negative = better than it. Output of each method: its last iterate.",
+        "concentrability <= C; negative = better than it. Output of each method: its last iterate, or the uniform "
+        "mixture of its iterates where the label says so (Algorithm 1 always).",
     ]
     for environment in results["environments"]:
         coverage = environment["coverage"]
@@ -71,11 +72,39 @@ def table_markdown(results: dict) -> str:
             "",
             markdown_table(environment),
             "",
-            "SPAC minus each baseline, paired by seed (negative: SPAC better):",
+            "Paired differences a - b by seed (same bandit, same data; negative: a better):",
             "",
             paired_table(environment),
         ]
+    if results.get("budget_sweep"):
+        parts += ["", budget_markdown(results["budget_sweep"])]
     return "\n".join(parts) + "\n"
+
+
+def budget_markdown(budget: dict) -> str:
+    """Suboptimality and the paired difference against DPO, by optimizer steps per iteration."""
+    lines = [
+        f"## Optimisation budget ({budget['environment']}): optimizer steps per iteration",
+        "",
+        "One-shot DPO gets T = 3 times the steps of one iteration (the paper settings' T).",
+        "",
+        "| method | n | " + " | ".join(f"{s} steps" for s in budget["steps"]) + " |",
+        "|" + "---|" * (len(budget["steps"]) + 2),
+    ]
+    for n in budget["ns"]:
+        for method in budget["methods"]:
+            cells = {r["steps"]: r for r in budget["rows"] if r["n"] == n and r["method"] == method}
+            label = next(iter(cells.values()))["label"]
+            lines.append(f"| {label} | {n} | " + " | ".join(
+                _cell(cells[s]["mean"], cells[s]["ci95"]) for s in budget["steps"]) + " |")
+    lines += ["", "| paired difference | n | " + " | ".join(f"{s} steps" for s in budget["steps"]) + " |",
+              "|" + "---|" * (len(budget["steps"]) + 2)]
+    for n in budget["ns"]:
+        for comparison in dict.fromkeys(r["comparison"] for r in budget["paired"]):
+            cells = {r["steps"]: r for r in budget["paired"] if r["n"] == n and r["comparison"] == comparison}
+            lines.append(f"| {comparison} | {n} | " + " | ".join(
+                _cell(cells[s]["mean"], cells[s]["ci95"]) for s in budget["steps"]) + " |")
+    return "\n".join(lines)
 
 
 def table_csv(results: dict) -> str:
@@ -93,8 +122,12 @@ def table_csv(results: dict) -> str:
 
 def plot_suboptimality(results: dict):
     environments = results["environments"]
-    fig, axes = plt.subplots(1, len(environments), figsize=(6.2 * len(environments), 4.6), squeeze=False)
-    for ax, environment in zip(axes[0], environments):
+    columns = min(2, len(environments))
+    lines = (len(environments) + columns - 1) // columns
+    fig, axes = plt.subplots(lines, columns, figsize=(7.0 * columns, 5.0 * lines), squeeze=False)
+    for ax in axes.flat[len(environments) :]:
+        ax.set_visible(False)
+    for ax, environment in zip(axes.flat, environments):
         methods = dict.fromkeys(row["method"] for row in environment["rows"])
         for method in methods:
             rows = sorted((r for r in environment["rows"] if r["method"] == method), key=lambda r: r["n"])
@@ -102,7 +135,8 @@ def plot_suboptimality(results: dict):
             mean = [r["mean"] for r in rows]
             lo = [r["mean"] - r["ci95"] for r in rows]
             hi = [r["mean"] + r["ci95"] for r in rows]
-            (line,) = ax.plot(ns, mean, marker="o", label=rows[0]["label"])
+            style = "-" if method.startswith(("spac_theory", "algorithm1")) else "--"
+            (line,) = ax.plot(ns, mean, marker="o", ls=style, label=rows[0]["label"])
             ax.fill_between(ns, lo, hi, color=line.get_color(), alpha=0.18)
         references = environment["references"]
         ax.axhline(references["behaviour"]["mean"], color="grey", ls="--", lw=1, label="behaviour policy mu")
@@ -114,7 +148,7 @@ def plot_suboptimality(results: dict):
         ax.set_ylabel("suboptimality  J(best covered) - J(learned)")
         ax.set_title(f"{environment['name']} (C = {environment['coverage']['constructed']:g})")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="best")
+    axes[0][0].legend(fontsize=7, loc="best")
     n_seeds = len(results["settings"]["seeds"])
     fig.suptitle(f"Contextual bandit, exact expectations: mean and 95% CI over {n_seeds} seeds", fontsize=11)
     fig.tight_layout()

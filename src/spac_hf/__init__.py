@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 # Public name -> module. Imported on first use, so `from spac_hf.losses import spac_loss` does not pay for TRL.
 _EXPORTS = {
     "spac_loss": "losses",
+    "LogProbs": "losses",
+    "IterateMixture": "mixture",
     "SPACConfig": "config",
     "SelfPlayConfig": "config",
     "SPACTrainer": "trainer",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from trl import DPOConfig
 
-from .losses import REAL_RESPONSES, SMOOTHINGS, check_spac_options
+from .losses import LAM_SCALINGS, REAL_RESPONSES, SMOOTHINGS, check_spac_options, scaled_lam
 
 
 GENERATION_BACKENDS = ("hf", "vllm")
@@ -163,11 +163,22 @@ class SPACConfig(SelfPlayConfig):
         sigmoid smoothing: -log sigmoid(h(y') - h(y_gen)) + lam * -log sigmoid(h(y+) - h(y-))
         linear form:       h(y_gen) - h(y')               + lam * -log sigmoid(h(y+) - h(y-))
 
+    Presets: the defaults are the paper's practical settings; `recipes/<setup>/spac_theory.yaml` selects the settings
+    the theory asks for (`spac_hf.presets.THEORY_PRESET`: beta 1, lam 0.1 with `lam_scaling="sqrt_n"`, T = 10
+    iterations over all the data; docs/algorithm.md says when to use which).
+
     Parameters:
         > Parameters that control the SPAC loss
 
         lam (`float`, *optional*, defaults to `1.0`):
             lambda, the weight of the Bradley-Terry preference term against the pessimism term. The paper uses 1.
+        lam_scaling (`str`, *optional*, defaults to `"constant"`):
+            How lambda depends on the data: `"constant"` uses `lam` as is; `"sqrt_n"` uses `lam * sqrt(n)`, n the
+            number of preference pairs the iteration trains on (the theory's lambda grows like sqrt(n)). The value
+            used is logged as `spac/lam` and recorded with each iterate.
+        pessimism_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the pessimism term. Sources differ on which term lambda weights; (`pessimism_weight=w`,
+            `lam=1`) is w times the loss of (`pessimism_weight=1`, `lam=1/w`): the same objectives up to their scale.
         real_response (`str`, *optional*, defaults to `"average"`):
             Which data response plays y' ~ mu in the pessimism term: `"chosen"`, `"rejected"`, or `"average"`
             (h(y') is the mean of both, the expectation under mu).
@@ -186,6 +197,21 @@ class SPACConfig(SelfPlayConfig):
         metadata={
             "help": "lambda, the weight of the Bradley-Terry preference term against the pessimism term. The paper "
             "uses 1."
+        },
+    )
+    lam_scaling: str = field(
+        default="constant",
+        metadata={
+            "help": "How lambda depends on the data: `constant` uses `lam` as is; `sqrt_n` uses lam * sqrt(n), n the "
+            "number of preference pairs the iteration trains on (the theory's lambda grows like sqrt(n)).",
+            "choices": list(LAM_SCALINGS),
+        },
+    )
+    pessimism_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the pessimism term. (pessimism_weight=w, lam=1) is w times the loss of "
+            "(pessimism_weight=1, lam=1/w): weighting either term gives the same family of objectives."
         },
     )
     real_response: str = field(
@@ -222,7 +248,12 @@ class SPACConfig(SelfPlayConfig):
         # The loss names this option `real`; the user wrote `real_response`, so the error must say that.
         if self.real_response not in REAL_RESPONSES:
             raise ValueError(f"`real_response` must be one of {REAL_RESPONSES}, got {self.real_response!r}.")
-        check_spac_options(lam=self.lam, real=self.real_response, smoothing=self.smoothing, beta=self.beta)
+        check_spac_options(
+            lam=self.lam, real=self.real_response, smoothing=self.smoothing, beta=self.beta,
+            pessimism_weight=self.pessimism_weight,
+        )  # fmt: skip
+        if self.lam_scaling not in LAM_SCALINGS:
+            raise ValueError(f"`lam_scaling` must be one of {LAM_SCALINGS}, got {self.lam_scaling!r}.")
         # The DPO options below change the loss or the log-probs in ways the SPAC loss does not define.
         loss_type = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
         if loss_type != ["sigmoid"] or self.loss_weights not in (None, [1.0]):
@@ -244,3 +275,8 @@ class SPACConfig(SelfPlayConfig):
                     f"and the loss is SPAC's); leave it at {default!r}."
                 )
         super().__post_init__()
+
+    def effective_lam(self, num_pairs: int | None) -> float:
+        """The lambda the loss uses when an iteration trains on `num_pairs` preference pairs: `lam`, or
+        `lam * sqrt(num_pairs)` with `lam_scaling="sqrt_n"` (`spac_hf.losses.scaled_lam`)."""
+        return scaled_lam(self.lam, self.lam_scaling, num_pairs)

@@ -155,6 +155,8 @@ class _SelfPlayRun:
             "train_metrics": metrics,
             "log_history": trainer.state.log_history,
         }
+        if hasattr(trainer, "loss_settings"):  # the lambda the loss used, e.g. lam * sqrt(n) with lam_scaling=sqrt_n
+            record["loss"] = trainer.loss_settings
         self.outputs.publish_iterate(t, record)
 
     def run(self) -> SelfPlayResult:

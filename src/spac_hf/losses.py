@@ -14,20 +14,52 @@ in every difference below.
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
 
 REAL_RESPONSES = ("average", "chosen", "rejected")
 SMOOTHINGS = ("sigmoid", "linear")
+LAM_SCALINGS = ("constant", "sqrt_n")
 
 
-def check_spac_options(*, lam: float, real: str, smoothing: str, beta: float | None = None) -> None:
+class LogProbs(NamedTuple):
+    """Summed response log-probabilities of one model, one value per example: the loss's typed input.
+
+    `generated` is the self-play response y ~ pi_t; it may be `None` when the pessimism term is off. Any shapes that
+    broadcast together work (the tabular benchmark passes an [n, A] table of every action as `generated`).
+    """
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    generated: torch.Tensor | None = None
+
+
+def scaled_lam(lam: float, scaling: str, num_pairs: int | None) -> float:
+    """The lambda the loss uses: `lam` itself (`"constant"`) or `lam * sqrt(n)` (`"sqrt_n"`), n the number of
+    preference pairs the iteration trains on. The theory asks lambda to grow like sqrt(n) (docs/algorithm.md)."""
+    if scaling == "constant":
+        return float(lam)
+    if scaling == "sqrt_n":
+        if num_pairs is None or not num_pairs >= 1:
+            raise ValueError(f"`lam_scaling='sqrt_n'` needs the number of preference pairs n >= 1, got {num_pairs}.")
+        return float(lam) * math.sqrt(num_pairs)
+    raise ValueError(f"`lam_scaling` must be one of {LAM_SCALINGS}, got {scaling!r}.")
+
+
+def check_spac_options(
+    *, lam: float, real: str, smoothing: str, beta: float | None = None, pessimism_weight: float = 1.0
+) -> None:
     """Raise a `ValueError` naming the option if any SPAC hyperparameter is out of its domain."""
     if beta is not None and not beta > 0:
         raise ValueError(f"`beta` must be > 0, got {beta}.")
     if not lam >= 0:  # also rejects NaN
         raise ValueError(f"`lam` (the weight of the preference term, lambda) must be >= 0, got {lam}.")
+    if not (pessimism_weight >= 0 and math.isfinite(pessimism_weight)):
+        raise ValueError(f"`pessimism_weight` (the weight of the pessimism term) must be >= 0, got {pessimism_weight}.")
     if real not in REAL_RESPONSES:
         raise ValueError(f"`real` must be one of {REAL_RESPONSES}, got {real!r}.")
     if smoothing not in SMOOTHINGS:
@@ -64,47 +96,58 @@ def preference_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor
 
 
 def spac_loss(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    policy_generated_logps: torch.Tensor | None,
-    ref_chosen_logps: torch.Tensor,
-    ref_rejected_logps: torch.Tensor,
-    ref_generated_logps: torch.Tensor | None,
-    *,
+    policy: LogProbs | torch.Tensor,
+    ref: LogProbs | torch.Tensor,
+    *legacy: torch.Tensor | None,
     beta: float = 0.1,
     lam: float = 1.0,
     real: str = "average",
     smoothing: str = "sigmoid",
     pessimism: bool = True,
+    pessimism_weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-example SPAC loss (Algorithm 2 of arXiv 2406.04274, as derived in docs/algorithm.md).
 
-        loss = pessimism(h(y'), h(y_gen)) + lam * (-log sigmoid(h(y+) - h(y-)))
+        loss = pessimism_weight * pessimism(h(y'), h(y_gen)) + lam * (-log sigmoid(h(y+) - h(y-)))
 
     Args:
-        policy_*_logps: summed log-probs of the chosen (y+), rejected (y-) and self-play generated (y_gen ~ pi_t)
-            responses under the policy being trained, shape [batch].
-        ref_*_logps: the same under the reference pi_t (the iterate the iteration started from), shape [batch].
-            They carry no gradient.
+        policy: `LogProbs(chosen, rejected, generated)`, the summed log-probs of the chosen (y+), rejected (y-) and
+            self-play generated (y_gen ~ pi_t) responses under the policy being trained, shape [batch].
+        ref: the same under the reference pi_t (the iterate the iteration started from). They carry no gradient.
+        legacy: the older positional form `spac_loss(policy_chosen, policy_rejected, policy_generated, ref_chosen,
+            ref_rejected, ref_generated, ...)` is still accepted: six tensors instead of two `LogProbs`.
         beta: 1 / eta, the inverse mirror-descent step; the KL strength, as in DPO.
-        lam: weight of the preference (Bradley-Terry) term, lambda; 0 leaves only the pessimism term.
+        lam: weight of the preference (Bradley-Terry) term, lambda, as the loss uses it (already scaled: see
+            `scaled_lam`); 0 leaves only the pessimism term.
         real: which data response plays y' ~ mu: `"chosen"`, `"rejected"` or `"average"` (h(y') is the mean of both).
         smoothing: `"sigmoid"` (default, -log sigmoid(h(y') - h(y_gen))) or `"linear"` (h(y_gen) - h(y')).
         pessimism: `False` drops the pessimism term (an ablation; the loss is then lam times DPO's loss); the
             generated log-probs may then be `None`.
+        pessimism_weight: weight of the pessimism term. (w, lam) gives w times the loss of (1, lam / w): weighting
+            the pessimism term by 1/lam instead of the preference term by lam is the same family of objectives.
 
     Returns:
         `(losses, pessimism_losses, preference_losses)`, each of shape [batch], with
-        `losses == pessimism_losses + lam * preference_losses` (`pessimism_losses` is zeros when `pessimism=False`).
+        `losses == pessimism_weight * pessimism_losses + lam * preference_losses` (the two terms are returned
+        unweighted; `pessimism_losses` is zeros when `pessimism=False`).
     """
-    check_spac_options(lam=lam, real=real, smoothing=smoothing, beta=beta)
-    chosen_rewards = beta * (policy_chosen_logps - ref_chosen_logps.detach())
-    rejected_rewards = beta * (policy_rejected_logps - ref_rejected_logps.detach())
+    if legacy:
+        if len(legacy) != 4:
+            raise TypeError(
+                "spac_loss takes `(policy: LogProbs, ref: LogProbs)` or the six log-prob tensors (policy chosen, "
+                f"rejected, generated, then the reference's), got {2 + len(legacy)} positional arguments."
+            )
+        policy, ref = LogProbs(policy, ref, legacy[0]), LogProbs(*legacy[1:])
+    check_spac_options(lam=lam, real=real, smoothing=smoothing, beta=beta, pessimism_weight=pessimism_weight)
+    chosen_rewards = beta * (policy.chosen - ref.chosen.detach())
+    rejected_rewards = beta * (policy.rejected - ref.rejected.detach())
     preference_losses = preference_loss(chosen_rewards, rejected_rewards)
     if pessimism:
-        generated_rewards = beta * (policy_generated_logps - ref_generated_logps.detach())
+        if policy.generated is None or ref.generated is None:
+            raise ValueError("The pessimism term needs the generated response's log-probs (`LogProbs.generated`).")
+        generated_rewards = beta * (policy.generated - ref.generated.detach())
         real_rewards = real_response_reward(chosen_rewards, rejected_rewards, real)
         pessimism_losses = pessimism_loss(real_rewards, generated_rewards, smoothing)
     else:
         pessimism_losses = torch.zeros_like(preference_losses)
-    return pessimism_losses + lam * preference_losses, pessimism_losses, preference_losses
+    return pessimism_weight * pessimism_losses + lam * preference_losses, pessimism_losses, preference_losses

@@ -101,7 +101,7 @@ _SHARED_HYPERPARAMETERS = (
     "gradient_accumulation_steps", "max_length", "seed",
 )  # fmt: skip
 _GENERATION_HYPERPARAMETERS = ("max_new_tokens", "temperature", "top_p", "history_iterations")
-_SPAC_HYPERPARAMETERS = ("lam", "real_response", "smoothing", "use_pessimism")
+_SPAC_HYPERPARAMETERS = ("lam", "lam_scaling", "pessimism_weight", "real_response", "smoothing", "use_pessimism")
 
 
 def _generated_as_rejected(data: Any) -> Any:

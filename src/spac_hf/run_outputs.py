@@ -72,6 +72,9 @@ class RunOutputs:
 
     def write_card(self, folder: Path, t: int, eval_results: list[dict] | None = None) -> None:
         hyperparameters = {k: getattr(self.args, k) for k in self.method.card_hyperparameters if hasattr(self.args, k)}
+        loss = read_json(folder / ITERATE_FILE, {}).get("loss") or {}
+        if "effective_lam" in loss:  # lambda as the loss used it for this iterate (lam * sqrt(n) with sqrt_n)
+            hyperparameters["effective_lam"] = loss["effective_lam"]
         # Where a reader finds the model: its Hub repo when the run pushes, else the iterate's own folder.
         where = self.hub_repo(f"iter{t}") if self.args.push_to_hub else str(self.folder.iterate(t).resolve())
         samples = paired_samples(self.evaluation(0), self.evaluation(t)) if eval_results else None

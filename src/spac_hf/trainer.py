@@ -36,7 +36,7 @@ from .data import (
     with_explicit_prompt,
 )
 from .generation import add_self_play_column
-from .losses import real_response_reward, spac_loss
+from .losses import LogProbs, real_response_reward, spac_loss
 from .methods import METHODS
 
 
@@ -157,6 +157,14 @@ class SPACTrainer(DPOTrainer):
                 require_map_style(dataset, name, "self-play generation (or a `generated` column)")
         if args.generation_backend == "vllm" and not isinstance(model, str):
             raise ValueError("generation_backend='vllm' loads pi_t from disk: pass `model` as a path.")
+        # lambda as the loss uses it: `lam`, or lam * sqrt(n) for the n pairs this trainer trains on (theory issue).
+        self.lam_num_pairs = len(train_dataset) if isinstance(train_dataset, Dataset) else None
+        if args.lam_scaling != "constant" and self.lam_num_pairs is None:
+            raise ValueError(
+                f"train_dataset: `lam_scaling={args.lam_scaling!r}` needs the number of preference pairs; pass a "
+                "map-style `Dataset` (not streamed) or use `lam_scaling='constant'`."
+            )
+        self.lam = args.effective_lam(self.lam_num_pairs)
         self._conversational = formats["train_dataset"] == "conversational"
         self._model_path = model if isinstance(model, str) else None
         self.responses = RESPONSES if args.use_pessimism else RESPONSES[:2]
@@ -205,6 +213,18 @@ class SPACTrainer(DPOTrainer):
             repo_id=self.hub_model_id,
             extra_tags=[tags] if isinstance(tags, str) else tags,
         )
+
+    @property
+    def loss_settings(self) -> dict:
+        """The loss's weights as this trainer uses them; the loop records them with each iterate."""
+        args = self.args
+        return {
+            "lam": args.lam,
+            "lam_scaling": args.lam_scaling,
+            "lam_num_pairs": self.lam_num_pairs,
+            "effective_lam": self.lam,
+            "pessimism_weight": args.pessimism_weight,
+        }
 
     def _spac_collator(self) -> DataCollatorForSPAC:
         return DataCollatorForSPAC(
@@ -375,10 +395,10 @@ class SPACTrainer(DPOTrainer):
 
         args = self.args
         losses, pessimism_losses, preference_losses = spac_loss(
-            policy["chosen"], policy["rejected"], policy.get("generated"),
-            ref["chosen"], ref["rejected"], ref.get("generated"),
-            beta=self.beta, lam=args.lam, real=args.real_response, smoothing=args.smoothing,
-            pessimism=args.use_pessimism,
+            LogProbs(policy["chosen"], policy["rejected"], policy.get("generated")),
+            LogProbs(ref["chosen"], ref["rejected"], ref.get("generated")),
+            beta=self.beta, lam=self.lam, real=args.real_response, smoothing=args.smoothing,
+            pessimism=args.use_pessimism, pessimism_weight=args.pessimism_weight,
         )
         loss = losses.mean()
         if self.aux_loss_enabled:
@@ -387,6 +407,7 @@ class SPACTrainer(DPOTrainer):
 
         with torch.no_grad():
             self._log_metrics(mode, inputs, outputs, policy, ref, pessimism_losses, preference_losses)
+        self._metrics[mode]["spac/lam"].append(self.lam)  # the lambda the loss used (lam * sqrt(n) with sqrt_n)
 
         if return_outputs:  # deprecated by TRL (logits for compute_metrics need an extra forward)
             outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])

@@ -15,7 +15,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from conftest import CPU_TRAINING, preference_rows, sentence
+from helpers import CPU_TRAINING, preference_rows, sentence
 from spac_hf import SPACConfig, SPACTrainer, run_self_play
 from spac_hf.generation import generate_responses
 from test_trainer import perturb, rows_with_generated

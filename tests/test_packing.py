@@ -11,13 +11,12 @@ import warnings
 
 import pytest
 import torch
+from conftest import CPU_TRAINING, WORDS, build_tokenizer, sentence
 from datasets import Dataset
 
-from conftest import CPU_TRAINING, WORDS, build_tokenizer, sentence
 from spac_hf import SPACConfig, SPACTrainer
 from spac_hf.packing import allowed_attention, pack_examples
 from spac_hf.trainer import DataCollatorForSPAC
-
 
 LAYOUTS = [(True, False), (False, True), (True, True)]  # (share_prompt, padding_free); padded is (False, False)
 
@@ -52,9 +51,9 @@ def tiny_model(architecture, tok, implementation, seed=0):
     import transformers
 
     torch.manual_seed(seed)
-    common = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, max_position_embeddings=256, pad_token_id=tok.pad_token_id,
-                  eos_token_id=tok.eos_token_id, bos_token_id=None)
+    common = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                  "num_attention_heads": 4, "max_position_embeddings": 256, "pad_token_id": tok.pad_token_id,
+                  "eos_token_id": tok.eos_token_id, "bos_token_id": None}
     if architecture == "llama":
         config = transformers.LlamaConfig(num_key_value_heads=2, tie_word_embeddings=True, **common)
     elif architecture == "qwen2":

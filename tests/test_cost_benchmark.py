@@ -87,19 +87,19 @@ def test_every_number_is_finite_and_the_structure_complete(quick):
     assert all(seconds >= 0 for seconds in share["seconds"].values())
 
 
-def test_spac_and_dpo_steps_see_the_same_batch_with_three_halves_the_rows(quick):
+def test_spac_and_dpo_steps_see_the_expected_batches(quick):
+    """DPO: [2 * batch, P + R]; SPAC (prompt shared, its default): [batch, P - 1 + 3 (R + 1)]."""
     _, results = quick
     step = results["settings"]["step"]
-    length = step["prompt_tokens"] + step["response_tokens"]
+    prompt, response, batch = step["prompt_tokens"], step["response_tokens"], step["batch_size"]
     for entry in results["sizes"]:
         shapes = entry["batch_shapes"]
-        for variant in VARIANTS:  # every timed batch of a trainer has one shape: the lengths are fixed
-            assert shapes[variant] == [[SEQUENCES_PER_EXAMPLE[variant] * step["batch_size"], length]]
-        (dpo_rows, dpo_length), = shapes["dpo"]
-        (spac_rows, spac_length), = shapes["spac"]
-        assert spac_length == dpo_length and 2 * spac_rows == 3 * dpo_rows
-        # The activations autograd keeps for backward grow with the sequences: a structural check, not a timing.
-        assert entry["memory"]["ratios"]["spac"]["saved"] == pytest.approx(1.5, abs=0.15)
+        assert shapes["dpo"] == [[SEQUENCES_PER_EXAMPLE["dpo"] * batch, prompt + response]]
+        for variant in ("spac", "spac_ref_forward"):  # every timed batch has one shape: the lengths are fixed
+            assert shapes[variant] == [[batch, prompt - 1 + 3 * (response + 1)]]
+        # The activations autograd keeps for backward grow with the tokens: a structural check, not a timing.
+        tokens = (prompt - 1 + 3 * (response + 1)) / (2 * (prompt + response))
+        assert entry["memory"]["ratios"]["spac"]["saved"] == pytest.approx(tokens, abs=0.15)
 
 
 def test_tables_list_every_size(quick):
@@ -173,3 +173,61 @@ def test_the_array_collator_builds_the_reference_batch(seed):
     for key in expected:
         assert batch[key].dtype == expected[key].dtype, key
         torch.testing.assert_close(batch[key], expected[key], rtol=0, atol=0, msg=key)
+
+
+# ---------------------------------------------------------------------- the shared-prompt comparison
+
+from benchmarks.cost import shared_prompt  # noqa: E402
+from benchmarks.cost.models import flop_floor, ultrafeedback_like_lengths  # noqa: E402
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "cost"
+COST_README = (Path(__file__).resolve().parents[1] / "benchmarks" / "cost" / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def shared_quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shared")
+    previous = torch.get_num_threads()
+    try:
+        return shared_prompt.main(["--quick", "--out", str(out)])
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_shared_prompt_quick_run_is_complete(shared_quick):
+    bad = [(path, x) for path, x in _numbers(shared_quick) if not math.isfinite(x)]
+    assert not bad, bad
+    (entry,) = shared_quick["entries"]
+    assert entry["layouts"]["spac"] == [True, False] and entry["layouts"]["spac_unshared"] == [False, False]
+    assert entry["layouts"]["spac_padding_free"] == [True, True]
+    assert set(entry["time"]["ratios"]) == set(shared_prompt.COMPARISONS)
+    assert entry["flop_floor"] == pytest.approx(flop_floor(entry["lengths"]))
+    # The shared layout holds fewer tokens than the unshared one, and padding-free fewer still (no padding at all).
+    tokens = entry["batch_tokens_with_padding"]
+    assert tokens["spac_padding_free"] < tokens["spac"] < tokens["spac_unshared"]
+    lengths = entry["lengths"]  # one round is one pass over the rows: padding-free holds exactly their tokens
+    assert tokens["spac_padding_free"] == sum(c["prompt"] - 1 + sum(c[r] + 1 for r in ("chosen", "rejected",
+                                                                                     "generated")) for c in lengths)
+    assert entry["memory"]["ratios"]["spac/dpo"]["peak_bytes"] > 0
+
+
+def test_ultrafeedback_like_lengths_have_the_stated_prompt_share():
+    lengths = ultrafeedback_like_lengths(2000, seed=0)
+    prompt = sum(c["prompt"] for c in lengths)
+    response = sum(c["chosen"] + c["rejected"] for c in lengths) / 2
+    assert 0.25 <= prompt / (prompt + response) <= 1 / 3 + 0.02  # "prompts about a quarter to a third of the tokens"
+    assert len({c["chosen"] for c in lengths}) > 50  # responses of varying length
+
+
+@pytest.mark.parametrize("name", ["shared_prompt", "generation"])
+def test_the_readme_tables_are_the_committed_results(name):
+    """Every line of the committed table.md (rendered from results.json) is in the README, and re-renders equal."""
+    folder = COMMITTED / name
+    results = json.loads((folder / "results.json").read_text())
+    module = shared_prompt if name == "shared_prompt" else __import__(
+        "benchmarks.cost.self_play_generation", fromlist=["render"])
+    table = (folder / "table.md").read_text()
+    assert module.render(results) == table
+    for line in table.splitlines():
+        if line.startswith("| ") or line.startswith("- "):
+            assert line in COST_README, line

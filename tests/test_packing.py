@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import CPU_TRAINING, WORDS, build_tokenizer, sentence
 from datasets import Dataset
+from transformers import AutoModelForCausalLM
 
 from spac_hf import SPACConfig, SPACTrainer
 from spac_hf.packing import allowed_attention, pack_examples
@@ -261,3 +262,23 @@ def test_packed_forward_equals_padded_on_cuda(architecture, implementation, tok,
         logps, grads = logps_and_grads(trainer, to_cuda(collate(trainer, examples, share, free)))
         assert_logps_close(logps.cpu(), expected_logps.cpu())
         torch.testing.assert_close(grads, expected_grads, atol=1e-5, rtol=0)
+
+
+def test_the_default_recipe_model_takes_the_shared_layout():
+    """The default run and the recipes use the shared path: no recipe turns it off or picks an implementation that
+    cannot take the mask, and the shipped default model loads with one that can."""
+    from pathlib import Path
+
+    import yaml
+    from transformers import AutoConfig
+
+    from spac_hf.packing import MASKED_IMPLEMENTATIONS, packing_unsupported_reason
+
+    root = Path(__file__).resolve().parents[1]
+    for path in root.glob("recipes/**/*.yaml"):
+        config = yaml.safe_load(path.read_text()) or {}
+        assert config.get("share_prompt", True) is True, path
+        assert config.get("attn_implementation", "sdpa") in MASKED_IMPLEMENTATIONS, path
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(root / "recipes/default/model"))
+    assert packing_unsupported_reason(model, torch.device("cpu"), "keep_start", True) is None
+    assert SPACConfig(output_dir="unused", use_cpu=True).share_prompt is True

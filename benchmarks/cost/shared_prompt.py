@@ -45,7 +45,7 @@ from benchmarks.cost.models import (  # noqa: E402
 )
 from benchmarks.cost.timing import run_interleaved  # noqa: E402
 from benchmarks.cost.variants import LABELS, SHARED_PROMPT_VARIANTS, StepSettings, build_trainer  # noqa: E402
-from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, torch_threads  # noqa: E402
+from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, read_json, torch_threads  # noqa: E402
 
 MIB = 2**20
 # name: (lengths, prompt tokens, response tokens, rows). Fixed lengths: the cost benchmark's grid point (prompts as long
@@ -64,8 +64,8 @@ COMPARISONS = {  # (variant, baseline): the ratios reported
     "spac/spac_unshared": ("spac", "spac_unshared"),
     "spac_padding_free/spac_unshared": ("spac_padding_free", "spac_unshared"),
 }
-QUICK = {"sizes": ["0.1M"], "scenarios": ["fixed_p64_r64", "ultrafeedback"], "rounds": 1, "batch_size": 2,
-         "length_scale": 0.25, "quick_rows": 4}
+QUICK = {"sizes": ["0.1M"], "scenarios": ["ultrafeedback"], "rounds": 1, "batch_size": 2, "length_scale": 0.25,
+         "quick_rows": 4}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -219,12 +219,20 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     start = time.perf_counter()
     load_start = os.getloadavg()
-    entries = []
     args.out.mkdir(parents=True, exist_ok=True)
+    # Resumable: every finished (size, scenario) is kept in partial.json; a rerun with the same settings skips it.
+    key = {k: getattr(args, k) for k in ("rounds", "batch_size", "length_scale", "device", "bf16", "threads", "seed",
+                                         "no_memory", "quick")}
+    partial = read_json(args.out / "partial.json", default={})
+    done = {(e["size"], e["scenario"]): e for e in partial.get("entries", [])} if partial.get("key") == key else {}
+    entries = []
     with torch_threads(args.threads), FreshProcesses() as fresh:
         for size_name in args.sizes:
             for scenario in args.scenarios:
-                entries.append(measure(size_name, scenario, args, fresh))
+                entry = done.get((size_name, scenario)) or measure(size_name, scenario, args, fresh)
+                entries.append(entry)
+                done[size_name, scenario] = entry
+                atomic_write_json(args.out / "partial.json", {"key": key, "entries": list(done.values())})
     results = {
         "benchmark": "cost/shared_prompt",
         "command": " ".join(["python", "benchmarks/cost/shared_prompt.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -241,6 +249,7 @@ def main(argv=None) -> dict:
     }
     atomic_write_json(args.out / "results.json", results)
     atomic_write_text(args.out / "table.md", render(results))
+    (args.out / "partial.json").unlink(missing_ok=True)
     print(f"wrote {args.out}/results.json and table.md in {results['runtime_seconds']} s")
     return results
 

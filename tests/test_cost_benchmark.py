@@ -177,8 +177,8 @@ def test_the_array_collator_builds_the_reference_batch(seed):
 
 # ---------------------------------------------------------------------- the shared-prompt comparison
 
-from benchmarks.cost import shared_prompt  # noqa: E402
-from benchmarks.cost.models import flop_floor, ultrafeedback_like_lengths  # noqa: E402
+from benchmarks.cost import shared_prompt
+from benchmarks.cost.models import flop_floor, ultrafeedback_like_lengths
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "cost"
 COST_README = (Path(__file__).resolve().parents[1] / "benchmarks" / "cost" / "README.md").read_text()
@@ -229,5 +229,5 @@ def test_the_readme_tables_are_the_committed_results(name):
     table = (folder / "table.md").read_text()
     assert module.render(results) == table
     for line in table.splitlines():
-        if line.startswith("| ") or line.startswith("- "):
+        if line.startswith(("| ", "- ")):
             assert line in COST_README, line

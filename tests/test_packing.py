@@ -47,14 +47,22 @@ def random_rows(n, seed, long=False):
     ]
 
 
-def tiny_model(architecture, tok, implementation, seed=0):
+def tiny_model(architecture, tok, implementation, seed=0, hidden_size=32):
     """A tiny model of `architecture`, built from a config offline (Mistral with a sliding window shorter than rows)."""
     import transformers
 
     torch.manual_seed(seed)
-    common = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                  "num_attention_heads": 4, "max_position_embeddings": 256, "pad_token_id": tok.pad_token_id,
-                  "eos_token_id": tok.eos_token_id, "bos_token_id": None}
+    common = {
+        "vocab_size": len(tok),
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 256,
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "bos_token_id": None,
+    }
     if architecture == "llama":
         config = transformers.LlamaConfig(num_key_value_heads=2, tie_word_embeddings=True, **common)
     elif architecture == "qwen2":
@@ -73,14 +81,23 @@ def tiny_model(architecture, tok, implementation, seed=0):
 
 def make_trainer(model, tok, rows, tmp_path, ref_model=None, **overrides):
     options = {**CPU_TRAINING, "output_dir": str(tmp_path / "out"), "max_length": 96, **overrides}
-    return SPACTrainer(model, ref_model=ref_model, args=SPACConfig(**options), train_dataset=Dataset.from_list(rows),
-                       processing_class=tok)
+    return SPACTrainer(
+        model,
+        ref_model=ref_model,
+        args=SPACConfig(**options),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+    )
 
 
 def collate(trainer, examples, share_prompt, padding_free):
     collator = DataCollatorForSPAC(
-        pad_token_id=trainer._tokenizer.pad_token_id, responses=trainer.responses, max_length=trainer.args.max_length,
-        truncation_mode=trainer.args.truncation_mode, share_prompt=share_prompt, padding_free=padding_free,
+        pad_token_id=trainer._tokenizer.pad_token_id,
+        responses=trainer.responses,
+        max_length=trainer.args.max_length,
+        truncation_mode=trainer.args.truncation_mode,
+        share_prompt=share_prompt,
+        padding_free=padding_free,
     )
     return collator(examples)
 
@@ -102,8 +119,15 @@ def assert_logps_close(actual, expected):
 @pytest.mark.parametrize("architecture", ["llama", "qwen2", "gpt_neox", "mistral"])
 def test_packed_forward_equals_padded(architecture, implementation, tok, tmp_path):
     model = tiny_model(architecture, tok, implementation)
-    trainer = make_trainer(model, tok, random_rows(6, seed=1), tmp_path, share_prompt=False,
-                           precompute_ref_log_probs=False, ref_model=copy.deepcopy(model))
+    trainer = make_trainer(
+        model,
+        tok,
+        random_rows(6, seed=1),
+        tmp_path,
+        share_prompt=False,
+        precompute_ref_log_probs=False,
+        ref_model=copy.deepcopy(model),
+    )
     trainer.model.train()
     examples = [trainer.train_dataset[i] for i in range(6)]
     padded = collate(trainer, examples, False, False)
@@ -127,8 +151,9 @@ def test_training_step_and_precompute_equal_padded(share_prompt, padding_free, t
     model = tiny_model("llama", tok, "sdpa", seed=3)
     results = []
     for layout in [(False, False), (share_prompt, padding_free)]:
-        trainer = make_trainer(copy.deepcopy(model), tok, rows, tmp_path, share_prompt=layout[0],
-                               padding_free=layout[1])
+        trainer = make_trainer(
+            copy.deepcopy(model), tok, rows, tmp_path, share_prompt=layout[0], padding_free=layout[1]
+        )
         assert trainer._packing == layout
         with torch.no_grad():  # policy != reference, so the log-ratios are not all 0
             for p in trainer.model.parameters():
@@ -162,10 +187,18 @@ def test_on_the_fly_reference_gradient_checkpointing_and_lora(tok, tmp_path):
     for share in (False, True):
         trainer = SPACTrainer(
             copy.deepcopy(model),
-            args=SPACConfig(**{**CPU_TRAINING, "output_dir": str(tmp_path / "out"), "max_length": 96,
-                               "share_prompt": share, "precompute_ref_log_probs": False,
-                               "gradient_checkpointing": True}),
-            train_dataset=Dataset.from_list(rows), processing_class=tok,
+            args=SPACConfig(
+                **{
+                    **CPU_TRAINING,
+                    "output_dir": str(tmp_path / "out"),
+                    "max_length": 96,
+                    "share_prompt": share,
+                    "precompute_ref_log_probs": False,
+                    "gradient_checkpointing": True,
+                }
+            ),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tok,
             peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
         )
         assert trainer._packing == (share, False)
@@ -182,8 +215,9 @@ def test_on_the_fly_reference_gradient_checkpointing_and_lora(tok, tmp_path):
 
 
 def test_train_runs_packed(tok, tmp_path):
-    trainer = make_trainer(tiny_model("llama", tok, "sdpa"), tok, random_rows(8, seed=6), tmp_path,
-                           padding_free=True, max_steps=2)
+    trainer = make_trainer(
+        tiny_model("llama", tok, "sdpa"), tok, random_rows(8, seed=6), tmp_path, padding_free=True, max_steps=2
+    )
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
@@ -194,8 +228,15 @@ def test_implementation_without_custom_masks_falls_back_with_one_warning(tok, tm
     model.config._attn_implementation = "flash_attention_2"  # not run: only the layout decision is tested
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer = make_trainer(model, tok, random_rows(4, seed=7), tmp_path, ref_model=copy.deepcopy(model),
-                               padding_free=True, precompute_ref_log_probs=False)
+        trainer = make_trainer(
+            model,
+            tok,
+            random_rows(4, seed=7),
+            tmp_path,
+            ref_model=copy.deepcopy(model),
+            padding_free=True,
+            precompute_ref_log_probs=False,
+        )
         trainer._spac_collator()  # asked again: still one warning
     messages = [str(w.message) for w in caught if "Falling back to padded batches" in str(w.message)]
     assert len(messages) == 1, messages
@@ -207,8 +248,14 @@ def test_implementation_without_custom_masks_falls_back_with_one_warning(tok, tm
 def test_keep_end_truncation_keeps_padding_free_but_not_sharing(tok, tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer = make_trainer(tiny_model("llama", tok, "sdpa"), tok, random_rows(4, seed=8), tmp_path,
-                               truncation_mode="keep_end", padding_free=True)
+        trainer = make_trainer(
+            tiny_model("llama", tok, "sdpa"),
+            tok,
+            random_rows(4, seed=8),
+            tmp_path,
+            truncation_mode="keep_end",
+            padding_free=True,
+        )
     assert trainer._packing == (False, True)
     assert sum("`share_prompt=True` is not used" in str(w.message) for w in caught) == 1
 
@@ -226,8 +273,9 @@ def test_layout_and_mask_of_one_example():
     assert allowed[6].nonzero().flatten().tolist() == [0, 1, 5, 6]  # rejected's token: prompt + its own block
     assert allowed[10].nonzero().flatten().tolist() == [0, 1, 7, 8, 9, 10]
     # max_length truncates each response as the padded layout does (keep_start): prompt + response <= max_length
-    short = pack_examples([example], ("chosen", "rejected", "generated"), 0, share_prompt=True, padding_free=False,
-                          max_length=4)
+    short = pack_examples(
+        [example], ("chosen", "rejected", "generated"), 0, share_prompt=True, padding_free=False, max_length=4
+    )
     assert short["completion_lengths"].tolist() == [1, 1, 1]
 
 
@@ -248,11 +296,22 @@ def _cuda_implementations():
 @pytest.mark.parametrize("architecture", ["llama", "qwen2"])
 def test_packed_forward_equals_padded_on_cuda(architecture, implementation, tok, tmp_path):
     """The CPU equality above on a GPU, fp32, with sdpa's CUDA kernels and with flex_attention's block mask."""
-    model = tiny_model(architecture, tok, implementation)
-    options = {**CPU_TRAINING, "use_cpu": False, "output_dir": str(tmp_path / "out"), "max_length": 96,
-               "share_prompt": False, "precompute_ref_log_probs": False}
-    trainer = SPACTrainer(model, ref_model=copy.deepcopy(model), args=SPACConfig(**options),
-                          train_dataset=Dataset.from_list(random_rows(6, seed=1)), processing_class=tok)
+    model = tiny_model(architecture, tok, implementation, hidden_size=64)  # head_dim 16: flex's kernels need >= 16
+    options = {
+        **CPU_TRAINING,
+        "use_cpu": False,
+        "output_dir": str(tmp_path / "out"),
+        "max_length": 96,
+        "share_prompt": False,
+        "precompute_ref_log_probs": False,
+    }
+    trainer = SPACTrainer(
+        model,
+        ref_model=copy.deepcopy(model),
+        args=SPACConfig(**options),
+        train_dataset=Dataset.from_list(random_rows(6, seed=1)),
+        processing_class=tok,
+    )
     assert trainer.model.device.type == "cuda"
     trainer.model.train()
     examples = [trainer.train_dataset[i] for i in range(6)]

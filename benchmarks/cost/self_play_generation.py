@@ -36,19 +36,14 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks.cost.iteration_share import TimedSPACTrainer  # noqa: E402
-from benchmarks.cost.models import ultrafeedback_like_lengths  # noqa: E402
-from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, torch_threads  # noqa: E402
+from benchmarks.cost.iteration_share import TimedSPACTrainer
+from benchmarks.cost.models import ultrafeedback_like_lengths
+from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, torch_threads
 
 # Plain English words: the text's content does not change the cost, its token count does.
-_WORDS = (
-    "the model answers questions about history science cooking travel and software with clear steps examples and "
-    "short explanations because users often ask for help planning a trip writing an email fixing a bug or "
-    "understanding a concept in physics biology economics mathematics music art language learning health sport "
-    "gardening finance so a good response is accurate helpful honest polite complete and well organised"
-).split()
+_WORDS = ["the", "model", "answers", "questions", "about", "history", "science", "cooking", "travel", "and", "software", "with", "clear", "steps", "examples", "and", "short", "explanations", "because", "users", "often", "ask", "for", "help", "planning", "a", "trip", "writing", "an", "email", "fixing", "a", "bug", "or", "understanding", "a", "concept", "in", "physics", "biology", "economics", "mathematics", "music", "art", "language", "learning", "health", "sport", "gardening", "finance", "so", "a", "good", "response", "is", "accurate", "helpful", "honest", "polite", "complete", "and", "well", "organised"]
 
 
 def text_of_tokens(tokenizer, n: int, rng) -> str:
@@ -81,9 +76,19 @@ def _generated_tokens(model, tokenizer, prompt_ids, max_new_tokens, batch_size, 
     start = time.perf_counter()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        out = _generate_hf(model, tokenizer, prompt_ids, _shard(prompt_ids, 0, 1), max_new_tokens=max_new_tokens,
-                           temperature=1.0, top_p=1.0, top_k=0, batch_size=batch_size, show_progress=False,
-                           desc="generation")
+        out = _generate_hf(
+            model,
+            tokenizer,
+            prompt_ids,
+            _shard(prompt_ids, 0, 1),
+            max_new_tokens=max_new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            batch_size=batch_size,
+            show_progress=False,
+            desc="generation",
+        )
     seconds = time.perf_counter() - start
     tokens = 0
     for _, text in out:
@@ -161,19 +166,20 @@ def render(results: dict) -> str:
     s = it["share"]
     return "\n".join([
         "# Self-play generation (SmolLM2-135M-Instruct, fp32, CPU)", "",
-        f"`{results['command']}`, {results['runtime_seconds']} s, load average at start "
-        f"{results['load_average_start']}, at end {results['load_average_end']}.", "",
+        (f"`{results['command']}`, {results['runtime_seconds']} s, load average at start "
+         f"{results['load_average_start']}, at end {results['load_average_end']}."), "",
         f"{t['prompts']} prompts, {t['max_new_tokens']} new tokens, temperature 1:", "",
         "| generation | tokens/s (median) |", "|---|---|",
         f"| batched (batch {t['batch_size']}, `generate_responses`) | {rates['batched']:.1f} |",
         f"| one prompt at a time (batch 1) | {rates['one_at_a_time']:.1f} |",
         f"| speed-up | {t['speedup_batched_over_one_at_a_time']:.2f}x |", "",
-        f"One SPAC iteration ({it['prompts']} prompts, 1 epoch, batch {it['batch_size']}, layout "
-        f"share_prompt/padding_free = {it['layout']}, mean tokens {', '.join(f'{k} {v:.0f}' for k, v in it['mean_tokens'].items())}):",
+        (f"One SPAC iteration ({it['prompts']} prompts, 1 epoch, batch {it['batch_size']}, layout "
+         f"share_prompt/padding_free = {it['layout']}, mean tokens "
+         f"{', '.join(f'{k} {v:.0f}' for k, v in it['mean_tokens'].items())}):"),
         "", "| generation | reference log-probs | training | setup | total |", "|---|---|---|---|---|",
-        f"| {s['generation']:.0%} ({it['seconds']['generation']:.1f} s) | {s['reference']:.0%} "
-        f"({it['seconds']['reference']:.1f} s) | {s['training']:.0%} ({it['seconds']['training']:.1f} s) | "
-        f"{s['setup']:.0%} | {it['total_seconds']:.1f} s |",
+        (f"| {s['generation']:.0%} ({it['seconds']['generation']:.1f} s) | {s['reference']:.0%} "
+         f"({it['seconds']['reference']:.1f} s) | {s['training']:.0%} ({it['seconds']['training']:.1f} s) | "
+         f"{s['setup']:.0%} | {it['total_seconds']:.1f} s |"),
     ]) + "\n"  # fmt: skip
 
 
@@ -209,8 +215,9 @@ def main(argv=None) -> dict:
         one = iteration(args.model, tokenizer, rows, args.max_new_tokens, args.train_batch_size, args.seed)
     results = {
         "benchmark": "cost/generation",
-        "command": " ".join(["python", "benchmarks/cost/self_play_generation.py",
-                             *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            ["python", "benchmarks/cost/self_play_generation.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "model": "SmolLM2-135M-Instruct (recipes/smollm2/convert.py), fp32",
         "threads": args.threads,
         "throughput": speed,

@@ -35,17 +35,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks.cost import memory  # noqa: E402
-from benchmarks.cost.clock import StepClock  # noqa: E402
-from benchmarks.cost.fresh_process import FreshProcesses  # noqa: E402
-from benchmarks.cost.models import (  # noqa: E402
-    SIZES, ULTRAFEEDBACK_LIKE, build_model, build_tokenizer, count_parameters, flop_floor, length_table, rows_for,
+from benchmarks.cost import memory
+from benchmarks.cost.clock import StepClock
+from benchmarks.cost.fresh_process import FreshProcesses
+from benchmarks.cost.models import (
+    SIZES,
+    ULTRAFEEDBACK_LIKE,
+    build_model,
+    build_tokenizer,
+    count_parameters,
+    flop_floor,
+    length_table,
+    rows_for,
 )
-from benchmarks.cost.timing import run_interleaved  # noqa: E402
-from benchmarks.cost.variants import LABELS, SHARED_PROMPT_VARIANTS, StepSettings, build_trainer  # noqa: E402
-from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, read_json, torch_threads  # noqa: E402
+from benchmarks.cost.timing import run_interleaved
+from benchmarks.cost.variants import LABELS, SHARED_PROMPT_VARIANTS, StepSettings, build_trainer
+from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, read_json, torch_threads
 
 MIB = 2**20
 # name: (lengths, prompt tokens, response tokens, rows). Fixed lengths: the cost benchmark's grid point (prompts as long
@@ -64,8 +71,14 @@ COMPARISONS = {  # (variant, baseline): the ratios reported
     "spac/spac_unshared": ("spac", "spac_unshared"),
     "spac_padding_free/spac_unshared": ("spac_padding_free", "spac_unshared"),
 }
-QUICK = {"sizes": ["0.1M"], "scenarios": ["ultrafeedback"], "rounds": 1, "batch_size": 2, "length_scale": 0.25,
-         "quick_rows": 4}
+QUICK = {
+    "sizes": ["0.1M"],
+    "scenarios": ["ultrafeedback"],
+    "rounds": 1,
+    "batch_size": 2,
+    "length_scale": 0.25,
+    "quick_rows": 4,
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,8 +110,15 @@ def scenario_settings(name: str, args) -> StepSettings:
     if args.quick:
         prompt, response, rows = prompt // 4, response // 4, args.quick_rows
     return StepSettings(
-        batch_size=args.batch_size, prompt_tokens=prompt, response_tokens=response, rows=rows, device=args.device,
-        bf16=args.bf16, seed=args.seed, lengths=lengths, length_scale=args.length_scale,
+        batch_size=args.batch_size,
+        prompt_tokens=prompt,
+        response_tokens=response,
+        rows=rows,
+        device=args.device,
+        bf16=args.bf16,
+        seed=args.seed,
+        lengths=lengths,
+        length_scale=args.length_scale,
     )
 
 
@@ -136,13 +156,20 @@ def measure(size_name: str, scenario: str, args, fresh) -> dict:
     steps_per_round = -(-settings.rows // settings.batch_size)  # one pass over the data set
     print(f"[{time.strftime('%H:%M:%S')}] {size_name} {scenario}: timing", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {v: build_trainer(v, model, tokenizer, rows, settings, f"{tmp}/{v}") for v in SHARED_PROMPT_VARIANTS}
+        trainers = {
+            v: build_trainer(v, model, tokenizer, rows, settings, f"{tmp}/{v}") for v in SHARED_PROMPT_VARIANTS
+        }
         layouts = {v: list(getattr(t, "_packing", (False, False))) for v, t in trainers.items()}
         clocks = {v: StepClock(settings.device).attach(t) for v, t in trainers.items()}
-        rounds = run_interleaved(trainers, clocks, warmup_steps=steps_per_round, steps=args.rounds * steps_per_round,
-                                 steps_per_round=steps_per_round)
+        rounds = run_interleaved(
+            trainers,
+            clocks,
+            warmup_steps=steps_per_round,
+            steps=args.rounds * steps_per_round,
+            steps_per_round=steps_per_round,
+        )
         # Tokens each variant's batches hold, padding included (the timed steps only).
-        tokens = {v: sum(a * b for a, b in c.shapes[-args.rounds * steps_per_round:]) for v, c in clocks.items()}
+        tokens = {v: sum(a * b for a, b in c.shapes[-args.rounds * steps_per_round :]) for v, c in clocks.items()}
         del trainers, clocks
         gc.collect()
     result = {
@@ -159,8 +186,9 @@ def measure(size_name: str, scenario: str, args, fresh) -> dict:
     }
     if not args.no_memory:
         print(f"[{time.strftime('%H:%M:%S')}] {size_name} {scenario}: memory", flush=True)
-        peaks = {v: fresh.run(memory.probe, size_name, v, settings.as_dict(), args.threads)
-                 for v in SHARED_PROMPT_VARIANTS}
+        peaks = {
+            v: fresh.run(memory.probe, size_name, v, settings.as_dict(), args.threads) for v in SHARED_PROMPT_VARIANTS
+        }
         result["memory"] = {
             **peaks,
             "ratios": {label: {key: peaks[mine][key] / peaks[base][key] for key in ("peak_bytes", "step_bytes",
@@ -180,8 +208,10 @@ def goal_lines(entries: list[dict]) -> list[str]:
             ratio = entry["time"]["ratios"][f"{variant}/dpo"]["wall"]
             cpu = entry["time"]["ratios"][f"{variant}/dpo"]["cpu"]
             verdict = "met" if max(ratio, cpu) <= goal else f"missed by {max(ratio, cpu) / goal - 1:.0%}"
-            line = (f"- {entry['size']}, {entry['scenario']}, `{variant}`: time {ratio:.2f} (cpu {cpu:.2f}) against "
-                    f"the goal {goal:.2f}, floor {entry['flop_floor']:.2f}: {verdict}")
+            line = (
+                f"- {entry['size']}, {entry['scenario']}, `{variant}`: time {ratio:.2f} (cpu {cpu:.2f}) against "
+                f"the goal {goal:.2f}, floor {entry['flop_floor']:.2f}: {verdict}"
+            )
             if "memory" in entry:
                 peak = entry["memory"]["ratios"][f"{variant}/dpo"]["peak_bytes"]
                 line += f"; peak memory {peak:.2f} x DPO's ({'met' if peak <= 1 else 'above'})"
@@ -190,18 +220,33 @@ def goal_lines(entries: list[dict]) -> list[str]:
 
 
 def render(results: dict) -> str:
-    head = ("| params | lengths | floor | SPAC/DPO time (cpu) | padding-free/DPO (cpu) | SPAC/unshared (cpu) | "
-            "padding-free/unshared (cpu) | unshared/DPO | tokens SPAC/DPO | peak MiB DPO / SPAC / unshared / "
-            "padding-free | SPAC/DPO peak |")
-    lines = ["# Shared-prompt comparison", "", f"`{results['command']}`, {results['runtime_seconds']} s, "
-             f"load average at start {results['load_average_start']}, at end {results['load_average_end']}.", "",
-             head, "|" + "---|" * (head.count("|") - 1)]
+    head = (
+        "| params | lengths | floor | SPAC/DPO time (cpu) | padding-free/DPO (cpu) | SPAC/unshared (cpu) | "
+        "padding-free/unshared (cpu) | unshared/DPO | tokens SPAC/DPO | peak MiB DPO / SPAC / unshared / "
+        "padding-free | SPAC/DPO peak |"
+    )
+    lines = [
+        "# Shared-prompt comparison",
+        "",
+        (
+            f"`{results['command']}`, {results['runtime_seconds']} s, "
+            f"load average at start {results['load_average_start']}, at end {results['load_average_end']}."
+        ),
+        "",
+        head,
+        "|" + "---|" * (head.count("|") - 1),
+    ]
     for e in results["entries"]:
         r = e["time"]["ratios"]
         tok = e["batch_tokens_with_padding"]
         mem = e.get("memory")
-        peaks = " / ".join(f"{mem[v]['peak_bytes'] / MIB:.0f}" for v in ("dpo", "spac", "spac_unshared",
-                                                                         "spac_padding_free")) if mem else "-"
+        peaks = (
+            " / ".join(
+                f"{mem[v]['peak_bytes'] / MIB:.0f}" for v in ("dpo", "spac", "spac_unshared", "spac_padding_free")
+            )
+            if mem
+            else "-"
+        )
         peak_ratio = f"{mem['ratios']['spac/dpo']['peak_bytes']:.2f}" if mem else "-"
         lines.append(
             f"| {e['parameters'] / 1e6:.2f}M | {e['scenario']} | {e['flop_floor']:.3f} | "
@@ -211,7 +256,12 @@ def render(results: dict) -> str:
             f"{r['spac_padding_free/spac_unshared']['wall']:.2f} ({r['spac_padding_free/spac_unshared']['cpu']:.2f}) | "
             f"{r['spac_unshared/dpo']['wall']:.2f} | {tok['spac'] / tok['dpo']:.3f} | {peaks} | {peak_ratio} |"
         )
-    lines += ["", "Goals (time: the larger of the wall-clock and CPU-time ratios):", "", *goal_lines(results["entries"])]
+    lines += [
+        "",
+        "Goals (time: the larger of the wall-clock and CPU-time ratios):",
+        "",
+        *goal_lines(results["entries"]),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -221,8 +271,10 @@ def main(argv=None) -> dict:
     load_start = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     # Resumable: every finished (size, scenario) is kept in partial.json; a rerun with the same settings skips it.
-    key = {k: getattr(args, k) for k in ("rounds", "batch_size", "length_scale", "device", "bf16", "threads", "seed",
-                                         "no_memory", "quick")}
+    key = {
+        k: getattr(args, k)
+        for k in ("rounds", "batch_size", "length_scale", "device", "bf16", "threads", "seed", "no_memory", "quick")
+    }
     partial = read_json(args.out / "partial.json", default={})
     done = {(e["size"], e["scenario"]): e for e in partial.get("entries", [])} if partial.get("key") == key else {}
     entries = []
@@ -235,7 +287,9 @@ def main(argv=None) -> dict:
                 atomic_write_json(args.out / "partial.json", {"key": key, "entries": list(done.values())})
     results = {
         "benchmark": "cost/shared_prompt",
-        "command": " ".join(["python", "benchmarks/cost/shared_prompt.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            ["python", "benchmarks/cost/shared_prompt.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "variants": {v: LABELS[v] for v in SHARED_PROMPT_VARIANTS},
         "ultrafeedback_like": ULTRAFEEDBACK_LIKE,
         "goals": GOALS,

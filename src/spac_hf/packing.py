@@ -67,7 +67,9 @@ def pack_examples(
     if truncation_mode not in ("keep_start", "keep_end"):
         raise ValueError(f"Unsupported truncation mode: {truncation_mode!r}.")
     if share_prompt and truncation_mode != "keep_start":
-        raise ValueError("share_prompt needs truncation_mode='keep_start': keep_end cuts each sequence's prompt apart.")
+        raise ValueError(
+            "share_prompt needs truncation_mode='keep_start': keep_end cuts each sequence's prompt apart."
+        )
     batch = len(examples)
     units: list[tuple[list[int], list[int], list[int], list[int], list[int]]] = []  # tokens, pos, branch, label, seq
     lengths = np.zeros(len(responses) * batch, dtype=np.int64)

@@ -231,3 +231,26 @@ def test_the_readme_tables_are_the_committed_results(name):
     for line in table.splitlines():
         if line.startswith(("| ", "- ")):
             assert line in COST_README, line
+
+
+def test_the_readme_prose_quotes_the_committed_shared_prompt_run():
+    """The numbers the README's text quotes (beyond the table) are those of results/cost/shared_prompt."""
+    results = json.loads((COMMITTED / "shared_prompt" / "results.json").read_text())
+    entries = {(e["size"], e["scenario"]): e for e in results["entries"]}
+    uf, equal = entries["10M", "ultrafeedback"], entries["10M", "fixed_p64_r64"]
+    tokens = uf["batch_tokens_with_padding"]
+    for value in (tokens["dpo"], tokens["spac"], tokens["spac_padding_free"]):
+        assert f"{value:,}" in COST_README
+    per_round = equal["time"]["ratios"]["spac/dpo"]["per_round_wall"]
+    assert f"per-round ratios {min(per_round):.2f} to {max(per_round):.2f} at 11M" in COST_README
+    assert f"load average was {results['load_average_start'][0]:.1f}" in COST_README
+    assert f"{results['load_average_end'][0]:.1f} when it ended" in COST_README
+    share = sum(c["prompt"] for c in uf["lengths"]) / sum(
+        c["prompt"] + (c["chosen"] + c["rejected"]) / 2 for c in uf["lengths"]
+    )
+    assert f"{share:.0%} in the 16 rows of the run" in COST_README
+    ratios = uf["time"]["ratios"]
+    assert f"0.{round(100 * ratios['spac/dpo']['wall']):02d} times DPO's at 11M" in COST_README
+    assert f"takes {ratios['spac/spac_unshared']['wall']:.2f} (CPU {ratios['spac/spac_unshared']['cpu']:.2f})" in (
+        COST_README
+    )

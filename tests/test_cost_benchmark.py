@@ -254,3 +254,16 @@ def test_the_readme_prose_quotes_the_committed_shared_prompt_run():
     assert f"takes {ratios['spac/spac_unshared']['wall']:.2f} (CPU {ratios['spac/spac_unshared']['cpu']:.2f})" in (
         COST_README
     )
+
+
+def test_the_top_level_readmes_quote_the_committed_shared_prompt_run():
+    results = json.loads((COMMITTED / "shared_prompt" / "results.json").read_text())
+    entries = {(e["size"], e["scenario"]): e for e in results["entries"]}
+    uf = entries["10M", "ultrafeedback"]["time"]["ratios"]["spac/dpo"]
+    equal = entries["10M", "fixed_p64_r64"]["time"]["ratios"]["spac/dpo"]
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    assert f"({uf['wall']:.2f} DPO steps at UltraFeedback-like lengths, {equal['wall']:.2f} with prompts" in readme
+    benchmarks = (root / "benchmarks" / "README.md").read_text()
+    assert f"{uf['wall']:.2f}× DPO's at 11M parameters with UltraFeedback-like lengths" in benchmarks
+    assert f"{equal['wall']:.2f}× (CPU time {equal['cpu']:.2f}×) with prompts as long as" in benchmarks

@@ -1,6 +1,7 @@
 # The two commands of the quick start, and what they need. Every target installs what it uses first.
 #   make spac   # the embedded default: SPAC on the shipped task, CPU, a few minutes
 #   make test   # the test suite (installs the dev extras and Debian's chromium for the Space's browser test)
+#   make lint   # the style gate: ruff's checks and its formatting, as CI runs them
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 # Root in CI and containers; elsewhere apt-get needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser spac dpo spin test
+.PHONY: install browser spac dpo spin test lint
 
 # torch first, pinned: an unpinned torch requirement would pull a CUDA build of several GB.
 $(VENV)/.installed: setup.cfg constraints.txt
@@ -29,3 +30,7 @@ spac dpo spin: install
 
 test: install browser
 	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -6,14 +6,14 @@
         recipes/dpo.py --config recipes/zephyr-7b/dpo/config_full.yaml
 """
 
+import sys
 from pathlib import Path
 
-from spac_hf import SelfPlayConfig
-from spac_hf.recipe import main, parse_recipe_args
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `recipes.self_play`
+
+from recipes.self_play import run_recipe  # noqa: E402
 
 
 if __name__ == "__main__":
-    script_args, training_args, model_args, dataset_args = parse_recipe_args(
-        SelfPlayConfig, Path(__file__).parent / "default" / "dpo.yaml"
-    )
-    main("dpo", script_args, training_args, model_args, dataset_args)
+    run_recipe("dpo")

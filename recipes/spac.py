@@ -8,14 +8,14 @@
 Any option of the YAML can be overridden on the command line (`--lam 0.5`, `--num_iterations 2`, ...).
 """
 
+import sys
 from pathlib import Path
 
-from spac_hf import SPACConfig
-from spac_hf.recipe import main, parse_recipe_args
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `recipes.self_play`
+
+from recipes.self_play import run_recipe  # noqa: E402
 
 
 if __name__ == "__main__":
-    script_args, training_args, model_args, dataset_args = parse_recipe_args(
-        SPACConfig, Path(__file__).parent / "default" / "spac.yaml"
-    )
-    main("spac", script_args, training_args, model_args, dataset_args)
+    run_recipe("spac")

@@ -30,6 +30,8 @@ from results import leaderboard, load_results  # noqa: E402
 from settings import REPO_ROOT, Settings, in_checkout  # noqa: E402
 
 
+logger = logging.getLogger("spac_hf.space")
+
 TITLE = "SPAC vs DPO vs SPIN"
 INTRO = """\
 # SPAC vs DPO vs SPIN
@@ -42,6 +44,12 @@ NO_ITERATES_NOTE = """\
 `accelerate launch recipes/spac.py` (and `recipes/dpo.py`, `recipes/spin.py`), or restart with
 `python space/app.py --build`, which runs all three.
 """
+
+
+def rejected(err: RequestRejected) -> gr.Error:
+    """The message a rejected request shows, logged as one line: a rejection is not a server fault, so no traceback."""
+    logger.info("Rejected a generation request: %s", err)
+    return gr.Error(str(err), print_exception=False)
 
 
 def results_view(settings: Settings) -> tuple[pd.DataFrame, str, Figure]:
@@ -84,7 +92,8 @@ def side_by_side_tab(settings: Settings, allowlist: dict[str, ModelEntry]):
         prompt = gr.Textbox(
             label=f"Prompt (at most {settings.max_prompt_chars} characters, {settings.max_prompt_tokens} tokens)",
             placeholder=settings.example_prompts[0] if settings.example_prompts else "",
-            max_length=settings.max_prompt_chars,
+            # No `max_length`: the textbox would cut a longer prompt silently and generation would run on the cut
+            # text. The handler rejects it with a message instead.
             elem_id="prompt",
         )
         with gr.Row():
@@ -123,7 +132,7 @@ def build_demo(settings: Settings, allowlist: dict[str, ModelEntry] | None = Non
         try:
             yield from side_by_side.run(prompt, left, right, max_new_tokens, temperature)
         except RequestRejected as err:
-            raise gr.Error(str(err)) from None
+            raise rejected(err) from None
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)

@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 
-METHODS = ("spac", "dpo", "spin")
+RECIPES = ("spac", "dpo", "spin")  # the recipe scripts, `recipes/<name>.py`
 
 
 def build_commands(root: Path) -> list[list[str]]:
     commands = []
     if not (root / "recipes" / "default" / "model" / "config.json").is_file():
         commands.append([sys.executable, "recipes/default/build_assets.py"])
-    commands += [["accelerate", "launch", f"recipes/{method}.py"] for method in METHODS]
+    commands += [["accelerate", "launch", f"recipes/{method}.py"] for method in RECIPES]
     return commands
 
 

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import yaml
 
+from results import METHOD_ORDER, METHODS
+
 
 logger = logging.getLogger(__name__)
 
 ENTRY_KEYS = {"path", "repo", "revision", "chat"}
-METHOD_ORDER = {"spac": 0, "dpo": 1, "spin": 2}
-ITERATE_FILE = "iterate.json"  # spac_hf.loop.ITERATE_FILE
+ITERATE_FILE = "iterate.json"  # spac_hf.run_folder.ITERATE_FILE
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def discover_iterates(root: Path) -> list[ModelEntry]:
         run, method = folder.parent.parent.name, record.get("method") or folder.parent.name
         iteration = record.get("iteration")
         what = f"iter {iteration}" if isinstance(iteration, int) else str(iteration or folder.name)
-        label = f"{run}: {method.upper()} {what}"
+        name = METHODS[method][0] if method in METHODS else method.upper()
+        label = f"{run}: {name} {what}"
         entries.append(ModelEntry(label, str(folder.resolve()), method=method, iteration=iteration))
     return sorted(entries, key=_iteration_key)
 

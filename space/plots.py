@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
 # A bare Figure, not pyplot: pyplot keeps every figure it made alive (a leak on a long-running server) and wants a GUI.
 from matplotlib.figure import Figure
 
-from results import METHOD_ORDER, task_column
+from results import METHOD_ORDER, METHODS, task_column
 
 
-METHOD_STYLE = {"spac": ("SPAC", "tab:red"), "dpo": ("DPO", "tab:blue"), "spin": ("SPIN", "tab:green")}
 MAX_COLUMNS = 3
 
 
@@ -53,7 +53,7 @@ def results_figure(frame: pd.DataFrame) -> Figure:
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax, (title, methods) in zip(axes.flat, curves.items()):
         for method, points in methods.items():
-            label, color = METHOD_STYLE.get(method, (method, None))
+            label, color = METHODS.get(method, (method, None))
             stderr = points["stderr"].astype(float) if points["stderr"].notna().any() else None
             ax.errorbar(
                 points["iteration"].astype(int), points["value"], yerr=stderr, label=label, color=color,

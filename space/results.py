@@ -3,7 +3,8 @@
 Rows have the columns of `spac_hf.hub.RESULT_COLUMNS` (model, base_model, method, iteration, task, metric, value,
 stderr, num_fewshot). They come from a Hub dataset (`data/*.jsonl`, the layout `spac_hf.hub.save_results_dataset`
 writes) and/or from every `**/data/results.jsonl` under local folders. The Space does not import spac_hf (a Space
-installs only `requirements.txt`); tests/test_space.py checks these column names against spac_hf.hub.
+installs only `requirements.txt`); tests/test_space.py checks these column names against spac_hf.hub, and the
+method list below against spac_hf.methods.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ COLUMNS = ("model", "base_model", "method", "iteration", "task", "metric", "valu
 REQUIRED = ("model", "task", "metric", "value")
 ROW_KEY = ["model", "task", "metric", "num_fewshot"]  # one value per key, as in spac_hf.hub.validate_results_rows
 RESULTS_GLOB = "**/data/results.jsonl"
-METHOD_ORDER = {"spac": 0, "dpo": 1, "spin": 2}
+# A copy of `spac_hf.methods.METHODS` (name -> label, plot colour), in its order; tests/test_space.py checks it.
+METHODS = {
+    "dpo": ("DPO (one pass, all pairs)", "#444444"),
+    "iterative_dpo": ("iterative DPO", "#1f77b4"),
+    "spin": ("SPIN", "#2ca02c"),
+    "spac": ("SPAC", "#d62728"),
+}
+METHOD_ORDER = {name: index for index, name in enumerate(reversed(METHODS))}  # the Space lists SPAC first
 AVERAGE = "Average"
 SUITE_METRIC = "average"  # the metric of a suite-score row: the mean of other rows, not a task of its own
 

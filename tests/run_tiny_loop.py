@@ -6,6 +6,7 @@
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -13,7 +14,7 @@ from datasets import Dataset
 
 
 sys.path.insert(0, os.path.dirname(__file__))
-from conftest import CPU_TRAINING, preference_rows  # noqa: E402
+from helpers import CPU_TRAINING, preference_rows  # noqa: E402
 
 
 def main():
@@ -29,6 +30,9 @@ def main():
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--history", type=int, default=0)
     options = parser.parse_args()
+    # The loop reports its progress at INFO through accelerate's logger (main process only); the tests read it.
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("spac_hf").setLevel(logging.INFO)
 
     from accelerate import PartialState
 

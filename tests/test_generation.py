@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from conftest import sentence
+from helpers import sentence
 from spac_hf.data import tokenize_prompt
 from spac_hf.generation import add_generated_column, generate_responses
 

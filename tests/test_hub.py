@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_server import FAKE_TOKEN, USER
 from huggingface_hub import HfApi, ModelCard, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import OfflineModeIsEnabled, RepositoryNotFoundError
 
@@ -26,6 +25,8 @@ from spac_hf.hub import (
     save_results_dataset,
     validate_results_rows,
 )
+
+from hub_server import FAKE_TOKEN, USER
 
 
 BASE = "alignment-handbook/zephyr-7b-sft-full"
@@ -133,6 +134,29 @@ def test_model_card_baselines_without_eval_results(method, tags, citation):
         assert "iterative [DPO" in card.text  # T = 3 iterations of DPO, each from the previous iterate
 
 
+def test_spac_trainer_writes_the_same_card_as_the_loop(tiny_model_dir, make_args):
+    """One card path: `SPACTrainer.create_model_card` (TRL calls it at every checkpoint and push) writes the card of
+    `spac_hf.hub`, with the method's tags (also the trainer's `_tag_names`), its paper and BibTeX, and TRL's extras."""
+    from datasets import Dataset
+
+    from spac_hf import SPACTrainer
+    from spac_hf.methods import METHODS, SPAC_BIBTEX
+
+    from helpers import preference_rows
+
+    rows = [{**row, "generated": row["chosen"]} for row in preference_rows(4)]
+    args = make_args()
+    trainer = SPACTrainer(tiny_model_dir, args=args, train_dataset=Dataset.from_list(rows))
+    trainer.create_model_card(model_name="tiny-spac", dataset_name="local/tiny", tags=["hf_jobs"])
+
+    card = ModelCard.load(Path(args.output_dir) / "README.md")
+    loop_card = build_model_card(**card_kwargs())
+    assert card.data.tags == [*loop_card.data.tags, "hf_jobs"] == [*METHODS["spac"].tags, "hf_jobs"]
+    assert SPACTrainer._tag_names == METHODS["spac"].tags
+    assert f"```bibtex\n{SPAC_BIBTEX}\n```" in card.text and SPAC_BIBTEX == SPACTrainer._paper["citation"]
+    assert "| beta | 0.1 |" in card.text and "| lam | 1.0 |" in card.text and "iterate 1 of 1" in card.text
+
+
 def test_model_card_keeps_local_paths_out_of_yaml(tmp_path):
     # The Hub rejects a `base_model` that is not a repo id; a local base is named in the text only.
     datasets = ["json", str(tmp_path / "d.jsonl"), DATA]
@@ -157,8 +181,8 @@ def test_save_model_card_writes_readme(tmp_path):
         ({"method": "ppo"}, "method must be one of"),
         ({"iteration": 4}, "iteration must be an integer in"),
         ({"num_iterations": 0}, "num_iterations must be"),
-        ({"eval_results": [{"task": "arc", "metric": "acc"}]}, r"eval_results\[0\] needs a finite number 'value'"),
-        ({"eval_results": [{"task": "arc", "metric": "acc", "value": "0.5"}]}, "finite number 'value'"),
+        ({"eval_results": [{"task": "arc", "metric": "acc"}]}, r"eval_results\[0\] is missing \['value'\]"),
+        ({"eval_results": [{"task": "arc", "metric": "acc", "value": "0.5"}]}, "'value' must be a finite number"),
         ({"eval_results": [{"task": "arc", "metric": "acc", "value": 0.5, "shots": 5}]}, r"unknown keys \['shots'\]"),
     ],
 )

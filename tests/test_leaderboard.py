@@ -135,7 +135,7 @@ def two_models(tiny_model_dir, tmp_path_factory):
     """The tiny Llama of conftest.py and a second one with other weights (seed 1), as saved folders."""
     from transformers import AutoTokenizer
 
-    from conftest import build_model
+    from helpers import build_model
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     other = tmp_path_factory.mktemp("tiny-llama-seed1")

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, load_from_disk
 
-from conftest import preference_rows
 from spac_hf import SelfPlayConfig, run_self_play, split_into_parts
+
+from helpers import preference_rows
 
 
 SCRIPT = str(Path(__file__).parent / "run_tiny_loop.py")
@@ -33,7 +34,10 @@ def test_split_into_parts_is_disjoint_and_complete():
     ids = [row["i"] for part in parts for row in part]
     assert sorted(ids) == list(range(10)) and [len(p) for p in parts] == [4, 3, 3]
     assert [p["i"] for p in split_into_parts(dataset, 3, seed=1)] == [p["i"] for p in parts]  # deterministic
-    with pytest.raises(ValueError, match="11 rows|non-empty"):
+    # Shuffled before cutting: not the rows in their order, and another seed gives other parts.
+    assert [p["i"] for p in parts] != [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert [p["i"] for p in split_into_parts(dataset, 3, seed=2)] != [p["i"] for p in parts]
+    with pytest.raises(ValueError, match="Cannot split the 2 rows of `train_dataset` into `num_iterations`=3 "):
         split_into_parts(dataset.select(range(2)), 3)
 
 
@@ -84,7 +88,8 @@ def test_baselines_run_the_same_loop(tiny_model_dir, tmp_path, method):
                         "--history", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     records = [json.loads((out / f"iter_{t}" / "iterate.json").read_text()) for t in (1, 2)]
-    assert all(r["method"] == method for r in records)
+    recorded = {"spin": "spin", "dpo": "iterative_dpo"}[method]  # DPO for two iterations is iterative DPO
+    assert all(r["method"] == recorded for r in records)
     if method == "spin":
         # SPIN trains on the current part plus the previous iteration's generated data.
         assert [r["train_rows"] for r in records] == [6, 12]
@@ -113,7 +118,7 @@ def test_refuses_to_resume_a_different_run(tiny_model_dir, make_args, tmp_path):
     out = Path(args.output_dir)
     out.mkdir(parents=True)
     (out / "self_play_run.json").write_text(json.dumps({"method": "spin", "num_iterations": 2}))
-    with pytest.raises(ValueError, match="holds another run.*method: 'spin' -> 'dpo'"):
+    with pytest.raises(ValueError, match="holds another run.*method: 'spin' -> 'iterative_dpo'"):
         run_self_play(tiny_model_dir, args, Dataset.from_list(preference_rows(6)), method="dpo")
     assert sorted(p.name for p in out.iterdir()) == ["self_play_run.json"]  # nothing written
 

@@ -1,4 +1,4 @@
-"""spac_loss against hand-computed values, the exact identities of SPAC.md, and its gradients."""
+"""spac_loss against hand-computed values, the exact identities of docs/algorithm.md, and its gradients."""
 
 import math
 

@@ -15,11 +15,34 @@ README = (ROOT / "README.md").read_text()
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
-def test_ci_runs_the_readme_test_command():
-    assert "```bash\nmake test\n```" in README
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
-    makefile = (ROOT / "Makefile").read_text()
-    assert "torch==2.13.0" in makefile and "-c constraints.txt" in makefile  # never a CUDA torch by accident
+def make_dry_run(target: str, tmp_path: Path) -> list[str]:
+    """The commands `make <target>` would run in a fresh checkout (a virtual environment that does not exist yet)."""
+    result = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_ci_runs_the_readme_test_command_which_installs_pinned_torch_then_runs_pytest(tmp_path):
+    tests = README.split("## Tests", 1)[1]
+    (command,) = re.findall(r"```bash\n(.*?)\n```", tests, flags=re.S)[:1]
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()
+    commands = make_dry_run("test", tmp_path)
+    torch = commands.index(f"{tmp_path / 'venv'}/bin/pip install -q torch==2.13.0")  # never a CUDA torch by accident
+    package = next(i for i, c in enumerate(commands) if "-c constraints.txt" in c and '".[dev]"' in c)
+    assert torch < package < commands.index(f"{tmp_path / 'venv'}/bin/python -m pytest")
+
+
+def test_make_lint_runs_ruff_check_and_format_check(tmp_path):
+    commands = make_dry_run("lint", tmp_path)
+    assert commands[-2:] == [f"{tmp_path / 'venv'}/bin/ruff check .", f"{tmp_path / 'venv'}/bin/ruff format --check ."]
+    assert "ruff==0.17.6" in (ROOT / "setup.cfg").read_text()  # the version CI installs through the dev extra
+
+
+def test_readme_cites_spac_with_the_bibtex_of_the_model_cards():
+    from spac_hf.methods import SPAC_BIBTEX
+
+    assert f"```bibtex\n{SPAC_BIBTEX}\n```" in README.split("## Citation", 1)[1]
 
 
 @pytest.mark.slow

@@ -10,18 +10,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import preference_rows
+from spac_hf.methods import METHODS
+
+from helpers import preference_rows
 
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-CONFIG_CLASS = {"spac": "SPACConfig", "dpo": "SelfPlayConfig", "spin": "SelfPlayConfig"}
+# One recipe script per paper's method (`recipes/<key>.py`): plain and iterative DPO share `recipes/dpo.py`.
+RECIPE_METHODS = {method.paper.key: method for method in METHODS.values() if method.iterative}
 
 
 def method_of(config: Path) -> str:
     """recipes/zephyr-7b/spac/config_full.yaml -> spac; recipes/default/dpo.yaml -> dpo."""
-    return config.parent.name if config.parent.name in CONFIG_CLASS else config.stem
+    return config.parent.name if config.parent.name in RECIPE_METHODS else config.stem
 
 
 RECIPE_CONFIGS = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate_configs" not in p.parts)
@@ -29,17 +32,17 @@ FULL_CONFIGS = sorted(RECIPES.glob("zephyr-7b/*/config_full.yaml"))
 
 
 def test_every_method_has_its_configs():
-    assert {method_of(p) for p in FULL_CONFIGS} == {"spac", "dpo", "spin"}
-    assert {method_of(p) for p in RECIPES.glob("zephyr-7b/*/config_qlora.yaml")} == {"spac", "dpo", "spin"}
-    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == {"spac", "dpo", "spin"}
+    assert {method_of(p) for p in FULL_CONFIGS} == set(RECIPE_METHODS) == {"spac", "dpo", "spin"}
+    assert {method_of(p) for p in RECIPES.glob("zephyr-7b/*/config_qlora.yaml")} == set(RECIPE_METHODS)
+    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == set(RECIPE_METHODS)
+    assert {p.stem for p in RECIPES.glob("*.py")} == set(RECIPE_METHODS) | {"self_play", "script_utils"}
 
 
 @pytest.mark.parametrize("config", RECIPE_CONFIGS, ids=lambda p: str(p.relative_to(RECIPES)))
 def test_config_parses_with_its_script(config):
-    import spac_hf
-    from spac_hf.recipe import parse_recipe_args
+    from recipes.self_play import parse_recipe_args
 
-    config_class = getattr(spac_hf, CONFIG_CLASS[method_of(config)])
+    config_class = RECIPE_METHODS[method_of(config)].config_class
     # --use_cpu: the paper configs ask for bf16, which TrainingArguments refuses on a machine without a GPU otherwise.
     argv = ["--config", str(config), "--use_cpu", "true"]
     script_args, training_args, model_args, _ = parse_recipe_args(config_class, config, argv)
@@ -55,7 +58,8 @@ def test_config_parses_with_its_script(config):
 
 def test_a_misspelt_key_is_an_error(tmp_path):
     from spac_hf import SPACConfig
-    from spac_hf.recipe import parse_recipe_args
+
+    from recipes.self_play import parse_recipe_args
 
     bad = tmp_path / "bad.yaml"
     bad.write_text((RECIPES / "default" / "spac.yaml").read_text() + "\nlambda_: 2.0\n")
@@ -130,21 +134,24 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     evaluations = summary["evaluations"]
     assert sorted(evaluations) == ["0", "1", "2"]
-    for evaluation in evaluations.values():
-        score = evaluation["results"]["true_reward_reviews"]
-        assert -1 <= score["mean"] <= 1 and score["mean_stderr"] >= 0
-    assert "true_reward_reviews" in (out / "summary.md").read_text()
+    scores = [evaluations[t]["results"]["true_reward_reviews"] for t in ("0", "1", "2")]
+    # Each model is evaluated on its own samples: the trained iterates do not score exactly like the starting model.
+    assert len({score["mean"] for score in scores}) == 3
+    report = (out / "summary.md").read_text()
+    assert all(f"{score['mean']:.3f} ± {score['mean_stderr']:.3f}" in report for score in scores)
     assert (out / "true_reward.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (out / "results" / "data" / "results.jsonl").read_text().splitlines()]
     run = f"{tmp_path.name}-default"  # <parent>-<run folder>: unique across runs
     assert [(r["model"], r["iteration"]) for r in rows] == [(f"{run}-base", 0), (f"{run}-iter1", 1), (f"{run}-iter2", 2)]
+    assert [(r["value"], r["stderr"]) for r in rows] == [(s["mean"], s["mean_stderr"]) for s in scores]
     card = (out / "iter_2" / "README.md").read_text()
     assert "model-index" in card and "true_reward_reviews" in card
 
 
 def test_no_arguments_means_the_embedded_default(monkeypatch):
     from spac_hf import SPACConfig
-    from spac_hf.recipe import parse_recipe_args
+
+    from recipes.self_play import parse_recipe_args
 
     monkeypatch.setattr(sys, "argv", ["recipes/spac.py"])
     script_args, training_args, model_args, _ = parse_recipe_args(SPACConfig, RECIPES / "default" / "spac.yaml")

@@ -74,7 +74,7 @@ def results_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models_file(tiny_model_dir, tmp_path_factory):
     """The allowlist: two differently initialised tiny models, one prompted through its chat template, one plain."""
-    from conftest import build_model
+    from helpers import build_model
     from transformers import AutoTokenizer
 
     folder = tmp_path_factory.mktemp("space-models")
@@ -129,6 +129,13 @@ def client(launched):
 def test_space_reads_the_columns_spac_hf_writes():
     # The Space does not depend on spac_hf (a Hub Space installs only requirements.txt): keep the two in step here.
     assert results.COLUMNS == tuple(RESULT_COLUMNS)
+
+
+def test_space_copy_of_the_methods_matches_spac_hf():
+    from spac_hf.methods import METHODS
+
+    # Same names, same order, same labels and colours: a method added to spac_hf must be added here too.
+    assert list(results.METHODS.items()) == [(name, (m.label, m.colour)) for name, m in METHODS.items()]
 
 
 def test_leaderboard_has_one_row_per_model_sorted_by_average(results_root):
@@ -221,7 +228,7 @@ def test_allowlist_from_file_and_discovered_iterates(tmp_path):
     allowlist = models.load_allowlist(models_file, discover_root=tmp_path)
     assert list(allowlist) == [
         "default: SFT", "hub: SPAC iter 3", "same as iter 1",
-        "default: SPAC iter 2", "default: SPAC average", "default: DPO iter 1",
+        "default: SPAC iter 2", "default: SPAC average", "default: DPO (one pass, all pairs) iter 1",
     ]  # fmt: skip
     assert allowlist["hub: SPAC iter 3"].source == "someone/spac-model" and not allowlist["hub: SPAC iter 3"].is_local
     assert models.default_pair(allowlist) == ("default: SFT", "default: SPAC iter 2")

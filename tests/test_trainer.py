@@ -9,7 +9,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM
 from trl import DPOConfig, DPOTrainer
 
-from conftest import preference_rows, sentence
+from helpers import preference_rows, sentence
 from spac_hf import SPACTrainer
 from spac_hf.data import DatasetValidationError
 from spac_hf.generation import generate_responses
@@ -44,7 +44,7 @@ def batch_loss(trainer, n=4):
 
 
 def dpo_args(make_args, **overrides):
-    from conftest import CPU_TRAINING
+    from helpers import CPU_TRAINING
 
     options = {k: v for k, v in CPU_TRAINING.items() if k != "max_new_tokens"}
     return DPOConfig(**{**options, "output_dir": make_args().output_dir + "-dpo", **overrides})
@@ -216,11 +216,20 @@ def test_prompt_longer_than_max_length_is_an_error_not_a_silent_drop(tiny_model_
         SPACTrainer(tiny_model_dir, args=make_args(), train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
 
 
+def test_a_prompt_of_max_length_tokens_is_refused_one_token_shorter_is_kept():
+    from spac_hf.data import check_prompt_lengths
+
+    dataset = Dataset.from_dict({"prompt_ids": [[5] * 7, [5] * 8]})
+    check_prompt_lengths(dataset.select([0]), max_length=8)  # 7 tokens leave room for one response token
+    with pytest.raises(DatasetValidationError, match=r"1 prompt\(s\).*row 1 \(8 tokens\)"):
+        check_prompt_lengths(dataset, max_length=8)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
         ({"lam": -1.0}, "`lam`"),
-        ({"real_response": "best"}, "`real`"),
+        ({"real_response": "best"}, "`real_response`"),
         ({"smoothing": "hinge"}, "`smoothing`"),
         ({"loss_type": ["ipo"]}, "loss_type"),
         ({"sync_ref_model": True}, "sync_ref_model"),

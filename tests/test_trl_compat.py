@@ -68,7 +68,7 @@ def test_fused_lm_head_outputs_we_read():
 def test_attributes_we_use_exist(tiny_model_dir, tokenizer, make_args):
     from datasets import Dataset
 
-    from conftest import preference_rows
+    from helpers import preference_rows
 
     trainer = SPACTrainer(
         tiny_model_dir, args=make_args(use_pessimism=False), train_dataset=Dataset.from_list(preference_rows(2)),

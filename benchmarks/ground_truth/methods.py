@@ -1,6 +1,6 @@
-"""The compared methods: which recipe each one runs, with which embedded default config and which extra flags.
+"""The compared methods: `spac_hf.methods.METHODS`, each run by its recipe on its embedded default config.
 
-Every method runs the recipe code path (`spac_hf.recipe.parse_recipe_args` + `spac_hf.recipe.main`) on its
+Every method runs the recipe code path (`recipes/self_play.py`: `parse_recipe_args` + `main`) on its
 `recipes/default/<recipe>.yaml`, unchanged: those files share the model, data, learning rate, schedule, batch size,
 epochs and beta, so the only differences between methods are the loss, what is generated, and (plain DPO) how the
 same 810 pairs are cut into iterations. The SFT model is not a run of its own: it is iteration 0 of every run.
@@ -8,45 +8,54 @@ same 810 pairs are cut into iterations. The SFT model is not a run of its own: i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from spac_hf.methods import METHODS as LIBRARY_METHODS
+from spac_hf.methods import Method as LibraryMethod
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIGS = REPO_ROOT / "recipes" / "default"
+# One iteration over all the pairs: as many examples and optimizer steps as T iterations on T parts.
+ONE_PASS_ARGS = ("--num_iterations", "1", "--iteration_data", "full")
 
 
 @dataclass(frozen=True)
 class Method:
-    name: str  # key in results.json and the folder name of its runs
-    label: str  # what the table and the plot call it
-    recipe: str  # the `spac_hf.recipe.main` method: "spac", "spin" or "dpo"
-    extra_args: tuple[str, ...] = field(default=())  # after the shared overrides, so they win (argparse: last wins)
+    """A method of `spac_hf.methods`, as this benchmark runs it."""
+
+    record: LibraryMethod
+
+    @property
+    def name(self) -> str:  # key in results.json and the folder name of its runs
+        return self.record.name
+
+    @property
+    def label(self) -> str:  # what the table and the plot call it
+        return self.record.label
+
+    @property
+    def recipe(self) -> str:  # `recipes/<recipe>.py` and `recipes/default/<recipe>.yaml`
+        return self.record.paper.key
+
+    @property
+    def iterative(self) -> bool:
+        """Whether the run has one iterate per part of the data (else: one pass over all of it, plain DPO)."""
+        return self.record.iterative
+
+    @property
+    def extra_args(self) -> tuple[str, ...]:  # after the shared overrides, so they win (argparse: last wins)
+        return () if self.iterative else ONE_PASS_ARGS
 
     @property
     def config_path(self) -> Path:
         return DEFAULT_CONFIGS / f"{self.recipe}.yaml"
 
-    @property
-    def iterative(self) -> bool:
-        """Whether the run has one iterate per part of the data (else: one pass over all of it, plain DPO)."""
-        return "--iteration_data" not in self.extra_args
-
     def config_class(self):
-        from spac_hf import SelfPlayConfig, SPACConfig
-
-        return SPACConfig if self.recipe == "spac" else SelfPlayConfig
+        return self.record.config_class
 
 
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        # One iteration over all the pairs: as many examples and optimizer steps as T iterations on T parts.
-        Method("dpo", "DPO (one pass, all pairs)", "dpo", ("--num_iterations", "1", "--iteration_data", "full")),
-        Method("iterative_dpo", "iterative DPO", "dpo"),
-        Method("spin", "SPIN", "spin"),
-        Method("spac", "SPAC", "spac"),
-    )
-}
+METHODS: dict[str, Method] = {name: Method(record) for name, record in LIBRARY_METHODS.items()}
 
 SFT_LABEL = "SFT (starting model)"

@@ -13,9 +13,6 @@ from benchmarks.ground_truth.methods import METHODS, SFT_LABEL  # noqa: E402
 from benchmarks.ground_truth.tables import budget_points, column_title, finite, methods_in  # noqa: E402
 
 
-COLOURS = {"dpo": "#444444", "iterative_dpo": "#1f77b4", "spin": "#2ca02c", "spac": "#d62728"}
-
-
 def plot_figure(summary: dict):
     """Iterative methods: a line from the SFT model through every iterate, with a CI band. Plain DPO: one diamond with
     its CI, just right of the last budget point (its only iterate has seen all the pairs). The SFT level: a dashed
@@ -29,7 +26,7 @@ def plot_figure(summary: dict):
     methods = methods_in(summary)
     for index, method in enumerate(methods):
         cells = sorted((c for c in summary["cells"] if c["method"] == method), key=lambda c: c["examples_seen"])
-        colour = COLOURS.get(method, f"C{index}")
+        colour = METHODS[method].record.colour
         shift = 0.0 if METHODS[method].iterative else width * 0.03
         if METHODS[method].iterative:
             xs = [0] + [c["examples_seen"] for c in cells]

@@ -16,9 +16,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import save_results_dataset  # noqa: E402
-from spac_hf.utils import atomic_write_text, save_figure  # noqa: E402
+from spac_hf.utils import atomic_write_text  # noqa: E402
+from recipes.script_utils import save_figure  # noqa: E402
 
-from benchmarks.ground_truth.methods import METHODS  # noqa: E402
 from benchmarks.ground_truth.plot import plot_figure  # noqa: E402
 from benchmarks.ground_truth.tables import finite, ordered_cells, table_csv, table_markdown  # noqa: E402
 
@@ -29,8 +29,7 @@ def dataset_rows(results: dict) -> list[dict]:
     summary, settings = results["summary"], results["settings"]
     task = f"true_reward_{settings['true_reward_task']}"
     models = [("sft", None, 0, summary["sft"])]
-    models += [(f"{c['method']}-iter{c['iteration']}", METHODS[c["method"]].recipe, c["iteration"], c)
-               for c in ordered_cells(summary)]  # fmt: skip
+    models += [(f"{c['method']}-iter{c['iteration']}", c["method"], c["iteration"], c) for c in ordered_cells(summary)]
     rows = []
     for model, method, iteration, stats in models:
         common = {"model": model, "base_model": settings["base_model"], "method": method, "iteration": iteration,

@@ -31,7 +31,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import check_repo_id, push_folder  # noqa: E402
-from spac_hf.utils import atomic_write_json, environment_info, torch_threads  # noqa: E402
+from spac_hf.utils import atomic_write_json  # noqa: E402
+from recipes.script_utils import environment_info, torch_threads  # noqa: E402
 
 from benchmarks.ground_truth.methods import METHODS, REPO_ROOT  # noqa: E402
 from benchmarks.ground_truth.report import write_report  # noqa: E402

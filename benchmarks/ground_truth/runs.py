@@ -105,7 +105,7 @@ def iteration_records(summary: dict, task_key: str, num_train_epochs: float) -> 
 
 def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[str] = ()) -> tuple[dict, bool]:
     """Run `method` with `seed` (or read back its finished run). Returns (the run's record, whether it was reused)."""
-    from spac_hf.recipe import main, parse_recipe_args
+    from recipes.self_play import main, parse_recipe_args
 
     out = run_dir(work_dir, method, seed)
     args = recipe_args(method, seed, overrides)

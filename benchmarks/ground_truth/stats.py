@@ -16,9 +16,6 @@ from benchmarks.theory.stats import mean_ci95  # the Student-t interval, shared 
 
 __all__ = ["mean_ci95", "sft_by_seed", "method_cells", "paired_differences", "gains_over_sft"]
 
-# Same seed, same starting model, same evaluation seed: the SFT scores of a seed's runs must agree (float noise only).
-SFT_TOLERANCE = 1e-6
-
 
 def _with_ci(values: Sequence[float]) -> dict:
     stats = mean_ci95(list(values))

@@ -17,11 +17,10 @@ from huggingface_hub import HfApi, constants, try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from spac_hf.hub import METHODS
+from spac_hf.methods import METHODS
+from spac_hf.run_folder import ITERATE_FILE, RUN_FILE
 
 
-RUN_FILE = "self_play_run.json"  # written by spac_hf.loop in a run's output_dir
-ITERATE_FILE = "iterate.json"  # written by spac_hf.loop in each iter_<t>
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 ITERATE_LABEL = re.compile(r"(?P<series>.+)-iter(?P<iteration>\d+)")
 

@@ -21,17 +21,14 @@ from dataclasses import dataclass
 import torch
 
 from spac_hf.losses import preference_loss, spac_loss
+from spac_hf.methods import METHODS as LIBRARY_METHODS
 
 from benchmarks.theory.bandit import PreferenceData
 
 
-METHODS = ("dpo", "dpo_iterative", "spin", "spac")
-METHOD_LABELS = {
-    "dpo": "DPO (one-shot, all data)",
-    "dpo_iterative": "DPO (iterative)",
-    "spin": "SPIN",
-    "spac": "SPAC",
-}
+# The methods of `spac_hf.methods`, in its order: "dpo" is one pass over all the data, "iterative_dpo" T iterations.
+METHODS = tuple(LIBRARY_METHODS)
+METHOD_LABELS = {name: method.label for name, method in LIBRARY_METHODS.items()}
 
 
 @dataclass(frozen=True)
@@ -106,7 +103,7 @@ def spac_objective(config: TrainConfig) -> Objective:
 
 
 def spin_objective(config: TrainConfig) -> Objective:
-    """SPIN = SPAC with no preference term and the chosen response as the real one (SPAC.md)."""
+    """SPIN = SPAC with no preference term and the chosen response as the real one (docs/algorithm.md)."""
     return self_play_objective(config, lam=0.0, real="chosen")
 
 
@@ -128,10 +125,10 @@ def run_method(method: str, behaviour: torch.Tensor, data: PreferenceData, confi
     """Train `method` from pi_1 = mu (the SFT model is the behaviour policy); return the policies pi_1 .. pi_{T+1}."""
     logits = behaviour.log()
     policies = [behaviour]
-    if method == "dpo":  # one-shot: all the data, reference pi_1, the same total number of optimizer steps
+    if not LIBRARY_METHODS[method].iterative:  # one pass: all the data, reference pi_1, the same total steps
         schedule = [(data, dpo_objective(config), config.iterations * config.steps)]
     else:
-        objective = {"dpo_iterative": dpo_objective, "spin": spin_objective, "spac": spac_objective}[method](config)
+        objective = {"iterative_dpo": dpo_objective, "spin": spin_objective, "spac": spac_objective}[method](config)
         schedule = [(part, objective, config.steps) for part in data.split(config.iterations)]
     for part, objective, steps in schedule:
         logits = train_iteration(logits, part, objective, steps=steps, lr=config.lr)

@@ -252,6 +252,9 @@ class SPACConfig(SelfPlayConfig):
     )
 
     def __post_init__(self):
+        # The loss names this option `real`; the user wrote `real_response`, so the error must say that.
+        if self.real_response not in REAL_RESPONSES:
+            raise ValueError(f"`real_response` must be one of {REAL_RESPONSES}, got {self.real_response!r}.")
         check_spac_options(lam=self.lam, real=self.real_response, smoothing=self.smoothing, beta=self.beta)
         # The DPO options below change the loss or the log-probs in ways the SPAC loss does not define.
         loss_type = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)

@@ -28,15 +28,32 @@ def _is_messages(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
 
 
+def _message_problem(messages: list) -> str | None:
+    """What is wrong with the turns of one conversation, naming the turn (0-based, as the list index), or None."""
+    for turn, message in enumerate(messages):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            return f"turn {turn}: expected a {{'role', 'content'}} message, got {str(message)[:60]!r}"
+        if not isinstance(message["role"], str) or not message["role"].strip():
+            return f"turn {turn}: `role` must be a non-empty string, got {message['role']!r}"
+        content = message["content"]
+        if not isinstance(content, str):
+            # `None` would reach the chat template as the text "None" (or an empty turn): never what was meant.
+            return f"turn {turn} ({message['role']}): `content` must be a string, got {type(content).__name__}"
+    return None
+
+
 def _problem(value: Any, conversational: bool, allow_empty: bool) -> str | None:
     """What is wrong with one cell, or None."""
     if conversational:
-        if not _is_messages(value):
+        if not isinstance(value, list):
             return f"expected a list of {{'role', 'content'}} messages, got {type(value).__name__}"
         if not value:
             return "is an empty list of messages"
-        if not allow_empty and not str(value[-1]["content"]).strip():
-            return "has an empty last message"
+        problem = _message_problem(value)
+        if problem:
+            return problem
+        if not allow_empty and not value[-1]["content"].strip():
+            return f"turn {len(value) - 1} ({value[-1]['role']}): the last message is empty"
         return None
     if not isinstance(value, str):
         return f"expected a string, got {type(value).__name__}"
@@ -49,9 +66,9 @@ def validate_preference_dataset(dataset: Dataset | IterableDataset, name: str = 
     """Check a preference data set before any compute is spent; return `"standard"` or `"conversational"`.
 
     Raises `DatasetValidationError` naming the data set, the column and up to five rows for: a missing column, a cell
-    of the wrong type (including a `generated` column whose type differs from `chosen`'s), an empty prompt or response.
-    An empty `generated` response is allowed: pi_t may legitimately stop at once. An `IterableDataset` is checked on
-    its first 100 rows.
+    of the wrong type (including a `generated` column whose type differs from `chosen`'s), a message whose `role` or
+    `content` is not text (named by its turn), an empty prompt or response. An empty `generated` response is
+    allowed: pi_t may legitimately stop at once. An `IterableDataset` is checked on its first 100 rows.
     """
     if not isinstance(dataset, (Dataset, IterableDataset)):
         raise DatasetValidationError(f"{name}: expected a `datasets.Dataset`, got {type(dataset).__name__}.")
@@ -113,7 +130,9 @@ def normalize_prompt_column(dataset: Dataset) -> Dataset:
     if not isinstance(first["prompt"], str) or not _is_messages(first["chosen"]) or not first["chosen"]:
         return dataset
     if first["chosen"][0]["role"] == "assistant":
-        return dataset.map(lambda row: {"prompt": [{"role": "user", "content": row["prompt"]}]}, desc="Prompts as messages")
+        return dataset.map(
+            lambda row: {"prompt": [{"role": "user", "content": row["prompt"]}]}, desc="Prompts as messages"
+        )
     return dataset.remove_columns("prompt")
 
 
@@ -133,7 +152,9 @@ def _chat_kwargs(example: dict) -> dict:
 def tokenize_prompt(tokenizer: PreTrainedTokenizerBase, example: dict) -> list[int]:
     """The prompt's token ids, as the model sees them before it answers (chat template with generation prompt)."""
     if is_conversational(example):
-        return _tokenize(tokenizer, example["prompt"], add_generation_prompt=True, **_chat_kwargs(example))["input_ids"]
+        return _tokenize(tokenizer, example["prompt"], add_generation_prompt=True, **_chat_kwargs(example))[
+            "input_ids"
+        ]
     return _tokenize(tokenizer, example["prompt"])["input_ids"]
 
 
@@ -153,9 +174,9 @@ def tokenize_preference_example(
         if response not in example or example[response] is None:
             continue
         if conversational:
-            full_ids[response] = _tokenize(
-                tokenizer, example["prompt"] + example[response], **_chat_kwargs(example)
-            )["input_ids"]
+            full_ids[response] = _tokenize(tokenizer, example["prompt"] + example[response], **_chat_kwargs(example))[
+                "input_ids"
+            ]
         else:
             text = example[response]
             if not text.endswith(tokenizer.eos_token):
@@ -168,15 +189,20 @@ def tokenize_preference_example(
     return output
 
 
-def check_prompt_lengths(dataset: Dataset, max_length: int | None, name: str = "train_dataset") -> None:
+def check_prompt_lengths(
+    dataset: Dataset, max_length: int | None, name: str = "train_dataset", lengths: Any = None
+) -> None:
     """Fail, naming the rows, if a tokenized prompt leaves no room for a response within `max_length`.
 
     TRL's DPOTrainer silently drops such rows; here they are an error, because a silently shrinking data set changes
-    the per-iteration parts. Use `drop_long_prompts` to remove them explicitly.
+    the per-iteration parts. Use `drop_long_prompts` to remove them explicitly. `lengths` (one per row) spares the
+    `prompt_ids` column when the prompts were measured already.
     """
     if max_length is None:
         return
-    lengths = np.fromiter((len(ids) for ids in dataset["prompt_ids"]), dtype=np.int64, count=len(dataset))
+    if lengths is None:
+        lengths = (len(ids) for ids in dataset["prompt_ids"])
+    lengths = np.fromiter(lengths, dtype=np.int64, count=len(dataset))
     too_long = np.flatnonzero(lengths >= max_length)
     if too_long.size:
         shown = ", ".join(f"row {i} ({lengths[i]} tokens)" for i in too_long[:_MAX_REPORTED_ROWS])
@@ -184,6 +210,30 @@ def check_prompt_lengths(dataset: Dataset, max_length: int | None, name: str = "
             f"{name}: {too_long.size} prompt(s) are at least `max_length`={max_length} tokens long, leaving no room "
             f"for a response: {shown}. Raise `max_length`, or drop them with `spac_hf.data.drop_long_prompts`."
         )
+
+
+def prompt_lengths(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, name: str = "train_dataset") -> np.ndarray:
+    """The token length of every row's prompt as the model will read it (chat template with the generation prompt).
+
+    A conversational data set needs a chat template: without one the error names `processing_class` before any row
+    is tokenized, instead of surfacing from inside transformers.
+    """
+    dataset = with_explicit_prompt(dataset)
+    if len(dataset) and is_conversational(dataset[0]) and getattr(tokenizer, "chat_template", None) is None:
+        raise DatasetValidationError(
+            f"{name} is conversational, but the tokenizer (`processing_class`) has no chat template: set "
+            "`tokenizer.chat_template`, or pass the data as text (standard format)."
+        )
+    lengths = np.empty(len(dataset), dtype=np.int64)
+    for i, example in enumerate(dataset):
+        try:
+            lengths[i] = len(tokenize_prompt(tokenizer, example))
+        except Exception as err:  # noqa: BLE001 (a template rejecting this row's roles, bad tool schema, ...)
+            raise DatasetValidationError(
+                f"{name}: row {i}: the prompt cannot be tokenized with the run's tokenizer and chat template: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+    return lengths
 
 
 def drop_long_prompts(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
@@ -194,13 +244,24 @@ def drop_long_prompts(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_
     )
 
 
-def split_into_parts(dataset: Dataset, num_parts: int, seed: int = 0) -> list[Dataset]:
+def split_into_parts(dataset: Dataset, num_parts: int, seed: int = 0, name: str = "train_dataset") -> list[Dataset]:
     """Shuffle with `seed` and cut into `num_parts` disjoint parts of (nearly) equal size, one per iteration."""
     if num_parts < 1:
         raise ValueError(f"`num_parts` must be >= 1, got {num_parts}.")
     if len(dataset) < num_parts:
         raise DatasetValidationError(
-            f"Cannot split {len(dataset)} rows into {num_parts} non-empty parts (one per iteration)."
+            f"Cannot split the {len(dataset)} rows of `{name}` into `num_iterations`={num_parts} non-empty parts "
+            "(one per iteration): lower `num_iterations`, add rows, or set `iteration_data='full'`."
         )
     order = np.random.default_rng(seed).permutation(len(dataset))
     return [dataset.select(np.sort(part)) for part in np.array_split(order, num_parts)]
+
+
+def require_map_style(dataset: Any, name: str, needed_for: str) -> None:
+    """Fail, naming the data set, unless it is a map-style `Dataset`: splitting, saving to disk, generating into a new
+    column and precomputing log-probs all need random access to its rows."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"{name}: {needed_for} needs a map-style `datasets.Dataset`, got `{type(dataset).__name__}`; load it "
+            "without streaming."
+        )

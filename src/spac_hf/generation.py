@@ -7,7 +7,12 @@ load, generated in left-padded batches, then gathered back into the original ord
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import torch
 from accelerate import PartialState
@@ -16,11 +21,15 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .data import tokenize_prompt
+from .data import require_map_style, tokenize_prompt
+
+
+if TYPE_CHECKING:
+    from .config import SelfPlayConfig
 
 
 def _stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """EOS ids of both the generation config and the tokenizer: chat models often end a turn on a token of their own."""
+    """EOS ids of the generation config and of the tokenizer: chat models often end a turn on a token of their own."""
     ids = model.generation_config.eos_token_id
     ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
@@ -51,7 +60,7 @@ def _generate_hf(
 ) -> list[tuple[int, str]]:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = _stop_token_ids(model, tokenizer)
-    # top_k=0 must be passed explicitly: transformers' `generate` otherwise applies top_k=50, and y would not be ~ pi_t.
+    # top_k=0 must be passed explicitly: transformers' `generate` otherwise applies top_k=50 and y would not be ~ pi_t.
     sampling = {"do_sample": False} if temperature == 0 else {
         "do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k,
     }
@@ -197,3 +206,69 @@ def add_generated_column(
     if "generated" in dataset.column_names:
         dataset = dataset.remove_columns("generated")
     return dataset.add_column("generated", [as_response(t, conversational) for t in texts])
+
+
+@contextlib.contextmanager
+def _without_zero3_init():
+    """Load a full replica for generation even when the run trains with DeepSpeed ZeRO-3 (untested: no GPU in CI)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    saved = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed._hf_deepspeed_config_weak_ref = None
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = saved
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def loaded_policy(path: str, model_init_kwargs: dict | None = None) -> Iterator[PreTrainedModel]:
+    """pi_t loaded from `path` on this process's device, for generation only; its memory is freed afterwards."""
+    from trl.trainer.utils import create_model_from_path
+
+    with _without_zero3_init():
+        model = create_model_from_path(path, **dict(model_init_kwargs or {}))
+    device = PartialState().device
+    if model.device.type == "cpu" and device.type != "cpu":
+        model.to(device)
+    try:
+        yield model
+    finally:
+        del model
+        free_memory()
+
+
+def add_self_play_column(
+    dataset: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    args: SelfPlayConfig,
+    *,
+    conversational: bool,
+    policy_path: str | None = None,
+    policy: Callable[[], AbstractContextManager[PreTrainedModel]] | None = None,
+    name: str = "train_dataset",
+) -> Dataset:
+    """`dataset` with a `generated` column sampled from pi_t with the settings of `args`: the one place where the
+    trainer and the loop generate.
+
+    `args.generation_backend="vllm"` loads pi_t from `policy_path`; the HF backend generates with the model that
+    `policy()` yields (the trainer's own model), or else with the one saved at `policy_path` (the loop's iterate).
+    """
+    require_map_style(dataset, name, "self-play generation")
+    options = {"conversational": conversational, "desc": f"Self-play generation ({name})", **args.generation_kwargs}
+    if args.generation_backend == "vllm":
+        if policy_path is None:
+            raise ValueError("generation_backend='vllm' loads pi_t from disk: pass the model as a path.")
+        return add_generated_column(dataset, policy_path, tokenizer, backend="vllm", **options)
+    if policy is None:
+        if policy_path is None:
+            raise ValueError("Self-play generation needs pi_t: a loaded model or the path of a saved one.")
+        policy = functools.partial(loaded_policy, policy_path, args.model_init_kwargs)
+    with policy() as model:
+        return add_generated_column(dataset, model, tokenizer, **options)

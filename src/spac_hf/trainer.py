@@ -15,7 +15,7 @@ These private methods are pinned by `tests/test_trl_compat.py`, which fails loud
 from __future__ import annotations
 
 import contextlib
-import textwrap
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,17 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import get_config_model_id, use_adapter
 
 from .config import SPACConfig
-from .data import RESPONSES, check_prompt_lengths, tokenize_preference_example, validate_preference_dataset, with_explicit_prompt
-from .generation import add_generated_column
+from .data import (
+    RESPONSES,
+    check_prompt_lengths,
+    require_map_style,
+    tokenize_preference_example,
+    validate_preference_dataset,
+    with_explicit_prompt,
+)
+from .generation import add_self_play_column
 from .losses import real_response_reward, spac_loss
+from .methods import METHODS
 from .packing import attention_mask_for, pack_examples, packing_unsupported_reason, sliding_window_of, warn_fallback
 
 
@@ -122,18 +130,13 @@ class SPACTrainer(DPOTrainer):
     ```
     """
 
-    _tag_names = ["trl", "spac", "spac-hf"]
+    # The Hub tags and paper of `spac_hf.methods`, the same as the loop's model cards show.
+    _tag_names = METHODS["spac"].tags
     _name = "SPAC"
     _paper = {
-        "title": "Self-Play with Adversarial Critic: Provable and Scalable Offline Alignment for Language Models",
-        "id": "2406.04274",
-        "citation": textwrap.dedent("""\
-            @article{ji2024selfplay,
-                title        = {{Self-Play with Adversarial Critic: Provable and Scalable Offline Alignment for Language Models}},
-                author       = {Xiang Ji and Sanjeev Kulkarni and Mengdi Wang and Tengyang Xie},
-                year         = 2024,
-                journal      = {arXiv preprint arXiv:2406.04274},
-            }"""),
+        "title": METHODS["spac"].paper.full_title,
+        "id": METHODS["spac"].paper.arxiv_id,
+        "citation": METHODS["spac"].paper.bibtex,
     }
 
     def __init__(
@@ -168,11 +171,8 @@ class SPACTrainer(DPOTrainer):
             columns = dataset.column_names or []
             if "image" in columns or "images" in columns:
                 raise ValueError(f"{name}: SPACTrainer supports text-only data; found an image column.")
-            if args.use_pessimism and "generated" not in columns and isinstance(dataset, IterableDataset):
-                raise ValueError(
-                    f"{name}: self-play generation needs a map-style `Dataset`; add a `generated` column to the "
-                    "IterableDataset or load it without streaming."
-                )
+            if args.use_pessimism and "generated" not in columns:
+                require_map_style(dataset, name, "self-play generation (or a `generated` column)")
         if args.generation_backend == "vllm" and not isinstance(model, str):
             raise ValueError("generation_backend='vllm' loads pi_t from disk: pass `model` as a path.")
         self._conversational = formats["train_dataset"] == "conversational"
@@ -208,6 +208,28 @@ class SPACTrainer(DPOTrainer):
             self.eval_dataset = {k: self._ensure_generated(v, k) for k, v in self.eval_dataset.items()}
         elif self.eval_dataset is not None:
             self.eval_dataset = self._ensure_generated(self.eval_dataset, "eval")
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        """The card of `spac_hf.hub`, the one the loop's iterates get (method tags, paper, BibTeX, hyperparameters),
+        instead of TRL's template; TRL's own extra tags (`tags`) are kept."""
+        if not self.is_world_process_zero():
+            return
+        from .hub import save_model_card
+
+        spac = METHODS["spac"]
+        loop_only = ("num_iterations", "iteration_data", "history_iterations")  # one trainer is one iteration
+        save_model_card(
+            self.args.output_dir,
+            model_name=model_name or os.path.basename(os.path.normpath(self.args.output_dir)),
+            base_model=get_config_model_id(self.model.config) or "unknown",
+            datasets=[dataset_name] if dataset_name else [],
+            method=spac.name,
+            iteration=1,
+            num_iterations=1,
+            hyperparameters={k: getattr(self.args, k) for k in spac.card_hyperparameters if k not in loop_only},
+            repo_id=self.hub_model_id,
+            extra_tags=[tags] if isinstance(tags, str) else tags,
+        )
 
     @property
     def _packing(self) -> tuple[bool, bool]:
@@ -257,7 +279,9 @@ class SPACTrainer(DPOTrainer):
             **map_kwargs,
         )
         if isinstance(dataset, Dataset) and args.truncation_mode == "keep_start":
-            check_prompt_lengths(dataset, args.max_length, dataset_name)
+            # TRL calls the data sets "train" and "eval"; the error names the argument the user passed.
+            names = {"train": "train_dataset", "eval": "eval_dataset"}
+            check_prompt_lengths(dataset, args.max_length, names.get(dataset_name, f"eval_dataset[{dataset_name!r}]"))
         return dataset
 
     def _set_signature_columns_if_needed(self):
@@ -294,18 +318,10 @@ class SPACTrainer(DPOTrainer):
             return dataset
         if "prompt" not in dataset.column_names:
             raise ValueError(f"{name}: a pre-tokenized data set must already hold `generated_ids`.")
-        generation_kwargs = self.args.generation_kwargs
-        if self.args.generation_backend == "vllm":
-            dataset = add_generated_column(
-                dataset, self._model_path, self._tokenizer, conversational=self._conversational, backend="vllm",
-                desc=f"Self-play generation ({name})", **generation_kwargs,
-            )
-        else:
-            with self._model_for_generation() as model:
-                dataset = add_generated_column(
-                    dataset, model, self._tokenizer, conversational=self._conversational,
-                    desc=f"Self-play generation ({name})", **generation_kwargs,
-                )
+        dataset = add_self_play_column(
+            dataset, self._tokenizer, self.args, conversational=self._conversational, policy_path=self._model_path,
+            policy=self._model_for_generation, name=name,
+        )
         # Re-tokenize the row with its new response, so the prompt boundary is shared by all three responses.
         dataset = dataset.remove_columns([c for c in dataset.column_names if c.endswith("_ids")])
         return self._prepare_dataset(dataset, self.processing_class, self.args, name)
@@ -376,11 +392,7 @@ class SPACTrainer(DPOTrainer):
         return logps.chunk(len(self.responses), dim=0)
 
     def _precompute_ref_logps(self, dataset, name, batch_size):
-        if isinstance(dataset, IterableDataset):
-            raise ValueError(
-                "`precompute_ref_log_probs=True` needs a map-style Dataset; load it without streaming or set "
-                "`precompute_ref_log_probs=False`."
-            )
+        require_map_style(dataset, name, "`precompute_ref_log_probs=True` (else set it to False)")
         dataset = self._ensure_generated(dataset, name)
         keys = [f"ref_{response}_logps" for response in self.responses]
         if all(key in dataset.column_names for key in keys):

@@ -1,15 +1,14 @@
-"""Small helpers shared by the library, the recipes and the benchmarks: atomic writes and the environment record."""
+"""Atomic writes: readers see a file or folder either as it was or as it is now, never in between; and the kill
+points the kill/resume tests stop a run at, inside those writes."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +20,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(data[: len(data) // 2])
+            kill_point("write_file.partial")
+            f.write(data[len(data) // 2 :])
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; published files are ordinary files
+        kill_point("write_file.before_rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
-
-
-def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
-    """Render a matplotlib figure to PNG and write it atomically; the figure is closed either way."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", **savefig_kwargs)
-    finally:
-        plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -77,10 +65,12 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o755)  # mkdtemp creates 0700; the published folder is an ordinary one
     try:
         yield tmp
+        kill_point("write_folder.before_rename")
         if path.exists():
             old = path.with_name(f".{path.name}.tmp-old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
+            kill_point("write_folder.between_renames")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -90,46 +80,22 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with `count` intra-op torch threads, then restore the previous count.
+KILL_ENV = "SPAC_HF_KILL_AT"
+_kill_counts: dict[str, int] = {}
 
-    Tiny models gain nothing from more threads, and on a shared machine each extra thread mostly waits for a core.
+
+def kill_point(name: str) -> None:
+    """Fault injection for the kill/resume tests: end the process at once, as a SIGKILL or a power cut would.
+
+    `SPAC_HF_KILL_AT=<name>` ends it the first time `name` is reached, `<name>:<n>` the n-th time. Unset (always,
+    outside tests), this is one dictionary lookup.
     """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-_PACKAGES = ("spac-hf", "torch", "transformers", "trl", "datasets", "accelerate", "huggingface_hub", "peft", "lm-eval")
-
-
-def environment_info() -> dict[str, Any]:
-    """Package versions and hardware, recorded next to every result so that a number can be traced to a machine."""
-    versions = {}
-    for name in _PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "packages": versions,
-    }
-    with contextlib.suppress(ImportError):
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-            info["cuda"] = torch.version.cuda
-    with contextlib.suppress(OSError, ValueError):
-        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        info["memory_gib"] = round(pages * page_size / 2**30, 1)
-    return info
+    target = os.environ.get(KILL_ENV)
+    if not target:
+        return
+    wanted, _, count = target.partition(":")
+    if wanted != name:
+        return
+    _kill_counts[name] = _kill_counts.get(name, 0) + 1
+    if _kill_counts[name] == int(count or 1):
+        os._exit(137)  # no cleanup, no `finally`, no atexit: exactly what a kill leaves behind

@@ -1,5 +1,10 @@
 """What `recipes/{spac,dpo,spin}.py` share: parse, load, run the loop, report. The scripts only pick the method.
 
+Supports: every method of `spac_hf.methods` through `run_self_play`, standard and conversational data from a local
+folder, a Hub id or a `datasets:` mixture, LoRA/QLoRA through TRL's `ModelConfig`, and a programmatic true reward
+(`--true_reward_task reviews`) evaluated on the starting model and every iterate. Assumes: it runs from the repository
+root (relative paths in the YAMLs), the whole data set fits on disk (no streaming).
+
 Parsing is TRL's: `TrlParser((SelfPlayScriptArguments, <config>, ModelConfig, DatasetMixtureConfig))`, so a YAML given
 with `--config` sets defaults and command-line flags override them. A script run with no argument at all runs its
 embedded default config (`recipes/default/<method>.yaml`): a complete run on CPU, on the shipped model and data.
@@ -13,16 +18,30 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+
+if __package__ in (None, ""):  # run as a script: make `recipes.*` importable from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
-from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, TrlParser, get_dataset
-from trl import get_peft_config, get_quantization_config
+from trl import (
+    DatasetMixtureConfig,
+    ModelConfig,
+    ScriptArguments,
+    TrlParser,
+    get_dataset,
+    get_peft_config,
+    get_quantization_config,
+)
 
-from .config import SelfPlayConfig
-from .data import drop_long_prompts, normalize_prompt_column
-from .loop import SelfPlayResult, run_self_play
-from .utils import atomic_write_text, save_figure
+from spac_hf.config import SelfPlayConfig
+from spac_hf.data import drop_long_prompts, normalize_prompt_column
+from spac_hf.loop import SelfPlayResult, run_self_play
+from spac_hf.methods import get_method
+from spac_hf.utils import atomic_write_text
+
+from recipes.script_utils import save_figure
 
 
 logger = logging.getLogger(__name__)
@@ -32,7 +51,7 @@ TRUE_REWARD_TASKS = ("reviews",)
 
 @dataclass
 class SelfPlayScriptArguments(ScriptArguments):
-    """TRL's script arguments (`dataset_name`, `dataset_train_split`, ...) plus data limits and the reward evaluation."""
+    """TRL's script arguments (`dataset_name`, `dataset_train_split`, ...), data limits and the reward evaluation."""
 
     max_train_samples: int | None = field(
         default=None,
@@ -117,10 +136,12 @@ def load_preference_data(script_args, dataset_args, seed: int) -> tuple[Dataset,
 
 def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
     """`evaluate(model_path, iteration)` scoring a model by its mean true reward on held-out prompts."""
-    from .tasks import mean_true_reward
+    from spac_hf.tasks import mean_true_reward
 
     if test is None:
-        raise ValueError(f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts.")
+        raise ValueError(
+            f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts."
+        )
     unique = {json.dumps(p, sort_keys=True): p for p in test["prompt"]}  # conversational prompts are not hashable
     prompts = list(unique.values())[: script_args.true_reward_prompts]
 
@@ -131,8 +152,11 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         model.to("cuda" if torch.cuda.is_available() else "cpu")
         score = mean_true_reward(model, tokenizer, prompts, num_samples=script_args.true_reward_samples, seed=seed)
-        print(f"True reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}: "
-              f"{score['mean']:.3f} +- {score['stderr']:.3f}", flush=True)
+        print(
+            f"True reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}: "
+            f"{score['mean']:.3f} +- {score['stderr']:.3f}",
+            flush=True,
+        )
         results = {"mean": score["mean"], "mean_stderr": score["stderr"]}
         return {
             "results": {f"true_reward_{script_args.true_reward_task}": results},
@@ -143,9 +167,21 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
     return evaluate
 
 
+def run_recipe(method: str, argv: list[str] | None = None) -> SelfPlayResult:
+    """What `recipes/<method>.py` runs: its arguments (or, with none, `recipes/default/<method>.yaml`), then `main`."""
+    record = get_method(method)
+    default_config = Path(__file__).parent / "default" / f"{record.paper.key}.yaml"
+    return main(method, *parse_recipe_args(record.config_class, default_config, argv))
+
+
 def main(method: str, script_args, training_args, model_args, dataset_args) -> SelfPlayResult:
     """Load, run `run_self_play` for `method`, and write the report next to the iterates."""
     from transformers import AutoTokenizer
+
+    # Progress at INFO, from the main process only (the library logs through accelerate's logger).
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("spac_hf").setLevel(logging.INFO)
+    logger.setLevel(logging.INFO)
 
     _check_local_path(model_args.model_name_or_path, "model_name_or_path")
     model_init_kwargs = {
@@ -159,11 +195,15 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
     if quantization_config is not None:  # QLoRA: each process keeps its whole quantized model on its own GPU
         from accelerate import PartialState
 
-        model_init_kwargs.update(quantization_config=quantization_config, device_map={"": PartialState().local_process_index})
+        model_init_kwargs.update(
+            quantization_config=quantization_config, device_map={"": PartialState().local_process_index}
+        )
     training_args.model_init_kwargs = model_init_kwargs
 
     tokenizer = AutoTokenizer.from_pretrained(
-        model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -172,9 +212,12 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
         before = len(train), len(test) if test is not None else 0
         train = drop_long_prompts(train, tokenizer, training_args.max_length)
         test = drop_long_prompts(test, tokenizer, training_args.max_length) if test is not None else None
-        logger.warning(
+        logger.info(
             "Dropped the rows whose prompt fills max_length: %d of %d training rows, %d of %d test rows",
-            before[0] - len(train), before[0], before[1] - (len(test) if test is not None else 0), before[1],
+            before[0] - len(train),
+            before[0],
+            before[1] - (len(test) if test is not None else 0),
+            before[1],
         )
     evaluate = None
     if script_args.true_reward_task:
@@ -201,26 +244,33 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
 def write_report(result: SelfPlayResult) -> str:
     """`summary.md` (and `true_reward.png` when there are evaluations) in the run folder; returns the Markdown."""
     out = Path(result.output_dir)
-    summary = result.summary
+    summary, iterates = result.summary, result.iterates
     evaluations = summary.get("evaluations", {})
     tasks = _tasks(evaluations)
     lines = [
-        f"# {summary['method'].upper()} run `{out.name}`",
+        f"# {get_method(summary['method']).label} run `{out.name}`",
         "",
-        f"Starting model: `{summary['base_model']}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in result.iterates)}.",
+        f"Starting model: `{summary['base_model']}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in iterates)}.",
         "",
         "| " + " | ".join(["model", "train loss", "train rows", *tasks]) + " |",
         "|" + "---|" * (3 + len(tasks)),
     ]
     rows = [("starting model", None, None, evaluations.get("0"))]
-    rows += [(f"iter_{it['iteration']}", it.get("train_metrics", {}).get("train_loss"), it.get("train_rows"),
-              evaluations.get(str(it["iteration"]))) for it in summary["iterates"]]
+    rows += [
+        (
+            f"iter_{it['iteration']}",
+            it.get("train_metrics", {}).get("train_loss"),
+            it.get("train_rows"),
+            evaluations.get(str(it["iteration"])),
+        )
+        for it in summary["iterates"]
+    ]
     for name, loss, n, evaluation in rows:
         cells = [name, f"{loss:.4f}" if loss is not None else "", str(n or "")]
         cells += [_format_score(evaluation, task) for task in tasks]
         lines.append("| " + " | ".join(cells) + " |")
     if evaluations:
-        _plot_evaluations(evaluations, out / "true_reward.png", summary["method"])
+        _plot_evaluations(evaluations, out / "true_reward.png", get_method(summary["method"]).label)
         lines += ["", "![evaluation by iteration](true_reward.png)"]
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "summary.md", text)
@@ -241,7 +291,7 @@ def _format_score(evaluation: dict | None, task: str) -> str:
     return text
 
 
-def _plot_evaluations(evaluations: dict, path: Path, method: str) -> None:
+def _plot_evaluations(evaluations: dict, path: Path, label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,7 +306,7 @@ def _plot_evaluations(evaluations: dict, path: Path, method: str) -> None:
         ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=task)
     ax.set_xlabel("iteration (0 = starting model)")
     ax.set_ylabel("mean true reward")
-    ax.set_title(f"{method.upper()}: held-out true reward by iteration")
+    ax.set_title(f"{label}: held-out true reward by iteration")
     ax.set_xticks(sorted(int(t) for t in evaluations))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

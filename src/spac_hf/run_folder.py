@@ -1,0 +1,171 @@
+"""The folder of one `run_self_play` run: its layout, its identity record, its checkpoints, and how processes share it.
+
+Layout of `output_dir`; every path is built here, and every step is durable and written atomically (a step is done
+when its marker exists):
+
+    self_play_run.json          what this run is (every option that changes results, `run_identity.py`);
+                                written once the inputs are validated, checked on resume
+    work/iter_<t>/generated/    the part's data with the self-play responses (`datasets.save_to_disk`)
+    work/iter_<t>/generated_eval/
+    work/iter_<t>/checkpoints/  Trainer checkpoints of the iteration in progress (deleted once the iterate is saved)
+    iter_<t>/                   iterate t: model, tokenizer, model card, iterate.json (the marker) and eval.json
+    iter_average/               the uniform average of the iterates' weights, when asked for
+    base_eval.json              the evaluation of the starting model, when an evaluation function is given
+    results/                    the run's results dataset (Hub layout), when there are evaluations
+    summary.json                all iterates with their training metrics and evaluations
+
+The rank rule. With several processes (accelerate, torchrun) every process runs the loop and enters every step in the
+same order, because the steps hold collective operations (sharded generation and its gather, training, the weight
+gathering of DeepSpeed and FSDP). Only the main process writes into the run folder, and only inside a function
+decorated with `main_only`, which ends with a barrier. Whether a step is done is read with `RunFolder.exists`, after a
+barrier: since nothing is written between that barrier and the read, every process sees the same answer and takes the
+same branch, so the processes never wait at different barriers.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from accelerate import PartialState
+from accelerate.logging import get_logger
+
+from .integrity import damaged_file
+from .run_identity import write_run_record
+
+
+logger = get_logger(__name__)
+
+
+RUN_FILE = "self_play_run.json"
+ITERATE_FILE = "iterate.json"
+EVAL_FILE = "eval.json"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def main_only(fn: F) -> F:
+    """Run `fn` on the main process only (the others get None), then wait for every process: the only way the loop
+    writes into its run folder (see the rank rule above)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        state = PartialState()
+        result = fn(*args, **kwargs) if state.is_main_process else None
+        state.wait_for_everyone()
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Every path of a run folder, built once."""
+
+    root: Path
+
+    def exists(self, path: Path) -> bool:
+        """`path.exists()`, the same on every process: read after a barrier, and only `main_only` writes."""
+        PartialState().wait_for_everyone()
+        return path.exists()
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / RUN_FILE
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def average(self) -> Path:
+        return self.root / "iter_average"
+
+    def iterate(self, t: int) -> Path:
+        return self.root / f"iter_{t}"
+
+    def iterate_record(self, t: int) -> Path:
+        """The marker of a finished iterate, written last."""
+        return self.iterate(t) / ITERATE_FILE
+
+    def staging(self, t: int) -> Path:
+        """Where iterate t is written before one rename publishes it."""
+        return self.root / f".iter_{t}.tmp"
+
+    def eval_record(self, t: int) -> Path:
+        return self.root / "base_eval.json" if t == 0 else self.iterate(t) / EVAL_FILE
+
+    def work(self, t: int) -> Path:
+        return self.root / "work" / f"iter_{t}"
+
+    def generated(self, t: int, name: str) -> Path:
+        """Iteration t's data with its self-play responses; `name` is "generated" or "generated_eval"."""
+        return self.work(t) / name
+
+    def checkpoints(self, t: int) -> Path:
+        return self.work(t) / "checkpoints"
+
+    def is_done(self, t: int) -> bool:
+        return self.exists(self.iterate_record(t))
+
+    def model_label(self, t: int) -> str:
+        """Unique across runs, so that results of several runs can share one table: `default-spac-iter2`."""
+        run = f"{self.root.parent.name}-{self.root.name}" if self.root.parent.name else self.root.name
+        return f"{run}-base" if t == 0 else f"{run}-iter{t}"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Run identity
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@main_only
+def record_run(folder: RunFolder, identity: dict[str, Any]) -> None:
+    """Write the run record; only once every input has been validated (`spac_hf.preflight`)."""
+    write_run_record(folder.run_file, identity)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _checkpoint_step(path: Path) -> int:
+    suffix = path.name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest `checkpoint-<step>` that Trainer finished writing, or None.
+
+    Trainer writes `trainer_state.json` last (after weights, optimizer, scheduler and RNG states), so a checkpoint
+    without a readable one was cut off by a crash: resuming from it would fail. A checkpoint with a damaged file
+    (`integrity.damaged_file`) is passed over too, with a warning: an earlier one, or none, resumes instead.
+    """
+    checkpoints = [p for p in folder.glob("checkpoint-*") if _checkpoint_step(p) >= 0] if folder.is_dir() else []
+    for checkpoint in sorted(checkpoints, key=_checkpoint_step, reverse=True):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        damaged = next(((p, problem) for p in sorted(checkpoint.iterdir()) if (problem := damaged_file(p))), None)
+        if damaged is None:
+            return checkpoint
+        logger.warning("Passing over the checkpoint %s: %s is damaged (%s).", checkpoint, damaged[0].name, damaged[1])
+    return None
+
+
+@main_only
+def remove_checkpoints_after(checkpoint: Path) -> None:
+    """Remove the checkpoints newer than `checkpoint` (cut off by a crash): they would confuse Trainer's rotation."""
+    for path in checkpoint.parent.glob("checkpoint-*"):
+        if _checkpoint_step(path) > _checkpoint_step(checkpoint):
+            shutil.rmtree(path, ignore_errors=True)

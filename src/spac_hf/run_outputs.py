@@ -1,0 +1,187 @@
+"""What a `run_self_play` run publishes besides the iterates' weights: evaluations, model cards, the results dataset,
+pushes to the Hub, the average of the iterates and the summary.
+
+Every function here follows the rank rule of `run_folder`: every process calls it, the main process alone writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.logging import get_logger
+from transformers import PreTrainedTokenizerBase
+
+from .hub import push_folder, push_results_dataset, results_dataset_rows, save_model_card, save_results_dataset
+from .integrity import read_json_cache
+from .methods import Method
+from .run_folder import ITERATE_FILE, RunFolder, main_only
+from .utils import atomic_directory, atomic_write_json, kill_point, read_json
+
+
+logger = get_logger(__name__)
+
+EvaluateFn = Callable[[str, int], dict]
+"""`evaluate(model_path, iteration) -> {"results": {task: {metric: value, "<metric>_stderr": value}}, ...}`.
+
+Iteration 0 is the starting model. Runs on the main process. The `results` part (lm-eval's layout, so lm-eval output
+works as is) goes into the iterate's model card and the run's results dataset; other keys (examples, ...) are kept in
+the iterate's `eval.json`.
+"""
+
+
+def hub_repo(args: Any, suffix: str) -> str:
+    """Where a run pushes: `<hub_model_id, or the output folder's name>-iter<t>` and `...-results`."""
+    return f"{args.hub_model_id or Path(args.output_dir).name}-{suffix}"
+
+
+@dataclass
+class RunOutputs:
+    folder: RunFolder
+    method: Method
+    args: Any  # SelfPlayConfig
+    base_model: str
+    tokenizer: PreTrainedTokenizerBase
+    dataset_names: list[str] | None = None
+    evaluate: EvaluateFn | None = None
+
+    def model_path(self, t: int) -> str:
+        return self.base_model if t == 0 else str(self.folder.iterate(t))
+
+    # -------------------------------------------------------------- iterates
+
+    @main_only
+    def publish_iterate(self, t: int, record: dict) -> None:
+        """Move the staged iterate t, with its record and card, into place with one rename; drop its checkpoints."""
+        staging, final = self.folder.staging(t), self.folder.iterate(t)
+        kill_point("iterate.weights_written")
+        self.tokenizer.save_pretrained(str(staging))
+        atomic_write_json(staging / ITERATE_FILE, record)
+        self.write_card(staging, t)
+        if final.exists():  # without its marker (is_done was False): a leftover, never a finished iterate
+            shutil.rmtree(final)
+        kill_point("iterate.before_rename")
+        staging.rename(final)
+        kill_point("iterate.after_rename")  # its checkpoints still there: `remove_leftovers` deletes them on resume
+        shutil.rmtree(self.folder.checkpoints(t), ignore_errors=True)
+
+    def write_card(self, folder: Path, t: int, eval_results: list[dict] | None = None) -> None:
+        hyperparameters = {k: getattr(self.args, k) for k in self.method.card_hyperparameters if hasattr(self.args, k)}
+        save_model_card(
+            folder,
+            model_name=self.folder.model_label(t),
+            base_model=self.base_model,
+            datasets=list(self.dataset_names or []),
+            method=self.method.name,
+            iteration=t,
+            num_iterations=self.args.num_iterations,
+            hyperparameters=hyperparameters,
+            eval_results=eval_results,
+        )
+
+    def evaluation(self, t: int) -> dict | None:
+        """The evaluation of model t (0: the starting model), computed once on the main process, then read back."""
+        if self.evaluate is None:
+            return None
+        main_only(read_json_cache)(self.folder.eval_record(t), "the evaluation")  # damaged: evaluated again
+        if not self.folder.exists(self.folder.eval_record(t)):
+            self._save_evaluation(t)
+        return read_json(self.folder.eval_record(t))
+
+    @main_only
+    def _save_evaluation(self, t: int) -> None:
+        atomic_write_json(self.folder.eval_record(t), self.evaluate(self.model_path(t), t))
+
+    def result_rows(self, t: int, evaluation: dict | None) -> list[dict]:
+        if not evaluation or not evaluation.get("results"):
+            return []
+        return results_dataset_rows(
+            {"results": evaluation["results"], "n-shot": evaluation.get("n-shot", {})},
+            model=self.folder.model_label(t),
+            method=self.method.name if t else None,
+            iteration=t,
+            base_model=self.base_model,
+        )
+
+    @main_only
+    def finish_iterate(self, t: int, rows: list[dict]) -> None:
+        """Add the evaluation to iterate t's card, and push the iterate when asked (an unchanged folder makes no new
+        commit, so a resumed run pushes again safely)."""
+        if rows:
+            self.write_card(self.folder.iterate(t), t, rows)
+        if self.args.push_to_hub:
+            url = push_folder(
+                self.folder.iterate(t),
+                self.hub_repo(f"iter{t}"),
+                private=self.args.hub_private_repo,
+                token=self.args.hub_token,
+            )
+            logger.info("Pushed %s to %s", self.folder.iterate(t), url)
+
+    def hub_repo(self, suffix: str) -> str:
+        return hub_repo(self.args, suffix)
+
+    # -------------------------------------------------------------- the run
+
+    @main_only
+    def publish_results(self, rows: list[dict]) -> None:
+        name = self.folder.root.name
+        description = f"Evaluation of the {self.method.label} iterates of `{name}`, starting from {self.base_model}."
+        save_results_dataset(rows, self.folder.results, dataset_name=f"{name}-results", description=description)
+        if self.args.push_to_hub:
+            push_results_dataset(
+                rows,
+                self.hub_repo("results"),
+                local_dir=self.folder.results,
+                description=description,
+                private=self.args.hub_private_repo,
+                token=self.args.hub_token,
+            )
+
+    def average_iterates(self) -> str:
+        """Uniform average of the iterates' weights, saved like an iterate."""
+        if not self.folder.exists(self.folder.average / ITERATE_FILE):
+            self._save_average()
+        return str(self.folder.average)
+
+    @main_only
+    def _save_average(self) -> None:
+        from transformers import AutoModelForCausalLM
+
+        iterates = [str(self.folder.iterate(t)) for t in range(1, self.args.num_iterations + 1)]
+        model = AutoModelForCausalLM.from_pretrained(iterates[0], dtype=torch.float32)
+        total = {k: v.clone() for k, v in model.state_dict().items()}
+        for other in iterates[1:]:
+            state = AutoModelForCausalLM.from_pretrained(other, dtype=torch.float32).state_dict()
+            for k in total:
+                total[k] += state[k]
+        model.load_state_dict({k: v / len(iterates) for k, v in total.items()})
+        with atomic_directory(self.folder.average) as tmp:
+            model.save_pretrained(str(tmp))
+            self.tokenizer.save_pretrained(str(tmp))
+            atomic_write_json(tmp / ITERATE_FILE, {"iteration": "average", "of": iterates})
+
+    def summary(self, evaluations: dict[int, dict | None]) -> dict[str, Any]:
+        """The run's summary (written to `summary.json`), after the average and the results dataset when asked."""
+        iterates = []
+        for t in range(1, self.args.num_iterations + 1):
+            record = read_json(self.folder.iterate_record(t), {})
+            record.pop("log_history", None)
+            iterates.append({"iteration": t, "path": str(self.folder.iterate(t)), **record})
+        summary = {
+            "method": self.method.name,
+            "base_model": self.base_model,
+            "iterates": iterates,
+            "evaluations": {str(t): e for t, e in evaluations.items() if e is not None},
+        }
+        if self.args.average_iterates:
+            summary["average"] = self.average_iterates()
+        rows = [row for t, evaluation in sorted(evaluations.items()) for row in self.result_rows(t, evaluation)]
+        if rows:
+            self.publish_results(rows)
+        main_only(atomic_write_json)(self.folder.summary, summary)
+        return summary

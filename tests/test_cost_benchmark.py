@@ -20,7 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
 
 from benchmarks.cost import run as cost_run  # noqa: E402
-from benchmarks.cost.models import SIZES, build_tokenizer, preference_rows  # noqa: E402
+from benchmarks.cost import shared_prompt  # noqa: E402
+from benchmarks.cost.models import SIZES, build_tokenizer, flop_floor, preference_rows, ultrafeedback_like_lengths  # noqa: E402
 from benchmarks.cost.variants import SEQUENCES_PER_EXAMPLE, VARIANTS  # noqa: E402
 
 OUTPUTS = ("results.json", "table.md", "table.csv", "ratios.png", "iteration_share.png")
@@ -126,9 +127,6 @@ def test_the_word_level_data_has_exact_token_counts():
 
 
 # ---------------------------------------------------------------------- the shared-prompt comparison
-
-from benchmarks.cost import shared_prompt
-from benchmarks.cost.models import flop_floor, ultrafeedback_like_lengths
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "cost"
 COST_README = (Path(__file__).resolve().parents[1] / "benchmarks" / "cost" / "README.md").read_text()

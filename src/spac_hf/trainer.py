@@ -239,13 +239,14 @@ class SPACTrainer(DPOTrainer):
             if share or free:
                 device = self.accelerator.device
                 models = [m for m in (self.model, self.ref_model) if m is not None]
-                reasons = [packing_unsupported_reason(m, device, self.args.truncation_mode, False) for m in models]
+                truncation = self.args.truncation_mode
+                reasons = [packing_unsupported_reason(m, device, truncation, False) for m in models]
                 reason = next((r for r in reasons if r), None)
                 if reason:
                     warn_fallback(" / ".join(o for o, on in [("share_prompt", share), ("padding_free", free)] if on),
                                   f"{type(self.accelerator.unwrap_model(self.model)).__name__}: {reason}")
                     share = free = False
-                elif share and (reason := packing_unsupported_reason(models[0], device, self.args.truncation_mode, True)):
+                elif share and (reason := packing_unsupported_reason(models[0], device, truncation, True)):
                     warn_fallback("share_prompt", reason)
                     share = False
             self._packing_layout = (share, free)

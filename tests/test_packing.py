@@ -11,13 +11,15 @@ import warnings
 
 import pytest
 import torch
-from conftest import CPU_TRAINING, WORDS, build_tokenizer, sentence
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
 from spac_hf import SPACConfig, SPACTrainer
 from spac_hf.packing import allowed_attention, pack_examples
 from spac_hf.trainer import DataCollatorForSPAC
+
+from helpers import CPU_TRAINING, WORDS, build_tokenizer, sentence
+
 
 LAYOUTS = [(True, False), (False, True), (True, True)]  # (share_prompt, padding_free); padded is (False, False)
 
@@ -48,7 +50,7 @@ def random_rows(n, seed, long=False):
 
 
 def tiny_model(architecture, tok, implementation, seed=0, hidden_size=32):
-    """A tiny model of `architecture`, built from a config offline (Mistral with a sliding window shorter than rows)."""
+    """A tiny model of `architecture`, built from a config offline (Mistral: a sliding window shorter than rows)."""
     import transformers
 
     torch.manual_seed(seed)

@@ -15,7 +15,8 @@
    log-probs of the three responses, then trains one epoch; phases timed as in `iteration_share.py`.
 
 Prompts and data responses: chat-formatted English text with UltraFeedback-like lengths (`models.ULTRAFEEDBACK_LIKE`
-at `--length-scale`, default 4: its real order of magnitude, prompts ~150 tokens, responses ~300, capped at 256 tokens),
+at `--length-scale`, default 4: its real order of magnitude, prompts ~150 tokens, responses ~300, capped at 256
+tokens),
 cut to exact token counts with the model's tokenizer.
 """
 
@@ -29,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -38,12 +40,79 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
+from spac_hf.utils import atomic_write_json, atomic_write_text
+
 from benchmarks.cost.iteration_share import TimedSPACTrainer
 from benchmarks.cost.models import ultrafeedback_like_lengths
-from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, torch_threads
+from recipes.script_utils import environment_info, torch_threads
+
 
 # Plain English words: the text's content does not change the cost, its token count does.
-_WORDS = ["the", "model", "answers", "questions", "about", "history", "science", "cooking", "travel", "and", "software", "with", "clear", "steps", "examples", "and", "short", "explanations", "because", "users", "often", "ask", "for", "help", "planning", "a", "trip", "writing", "an", "email", "fixing", "a", "bug", "or", "understanding", "a", "concept", "in", "physics", "biology", "economics", "mathematics", "music", "art", "language", "learning", "health", "sport", "gardening", "finance", "so", "a", "good", "response", "is", "accurate", "helpful", "honest", "polite", "complete", "and", "well", "organised"]
+_WORDS = [
+    "the",
+    "model",
+    "answers",
+    "questions",
+    "about",
+    "history",
+    "science",
+    "cooking",
+    "travel",
+    "and",
+    "software",
+    "with",
+    "clear",
+    "steps",
+    "examples",
+    "and",
+    "short",
+    "explanations",
+    "because",
+    "users",
+    "often",
+    "ask",
+    "for",
+    "help",
+    "planning",
+    "a",
+    "trip",
+    "writing",
+    "an",
+    "email",
+    "fixing",
+    "a",
+    "bug",
+    "or",
+    "understanding",
+    "a",
+    "concept",
+    "in",
+    "physics",
+    "biology",
+    "economics",
+    "mathematics",
+    "music",
+    "art",
+    "language",
+    "learning",
+    "health",
+    "sport",
+    "gardening",
+    "finance",
+    "so",
+    "a",
+    "good",
+    "response",
+    "is",
+    "accurate",
+    "helpful",
+    "honest",
+    "polite",
+    "complete",
+    "and",
+    "well",
+    "organised",
+]
 
 
 def text_of_tokens(tokenizer, n: int, rng) -> str:

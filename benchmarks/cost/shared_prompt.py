@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as a script: make `benchmarks.cost` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -36,6 +37,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
+
+from spac_hf.utils import atomic_write_json, atomic_write_text, read_json
 
 from benchmarks.cost import memory
 from benchmarks.cost.clock import StepClock
@@ -52,11 +55,12 @@ from benchmarks.cost.models import (
 )
 from benchmarks.cost.timing import run_interleaved
 from benchmarks.cost.variants import LABELS, SHARED_PROMPT_VARIANTS, StepSettings, build_trainer
-from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, read_json, torch_threads
+from recipes.script_utils import environment_info, torch_threads
+
 
 MIB = 2**20
-# name: (lengths, prompt tokens, response tokens, rows). Fixed lengths: the cost benchmark's grid point (prompts as long
-# as responses, floor 1.0) and prompts a quarter of the tokens (floor 1.25).
+# name: (lengths, prompt tokens, response tokens, rows). Fixed lengths: the cost benchmark's grid point (prompts as
+# long as responses, floor 1.0) and prompts a quarter of the tokens (floor 1.25).
 SCENARIOS = {
     "fixed_p64_r64": ("fixed", 64, 64, 8),
     "fixed_p32_r96": ("fixed", 32, 96, 8),
@@ -253,7 +257,8 @@ def render(results: dict) -> str:
             f"**{r['spac/dpo']['wall']:.2f}** ({r['spac/dpo']['cpu']:.2f}) | "
             f"{r['spac_padding_free/dpo']['wall']:.2f} ({r['spac_padding_free/dpo']['cpu']:.2f}) | "
             f"**{r['spac/spac_unshared']['wall']:.2f}** ({r['spac/spac_unshared']['cpu']:.2f}) | "
-            f"{r['spac_padding_free/spac_unshared']['wall']:.2f} ({r['spac_padding_free/spac_unshared']['cpu']:.2f}) | "
+            f"{r['spac_padding_free/spac_unshared']['wall']:.2f} "
+            f"({r['spac_padding_free/spac_unshared']['cpu']:.2f}) | "
             f"{r['spac_unshared/dpo']['wall']:.2f} | {tok['spac'] / tok['dpo']:.3f} | {peaks} | {peak_ratio} |"
         )
     lines += [

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+
 MASKED_IMPLEMENTATIONS = ("eager", "sdpa")  # take a dense 4D mask on any device
 FLEX_IMPLEMENTATIONS = ("flex_attention",)  # take a BlockMask; CUDA only here (untested until it runs on a GPU)
 

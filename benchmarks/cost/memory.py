@@ -107,7 +107,7 @@ def probe(size_name: str, variant: str, settings: dict, threads: int) -> dict:
     """Run in the child: one measured optimizer step of `variant`; returns bytes."""
     import torch
 
-    from benchmarks.cost.models import SIZES, build_model, build_tokenizer, preference_rows
+    from benchmarks.cost.models import SIZES, build_model, build_tokenizer, rows_for
     from benchmarks.cost.variants import StepSettings, build_trainer
 
     torch.set_num_threads(threads)
@@ -115,7 +115,7 @@ def probe(size_name: str, variant: str, settings: dict, threads: int) -> dict:
     size = SIZES[size_name]
     tokenizer = build_tokenizer(size.vocab_size)
     model = build_model(size, tokenizer, seed=settings.seed)
-    rows = preference_rows(settings.rows, size.vocab_size, settings.prompt_tokens, settings.response_tokens)
+    rows = rows_for(settings, size.vocab_size)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = build_trainer(variant, model, tokenizer, rows, settings, tmp)
         del model  # the trainer holds its own copy

@@ -107,3 +107,72 @@ def preference_rows(n: int, vocab_size: int, prompt_tokens: int, response_tokens
             row[response] = " " + _words(rng, response_tokens - 1, vocab_size)
         rows.append(row)
     return rows
+
+
+# UltraFeedback-like lengths (`--lengths ultrafeedback`). Shape: log-normal, right-skewed lengths, drawn independently
+# for the prompt and for each response (chosen, rejected and generated differ in length, as they do in the data).
+# Scale: UltraFeedback's prompts and responses run to hundreds of tokens (HuggingFaceH4/ultrafeedback_binarized:
+# prompts from UltraChat, ShareGPT, Evol-Instruct, FLAN, ...; completions of 4 chat models); this benchmark cannot
+# download it (no Hub here), so the medians are set so that prompts are about a third of an example's tokens, the
+# share the issue gives for UltraFeedback, at a quarter of its absolute lengths so a CPU step stays in seconds.
+# `--length-scale 4` gives UltraFeedback's order of magnitude on a GPU. The sampled lengths and the resulting FLOP
+# floor are written to results.json.
+ULTRAFEEDBACK_LIKE = {
+    "prompt": {"median": 36, "sigma": 0.7, "min": 8, "max": 192},
+    "response": {"median": 80, "sigma": 0.6, "min": 4, "max": 320},
+}
+
+
+def ultrafeedback_like_lengths(n: int, seed: int = 0, scale: float = 1.0) -> list[dict[str, int]]:
+    """Per row: prompt tokens and tokens per response (EOS included), from `ULTRAFEEDBACK_LIKE` times `scale`."""
+    import math
+
+    rng = random.Random(seed)
+
+    def draw(spec: dict) -> int:
+        value = rng.lognormvariate(math.log(spec["median"] * scale), spec["sigma"])
+        return int(min(max(round(value), spec["min"] * scale), spec["max"] * scale))
+
+    return [
+        {"prompt": draw(ULTRAFEEDBACK_LIKE["prompt"]),
+         **{r: max(draw(ULTRAFEEDBACK_LIKE["response"]), 2) for r in ("chosen", "rejected", "generated")}}
+        for _ in range(n)
+    ]  # fmt: skip
+
+
+def rows_with_lengths(lengths: list[dict[str, int]], vocab_size: int, seed: int = 0,
+                      with_generated: bool = True) -> list[dict]:
+    """Rows of exactly the given token counts (responses: EOS included, as in `preference_rows`)."""
+    rng = random.Random(seed)
+    rows = []
+    for counts in lengths:
+        row = {"prompt": _words(rng, counts["prompt"], vocab_size)}
+        for response in ("chosen", "rejected", "generated") if with_generated else ("chosen", "rejected"):
+            row[response] = " " + _words(rng, counts[response] - 1, vocab_size)
+        rows.append(row)
+    return rows
+
+
+def length_table(settings) -> list[dict[str, int]]:
+    """The token counts of each row of a benchmark's data set, for `settings` (a `StepSettings`)."""
+    if settings.lengths == "fixed":
+        return [
+            {"prompt": settings.prompt_tokens, "chosen": settings.response_tokens,
+             "rejected": settings.response_tokens, "generated": settings.response_tokens}
+        ] * settings.rows  # fmt: skip
+    return ultrafeedback_like_lengths(settings.rows, seed=settings.seed, scale=settings.length_scale)
+
+
+def rows_for(settings, vocab_size: int) -> list[dict]:
+    """The benchmark's data set for `settings`: fixed lengths (`preference_rows`) or UltraFeedback-like ones."""
+    if settings.lengths == "fixed":
+        return preference_rows(settings.rows, vocab_size, settings.prompt_tokens, settings.response_tokens,
+                               seed=settings.seed)
+    return rows_with_lengths(length_table(settings), vocab_size, seed=settings.seed)
+
+
+def flop_floor(lengths: list[dict[str, int]]) -> float:
+    """(P + 3R) / (2 (P + R)) over a data set: tokens of SPAC with the prompt once over DPO's tokens (no padding)."""
+    spac = sum(c["prompt"] + c["chosen"] + c["rejected"] + c["generated"] for c in lengths)
+    dpo = sum(2 * c["prompt"] + c["chosen"] + c["rejected"] for c in lengths)
+    return spac / dpo

@@ -101,7 +101,7 @@ def table_markdown(results: dict) -> str:
     header = "| params | trainer | " + " | ".join(PHASES) + " | total | page faults |"
     lines += [header, "|" + "---|" * (len(PHASES) + 4)]
     for entry in results["sizes"]:
-        for variant, label in LABELS.items():
+        for variant, label in ((v, LABELS[v]) for v in entry["time"]):
             t = entry["time"][variant]
             cells = " | ".join(f"{1e3 * t['phases_seconds'][p]:.1f}" for p in PHASES)
             lines.append(

@@ -4,8 +4,14 @@
 - `spac`: `SPACTrainer`, reference log-probs precomputed (3 sequences: chosen, rejected, generated);
 - `spac_ref_forward`: `SPACTrainer` with `precompute_ref_log_probs=False`: a no-grad reference forward every step.
 
+`SPACTrainer` processes each prompt once (`share_prompt=True`, its default). The shared-prompt comparison
+(`shared_prompt.py`) adds:
+- `spac_unshared`: `SPACTrainer(share_prompt=False)`, the padded [3 * batch, length] layout (the prompt three times);
+- `spac_padding_free`: `SPACTrainer(share_prompt=True, padding_free=True)`: the batch in one unpadded row.
+
 Every trainer gets its own deep copy of one model, so they start from identical weights, and rows with exactly the
-same token counts, so `dpo` trains on [2 * batch, length] and both SPAC setups on [3 * batch, length].
+same token counts: `dpo` trains on [2 * batch, P + R], `spac_unshared` on [3 * batch, P + R], `spac` on
+[batch, P - 1 + 3 (R + 1)] (fixed lengths; the longest of each batch otherwise).
 """
 
 from __future__ import annotations
@@ -14,12 +20,22 @@ import copy
 from dataclasses import asdict, dataclass
 
 VARIANTS = ("dpo", "spac", "spac_ref_forward")
+SHARED_PROMPT_VARIANTS = ("dpo", "spac", "spac_unshared", "spac_padding_free")
 LABELS = {
     "dpo": "TRL DPOTrainer (precomputed ref)",
     "spac": "SPACTrainer (precomputed ref)",
     "spac_ref_forward": "SPACTrainer (ref forward each step)",
+    "spac_unshared": "SPACTrainer, share_prompt=False",
+    "spac_padding_free": "SPACTrainer, padding_free=True",
 }
-SEQUENCES_PER_EXAMPLE = {"dpo": 2, "spac": 3, "spac_ref_forward": 3}
+SEQUENCES_PER_EXAMPLE = {"dpo": 2, "spac": 3, "spac_ref_forward": 3, "spac_unshared": 3, "spac_padding_free": 3}
+# The trainer options of each SPAC variant (on top of `trainer_args`).
+SPAC_OPTIONS = {
+    "spac": {},
+    "spac_ref_forward": {"precompute_ref_log_probs": False},
+    "spac_unshared": {"share_prompt": False},
+    "spac_padding_free": {"padding_free": True},
+}
 
 
 @dataclass(frozen=True)
@@ -35,10 +51,16 @@ class StepSettings:
     bf16: bool = False
     gradient_checkpointing: bool = True  # TRL's DPOConfig default (SPACConfig inherits it)
     seed: int = 0
+    lengths: str = "fixed"  # "fixed": every prompt `prompt_tokens`, every response `response_tokens`; "ultrafeedback"
+    length_scale: float = 1.0  # multiplies the UltraFeedback-like lengths (models.ULTRAFEEDBACK_LIKE)
 
     @property
     def max_length(self) -> int:
-        return self.prompt_tokens + self.response_tokens
+        if self.lengths == "fixed":
+            return self.prompt_tokens + self.response_tokens
+        from .models import ULTRAFEEDBACK_LIKE  # the clipping bounds: no row is ever truncated
+
+        return int((ULTRAFEEDBACK_LIKE["prompt"]["max"] + ULTRAFEEDBACK_LIKE["response"]["max"]) * self.length_scale)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "max_length": self.max_length}
@@ -74,8 +96,8 @@ def build_trainer(variant: str, model, tokenizer, rows: list[dict], settings: St
 
     from spac_hf import SPACConfig, SPACTrainer
 
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+    if variant not in LABELS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {list(LABELS)}")
     policy = copy.deepcopy(model)
     args = trainer_args(settings, output_dir)
     if variant == "dpo":
@@ -83,8 +105,8 @@ def build_trainer(variant: str, model, tokenizer, rows: list[dict], settings: St
         trainer = DPOTrainer(policy, args=DPOConfig(**args), train_dataset=data, processing_class=tokenizer)
     else:
         ref_model = None
-        if variant == "spac_ref_forward":
-            args["precompute_ref_log_probs"] = False
+        args.update(SPAC_OPTIONS[variant])
+        if not args["precompute_ref_log_probs"]:
             # An in-memory model has no path to reload the reference from: hand the trainer its copy.
             ref_model = copy.deepcopy(model)
         data = Dataset.from_list(rows)  # with a `generated` column: no generation inside the timed setup

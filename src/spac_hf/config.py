@@ -190,6 +190,19 @@ class SPACConfig(SelfPlayConfig):
         precompute_ref_log_probs (`bool`, *optional*, defaults to `True`):
             Compute the reference log-probs of all three responses once before training, so no reference model stays
             in memory while training. (TRL's DPOConfig defaults to `False`.)
+
+        > Parameters that control the batch layout
+
+        share_prompt (`bool`, *optional*, defaults to `True`):
+            Process each prompt once for its three responses: one row [prompt, chosen, rejected, generated] per
+            example, with an attention mask in which each response sees the prompt and its own earlier tokens only.
+            The log-probs equal those of the padded layout. Used with `attn_implementation` `"sdpa"` or `"eager"`
+            (and `"flex_attention"` on CUDA); other implementations fall back to the padded layout with a warning.
+        padding_free (`bool`, *optional*, defaults to `False`):
+            Concatenate the batch into one row without padding, positions restarting at every example (with
+            `share_prompt`) or sequence. Same log-probs; saves the padding's compute when lengths vary, at the price
+            of a dense `[length, length]` mask over the whole row for `sdpa`/`eager`. Same implementations as
+            `share_prompt`. (TRL's DPOTrainer warns and ignores this option; SPACTrainer implements it.)
     """
 
     lam: float = field(
@@ -241,6 +254,26 @@ class SPACConfig(SelfPlayConfig):
         metadata={
             "help": "Compute the reference log-probs of all three responses once before training, so no reference "
             "model stays in memory while training."
+        },
+    )
+
+    # Batch layout
+    share_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Process each prompt once for its three responses: one row [prompt, chosen, rejected, generated] "
+            "per example, with an attention mask in which each response sees the prompt and its own earlier tokens "
+            "only. Same log-probs as the padded layout. Used with attn_implementation `sdpa` or `eager` (and "
+            "`flex_attention` on CUDA); other implementations fall back to the padded layout with a warning."
+        },
+    )
+    padding_free: bool = field(
+        default=False,
+        metadata={
+            "help": "Concatenate the batch into one row without padding, positions restarting at every example (with "
+            "`share_prompt`) or sequence. Same log-probs; saves the padding's compute when lengths vary, at the price "
+            "of a dense mask over the whole row for `sdpa`/`eager`. Same implementations as `share_prompt`. (TRL's "
+            "DPOTrainer ignores this option with a warning; SPACTrainer implements it.)"
         },
     )
 

@@ -3,8 +3,11 @@
 What changes against `DPOTrainer` (TRL 1.16), and only this:
 - `_prepare_dataset` also tokenizes `generated`, and fails on over-long prompts instead of dropping them;
 - self-play generation: a data set without a `generated` column gets one from the model as given (pi_t);
-- the collator stacks [chosen; rejected; generated], and `compute_ref_log_probs` / `_precompute_ref_logps` handle
-  the three blocks (by default the reference log-probs are computed once, before training);
+- the collator stacks [chosen; rejected; generated], or, with `share_prompt` (the default where the attention
+  implementation takes a custom mask), lays each example out as one row [prompt, chosen, rejected, generated] so the
+  prompt is processed once (`spac_hf.packing`; `padding_free` also drops the padding); `compute_ref_log_probs` /
+  `_precompute_ref_logps` handle the three blocks (by default the reference log-probs are computed once, before
+  training);
 - `_compute_loss` calls `spac_loss` and logs DPO's metrics plus the two SPAC terms.
 These private methods are pinned by `tests/test_trl_compat.py`, which fails loudly if TRL changes their signatures.
 """
@@ -38,6 +41,7 @@ from .data import (
 from .generation import add_self_play_column
 from .losses import LogProbs, real_response_reward, spac_loss
 from .methods import METHODS
+from .packing import attention_mask_for, pack_examples, packing_unsupported_reason, sliding_window_of, warn_fallback
 
 
 @dataclass
@@ -47,6 +51,8 @@ class DataCollatorForSPAC(DataCollatorMixin):
     Each example holds `prompt_ids` and `<response>_ids` for every response in `responses` (and optionally
     `ref_<response>_logps`). The batch has `input_ids`, `attention_mask` and `completion_mask` of shape
     [len(responses) * batch, length], right-padded, plus the reference log-probs of each response when present.
+    With `share_prompt` and/or `padding_free` the batch is laid out by `spac_hf.packing.pack_examples` instead (one row
+    per example holding its prompt once; or everything in one unpadded row), with the same per-sequence log-probs.
     """
 
     pad_token_id: int
@@ -54,11 +60,20 @@ class DataCollatorForSPAC(DataCollatorMixin):
     max_length: int | None = None
     truncation_mode: str = "keep_start"
     pad_to_multiple_of: int | None = None
+    share_prompt: bool = False
+    padding_free: bool = False
     return_tensors: str = "pt"
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if self.truncation_mode not in ("keep_start", "keep_end"):
             raise ValueError(f"Unsupported truncation mode: {self.truncation_mode!r}.")
+        if self.share_prompt or self.padding_free:
+            batch = pack_examples(
+                examples, self.responses, self.pad_token_id, share_prompt=self.share_prompt,
+                padding_free=self.padding_free, max_length=self.max_length, truncation_mode=self.truncation_mode,
+                pad_to_multiple_of=self.pad_to_multiple_of,
+            )
+            return self._add_ref_logps(batch, examples)
         # Written straight into three preallocated arrays: the same batch as building a tensor per sequence and
         # padding them (TRL's `pad`), ~7x faster at batch 4 (benchmarks/cost), and this runs inside every step.
         rows = [(ex["prompt_ids"], ex[f"{response}_ids"]) for response in self.responses for ex in examples]
@@ -80,6 +95,9 @@ class DataCollatorForSPAC(DataCollatorMixin):
             "attention_mask": torch.from_numpy(attention_mask),
             "completion_mask": torch.from_numpy(completion_mask),
         }
+        return self._add_ref_logps(batch, examples)
+
+    def _add_ref_logps(self, batch: dict[str, Any], examples: list[dict[str, Any]]) -> dict[str, Any]:
         for response in self.responses:
             key = f"ref_{response}_logps"
             if key in examples[0]:
@@ -169,20 +187,27 @@ class SPACTrainer(DPOTrainer):
         self._model_path = model if isinstance(model, str) else None
         self.responses = RESPONSES if args.use_pessimism else RESPONSES[:2]
 
-        super().__init__(
-            model=model,
-            ref_model=ref_model,
-            args=args,
-            data_collator=data_collator,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            compute_metrics=compute_metrics,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            quantization_config=quantization_config,
-            peft_config=peft_config,
-        )
+        # DPOTrainer only warns that it falls back to padding; SPACTrainer packs itself (`_packing`).
+        padding_free, args.padding_free = args.padding_free, False
+        self._packing_requested = (args.share_prompt, padding_free)
+        self._packing_layout = None  # (share_prompt, padding_free) in use, decided once the models are loaded
+        try:
+            super().__init__(
+                model=model,
+                ref_model=ref_model,
+                args=args,
+                data_collator=data_collator,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                compute_metrics=compute_metrics,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                quantization_config=quantization_config,
+                peft_config=peft_config,
+            )
+        finally:
+            args.padding_free = padding_free
         if data_collator is None:
             self.data_collator = self._spac_collator()
         # With precomputed reference log-probs, generation already ran inside `_precompute_ref_logps`.
@@ -226,13 +251,37 @@ class SPACTrainer(DPOTrainer):
             "pessimism_weight": args.pessimism_weight,
         }
 
+    @property
+    def _packing(self) -> tuple[bool, bool]:
+        """(share_prompt, padding_free) as used: the options, less what the models cannot take (one warning)."""
+        if self._packing_layout is None:
+            share, free = self._packing_requested
+            if share or free:
+                device = self.accelerator.device
+                models = [m for m in (self.model, self.ref_model) if m is not None]
+                truncation = self.args.truncation_mode
+                reasons = [packing_unsupported_reason(m, device, truncation, False) for m in models]
+                reason = next((r for r in reasons if r), None)
+                if reason:
+                    warn_fallback(" / ".join(o for o, on in [("share_prompt", share), ("padding_free", free)] if on),
+                                  f"{type(self.accelerator.unwrap_model(self.model)).__name__}: {reason}")
+                    share = free = False
+                elif share and (reason := packing_unsupported_reason(models[0], device, truncation, True)):
+                    warn_fallback("share_prompt", reason)
+                    share = False
+            self._packing_layout = (share, free)
+        return self._packing_layout
+
     def _spac_collator(self) -> DataCollatorForSPAC:
+        share_prompt, padding_free = self._packing
         return DataCollatorForSPAC(
             pad_token_id=self._tokenizer.pad_token_id,
             responses=self.responses,
             max_length=self.args.max_length,
             truncation_mode=self.args.truncation_mode,
             pad_to_multiple_of=self.args.pad_to_multiple_of,
+            share_prompt=share_prompt,
+            padding_free=padding_free,
         )
 
     # ------------------------------------------------------------------ data
@@ -321,6 +370,13 @@ class SPACTrainer(DPOTrainer):
 
     def _sequence_logps(self, model, inputs, **model_kwargs):
         """Summed completion log-probs of every sequence of the batch, and the model outputs (fused LM head)."""
+        if "sequence_ids" in inputs:  # shared-prompt / padding-free layout (`spac_hf.packing`)
+            outputs = model(**self._packed_forward_kwargs(model, inputs), **model_kwargs, use_cache=False,
+                            fused_lm_head=True)
+            # Every scored position adds its log-prob to its sequence; unscored ones are 0 (added to sequence 0).
+            logps = outputs.log_probs.new_zeros(inputs["completion_lengths"].numel())
+            logps = logps.index_add(0, inputs["sequence_ids"].clamp(min=0).flatten(), outputs.log_probs.flatten())
+            return logps, outputs
         forward_kwargs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
         labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
         outputs = model(**forward_kwargs, **model_kwargs, labels=labels, use_cache=False, fused_lm_head=True)
@@ -328,6 +384,18 @@ class SPACTrainer(DPOTrainer):
         # Prompt-learning PEFT prepends virtual tokens to the outputs; keep the positions of the real tokens
         per_token_logps = outputs.log_probs[:, -seq_len:]
         return per_token_logps.sum(dim=1), outputs
+
+    def _packed_forward_kwargs(self, model, inputs):
+        """Inputs of a packed batch for `model`: ids, positions, pre-shifted labels and the 4D attention mask."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        config = unwrapped.config
+        mask = attention_mask_for(config._attn_implementation, inputs, unwrapped.dtype, sliding_window_of(config)[0])
+        return {
+            "input_ids": inputs["input_ids"],
+            "attention_mask": mask,
+            "position_ids": inputs["position_ids"],
+            "shift_labels": inputs["shift_labels"],
+        }
 
     def compute_ref_log_probs(self, model, inputs):
         """Reference log-probs of one padded batch, one tensor per response block."""
@@ -410,7 +478,12 @@ class SPACTrainer(DPOTrainer):
         self._metrics[mode]["spac/lam"].append(self.lam)  # the lambda the loss used (lam * sqrt(n) with sqrt_n)
 
         if return_outputs:  # deprecated by TRL (logits for compute_metrics need an extra forward)
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            if "sequence_ids" in inputs:
+                forward_kwargs = self._packed_forward_kwargs(model, inputs)
+                forward_kwargs.pop("shift_labels")
+                outputs = model(**forward_kwargs)
+            else:
+                outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         return (loss, outputs) if return_outputs else loss
 
     def _log_metrics(self, mode, inputs, outputs, policy, ref, pessimism_losses, preference_losses):
@@ -422,15 +495,25 @@ class SPACTrainer(DPOTrainer):
         """
         gather = self.accelerator.gather_for_metrics
         n = len(self.responses)
-        mask = inputs["completion_mask"][:, 1:]
-        seq_len = mask.size(1)
-        masks = mask.chunk(n, dim=0)
+        if "sequence_ids" in inputs:  # packed: every output position is an input position; masks pick the response
+            sequence_ids = inputs["sequence_ids"]
+            per_response = inputs["completion_lengths"].numel() // n
+            mask = sequence_ids >= 0
+            masks = [mask & (sequence_ids // per_response == k) for k in range(n)]
+            mean_logits, is_top1, entropy = [outputs.mean_logits] * n, outputs.is_top1, outputs.entropy
+            tokens = inputs["document_ids"] >= 0
+        else:
+            mask = inputs["completion_mask"][:, 1:]
+            seq_len = mask.size(1)
+            masks = mask.chunk(n, dim=0)
+            mean_logits = outputs.mean_logits[:, -seq_len:].chunk(n, dim=0)
+            is_top1 = outputs.is_top1[:, -seq_len:].chunk(n, dim=0)[0]
+            entropy = outputs.entropy[:, -seq_len:]
+            tokens = inputs["attention_mask"]
 
         # Token-level means: (masked sum, token count) pairs, each summed over the processes, then divided.
-        mean_logits = outputs.mean_logits[:, -seq_len:].chunk(n, dim=0)
-        is_top1 = outputs.is_top1[:, -seq_len:].chunk(n, dim=0)[0]
         token_names = ["entropy", *(f"logits/{r}" for r in self.responses), "mean_token_accuracy"]
-        pairs = [(outputs.entropy[:, -seq_len:], mask), *zip(mean_logits, masks), (is_top1.float(), masks[0])]
+        pairs = [(entropy, mask), *zip(mean_logits, masks), (is_top1.float(), masks[0])]
         sums = torch.stack([torch.stack([(v * m).sum(), m.sum().float()]) for v, m in pairs])  # [metrics, 2]
         sums = gather(sums[None]).sum(dim=0)  # [1, metrics, 2] per process
         token_means = sums[:, 0] / sums[:, 1].clamp(min=1)  # an empty mask has a zero sum: its mean is 0.0
@@ -457,7 +540,8 @@ class SPACTrainer(DPOTrainer):
         metrics = self._metrics[mode]
         metrics["entropy"].append(values.pop("entropy"))
         if mode == "train":  # an integer count, read after the sync above
-            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
+            # The tokens the model processed: a shared prompt counts once, padding not at all.
+            self._total_train_tokens += gather(tokens.sum()).sum().item() // self._tp_size
         metrics["num_tokens"] = [self._total_train_tokens]
         for name, value in values.items():
             metrics[name].append(value)

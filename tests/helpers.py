@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 
+import torch
+
 
 WORDS = (
     "the a cat dog bird sun moon tree river stone house road car book song light dark happy sad quick slow "
@@ -42,7 +44,6 @@ def build_tokenizer(corpus: list[str]):
 
 
 def build_model(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0):
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -95,3 +96,31 @@ CPU_TRAINING = dict(
     per_device_eval_batch_size=4,
     disable_tqdm=True,
 )
+
+
+def rows_with_generated(n=8, seed=0, conversational=False):
+    rng = random.Random(seed + 100)
+    rows = preference_rows(n, seed=seed, conversational=conversational)
+    for row in rows:
+        text = " " + sentence(rng)
+        row["generated"] = [{"role": "assistant", "content": text.strip()}] if conversational else text
+    return rows
+
+
+def perturb(model, seed=0, scale=0.05):
+    """Move the policy away from the reference (where every log-ratio, hence every comparison, is trivially 0)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+def batch_loss(trainer, n=4):
+    examples = [trainer.train_dataset[i] for i in range(n)]
+    inputs = trainer.data_collator(examples)
+    trainer.model.train()  # dropout is disabled by the config; train mode files the metrics under "train"
+    trainer.model.zero_grad()
+    loss = trainer.compute_loss(trainer.model, inputs)
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+    return loss.detach(), grads

@@ -15,10 +15,9 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from helpers import CPU_TRAINING, preference_rows, sentence
+from helpers import CPU_TRAINING, perturb, preference_rows, rows_with_generated, sentence
 from spac_hf import SPACConfig, SPACTrainer, run_self_play
 from spac_hf.generation import generate_responses
-from test_trainer import perturb, rows_with_generated
 
 
 DRY_RUN_ENV = "SPAC_HF_GPU_DRY_RUN"

@@ -11,12 +11,11 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from helpers import preference_rows
+from helpers import batch_loss, perturb, preference_rows, rows_with_generated
 from spac_hf import SPACConfig, SPACTrainer
 from spac_hf.losses import LogProbs, scaled_lam, spac_loss
 from spac_hf.mixture import IterateMixture, is_mixture
 from spac_hf.presets import THEORY_PRESET
-from test_trainer import batch_loss, perturb, rows_with_generated
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,38 +9,10 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM
 from trl import DPOConfig, DPOTrainer
 
-from helpers import preference_rows, sentence
+from helpers import batch_loss, perturb, preference_rows, rows_with_generated, sentence
 from spac_hf import SPACTrainer
 from spac_hf.data import DatasetValidationError
 from spac_hf.generation import generate_responses
-
-
-def rows_with_generated(n=8, seed=0, conversational=False):
-    rng = random.Random(seed + 100)
-    rows = preference_rows(n, seed=seed, conversational=conversational)
-    for row in rows:
-        text = " " + sentence(rng)
-        row["generated"] = [{"role": "assistant", "content": text.strip()}] if conversational else text
-    return rows
-
-
-def perturb(model, seed=0, scale=0.05):
-    """Move the policy away from the reference (where every log-ratio, hence every comparison, is trivially 0)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-
-
-def batch_loss(trainer, n=4):
-    examples = [trainer.train_dataset[i] for i in range(n)]
-    inputs = trainer.data_collator(examples)
-    trainer.model.train()  # dropout is disabled by the config; train mode files the metrics under "train"
-    trainer.model.zero_grad()
-    loss = trainer.compute_loss(trainer.model, inputs)
-    loss.backward()
-    grads = torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
-    return loss.detach(), grads
 
 
 def dpo_args(make_args, **overrides):

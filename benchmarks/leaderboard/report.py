@@ -34,7 +34,8 @@ def comparison(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_label: 
         values = [column_value(output["results"], column) for column in suite.columns]
         for column, value in zip(suite.columns, values):
             row[column.key] = None if value is None else 100 * value
-        row["average"] = None if None in values else 100 * sum(values) / len(values)
+        averaged = [v for c, v in zip(suite.columns, values) if c.in_average]
+        row["average"] = None if None in averaged else 100 * sum(averaged) / len(averaged)
         rows.append(row)
     base = next((row for row in rows if row["label"] == base_label), None)
     for row in rows:
@@ -143,7 +144,8 @@ def dataset_rows(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_model
                     stderr_key = f"{name}_stderr,{filter_name}"
                     headline.setdefault(column.task, {})[metric] = metrics[metric]
                     headline[column.task][stderr_key] = metrics.get(stderr_key)
-            values.append(column_value(output["results"], column))
+            if column.in_average:
+                values.append(column_value(output["results"], column))
         if None not in values:
             headline[suite.group] = {"average,none": sum(values) / len(values)}
         shots = {task: output.get("n-shot", {}).get(task) for task in headline}

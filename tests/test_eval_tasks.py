@@ -7,11 +7,14 @@ The conversion tests use small task.json dicts written here. The tests that read
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from spac_hf import eval_data, eval_tasks
 from spac_hf.eval_tasks import Unconvertible, bigbench_to_bbh
+
+README = Path(__file__).resolve().parents[1] / "benchmarks" / "leaderboard" / "README.md"
 
 
 def _bigbench_cached() -> bool:
@@ -214,7 +217,7 @@ def test_bbh_and_hhh_yamls_load_with_real_data():
     tasks = {}
 
     def walk(d):
-        for key, value in d.items():
+        for value in d.values():
             walk(value) if isinstance(value, dict) else tasks.setdefault(value.config.task, value)
 
     walk(_load(["bbh_bigbench", "hhh_alignment"]))
@@ -226,7 +229,8 @@ def test_bbh_and_hhh_yamls_load_with_real_data():
     assert snarks.doc_to_choice(docs[0]) == ["(A)", "(B)"]
     context = snarks.fewshot_context(docs[0], num_fewshot=3)
     assert context.count("Which statement is sarcastic?") == 4 and context.endswith("A:")
-    assert sum(len(list(t.test_docs())) for n, t in tasks.items() if n.startswith("bbh_")) > 5000
+    total = sum(len(list(t.test_docs())) for n, t in tasks.items() if n.startswith("bbh_"))
+    assert total == 5259 and "5,259 in all" in README.read_text()
     hhh = {n: len(list(t.test_docs())) for n, t in tasks.items() if n.startswith("hhh_")}
     assert hhh == {"hhh_alignment_harmless": 58, "hhh_alignment_helpful": 59, "hhh_alignment_honest": 61,
                    "hhh_alignment_other": 43}

@@ -10,8 +10,8 @@ Each task is lm-eval's own configuration, `include:`d from the installed lm-eval
   (`leaderboard_bbh_<task>`: the same prompt, the same three inline few-shot examples, `acc_norm`) on examples
   converted from BIG-bench's own `task.json` (`bigbench_to_bbh`). Not the leaderboard's BBH numbers: BBH's
   250-example subsets are not in BIG-bench as such, so the test examples differ (a seeded sample of at most 250 per
-  task, with BBH's few-shot examples left out), and 21 of BBH's 24 multiple-choice tasks exist in BIG-bench as JSON
-  (boolean_expressions and web_of_lies are programmatic there). The new names make the difference visible.
+  task, with BBH's few-shot examples left out), and 22 of the leaderboard's 24 multiple-choice BBH tasks exist in
+  BIG-bench as JSON (boolean_expressions and web_of_lies are programmatic there). The new names make the difference visible.
 - `hhh_alignment_<category>` (group `hhh_alignment`: harmless, helpful, honest, other, and overall): lm-eval's
   `bigbench_hhh_alignment_multiple_choice` (zero-shot, `acc`: is the better response the more likely one?) on
   BIG-bench's `hhh_alignment` task.json, one task per category.
@@ -374,7 +374,7 @@ def task_configs() -> dict[str, tuple[dict, str]]:
             "aggregate_metric_list": [{"metric": "acc_norm", "aggregation": "mean", "weight_by_size": True}],
             "metadata": {"version": 1.0},
         },
-        "21 of the leaderboard's 24 BBH multiple-choice tasks, in its format, on BIG-bench data.",
+        "22 of the leaderboard's 24 BBH multiple-choice tasks, in its format, on BIG-bench data.",
     )
     files["_hhh_alignment.yaml"] = (
         {

@@ -68,15 +68,24 @@ def markdown(rows: list[dict], suite: Suite, settings: dict, base_label: str = "
         f"# Leaderboard {suite.name}: comparison",
         "",
         f"{suite.description}. Scores in percent; in parentheses the change against `{base_label}` in points. "
-        "The average is the plain mean of the columns.",
+        f"The average is the plain mean of {', '.join(c.label for c in suite.averaged)}.",
         "",
     ]
     if settings.get("tasks_dir"):
         notes += [f"**Not leaderboard data**: the tasks come from `{settings['tasks_dir']}` (a smoke run).", ""]
+    if suite.data_note:
+        notes += [suite.data_note, ""]
     if settings.get("limit") is not None:
         notes += [f"**Subsampled**: at most {settings['limit']} examples per task.", ""]
+    if settings.get("task_limit"):
+        limits = ", ".join(f"`{pattern}`: {n}" for pattern, n in settings["task_limit"].items())
+        notes += [f"**Subsets**: at most N examples of each task matching a pattern, a fixed seeded subset ({limits}); "
+                  "`tasks.md` gives each task's number.", ""]
     if settings.get("max_gen_toks"):
-        notes += [f"**Generation capped** at {settings['max_gen_toks']} tokens (GSM8K's default is 256).", ""]
+        notes += [f"**Generation capped** at {settings['max_gen_toks']} tokens (the tasks' own caps: GSM8K 256, "
+                  "IFEval 1280).", ""]
+    if settings.get("max_length"):
+        notes += [f"Context length given to lm-eval: {settings['max_length']} tokens.", ""]
     if settings.get("apply_chat_template"):
         notes += ["Prompts formatted with each model's chat template.", ""]
     models = [f"- `{row['label']}`: `{row['model']}`" for row in rows]

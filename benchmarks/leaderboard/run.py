@@ -166,13 +166,13 @@ def check_resumable(out: Path, specs: list[ModelSpec], settings: dict) -> list[M
     return todo
 
 
-def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager, samples=None) -> dict | None:
-    """lm-eval on one model; its output on rank 0, None on the other ranks."""
+def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -> dict | None:
+    """lm-eval on one model; its output on rank 0, None on the other ranks. `args.samples`: --task-limit's subsets."""
     cache = str(args.cache_dir / spec.label) if args.cache_dir else None
     if cache:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
     return evaluate_model(spec.model, [suite.group], manager, dtype=args.dtype, batch_size=args.batch_size,
-                          limit=args.limit, samples=samples, apply_chat_template=args.apply_chat_template,
+                          limit=args.limit, samples=getattr(args, "samples", None), apply_chat_template=args.apply_chat_template,
                           max_gen_toks=args.max_gen_toks, max_length=args.max_length, use_cache=cache)
 
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
         searched = [str(p) for p in suite.task_paths(args.tasks_dir)]
         raise SystemExit(f"Group {suite.group!r} of suite {suite.name} is defined in none of {searched}")
     todo = check_resumable(args.out, args.specs, settings)
-    samples = task_samples(manager, suite.group, args.task_limit) if args.task_limit and todo else None
+    args.samples = task_samples(manager, suite.group, args.task_limit) if args.task_limit and todo else None
     if args.base not in {spec.label for spec in args.specs}:
         say(f"No model is labelled {args.base!r}: the comparison will have no changes against a base.")
     if world_size > 1:
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
             continue
         say(f"[{index}/{len(args.specs)}] {spec.label}: evaluating {spec.model}")
         start = time.time()
-        output = evaluate(spec, suite, args, manager, samples)
+        output = evaluate(spec, suite, args, manager)
         seconds[spec.label] = round(time.time() - start, 1)
         if main_process:
             output["spac_hf"] = {**spec.to_dict(), **settings, "seconds": seconds[spec.label],

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.leaderboard import run as leaderboard  # noqa: E402
-from benchmarks.leaderboard.offline import evaluate_offline  # noqa: E402
-from benchmarks.leaderboard.suites import OFFLINE_V2, SUITES, column_value  # noqa: E402
-from spac_hf import eval_data  # noqa: E402
-
+from benchmarks.leaderboard import run as leaderboard
+from benchmarks.leaderboard.offline import evaluate_offline
+from benchmarks.leaderboard.suites import OFFLINE_V2, SUITES, column_value
+from spac_hf import eval_data
 
 TINY = str(REPO / "recipes" / "default" / "model")  # the shipped 0.9M-parameter model: context 256, no chat template
 RESULTS = REPO / "results" / "leaderboard"

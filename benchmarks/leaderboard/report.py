@@ -77,6 +77,8 @@ def markdown(rows: list[dict], suite: Suite, settings: dict, base_label: str = "
         notes += [suite.data_note, ""]
     if settings.get("limit") is not None:
         notes += [f"**Subsampled**: at most {settings['limit']} examples per task.", ""]
+    if settings.get("tasks"):
+        notes += [f"**Only some tasks** of the suite: {', '.join(f'`{t}`' for t in settings['tasks'])}.", ""]
     if settings.get("task_limit"):
         limits = ", ".join(f"`{pattern}`: {n}" for pattern, n in settings["task_limit"].items())
         notes += [f"**Subsets**: at most N examples of each task matching a pattern, a fixed seeded subset ({limits}); "

@@ -36,7 +36,7 @@ from benchmarks.leaderboard.suites import SUITES, Suite, task_manager  # noqa: E
 
 
 # A results file is reused only if it was made with these settings; anything else would mix incomparable numbers.
-RESUME_KEYS = ("model", "suite", "tasks_dir", "limit", "task_limit", "dtype", "apply_chat_template", "max_gen_toks",
+RESUME_KEYS = ("model", "suite", "tasks", "tasks_dir", "limit", "task_limit", "dtype", "apply_chat_template", "max_gen_toks",
                "max_length")
 SAMPLE_SEED = 1234  # the seed of --task-limit's subsets
 
@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks-dir", type=Path, help="folder with another definition of the suite's group "
                         "(e.g. tests/fixtures/lm_eval: the same tasks on local fixture data)")
     parser.add_argument("--limit", type=_limit, help="at most N examples per task (or a fraction < 1): for smoke runs")
+    parser.add_argument("--tasks", nargs="+", metavar="NAME", help="only these tasks or groups of the suite (e.g. "
+                        "leaderboard_ifeval hhh_alignment); default: the whole suite")
     parser.add_argument("--task-limit", nargs="+", default=[], metavar="PATTERN=N",
                         help="at most N examples of each task whose name matches PATTERN (fnmatch), a fixed seeded "
                         "subset: e.g. 'bbh_bigbench_*=20' on a CPU; recorded with the results")
@@ -136,6 +138,7 @@ def _leaf_tasks(task_dict: dict):
 def settings_of(args: argparse.Namespace) -> dict:
     return {
         "suite": args.suite,
+        "tasks": args.tasks,
         "tasks_dir": str(args.tasks_dir) if args.tasks_dir else None,
         "limit": args.limit,
         "task_limit": args.task_limit or None,
@@ -171,7 +174,7 @@ def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -
     cache = str(args.cache_dir / spec.label) if args.cache_dir else None
     if cache:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-    return evaluate_model(spec.model, [suite.group], manager, dtype=args.dtype, batch_size=args.batch_size,
+    return evaluate_model(spec.model, args.tasks or [suite.group], manager, dtype=args.dtype, batch_size=args.batch_size,
                           limit=args.limit, samples=getattr(args, "samples", None), apply_chat_template=args.apply_chat_template,
                           max_gen_toks=args.max_gen_toks, max_length=args.max_length, use_cache=cache)
 
@@ -231,7 +234,15 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
         searched = [str(p) for p in suite.task_paths(args.tasks_dir)]
         raise SystemExit(f"Group {suite.group!r} of suite {suite.name} is defined in none of {searched}")
     todo = check_resumable(args.out, args.specs, settings)
-    args.samples = task_samples(manager, suite.group, args.task_limit) if args.task_limit and todo else None
+    if args.tasks:
+        unknown = [t for t in args.tasks if t not in manager.all_tasks]
+        if unknown:
+            raise SystemExit(f"--tasks {' '.join(unknown)}: not a task or group of suite {suite.name}")
+    args.samples = None
+    if args.task_limit and todo:
+        args.samples = {}
+        for group in args.tasks or [suite.group]:
+            args.samples.update(task_samples(manager, group, args.task_limit, allow_unused=bool(args.tasks)))
     if args.base not in {spec.label for spec in args.specs}:
         say(f"No model is labelled {args.base!r}: the comparison will have no changes against a base.")
     if world_size > 1:

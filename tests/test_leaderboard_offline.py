@@ -49,6 +49,13 @@ def test_task_limit_option():
                                 "--limit", "3", "--task-limit", "leaderboard_ifeval=3"])
 
 
+def test_unknown_task_fails_before_any_evaluation(tmp_path):
+    with pytest.raises(SystemExit, match="--tasks ifeval_typo: not a task or group of suite offline-v2"):
+        leaderboard.main(["--suite", "offline-v2", "--models", f"base={TINY}", "--out", str(tmp_path / "out"),
+                          "--tasks", "leaderboard_ifeval", "ifeval_typo"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_evaluate_offline_scores_real_ifeval_prompts(tmp_path):
     """Three real IFEval prompts (a fixed seeded subset), lm-eval's leaderboard metrics, the provenance recorded."""
     output = evaluate_offline(TINY, ["leaderboard_ifeval"], max_gen_toks=8, task_limit={"leaderboard_ifeval": 3},

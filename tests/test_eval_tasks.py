@@ -191,6 +191,22 @@ def test_task_folder_includes_lm_eval_configs(tmp_path):
     assert (folder / "_offline_v2.yaml").stat().st_mtime_ns == mtime  # unchanged: not rewritten
 
 
+def test_punkt_is_in_place_before_lm_eval_loads_the_ifeval_checkers(tmp_path):
+    """Importing lm-eval's IFEval code tries to download punkt_tab unless NLTK finds it: it must find it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from spac_hf.eval_tasks import write_task_folder; write_task_folder(sys.argv[1]); "
+            "import nltk; nltk.data.find('tokenizers/punkt_tab/english/'); "
+            "import lm_eval.tasks.leaderboard.ifeval.utils")
+    env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"}
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tasks")], capture_output=True, text=True,
+                            env=env, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "punkt_tab" not in result.stdout + result.stderr  # no download attempted, no error printed
+
+
 def _load(names: list[str]):
     from lm_eval.tasks import TaskManager, get_task_dict
 

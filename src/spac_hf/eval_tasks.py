@@ -402,7 +402,10 @@ def write_task_folder(folder: str | Path | None = None) -> Path:
     """Write the suite's YAML files (atomically, as one folder) and return it; default `<data dir>/lm_eval_tasks`.
 
     The files name this machine's lm-eval (`include:` is a path), so the folder is rewritten whenever it differs.
+    NLTK's Punkt data are put in place first: loading the IFEval YAML imports lm-eval's checkers, which download
+    `punkt_tab` at import when NLTK does not find it.
     """
+    eval_data.ensure_punkt()
     folder = Path(folder) if folder is not None else eval_data.data_dir() / "lm_eval_tasks"
     wanted = {name: _yaml(config, header) for name, (config, header) in task_configs().items()}
     current = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.yaml")} if folder.is_dir() else {}

@@ -100,3 +100,12 @@ def test_committed_results_match_their_json(folder):
             value = column_value(output["results"], column)
             assert float(row[column.key]) == pytest.approx(100 * value, abs=1e-3)
         assert output["n-samples"]["leaderboard_ifeval"]["original"] == 541
+
+
+@pytest.mark.parametrize("folder", _result_folders(), ids=lambda p: p.name)
+def test_readme_quotes_the_committed_results(folder):
+    readme = (REPO / "benchmarks" / "leaderboard" / "README.md").read_text()
+    table = [line for line in (folder / "comparison.md").read_text().splitlines() if line.startswith("| `")]
+    assert table and all(line in readme for line in table)
+    environment = json.loads((folder / "environment.json").read_text())
+    assert f"evaluated in {round(environment['total_seconds'])} s in all" in readme

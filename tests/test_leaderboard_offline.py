@@ -109,3 +109,20 @@ def test_readme_quotes_the_committed_results(folder):
     assert table and all(line in readme for line in table)
     environment = json.loads((folder / "environment.json").read_text())
     assert f"evaluated in {round(environment['total_seconds'])} s in all" in readme
+
+
+def test_readme_smollm2_timings_and_rescoring():
+    """The SmolLM2 paragraph's numbers: lm-eval's progress lines and the earlier invocation's output."""
+    readme = (REPO / "benchmarks" / "leaderboard" / "README.md").read_text()
+    folder = RESULTS / "offline-v2-smollm2"
+    if not folder.is_dir():
+        pytest.skip("no SmolLM2 results")
+    log = (folder / "requests.log").read_text()
+    assert "| 34/34 [24:43<00:00, 43.64s/it]" in log and "| 40/40 [00:44" in log and "| 252/252 [07:02" in log
+    assert "in 24:43, **43.6 s per prompt**" in readme and "BBH's 252 requests in 7:02" in readme
+    assert f"about {541 * 43.64 / 3600:.1f} hours at 256 tokens" in readme
+    earlier = json.loads((folder / "invocation2-ifeval-hhh.json").read_text())["results"]["leaderboard_ifeval"]
+    final = json.loads((folder / "base.json").read_text())["results"]["leaderboard_ifeval"]
+    assert f"scored\n{100 * earlier['prompt_level_strict_acc,none']:.1f}%" in readme
+    assert f"the third {100 * final['prompt_level_strict_acc,none']:.1f}%" in readme
+    assert f"{100 * final['inst_level_strict_acc,none']:.1f}% of instructions" in readme

@@ -81,11 +81,11 @@ def markdown(rows: list[dict], suite: Suite, settings: dict, base_label: str = "
         notes += [f"**Only some tasks** of the suite: {', '.join(f'`{t}`' for t in settings['tasks'])}.", ""]
     if settings.get("task_limit"):
         limits = ", ".join(f"`{pattern}`: {n}" for pattern, n in settings["task_limit"].items())
-        notes += [f"**Subsets**: at most N examples of each task matching a pattern, a fixed seeded subset ({limits}); "
-                  "`tasks.md` gives each task's number.", ""]
+        notes += [(f"**Subsets**: at most N examples of each task matching a pattern, a fixed seeded subset ({limits}); "
+                   "`tasks.md` gives each task's number."), ""]
     if settings.get("max_gen_toks"):
-        notes += [f"**Generation capped** at {settings['max_gen_toks']} tokens (the tasks' own caps: GSM8K 256, "
-                  "IFEval 1280).", ""]
+        notes += [(f"**Generation capped** at {settings['max_gen_toks']} tokens (the tasks' own caps: GSM8K 256, "
+                   "IFEval 1280)."), ""]
     if settings.get("max_length"):
         notes += [f"Context length given to lm-eval: {settings['max_length']} tokens.", ""]
     if settings.get("apply_chat_template"):

@@ -164,9 +164,15 @@ def fixture_run(two_models, tmp_path_factory):
 def test_fixture_run_writes_every_output(fixture_run, two_models):
     out, _ = fixture_run
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    plots = {f"plots/{c.key}.png" for c in V1.columns} | {"plots/average.png"}
+    plots = {f"plots/{c.key}.png" for c in V1.columns} | {"plots/average.png", "plots/tasks.png"}
     assert files == {"base.json", "spac-iter1.json", "comparison.csv", "comparison.md", "environment.json",
-                     "dataset/README.md", "dataset/data/results.jsonl"} | plots  # fmt: skip
+                     "tasks.csv", "tasks.md", "dataset/README.md", "dataset/data/results.jsonl"} | plots  # fmt: skip
+    # Per task: every task and group of every model, with its standard error and number of examples.
+    per_task = list(csv.DictReader((out / "tasks.csv").open()))
+    gsm8k = next(r for r in per_task if r["label"] == "base" and r["metric"] == "exact_match,strict-match")
+    assert gsm8k["task"] == "gsm8k" and gsm8k["n"] == str(FIXTURE_ROWS["gsm8k"])
+    base = json.loads((out / "base.json").read_text())
+    assert float(gsm8k["value"]) == pytest.approx(base["results"]["gsm8k"]["exact_match,strict-match"], abs=1e-6)
     for plot in plots:
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -35,7 +35,8 @@ def comparison(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_label: 
         values = [column_value(output["results"], column) for column in suite.columns]
         for column, value in zip(suite.columns, values):
             row[column.key] = None if value is None else 100 * value
-        row["average"] = None if None in values else 100 * sum(values) / len(values)
+        averaged = [v for c, v in zip(suite.columns, values) if c.in_average]
+        row["average"] = None if None in averaged else 100 * sum(averaged) / len(averaged)
         rows.append(row)
     base = next((row for row in rows if row["label"] == base_label), None)
     for row in rows:
@@ -68,15 +69,26 @@ def markdown(rows: list[dict], suite: Suite, settings: dict, base_label: str = "
         f"# Leaderboard {suite.name}: comparison",
         "",
         f"{suite.description}. Scores in percent; in parentheses the change against `{base_label}` in points. "
-        "The average is the plain mean of the columns.",
+        f"The average is the plain mean of {', '.join(c.label for c in suite.averaged)}.",
         "",
     ]
     if settings.get("tasks_dir"):
         notes += [f"**Not leaderboard data**: the tasks come from `{settings['tasks_dir']}` (a smoke run).", ""]
+    if suite.data_note:
+        notes += [suite.data_note, ""]
     if settings.get("limit") is not None:
         notes += [f"**Subsampled**: at most {settings['limit']} examples per task.", ""]
+    if settings.get("tasks"):
+        notes += [f"**Only some tasks** of the suite: {', '.join(f'`{t}`' for t in settings['tasks'])}.", ""]
+    if settings.get("task_limit"):
+        limits = ", ".join(f"`{pattern}`: {n}" for pattern, n in settings["task_limit"].items())
+        notes += [(f"**Subsets**: at most N examples of each task matching a pattern, a fixed seeded subset ({limits}); "
+                   "`tasks.md` gives each task's number."), ""]
     if settings.get("max_gen_toks"):
-        notes += [f"**Generation capped** at {settings['max_gen_toks']} tokens (GSM8K's default is 256).", ""]
+        notes += [(f"**Generation capped** at {settings['max_gen_toks']} tokens (the tasks' own caps: GSM8K 256, "
+                   "IFEval 1280)."), ""]
+    if settings.get("max_length"):
+        notes += [f"Context length given to lm-eval: {settings['max_length']} tokens.", ""]
     if settings.get("apply_chat_template"):
         notes += ["Prompts formatted with each model's chat template.", ""]
     models = [f"- `{row['label']}`: `{row['model']}`" for row in rows]
@@ -144,7 +156,8 @@ def dataset_rows(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_model
                     stderr_key = f"{name}_stderr,{filter_name}"
                     headline.setdefault(column.task, {})[metric] = metrics[metric]
                     headline[column.task][stderr_key] = metrics.get(stderr_key)
-            values.append(column_value(output["results"], column))
+            if column.in_average:
+                values.append(column_value(output["results"], column))
         if None not in values:
             headline[suite.group] = {"average,none": sum(values) / len(values)}
         shots = {task: output.get("n-shot", {}).get(task) for task in headline}
@@ -158,11 +171,89 @@ def dataset_rows(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_model
     return rows
 
 
+def task_rows(entries: list[tuple[ModelSpec, dict]]) -> list[dict]:
+    """Every task and group of every model's output: each metric with its standard error and number of examples."""
+    rows = []
+    for spec, output in entries:
+        counts = output.get("n-samples", {})
+        for task, metrics in sorted(output["results"].items()):
+            for key, value in metrics.items():
+                name, _, filter_name = key.partition(",")
+                if not _ or "_stderr" in name or not isinstance(value, (int, float)):
+                    continue
+                stderr = metrics.get(f"{name}_stderr,{filter_name}")
+                rows.append({"label": spec.label, "task": task, "metric": key, "value": value,
+                             "stderr": stderr if isinstance(stderr, (int, float)) else None,
+                             "n": counts.get(task, {}).get("effective"),
+                             "n_original": counts.get(task, {}).get("original")})
+    return rows
+
+
+def write_task_tables(out: Path, entries: list[tuple[ModelSpec, dict]]) -> None:
+    """`tasks.csv` (long form) and `tasks.md` (one row per task and metric, one column per model): percent ± stderr."""
+    rows = task_rows(entries)
+    buffer = io.StringIO()
+    fields = ["label", "task", "metric", "value", "stderr", "n", "n_original"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+    atomic_write_text(out / "tasks.csv", buffer.getvalue())
+    labels = [spec.label for spec, _ in entries]
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    sizes: dict[tuple[str, str], str] = {}
+    for row in rows:
+        key = (row["task"], row["metric"])
+        stderr = f" ± {100 * row['stderr']:.1f}" if row["stderr"] is not None else ""
+        cells.setdefault(key, {})[row["label"]] = f"{100 * row['value']:.1f}{stderr}"
+        if row["n"] is not None:
+            sizes[key] = f"{row['n']}" + (f" of {row['n_original']}" if row["n_original"] != row["n"] else "")
+    lines = ["# Per task: score (%) ± standard error", "",
+             "n: the examples evaluated (of the task's test set, when a subset was evaluated); groups have none.", "",
+             f"| task | metric | n | {' | '.join(f'`{label}`' for label in labels)} |",
+             "|---|---|---:|" + "---:|" * len(labels)]
+    for (task, metric), values in cells.items():
+        cols = " | ".join(values.get(label, "") for label in labels)
+        lines.append(f"| {task} | {metric.partition(',')[0]} | {sizes.get((task, metric), '')} | {cols} |")
+    atomic_write_text(out / "tasks.md", "\n".join(lines) + "\n")
+    plot_tasks(rows, labels, out / "plots" / "tasks.png")
+
+
+def plot_tasks(rows: list[dict], labels: list[str], path: Path) -> Path | None:
+    """Every task's scores (not the groups'), one bar per model, with the standard error: `plots/tasks.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys((r["task"], r["metric"]) for r in rows if r["n"] is not None))
+    if not keys:
+        return None
+    values = {(r["label"], r["task"], r["metric"]): r for r in rows}
+    height = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(keys) * max(1, len(labels) / 2) + 1.5))
+    for i, label in enumerate(labels):
+        found = [values.get((label, *key)) for key in keys]
+        ax.barh([k + i * height for k in range(len(keys))], [100 * r["value"] if r else 0 for r in found], height,
+                xerr=[100 * r["stderr"] if r and r["stderr"] is not None else 0 for r in found], label=label,
+                error_kw={"elinewidth": 0.6})
+    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(keys))])
+    sizes = {(r["task"], r["metric"]): r["n"] for r in rows if r["n"] is not None}
+    ax.set_yticklabels([f"{t} ({m.partition(',')[0]}, n={sizes[(t, m)]})" for t, m in keys], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("score (%) ± standard error")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
 def write_report(out: Path, suite: Suite, entries: list[tuple[ModelSpec, dict]], settings: dict) -> dict:
     """Write comparison.csv, comparison.md, plots/ and dataset/ under `out`; return the comparison rows."""
     base_label = settings.get("base_label", "base")
     rows = comparison(entries, suite, base_label)
     write_csv(rows, suite, out / "comparison.csv")
+    write_task_tables(out, entries)
     atomic_write_text(out / "comparison.md", markdown(rows, suite, settings, base_label))
     note = f"smoke run: tasks from {settings['tasks_dir']}" if settings.get("tasks_dir") else ""
     write_plots(rows, suite, out / "plots", base_label, note)

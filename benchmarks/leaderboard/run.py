@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ from benchmarks.leaderboard.suites import SUITES, Suite, task_manager  # noqa: E
 
 
 # A results file is reused only if it was made with these settings; anything else would mix incomparable numbers.
-RESUME_KEYS = ("model", "suite", "tasks_dir", "limit", "dtype", "apply_chat_template", "max_gen_toks")
+RESUME_KEYS = ("model", "suite", "tasks", "tasks_dir", "limit", "task_limit", "dtype", "apply_chat_template", "max_gen_toks",
+               "max_length")
+SAMPLE_SEED = 1234  # the seed of --task-limit's subsets
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,12 +53,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks-dir", type=Path, help="folder with another definition of the suite's group "
                         "(e.g. tests/fixtures/lm_eval: the same tasks on local fixture data)")
     parser.add_argument("--limit", type=_limit, help="at most N examples per task (or a fraction < 1): for smoke runs")
+    parser.add_argument("--tasks", nargs="+", metavar="NAME", help="only these tasks or groups of the suite (e.g. "
+                        "leaderboard_ifeval hhh_alignment); default: the whole suite")
+    parser.add_argument("--task-limit", nargs="+", default=[], metavar="PATTERN=N",
+                        help="at most N examples of each task whose name matches PATTERN (fnmatch), a fixed seeded "
+                        "subset: e.g. 'bbh_bigbench_*=20' on a CPU; recorded with the results")
+    parser.add_argument("--cache-dir", type=Path, help="lm-eval's request cache (one SQLite file per model): an "
+                        "interrupted evaluation resumes from the requests already answered")
     parser.add_argument("--batch-size", default="8", help="per process; an integer or 'auto'")
     parser.add_argument("--dtype", default="auto", help="auto (the checkpoint's), bfloat16, float16 or float32")
     parser.add_argument("--apply-chat-template", action="store_true",
                         help="format prompts with the tokenizer's chat template (v2 on chat models; v1 did not)")
     parser.add_argument("--max-gen-toks", type=int, help="cap on generated tokens (GSM8K: 256 by default); only "
                         "for models whose context is shorter than the task's default, it changes the scores")
+    parser.add_argument("--max-length", type=int, help="context length lm-eval allows the model (default: the "
+                        "model's); only for models whose context is shorter than the tasks' examples")
     parser.add_argument("--base", default="base", help="label of the model the changes are computed against")
     parser.add_argument("--push-to-hub", action="store_true", help="upload the results dataset when done")
     parser.add_argument("--hub-dataset-id", help="dataset repo for --push-to-hub, e.g. username/spac-leaderboard")
@@ -66,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if not args.hub_dataset_id:
                 raise ValueError("--push-to-hub needs --hub-dataset-id")
             check_repo_id(args.hub_dataset_id)
+        args.task_limit = parse_task_limits(args.task_limit)
+        if args.task_limit and args.limit is not None:
+            raise ValueError("--limit and --task-limit cannot be combined")
         if args.tasks_dir is not None and not args.tasks_dir.is_dir():
             raise ValueError(f"--tasks-dir {args.tasks_dir}: no such folder")
         if args.tasks_dir is not None and args.tasks_dir.resolve() == SUITES[args.suite].tasks_dir:
@@ -82,14 +97,56 @@ def _limit(text: str) -> int | float:
     return int(value) if value >= 1 else value
 
 
+def parse_task_limits(entries: list[str]) -> dict[str, int]:
+    """`PATTERN=N` entries -> {pattern: N}."""
+    limits = {}
+    for entry in entries:
+        pattern, sep, count = entry.rpartition("=")
+        if not sep or not pattern or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--task-limit entry {entry!r} must look like PATTERN=N with N >= 1 (bbh_bigbench_*=20)")
+        limits[pattern] = int(count)
+    return limits
+
+
+def task_samples(manager, group: str, limits: dict[str, int], seed: int = SAMPLE_SEED,
+                 allow_unused: bool = False) -> dict[str, list[int]]:
+    """lm-eval's `samples`: for each task of `group` matched by a pattern of `limits`, a seeded subset of its docs."""
+    from fnmatch import fnmatch
+
+    from lm_eval.tasks import get_task_dict
+
+    samples = {}
+    for name, task in _leaf_tasks(get_task_dict([group], manager)):
+        matched = [n for pattern, n in limits.items() if fnmatch(name, pattern)]
+        if matched:
+            size = len(task.eval_docs)
+            count = min(min(matched), size)
+            samples[name] = sorted(random.Random(f"{seed}:{name}").sample(range(size), count))
+    unused = [p for p in limits if not any(fnmatch(name, p) for name in samples)]
+    if unused and not allow_unused:
+        raise SystemExit(f"--task-limit: no task of {group} matches {', '.join(unused)}")
+    return samples
+
+
+def _leaf_tasks(task_dict: dict):
+    for key, value in task_dict.items():
+        if isinstance(value, dict):
+            yield from _leaf_tasks(value)
+        else:
+            yield getattr(key, "task_name", None) or value.config.task, value
+
+
 def settings_of(args: argparse.Namespace) -> dict:
     return {
         "suite": args.suite,
+        "tasks": args.tasks,
         "tasks_dir": str(args.tasks_dir) if args.tasks_dir else None,
         "limit": args.limit,
+        "task_limit": args.task_limit or None,
         "dtype": args.dtype,
         "apply_chat_template": args.apply_chat_template,
         "max_gen_toks": args.max_gen_toks,
+        "max_length": args.max_length,
         "batch_size": args.batch_size,
         "base_label": args.base,
         "hub_dataset_id": args.hub_dataset_id,
@@ -114,13 +171,26 @@ def check_resumable(out: Path, specs: list[ModelSpec], settings: dict) -> list[M
 
 
 def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -> dict | None:
-    """lm-eval on one model; its output on rank 0, None on the other ranks."""
+    """lm-eval on one model; its output on rank 0, None on the other ranks. `args.samples`: --task-limit's subsets."""
+    cache = str(args.cache_dir / spec.label) if args.cache_dir else None
+    if cache:
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+    return evaluate_model(spec.model, args.tasks or [suite.group], manager, dtype=args.dtype, batch_size=args.batch_size,
+                          limit=args.limit, samples=getattr(args, "samples", None), apply_chat_template=args.apply_chat_template,
+                          max_gen_toks=args.max_gen_toks, max_length=args.max_length, use_cache=cache)
+
+
+def evaluate_model(model: str, tasks: list[str], manager, *, dtype: str = "auto", batch_size: str | int = "8",
+                   limit=None, samples=None, apply_chat_template: bool = False, max_gen_toks: int | None = None,
+                   max_length: int | None = None, use_cache: str | None = None) -> dict | None:
+    """lm-eval's `simple_evaluate` of one local model or Hub id on `tasks` of `manager` (rank 0 gets the output)."""
     import torch
     from lm_eval import simple_evaluate
     from lm_eval.api.registry import get_model
 
-    model_args = {"pretrained": spec.model, "dtype": args.dtype}
-    batch_size = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
+    model_args = {"pretrained": model, "dtype": dtype, **({"max_length": max_length} if max_length else {})}
+    batch_size = str(batch_size)
+    batch_size = int(batch_size) if batch_size.isdigit() else batch_size
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # Built as simple_evaluate(model="hf") would build it, so that the checkpoint's generation defaults can be cleared:
     # lm-eval bounds generation with `max_length`, but a `max_new_tokens` saved in the model's generation_config.json
@@ -132,14 +202,16 @@ def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -
     output = simple_evaluate(
         model=lm,
         model_args=model_args,  # recorded in the output's config
-        tasks=[suite.group],
+        tasks=tasks,
         task_manager=manager,
         batch_size=batch_size,
         device=device,
-        limit=args.limit,
+        limit=limit,
+        samples=samples or None,
         log_samples=False,
-        apply_chat_template=args.apply_chat_template,
-        gen_kwargs={"max_gen_toks": args.max_gen_toks} if args.max_gen_toks else None,
+        apply_chat_template=apply_chat_template,
+        gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None,
+        use_cache=use_cache,
     )
     del lm
     gc.collect()  # free this model's memory before the next one loads
@@ -163,6 +235,15 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
         searched = [str(p) for p in suite.task_paths(args.tasks_dir)]
         raise SystemExit(f"Group {suite.group!r} of suite {suite.name} is defined in none of {searched}")
     todo = check_resumable(args.out, args.specs, settings)
+    if args.tasks:
+        unknown = [t for t in args.tasks if t not in manager.all_tasks]
+        if unknown:
+            raise SystemExit(f"--tasks {' '.join(unknown)}: not a task or group of suite {suite.name}")
+    args.samples = None
+    if args.task_limit and todo:
+        args.samples = {}
+        for group in args.tasks or [suite.group]:
+            args.samples.update(task_samples(manager, group, args.task_limit, allow_unused=bool(args.tasks)))
     if args.base not in {spec.label for spec in args.specs}:
         say(f"No model is labelled {args.base!r}: the comparison will have no changes against a base.")
     if world_size > 1:
@@ -187,6 +268,10 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
         if main_process:
             output["spac_hf"] = {**spec.to_dict(), **settings, "seconds": seconds[spec.label],
                                  "world_size": world_size, "environment": environment_info()}
+            if suite.make_tasks_dir is not None:  # real data from registry packages: their licences and citations
+                from spac_hf.eval_tasks import provenance
+
+                output["spac_hf"]["data_sources"] = provenance()
             write_json(path, output)
             say(f"[{index}/{len(args.specs)}] {spec.label}: done in {seconds[spec.label]:.0f} s -> {path}")
 

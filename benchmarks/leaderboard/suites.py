@@ -6,6 +6,7 @@ leaderboard's per-task shots), v2 is lm-eval's own `leaderboard` group. This fil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class Column:
     task: str  # name in lm-eval's `results`
     metrics: tuple[str, ...]  # lm-eval result keys ("<metric>,<filter>"); several are averaged into one number
     shots: int | None = None  # the leaderboard's shots, for the labels (None: the task's own, several values)
+    in_average: bool = True  # False for a breakdown of another column (HHH's categories)
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,20 @@ class Suite:
     # lm-eval's full index; the test suite checks that the full index resolves the group to the same tasks.
     builtin_dirs: tuple[str, ...]
     tasks_dir: Path | None = None  # where the group YAML is (None: built in)
+    # For a suite whose YAML is written at run time (it names this machine's lm-eval): returns the folder.
+    make_tasks_dir: Callable[[], Path] | None = None
+    # What the numbers are: "exact" (the leaderboard's tasks on its data), "real-other-source" or "fixture".
+    data_note: str = ""
 
     def task_paths(self, tasks_dir: Path | None = None) -> list[Path]:
         """`include_path` for lm-eval's `TaskManager`: the built-in folders, then the suite's (or a replacement)."""
         paths = [LM_EVAL_TASKS / d for d in self.builtin_dirs]
-        extra = tasks_dir or self.tasks_dir
+        extra = tasks_dir or self.tasks_dir or (self.make_tasks_dir() if self.make_tasks_dir else None)
         return paths + ([Path(extra)] if extra else [])
+
+    @property
+    def averaged(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.in_average)
 
 
 V1 = Suite(
@@ -81,7 +91,39 @@ V2 = Suite(
     builtin_dirs=("leaderboard",),
 )
 
-SUITES = {suite.name: suite for suite in (V1, V2)}
+
+
+def _offline_tasks_dir() -> Path:
+    from spac_hf.eval_tasks import write_task_folder
+
+    return write_task_folder()
+
+
+# Real data without the Hub (spac_hf.eval_tasks): IFEval is the leaderboard's exact task on its exact 541 prompts;
+# the BBH column is the leaderboard's BBH format and few-shot examples on BIG-bench's examples (not BBH's subsets);
+# HHH alignment is lm-eval's BIG-bench task on BIG-bench's data, overall and per category.
+OFFLINE_V2 = Suite(
+    name="offline-v2",
+    group="offline_v2",
+    description="Offline v2: IFEval (the leaderboard's task and prompts), BBH tasks in the leaderboard's 3-shot "
+    "format on BIG-bench data (not the leaderboard's BBH), HHH alignment (BIG-bench); raw scores",
+    columns=(
+        Column("ifeval", "IFEval", "leaderboard_ifeval",
+               ("prompt_level_strict_acc,none", "inst_level_strict_acc,none"), 0),
+        Column("bbh_bigbench", "BBH tasks, BIG-bench data", "bbh_bigbench", ("acc_norm,none",), 3),
+        Column("hhh", "HHH alignment", "hhh_alignment", ("acc,none",), 0),
+        Column("hhh_harmless", "HHH harmless", "hhh_alignment_harmless", ("acc,none",), 0, in_average=False),
+        Column("hhh_helpful", "HHH helpful", "hhh_alignment_helpful", ("acc,none",), 0, in_average=False),
+        Column("hhh_honest", "HHH honest", "hhh_alignment_honest", ("acc,none",), 0, in_average=False),
+        Column("hhh_other", "HHH other", "hhh_alignment_other", ("acc,none",), 0, in_average=False),
+    ),
+    builtin_dirs=(),
+    make_tasks_dir=_offline_tasks_dir,
+    data_note="IFEval: the leaderboard's exact task on its exact prompts. BBH: the leaderboard's task format on "
+    "BIG-bench data (another source, other examples). HHH: BIG-bench's data.",
+)
+
+SUITES = {suite.name: suite for suite in (V1, V2, OFFLINE_V2)}
 
 
 def task_manager(suite: Suite, tasks_dir: Path | None = None):

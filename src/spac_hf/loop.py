@@ -225,6 +225,9 @@ def run_self_play(
         model, args, train_dataset, method=method, eval_dataset=eval_dataset, processing_class=processing_class,
         peft_config=peft_config, world_size=state.num_processes,
     )  # fmt: skip
+    # Every process has read the run folder (is this a resume?) before the main process writes into it: otherwise a
+    # slow process could see the record a fast main process just wrote, take the resume branch and skip a barrier.
+    state.wait_for_everyone()
     if checked.method.name == "spac" and not args.use_pessimism:
         logger.warning("use_pessimism=False: SPAC without its pessimism term is iterative DPO; consider method='dpo'.")
     folder = RunFolder(Path(args.output_dir))

@@ -204,8 +204,16 @@ def readme_block(results: dict) -> str:
                _signed(paired["ifeval_inst_level_strict_acc"]) if "ifeval_inst_level_strict_acc" in paired else ""]
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     compute = results["compute_seconds"]
-    lines += ["", (f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their in-distribution "
-              f"scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s."), "", README_END]
+    lines += ["", (f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their "
+                   f"in-distribution scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s.")]
+    scored = list(results["ifeval"].values())
+    if scored:
+        tokens = sum(r["generated_tokens"] for r in scored)
+        seconds = sum(r["generation_seconds"] for r in scored)
+        lines[-1] += (f" IFEval generation: {len(scored)} passes of 541 prompts, {tokens} tokens in {seconds:.0f} s "
+                      f"({tokens / seconds:.1f} tokens/s, greedy, batches of "
+                      f"{results['settings']['ifeval_batch_size']}, on the machine in `environment`).")
+    lines += ["", README_END]
     return "\n".join(lines)
 
 

@@ -150,6 +150,7 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
             "seeds": list(range(args.seeds)), "methods": args.methods, "base_model": args.model,
             "configuration": "gpu" if args.gpu else ("quick" if args.quick else "cpu"),
             "data": data_info, "overrides": args.overrides, "ifeval_max_gen_toks": args.ifeval_max_gen_toks,
+            "ifeval_batch_size": args.ifeval_batch_size,
             "ifeval_decoding": "greedy, chat template", "in_dist_decoding": "greedy",
             "theory_preset": theory_preset_args(data_info["counts"]["train_pairs"])[1],
             "per_method": {name: {"recipe_args": r["recipe_args"], **r["settings"]}

@@ -137,6 +137,11 @@ def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeyp
     ids = [json.loads(x)["id"] for x in (out / "prompts.jsonl").read_text().splitlines()]
     assert len(set(ids)) == 8  # train and test prompts disjoint
     assert "Bradley-Terry" in (out / "README.md").read_text()
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert [s["id"] for s in samples] == ids[:6] and all(len(s["responses"]) == 3 for s in samples)
+    coverage = task.mu_coverage(out)  # by lm-eval's checkers (the patched reward is only for the pairs)
+    rows = [json.loads(x) for x in (out / "prompts.jsonl").read_text().splitlines()][:6]
+    assert sum(v["samples"] for v in coverage.values()) == 3 * sum(len(r["instruction_id_list"]) for r in rows)
     with pytest.raises(ValueError, match="other settings"):
         task.build_preference_data(tiny_model_dir, out, **{**kwargs, "num_train": 7})
 

@@ -156,6 +156,17 @@ def _signed(stats: dict, digits: int = 3) -> str:
     return text
 
 
+def _coverage_lines(coverage: dict | None) -> list[str]:
+    if not coverage:
+        return []
+    never = [k for k, v in coverage.items() if v["followed"] == 0]
+    samples = sum(v["samples"] for v in coverage.values())
+    followed = sum(v["followed"] for v in coverage.values())
+    return ["", (f"Coverage: mu's samples followed {followed} of the {samples} constraints they were given "
+                f"({followed / samples:.0%}); {len(never)} of the {len(coverage)} kinds of constraint drawn were never "
+                f"followed in any sample ({', '.join(f'`{k}`' for k in never)}).")]
+
+
 def readme_block(results: dict) -> str:
     """The README's results paragraph, every number from `results`: a test checks the README holds exactly this."""
     s = results["summary"]
@@ -171,6 +182,7 @@ def readme_block(results: dict) -> str:
         f"({data['counts']['prompts_without_pair']} prompts had all {data['settings']['responses_per_prompt']} of mu's "
         f"responses at the same reward, so no pair); mu's mean reward {data['mu_reward']['mean']:.3f}; mu sampled "
         f"{mu['tokens']} tokens in {mu['seconds']:.0f} s ({mu['tokens_per_second']} tokens/s)."),
+        *_coverage_lines(s.get("mu_coverage")),
         "",
         ("| method | optimizer steps | final train loss | held-out answers changed vs SFT | in-dist. reward (final) "
         "| − DPO (paired) | IFEval inst. strict | − DPO (paired) |"),
@@ -192,8 +204,16 @@ def readme_block(results: dict) -> str:
                _signed(paired["ifeval_inst_level_strict_acc"]) if "ifeval_inst_level_strict_acc" in paired else ""]
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     compute = results["compute_seconds"]
-    lines += ["", (f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their in-distribution "
-              f"scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s."), "", README_END]
+    lines += ["", (f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their "
+                   f"in-distribution scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s.")]
+    scored = list(results["ifeval"].values())
+    if scored:
+        tokens = sum(r["generated_tokens"] for r in scored)
+        seconds = sum(r["generation_seconds"] for r in scored)
+        lines[-1] += (f" IFEval generation: {len(scored)} passes of 541 prompts, {tokens} tokens in {seconds:.0f} s "
+                      f"({tokens / seconds:.1f} tokens/s, greedy, batches of "
+                      f"{results['settings']['ifeval_batch_size']}, on the machine in `environment`).")
+    lines += ["", README_END]
     return "\n".join(lines)
 
 

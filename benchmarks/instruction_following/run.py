@@ -150,6 +150,7 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
             "seeds": list(range(args.seeds)), "methods": args.methods, "base_model": args.model,
             "configuration": "gpu" if args.gpu else ("quick" if args.quick else "cpu"),
             "data": data_info, "overrides": args.overrides, "ifeval_max_gen_toks": args.ifeval_max_gen_toks,
+            "ifeval_batch_size": args.ifeval_batch_size,
             "ifeval_decoding": "greedy, chat template", "in_dist_decoding": "greedy",
             "theory_preset": theory_preset_args(data_info["counts"]["train_pairs"])[1],
             "per_method": {name: {"recipe_args": r["recipe_args"], **r["settings"]}
@@ -163,6 +164,7 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
             "cells": stats.summarise(finals),
             "paired_vs_dpo": stats.paired_against(finals),
             "curves": stats.curves(runs),
+            "mu_coverage": getattr(args, "mu_coverage", None),
             "labels": {name: table[name].label for name in args.methods},
         },
         "runs": runs,
@@ -193,7 +195,7 @@ def _finished(args, table, kind, seed, name, records) -> bool:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from spac_hf.tasks.instruction_following import build_preference_data
+    from spac_hf.tasks.instruction_following import build_preference_data, mu_coverage
 
     args = parse_args(argv)
     started = time.perf_counter()
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
             data_dir = build_preference_data(args.model, args.work_dir / "data", threads=args.threads,
                                              **args.data_settings)  # fmt: skip
     data_info = read_json(data_dir / "provenance.json")
+    # Which constraints mu ever follows: what offline preference data from mu can teach at all.
+    args.mu_coverage = mu_coverage(data_dir) if (data_dir / "samples.jsonl").exists() else None
     print(f"data: {data_info['counts']}; mu's reward {data_info['mu_reward']['mean']:.3f}; "
           f"mu sampling {data_info['mu_sampling']['tokens_per_second']} tokens/s", flush=True)
     table = methods(data_info["counts"]["train_pairs"])

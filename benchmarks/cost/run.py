@@ -43,7 +43,7 @@ from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_pa
 from benchmarks.cost.timing import run_interleaved, summarize  # noqa: E402
 from benchmarks.cost.variants import VARIANTS, StepSettings, build_trainer  # noqa: E402
 from spac_hf.utils import atomic_write_json  # noqa: E402
-from recipes.script_utils import environment_info, torch_threads  # noqa: E402
+from spac_hf.utils import environment_info, torch_threads  # noqa: E402
 
 DEFAULT_SIZES = ["0.1M", "10M", "50M", "100M"]
 # Measured steps per variant: more where a step is short and noisy, fewer where one step takes seconds.

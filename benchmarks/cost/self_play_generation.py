@@ -44,7 +44,7 @@ from spac_hf.utils import atomic_write_json, atomic_write_text
 
 from benchmarks.cost.iteration_share import TimedSPACTrainer
 from benchmarks.cost.models import ultrafeedback_like_lengths
-from recipes.script_utils import environment_info, torch_threads
+from spac_hf.utils import environment_info, torch_threads
 
 
 # Plain English words: the text's content does not change the cost, its token count does.

@@ -55,7 +55,7 @@ from benchmarks.cost.models import (
 )
 from benchmarks.cost.timing import run_interleaved
 from benchmarks.cost.variants import LABELS, SHARED_PROMPT_VARIANTS, StepSettings, build_trainer
-from recipes.script_utils import environment_info, torch_threads
+from spac_hf.utils import environment_info, torch_threads
 
 
 MIB = 2**20

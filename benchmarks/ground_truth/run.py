@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
 
 from spac_hf.hub import check_repo_id, push_folder  # noqa: E402
 from spac_hf.utils import atomic_write_json  # noqa: E402
-from recipes.script_utils import environment_info, torch_threads  # noqa: E402
+from spac_hf.utils import environment_info, torch_threads  # noqa: E402
 
 from benchmarks.ground_truth.coverage import coverage_name, ensure_coverage_data  # noqa: E402
 from benchmarks.ground_truth.methods import METHODS, OWN_BUDGET, REPO_ROOT  # noqa: E402

@@ -14,7 +14,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from spac_hf.utils import atomic_write_text, save_figure
+from recipes.script_utils import save_figure
+from spac_hf.utils import atomic_write_text
 
 COLUMNS = (  # (results key, header)
     ("ifeval_prompt_level_strict_acc", "IFEval prompt strict"),

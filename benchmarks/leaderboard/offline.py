@@ -21,7 +21,7 @@ if __package__ in (None, ""):
 from benchmarks.leaderboard.run import evaluate_model, task_samples
 from benchmarks.leaderboard.suites import OFFLINE_V2, task_manager
 from spac_hf.eval_tasks import provenance
-from recipes.script_utils import environment_info
+from spac_hf.utils import environment_info
 
 
 def offline_task_names() -> list[str]:

@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` 
 
 from spac_hf.hub import check_repo_id, push_results_dataset  # noqa: E402
 from spac_hf.utils import atomic_write_json, atomic_write_text  # noqa: E402
-from recipes.script_utils import environment_info  # noqa: E402
+from spac_hf.utils import environment_info  # noqa: E402
 
 from benchmarks.leaderboard.models import ModelSpec, check_specs, collect_runs, parse_models  # noqa: E402
 from benchmarks.leaderboard.report import dataset_card, dataset_rows, load_entries, write_report  # noqa: E402

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.theory` impor
 from tqdm.auto import tqdm  # noqa: E402
 
 from spac_hf.utils import atomic_write_json  # noqa: E402
-from recipes.script_utils import environment_info, torch_threads  # noqa: E402
+from spac_hf.utils import environment_info, torch_threads  # noqa: E402
 
 from benchmarks.theory.experiment import ENVIRONMENTS, run_budget_sweep, run_environment  # noqa: E402
 from benchmarks.theory.methods import METHOD_LIST, METHODS  # noqa: E402

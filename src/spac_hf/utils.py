@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,48 @@ def kill_point(name: str) -> None:
     _kill_counts[name] = _kill_counts.get(name, 0) + 1
     if _kill_counts[name] == int(count or 1):
         os._exit(137)  # no cleanup, no `finally`, no atexit: exactly what a kill leaves behind
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` intra-op torch threads, then restore the previous count.
+
+    Tiny models gain nothing from more threads, and on a shared machine each extra thread mostly waits for a core.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+_PACKAGES = ("spac-hf", "torch", "transformers", "trl", "datasets", "accelerate", "huggingface_hub", "peft", "lm-eval")
+
+
+def environment_info() -> dict[str, Any]:
+    """Package versions and hardware, recorded next to every result so that a number can be traced to a machine."""
+    versions = {}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+    }
+    with contextlib.suppress(ImportError):
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            info["cuda"] = torch.version.cuda
+    with contextlib.suppress(OSError, ValueError):
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * page_size / 2**30, 1)
+    return info

@@ -153,15 +153,22 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     rows = comparison_rows(run_methods(args))
     out = Path(args.report_dir or args.output_dir)
-    seed = args.seed if args.seed is not None else read_json(Path(rows[args.methods[0]]["output_dir"]) /
-                                                              "self_play_run.json", {}).get("seed", "of the YAMLs")
+    seed = (
+        args.seed
+        if args.seed is not None
+        else read_json(Path(rows[args.methods[0]]["output_dir"]) / "self_play_run.json", {}).get(
+            "seed", "of the YAMLs"
+        )
+    )
     command = " ".join(["python recipes/compare.py", *(argv if argv is not None else sys.argv[1:])])
     atomic_write_json(out / "comparison.json", {"command": command, "seed": seed, "methods": rows,
                                                 "passthrough": args.passthrough})  # fmt: skip
     atomic_write_text(out / "comparison.md", comparison_markdown(rows, seed))
     save_figure(comparison_figure(rows), out / "comparison.png")
-    print(f"\n{comparison_markdown(rows, seed)}\nWrote {out / 'comparison.md'}, {out / 'comparison.png'} and "
-          f"{out / 'comparison.json'}; the runs are in {', '.join(r['output_dir'] for r in rows.values())}.")
+    print(
+        f"\n{comparison_markdown(rows, seed)}\nWrote {out / 'comparison.md'}, {out / 'comparison.png'} and "
+        f"{out / 'comparison.json'}; the runs are in {', '.join(r['output_dir'] for r in rows.values())}."
+    )
     return rows
 
 

@@ -72,8 +72,9 @@ class SelfPlayScriptArguments(ScriptArguments):
     true_reward_task: str | None = field(
         default=None,
         metadata={
-            "help": "A task with a programmatic reward (`reviews`, the shipped task; `instruction_following`, IFEval's "
-            "checkers on real prompts, see spac_hf.tasks.instruction_following): the starting model and every "
+            "help": "A task with a programmatic reward (`reviews`, the shipped task; `instruction_following`, "
+            "IFEval's checkers on real prompts, see spac_hf.tasks.instruction_following): the starting model and "
+            "every "
             "iterate are scored by their mean true reward on the test split's prompts.",
             "choices": list(TRUE_REWARD_TASKS),
         },
@@ -149,12 +150,19 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
     from spac_hf.tasks import mean_true_reward
 
     if test is None:
-        raise ValueError(f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts.")
+        raise ValueError(
+            f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts."
+        )
     if script_args.true_reward_task == "instruction_following":  # the task's own hook: greedy, IFEval's checkers
         from spac_hf.tasks.instruction_following import recipe_evaluator
 
-        return recipe_evaluator(test, tokenizer, num_prompts=script_args.true_reward_prompts,
-                                max_new_tokens=script_args.true_reward_max_new_tokens, seed=seed)
+        return recipe_evaluator(
+            test,
+            tokenizer,
+            num_prompts=script_args.true_reward_prompts,
+            max_new_tokens=script_args.true_reward_max_new_tokens,
+            seed=seed,
+        )
     unique = {json.dumps(p, sort_keys=True): p for p in test["prompt"]}  # conversational prompts are not hashable
     prompts = list(unique.values())[: script_args.true_reward_prompts]
 

@@ -89,8 +89,13 @@ def ranking_view(
     table = leaderboard(models, keys)
     note = average_note(table) if len(table) else "No models in this ranking."
     if shown is not None:
-        keep = [c for c in table.columns if c in ("model", "method", AVERAGE) or c in shown
-                or (c.endswith(CI_SUFFIX) and CI_CHOICE in shown and c[: -len(CI_SUFFIX)] in shown)]
+        keep = [
+            c
+            for c in table.columns
+            if c in ("model", "method", AVERAGE)
+            or c in shown
+            or (c.endswith(CI_SUFFIX) and CI_CHOICE in shown and c[: -len(CI_SUFFIX)] in shown)
+        ]
         table = table[keep]
     kept = models if keys is None else models[models["method"].isin([*keys, "sft"])]
     return table, note, results_figure(kept, title=f"SPAC vs DPO vs SPIN: {ranking}" if ranking else None)

@@ -97,7 +97,8 @@ def discover_iterates(root: Path) -> list[ModelEntry]:
 
 
 def load_allowlist(models_file: Path, discover_root: Path | None = None) -> dict[str, ModelEntry]:
-    """Label -> entry, configured entries first. A discovered iterate already configured (same folder) is not repeated."""
+    """Label -> entry, configured entries first. A discovered iterate already configured (same folder) is not
+    repeated."""
     allowlist = {entry.label: entry for entry in read_models_file(models_file)}
     if discover_root is not None:
         known_sources = {entry.source for entry in allowlist.values()}
@@ -122,4 +123,3 @@ def default_pair(allowlist: dict[str, ModelEntry]) -> tuple[str | None, str | No
 
 def has_iterates(allowlist: dict[str, ModelEntry]) -> bool:
     return any(entry.method for entry in allowlist.values())
-

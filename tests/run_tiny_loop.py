@@ -1,7 +1,7 @@
 """Run `run_self_play` on a tiny local model, as a separate process (for the kill/resume and torchrun tests).
 
-    python tests/run_tiny_loop.py --model DIR --output-dir OUT [--method spac] [--iterations 2] ...
-    torchrun --nproc_per_node 2 tests/run_tiny_loop.py ...
+python tests/run_tiny_loop.py --model DIR --output-dir OUT [--method spac] [--iterations 2] ...
+torchrun --nproc_per_node 2 tests/run_tiny_loop.py ...
 """
 
 import argparse
@@ -54,7 +54,10 @@ def main():
         }
     )
     result = run_self_play(
-        options.model, args, Dataset.from_list(preference_rows(options.rows)), method=options.method,
+        options.model,
+        args,
+        Dataset.from_list(preference_rows(options.rows)),
+        method=options.method,
         dataset_names=["local/tiny-preferences"],
     )
     state = PartialState()

@@ -24,6 +24,7 @@ from benchmarks.cost import shared_prompt  # noqa: E402
 from benchmarks.cost.models import SIZES, build_tokenizer, flop_floor, preference_rows, ultrafeedback_like_lengths  # noqa: E402
 from benchmarks.cost.variants import SEQUENCES_PER_EXAMPLE, VARIANTS  # noqa: E402
 
+
 OUTPUTS = ("results.json", "table.md", "table.csv", "ratios.png", "iteration_share.png")
 
 
@@ -154,8 +155,9 @@ def test_shared_prompt_quick_run_is_complete(shared_quick):
     tokens = entry["batch_tokens_with_padding"]
     assert tokens["spac_padding_free"] < tokens["spac"] < tokens["spac_unshared"]
     lengths = entry["lengths"]  # one round is one pass over the rows: padding-free holds exactly their tokens
-    assert tokens["spac_padding_free"] == sum(c["prompt"] - 1 + sum(c[r] + 1 for r in ("chosen", "rejected",
-                                                                                     "generated")) for c in lengths)
+    assert tokens["spac_padding_free"] == sum(
+        c["prompt"] - 1 + sum(c[r] + 1 for r in ("chosen", "rejected", "generated")) for c in lengths
+    )
     assert entry["memory"]["ratios"]["spac/dpo"]["peak_bytes"] > 0
 
 
@@ -172,8 +174,11 @@ def test_the_readme_tables_are_the_committed_results(name):
     """Every line of the committed table.md (rendered from results.json) is in the README, and re-renders equal."""
     folder = COMMITTED / name
     results = json.loads((folder / "results.json").read_text())
-    module = shared_prompt if name == "shared_prompt" else __import__(
-        "benchmarks.cost.self_play_generation", fromlist=["render"])
+    module = (
+        shared_prompt
+        if name == "shared_prompt"
+        else __import__("benchmarks.cost.self_play_generation", fromlist=["render"])
+    )
     table = (folder / "table.md").read_text()
     assert module.render(results) == table
     for line in table.splitlines():

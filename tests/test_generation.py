@@ -5,9 +5,10 @@ import random
 import pytest
 import torch
 
-from helpers import sentence
 from spac_hf.data import tokenize_prompt
 from spac_hf.generation import add_generated_column, generate_responses
+
+from helpers import sentence
 
 
 @pytest.fixture
@@ -56,8 +57,13 @@ def test_conversational_and_tokenized_prompts(sharp_model, tokenizer):
 def test_add_generated_column_keeps_the_format(sharp_model, tokenizer):
     from datasets import Dataset
 
-    rows = [{"prompt": [{"role": "user", "content": p}], "chosen": [{"role": "assistant", "content": "yes"}]} for p in prompts(3)]
-    dataset = add_generated_column(Dataset.from_list(rows), sharp_model, tokenizer, conversational=True, max_new_tokens=4)
+    rows = [
+        {"prompt": [{"role": "user", "content": p}], "chosen": [{"role": "assistant", "content": "yes"}]}
+        for p in prompts(3)
+    ]
+    dataset = add_generated_column(
+        Dataset.from_list(rows), sharp_model, tokenizer, conversational=True, max_new_tokens=4
+    )
     assert len(dataset) == 3
     assert all(g[0]["role"] == "assistant" and isinstance(g[0]["content"], str) for g in dataset["generated"])
 

@@ -15,9 +15,10 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from helpers import CPU_TRAINING, perturb, preference_rows, rows_with_generated, sentence
 from spac_hf import SPACConfig, SPACTrainer, run_self_play
 from spac_hf.generation import generate_responses
+
+from helpers import CPU_TRAINING, perturb, preference_rows, rows_with_generated, sentence
 
 
 DRY_RUN_ENV = "SPAC_HF_GPU_DRY_RUN"

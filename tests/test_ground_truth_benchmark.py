@@ -13,6 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
 
+from spac_hf.hub import validate_results_rows  # noqa: E402
+
 from benchmarks.ground_truth import run as benchmark  # noqa: E402
 from benchmarks.ground_truth.methods import METHODS  # noqa: E402
 from benchmarks.ground_truth.runs import RECORD_FILE, recipe_args, run_method  # noqa: E402
@@ -23,7 +25,6 @@ from benchmarks.ground_truth.stats import (  # noqa: E402
     paired_differences,
     sft_by_seed,
 )
-from spac_hf.hub import validate_results_rows  # noqa: E402
 
 
 def fake_run(method: str, seed: int, rewards: list[float], examples_per_iteration: int = 270) -> dict:
@@ -79,8 +80,10 @@ def test_cells_sft_and_paired_differences_on_hand_made_runs():
     zero_spread = cells[("iterative_dpo", 810)]
     assert zero_spread["std"] == pytest.approx(0.0, abs=1e-12) and zero_spread["ci95"] == pytest.approx(0.0, abs=1e-12)
 
-    paired = {(p["baseline"], p["examples_seen"]): p for p in paired_differences(list(cells.values()), "spac",
-                                                                                 ["iterative_dpo", "dpo"])}
+    paired = {
+        (p["baseline"], p["examples_seen"]): p
+        for p in paired_differences(list(cells.values()), "spac", ["iterative_dpo", "dpo"])
+    }
     assert set(paired) == {("iterative_dpo", 270), ("iterative_dpo", 540), ("iterative_dpo", 810), ("dpo", 810)}
     differences = paired[("dpo", 810)]["differences"]  # 0.5 - 0.45, 0.6 - 0.55, 0.7 - 0.65: no spread at all
     assert list(differences) == ["0", "1", "2"] and all(d == pytest.approx(0.05) for d in differences.values())
@@ -212,8 +215,9 @@ def test_a_bad_dataset_id_fails_before_any_run(tmp_path):
 
 
 def test_coverage_data_has_the_behaviour_policy_it_was_asked_for(tmp_path):
-    from benchmarks.ground_truth.coverage import SHIPPED_DATA, build_coverage_data
     from spac_hf.tasks import reviews
+
+    from benchmarks.ground_truth.coverage import SHIPPED_DATA, build_coverage_data
 
     stats = build_coverage_data(tmp_path / "sparse", good_mass=0.5, rare=29, seed=3)
     rows = [json.loads(line) for line in (tmp_path / "sparse" / "train.jsonl").read_text().splitlines()]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
 
 from spac_hf.tasks import instruction_following as task
@@ -48,7 +49,9 @@ def test_constraint_sampling_is_reproducible_and_never_conflicting(prompts):
     assert all(c > 300 for c in counts.values())  # 1, 2 and 3 constraints all occur
     # The description is lm-eval's own: rebuilding the class from the stored kwargs gives the same text.
     first = next(r for r in prompts if r["instruction_id_list"][0] == "length_constraints:number_sentences")
-    rebuilt = registry.INSTRUCTION_DICT["length_constraints:number_sentences"]("x").build_description(**first["kwargs"][0])
+    rebuilt = registry.INSTRUCTION_DICT["length_constraints:number_sentences"]("x").build_description(
+        **first["kwargs"][0]
+    )
     assert rebuilt in first["prompt"]
     # Sampling leaves the caller's global random state alone.
     random.seed(5)
@@ -73,8 +76,10 @@ def test_reward_on_hand_written_responses():
     assert task.reward(lower_no_comma, "cats are small furry animals. they purr.") == 1.0
     assert task.reward(lower_no_comma, "Cats are small furry animals. they purr.") == 0.5  # a capital letter
     assert task.reward(lower_no_comma, "Cats, dogs.") == 0.0
-    three = row(["detectable_format:title", "startend:end_checker", "keywords:forbidden_words"],
-                [{}, {"end_phrase": "Any other questions?"}, {"forbidden_words": ["dog"]}])
+    three = row(
+        ["detectable_format:title", "startend:end_checker", "keywords:forbidden_words"],
+        [{}, {"end_phrase": "Any other questions?"}, {"forbidden_words": ["dog"]}],
+    )
     assert task.reward(three, "<<Cats>>\nCats purr. Any other questions?") == 1.0
     assert task.reward(three, "<<Cats>>\nCats chase a dog. Any other questions?") == pytest.approx(2 / 3)
     assert task.reward(three, "Cats chase a dog.") == 0.0
@@ -86,8 +91,10 @@ def test_degenerate_responses():
     assert task.is_degenerate("")
     assert task.is_degenerate("the cat sat on the mat " * 10)
     assert task.is_degenerate("Hello!\nHello!\nHello!\nOkay.")
-    assert not task.is_degenerate("Cats are small, furry animals that many people keep as pets because they purr, "
-                                  "play and keep mice away from the house and the garden all year round.")
+    assert not task.is_degenerate(
+        "Cats are small, furry animals that many people keep as pets because they purr, "
+        "play and keep mice away from the house and the garden all year round."
+    )
 
 
 def test_bradley_terry_pair():
@@ -104,8 +111,15 @@ def test_bradley_terry_pair():
 
 def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     out = tmp_path / "data"
-    kwargs = {"num_train": 6, "num_test": 2, "responses_per_prompt": 3, "max_new_tokens": 6,
-              "max_prompt_tokens": 400, "batch_size": 8, "chunk_prompts": 2}
+    kwargs = {
+        "num_train": 6,
+        "num_test": 2,
+        "responses_per_prompt": 3,
+        "max_new_tokens": 6,
+        "max_prompt_tokens": 400,
+        "batch_size": 8,
+        "chunk_prompts": 2,
+    }
     # The random tiny model's responses all follow the same constraints on most prompts, so they would give no pair:
     # here (test only) the reward is the response's length, which differs between samples.
     monkeypatch.setattr(task, "reward", lambda r, response: len(response) / 100)
@@ -150,8 +164,9 @@ def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeyp
 
 
 def test_ifeval_scoring_uses_lm_eval_metrics():
-    from benchmarks.instruction_following.ifeval import score_responses
     from spac_hf.eval_data import ifeval_rows
+
+    from benchmarks.instruction_following.ifeval import score_responses
 
     docs = [d for d in ifeval_rows() if d["instruction_id_list"] == ["punctuation:no_comma"]][:1]
     docs += [d for d in ifeval_rows() if d["instruction_id_list"] == ["change_case:english_lowercase"]][:1]
@@ -162,8 +177,9 @@ def test_ifeval_scoring_uses_lm_eval_metrics():
 
 
 def test_ifeval_pass_writes_its_record_and_resumes(tiny_model_dir, tmp_path):
-    from benchmarks.instruction_following.ifeval import METRICS, run_ifeval
     from spac_hf.eval_data import ifeval_rows
+
+    from benchmarks.instruction_following.ifeval import METRICS, run_ifeval
 
     docs = sorted(ifeval_rows(), key=lambda d: len(d["prompt"]))[:3]  # the tiny model's positions stop at 512
     record = tmp_path / "ifeval.json"
@@ -174,8 +190,12 @@ def test_ifeval_pass_writes_its_record_and_resumes(tiny_model_dir, tmp_path):
     assert first["generated_tokens"] > 0 and not partial.exists()
     # An interrupted pass: the first chunk's responses are kept and only the rest is generated again.
     record.unlink()
-    chunk = {"settings": first["settings"], "responses": {str(docs[0]["key"]): "all lowercase, no capitals."},
-             "seconds": 1.0, "tokens": 7}
+    chunk = {
+        "settings": first["settings"],
+        "responses": {str(docs[0]["key"]): "all lowercase, no capitals."},
+        "seconds": 1.0,
+        "tokens": 7,
+    }
     partial.write_text(json.dumps(chunk) + "\n")
     again = run_ifeval(tiny_model_dir, record, max_gen_toks=4, batch_size=2, chunk_prompts=2, docs=docs)
     assert again["examples"][0]["response"] == "all lowercase, no capitals."
@@ -194,11 +214,20 @@ def hand_made_data(folder: Path, prompts: list[dict]) -> Path:
         good, bad = "sure. here it is.", "SURE, HERE IT IS"
         train.append({**task.bradley_terry_pair(r, [good, bad], [1.0, 0.0], rng)})
     test = [task.held_out_row(r) for r in prompts[16:20]]
-    provenance = {"task": task.TASK_NAME, "settings": {"seed": 0, "model": "hand-made", "responses_per_prompt": 2,
-                  "temperature": 1.0, "max_new_tokens": 8, "tau": task.BT_TAU},
-                  "counts": {"train_prompts": 16, "train_pairs": 16, "prompts_without_pair": 0, "test_prompts": 4},
-                  "mu_reward": {"mean": 0.5, "stderr": 0.1, "samples": 32},
-                  "mu_sampling": {"seconds": 0.0, "tokens": 0, "tokens_per_second": None}}
+    provenance = {
+        "task": task.TASK_NAME,
+        "settings": {
+            "seed": 0,
+            "model": "hand-made",
+            "responses_per_prompt": 2,
+            "temperature": 1.0,
+            "max_new_tokens": 8,
+            "tau": task.BT_TAU,
+        },
+        "counts": {"train_prompts": 16, "train_pairs": 16, "prompts_without_pair": 0, "test_prompts": 4},
+        "mu_reward": {"mean": 0.5, "stderr": 0.1, "samples": 32},
+        "mu_sampling": {"seconds": 0.0, "tokens": 0, "tokens_per_second": None},
+    }
     return task.write_dataset(folder, train, test, prompts[:20], provenance)
 
 
@@ -208,17 +237,34 @@ def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompt
     monkeypatch.setenv("SPAC_HF_CACHE", str(tmp_path / "cache"))
     short = [r for r in prompts if len(r["prompt"]) < 200]
     data = hand_made_data(tmp_path / "data", short)
-    argv = ["--quick", "--model", tiny_model_dir, "--data", str(data), "--seeds", "2", "--methods", "dpo",
-            "spac_theory", "--no-ifeval", "--threads", "1", "--work-dir", str(tmp_path / "work"), "--out",
-            str(tmp_path / "out")]
+    argv = [
+        "--quick",
+        "--model",
+        tiny_model_dir,
+        "--data",
+        str(data),
+        "--seeds",
+        "2",
+        "--methods",
+        "dpo",
+        "spac_theory",
+        "--no-ifeval",
+        "--threads",
+        "1",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     results = benchmark.main(argv)
     assert results["status"] == "complete" and not results["left"]
     cells = results["summary"]["cells"]
     assert set(cells) == {"dpo", "spac_theory"}
     assert cells["dpo"]["in_dist_true_reward"]["count"] == 2
     paired = results["summary"]["paired_vs_dpo"]["spac_theory"]["in_dist_true_reward"]
-    assert paired["mean"] == pytest.approx(cells["spac_theory"]["in_dist_true_reward"]["mean"]
-                                           - cells["dpo"]["in_dist_true_reward"]["mean"])
+    assert paired["mean"] == pytest.approx(
+        cells["spac_theory"]["in_dist_true_reward"]["mean"] - cells["dpo"]["in_dist_true_reward"]["mean"]
+    )
     preset = results["settings"]["theory_preset"]
     assert preset["n_pairs"] == 16 and preset["lam"] == pytest.approx(0.1 * 4)
     theory_run = next(r for r in results["runs"] if r["method"] == "spac_theory")

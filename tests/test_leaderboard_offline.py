@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from spac_hf import eval_data
 
 from benchmarks.leaderboard import run as leaderboard
 from benchmarks.leaderboard.offline import evaluate_offline
 from benchmarks.leaderboard.suites import OFFLINE_V2, SUITES, column_value
-from spac_hf import eval_data
+
+
+REPO = Path(__file__).resolve().parents[1]
+
 
 TINY = str(REPO / "recipes" / "default" / "model")  # the shipped 0.9M-parameter model: context 256, no chat template
 RESULTS = REPO / "results" / "leaderboard"
-IFEVAL_METRICS = ("prompt_level_strict_acc,none", "inst_level_strict_acc,none", "prompt_level_loose_acc,none",
-                  "inst_level_loose_acc,none")
+IFEVAL_METRICS = (
+    "prompt_level_strict_acc,none",
+    "inst_level_strict_acc,none",
+    "prompt_level_loose_acc,none",
+    "inst_level_loose_acc,none",
+)
 
 
 def test_offline_suite_columns():
@@ -34,32 +39,64 @@ def test_offline_suite_columns():
     assert [c.key for c in OFFLINE_V2.averaged] == ["ifeval", "bbh_bigbench", "hhh"]
     ifeval = OFFLINE_V2.columns[0]
     # As v2: the mean of the prompt- and instruction-level strict accuracies.
-    assert column_value({"leaderboard_ifeval": {"prompt_level_strict_acc,none": 0.2,
-                                                "inst_level_strict_acc,none": 0.4}}, ifeval) == pytest.approx(0.3)
+    assert column_value(
+        {"leaderboard_ifeval": {"prompt_level_strict_acc,none": 0.2, "inst_level_strict_acc,none": 0.4}}, ifeval
+    ) == pytest.approx(0.3)
 
 
 def test_task_limit_option():
     assert leaderboard.parse_task_limits(["bbh_bigbench_*=20", "leaderboard_ifeval=5"]) == {
-        "bbh_bigbench_*": 20, "leaderboard_ifeval": 5}
+        "bbh_bigbench_*": 20,
+        "leaderboard_ifeval": 5,
+    }
     for bad in ("bbh_bigbench_*", "=3", "x=0", "x=two"):
         with pytest.raises(ValueError, match="must look like PATTERN=N"):
             leaderboard.parse_task_limits([bad])
     with pytest.raises(SystemExit):
-        leaderboard.parse_args(["--suite", "offline-v2", "--models", f"base={TINY}", "--out", "/tmp/x",
-                                "--limit", "3", "--task-limit", "leaderboard_ifeval=3"])
+        leaderboard.parse_args(
+            [
+                "--suite",
+                "offline-v2",
+                "--models",
+                f"base={TINY}",
+                "--out",
+                "/tmp/x",
+                "--limit",
+                "3",
+                "--task-limit",
+                "leaderboard_ifeval=3",
+            ]
+        )
 
 
 def test_unknown_task_fails_before_any_evaluation(tmp_path):
     with pytest.raises(SystemExit, match="--tasks ifeval_typo: not a task or group of suite offline-v2"):
-        leaderboard.main(["--suite", "offline-v2", "--models", f"base={TINY}", "--out", str(tmp_path / "out"),
-                          "--tasks", "leaderboard_ifeval", "ifeval_typo"])
+        leaderboard.main(
+            [
+                "--suite",
+                "offline-v2",
+                "--models",
+                f"base={TINY}",
+                "--out",
+                str(tmp_path / "out"),
+                "--tasks",
+                "leaderboard_ifeval",
+                "ifeval_typo",
+            ]
+        )
     assert not (tmp_path / "out").exists()
 
 
 def test_evaluate_offline_scores_real_ifeval_prompts(tmp_path):
     """Three real IFEval prompts (a fixed seeded subset), lm-eval's leaderboard metrics, the provenance recorded."""
-    output = evaluate_offline(TINY, ["leaderboard_ifeval"], max_gen_toks=8, task_limit={"leaderboard_ifeval": 3},
-                              batch_size=4, cache=tmp_path / "cache")
+    output = evaluate_offline(
+        TINY,
+        ["leaderboard_ifeval"],
+        max_gen_toks=8,
+        task_limit={"leaderboard_ifeval": 3},
+        batch_size=4,
+        cache=tmp_path / "cache",
+    )
     results = output["results"]["leaderboard_ifeval"]
     for metric in IFEVAL_METRICS:
         assert 0.0 <= results[metric] <= 1.0

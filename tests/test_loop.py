@@ -44,10 +44,21 @@ def test_split_into_parts_is_disjoint_and_complete():
 @pytest.mark.slow
 def test_killed_inside_iteration_two_resumes_without_redoing_iteration_one(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    args = ["--model", tiny_model_dir, "--output-dir", str(out), "--iterations", "2", "--epochs", "5",
-            "--save-steps", "1"]
-    process = subprocess.Popen([sys.executable, SCRIPT, *args], env=ENV, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    args = [
+        "--model",
+        tiny_model_dir,
+        "--output-dir",
+        str(out),
+        "--iterations",
+        "2",
+        "--epochs",
+        "5",
+        "--save-steps",
+        "1",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     checkpoint = out / "work" / "iter_2" / "checkpoints" / "checkpoint-3"
     deadline = time.time() + 240
     while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
@@ -84,8 +95,9 @@ def test_killed_inside_iteration_two_resumes_without_redoing_iteration_one(tiny_
 @pytest.mark.parametrize("method", ["spin", "dpo"])
 def test_baselines_run_the_same_loop(tiny_model_dir, tmp_path, method):
     out = tmp_path / method
-    result = run_script("--model", tiny_model_dir, "--output-dir", str(out), "--method", method, "--rows", "12",
-                        "--history", "1")
+    result = run_script(
+        "--model", tiny_model_dir, "--output-dir", str(out), "--method", method, "--rows", "12", "--history", "1"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     records = [json.loads((out / f"iter_{t}" / "iterate.json").read_text()) for t in (1, 2)]
     recorded = {"spin": "spin", "dpo": "iterative_dpo"}[method]  # DPO for two iterations is iterative DPO
@@ -140,7 +152,10 @@ def test_push_to_hub_sends_every_iterate_and_the_results(tiny_model_dir, make_ar
 
     args = make_args(SelfPlayConfig, num_iterations=2, push_to_hub=True, hub_model_id=f"{USER}/tiny-dpo")
     result = run_self_play(
-        tiny_model_dir, args, Dataset.from_list(preference_rows(8)), method="dpo",
+        tiny_model_dir,
+        args,
+        Dataset.from_list(preference_rows(8)),
+        method="dpo",
         evaluate=lambda path, t: {"results": {"toy": {"mean": 0.1 * t, "mean_stderr": 0.01}}},
     )
     for t in (1, 2):

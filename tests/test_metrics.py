@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hub_server import USER
 
 

@@ -275,8 +275,14 @@ def test_card_usage_runs_as_written_on_a_model_without_chat_template(tmp_path):
     text = _card(str(DEFAULT / "model"), samples)
     (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert "messages" not in code and json.dumps(str(DEFAULT / "model")) in code and "path/to" not in text
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip()
     # What it was trained on and for, samples beside the SFT model's, metadata.
@@ -289,7 +295,7 @@ def test_card_usage_runs_as_written_on_a_model_without_chat_template(tmp_path):
 def test_card_of_a_chat_model_sends_messages_and_names_its_hub_repo():
     text = _card("someone/default-spac-iter3", chat=True)
     (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert "messages = [" in code and "\"someone/default-spac-iter3\"" in code
+    assert "messages = [" in code and '"someone/default-spac-iter3"' in code
 
 
 def test_paired_samples_take_the_same_prompts():
@@ -334,11 +340,24 @@ def test_a_run_prints_its_phases_not_library_noise_and_says_where_outputs_are(tm
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     printed = done.stdout + done.stderr
-    for noise in ("Flattening the indices", "Saving the dataset", "Writing model shards", "Loading weights",
-                  "is_gradient_checkpointing", "{'loss'", "'train_runtime'", "num_processes", "Tokenizing"):
+    for noise in (
+        "Flattening the indices",
+        "Saving the dataset",
+        "Writing model shards",
+        "Loading weights",
+        "is_gradient_checkpointing",
+        "{'loss'",
+        "'train_runtime'",
+        "num_processes",
+        "Tokenizing",
+    ):
         assert noise not in printed, noise
-    for phase in ("Self-play generation", "Computing reference log probs", "Iteration 2/2 (spac): training",
-                  "Evaluation: true reward of iterate 2"):
+    for phase in (
+        "Self-play generation",
+        "Computing reference log probs",
+        "Iteration 2/2 (spac): training",
+        "Evaluation: true reward of iterate 2",
+    ):
         assert phase in printed, phase
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# SPAC: 2 iterations from `") and "## Where everything is" in summary

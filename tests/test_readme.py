@@ -55,8 +55,9 @@ def test_readme_python_example_runs_as_written(index):
         shutil.rmtree(out, ignore_errors=True)
     try:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr[-4000:]
         for out in outputs:
             assert any(out.rglob("model.safetensors")), f"{out} holds no saved model"

@@ -74,7 +74,10 @@ def test_accelerate_configs_load(name):
 
     config = ClusterConfig.from_yaml_file(str(RECIPES / "accelerate_configs" / f"{name}.yaml"))  # unknown key: error
     assert config.num_processes == 8 and config.mixed_precision == "bf16"
-    assert config.distributed_type.value == {"multi_gpu": "MULTI_GPU", "deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+    assert (
+        config.distributed_type.value
+        == {"multi_gpu": "MULTI_GPU", "deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +99,20 @@ def run_recipe(method, config, *overrides, timeout=300):
 @pytest.mark.parametrize("config", FULL_CONFIGS, ids=lambda p: method_of(p))
 def test_full_config_runs_with_the_model_and_data_swapped(config, tiny_model_dir, tiny_data, tmp_path):
     out = tmp_path / "run"
-    swapped = ["--model_name_or_path", tiny_model_dir, "--dataset_name", tiny_data,
-               "--dataset_train_split", "train", "--dataset_test_split", "test", "--output_dir", str(out),
-               "--use_cpu", "true"]  # the machine, not the recipe: bf16 on a CPU needs it
+    swapped = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--dataset_name",
+        tiny_data,
+        "--dataset_train_split",
+        "train",
+        "--dataset_test_split",
+        "test",
+        "--output_dir",
+        str(out),
+        "--use_cpu",
+        "true",
+    ]  # the machine, not the recipe: bf16 on a CPU needs it
     result = run_recipe(method_of(config), config, *swapped)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -116,9 +130,26 @@ def test_qlora_config_runs_as_lora_on_cpu(tiny_model_dir, tiny_data, tmp_path):
     """4-bit needs CUDA; with it switched off, the same config runs the LoRA path and saves merged iterates."""
     out = tmp_path / "lora"
     config = RECIPES / "zephyr-7b" / "spac" / "config_qlora.yaml"
-    result = run_recipe("spac", config, "--model_name_or_path", tiny_model_dir, "--dataset_name", tiny_data,
-                        "--dataset_train_split", "train", "--dataset_test_split", "test", "--output_dir", str(out),
-                        "--use_cpu", "true", "--load_in_4bit", "false", "--num_iterations", "2")
+    result = run_recipe(
+        "spac",
+        config,
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--dataset_name",
+        tiny_data,
+        "--dataset_train_split",
+        "train",
+        "--dataset_test_split",
+        "test",
+        "--output_dir",
+        str(out),
+        "--use_cpu",
+        "true",
+        "--load_in_4bit",
+        "false",
+        "--num_iterations",
+        "2",
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     from transformers import AutoModelForCausalLM
 
@@ -129,8 +160,18 @@ def test_qlora_config_runs_as_lora_on_cpu(tiny_model_dir, tiny_data, tmp_path):
 @pytest.mark.slow
 def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
     out = tmp_path / "default"
-    result = run_recipe("spac", RECIPES / "default" / "spac.yaml", "--output_dir", str(out),
-                        "--max_train_samples", "96", "--true_reward_prompts", "16", "--num_iterations", "2")
+    result = run_recipe(
+        "spac",
+        RECIPES / "default" / "spac.yaml",
+        "--output_dir",
+        str(out),
+        "--max_train_samples",
+        "96",
+        "--true_reward_prompts",
+        "16",
+        "--num_iterations",
+        "2",
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     evaluations = summary["evaluations"]
@@ -143,7 +184,11 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
     assert (out / "true_reward.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (out / "results" / "data" / "results.jsonl").read_text().splitlines()]
     run = f"{tmp_path.name}-default"  # <parent>-<run folder>: unique across runs
-    assert [(r["model"], r["iteration"]) for r in rows] == [(f"{run}-base", 0), (f"{run}-iter1", 1), (f"{run}-iter2", 2)]
+    assert [(r["model"], r["iteration"]) for r in rows] == [
+        (f"{run}-base", 0),
+        (f"{run}-iter1", 1),
+        (f"{run}-iter2", 2),
+    ]
     assert [(r["value"], r["stderr"]) for r in rows] == [(s["mean"], s["mean_stderr"]) for s in scores]
     card = (out / "iter_2" / "README.md").read_text()
     assert "model-index" in card and "true_reward_reviews" in card
@@ -161,8 +206,15 @@ def test_no_arguments_means_the_embedded_default(monkeypatch):
 
 
 def test_missing_local_model_is_named_before_anything_runs(tmp_path):
-    result = run_recipe("spac", RECIPES / "default" / "spac.yaml", "--model_name_or_path", "no/such/model/dir",
-                        "--output_dir", str(tmp_path / "x"), timeout=120)
+    result = run_recipe(
+        "spac",
+        RECIPES / "default" / "spac.yaml",
+        "--model_name_or_path",
+        "no/such/model/dir",
+        "--output_dir",
+        str(tmp_path / "x"),
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "neither an existing local path nor a Hub id" in result.stderr
     assert not (tmp_path / "x").exists()

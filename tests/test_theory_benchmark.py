@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,8 @@ import torch
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
+
+from spac_hf.losses import spac_loss  # noqa: E402
 
 from benchmarks.theory.bandit import (  # noqa: E402
     Bandit,
@@ -37,7 +39,6 @@ from benchmarks.theory.methods import (  # noqa: E402
     spin_objective,
 )
 from benchmarks.theory.stats import mean_ci95  # noqa: E402
-from spac_hf.losses import spac_loss  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +50,8 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-def instance(seed: int = 0, n: int = 60, config: BanditConfig = BanditConfig()) -> tuple[Bandit, PreferenceData]:
+def instance(seed: int = 0, n: int = 60, config: BanditConfig | None = None) -> tuple[Bandit, PreferenceData]:
+    config = config or BanditConfig()
     generator = torch.Generator().manual_seed(seed)
     bandit = make_bandit(config, generator)
     return bandit, sample_preferences(bandit, n, generator)
@@ -116,7 +118,9 @@ def test_comparator_is_the_best_covered_policy():
     best = best_covered_policy(bandit, coverage)
     assert torch.allclose(best.sum(-1), torch.ones_like(best.sum(-1)))
     assert (concentrability(best, bandit.behaviour) <= coverage + 1e-12).all()
-    assert torch.allclose(concentrability(good_policy(bandit), bandit.behaviour), torch.tensor(coverage, dtype=best.dtype))
+    assert torch.allclose(
+        concentrability(good_policy(bandit), bandit.behaviour), torch.tensor(coverage, dtype=best.dtype)
+    )
     j_best = expected_reward(bandit, best)
     # No covered policy beats it: random feasible mixtures of the good policy and mu (C <= 2) never do.
     weights = torch.rand(100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -175,7 +179,9 @@ def test_quick_run_writes_all_outputs(tmp_path):
         assert {(row["method"], row["n"]) for row in environment["rows"]} == {(m, n) for m in METHODS for n in ns}
         for row in environment["rows"]:
             assert len(row["per_seed"]) == len(results["settings"]["seeds"])
-            assert all(math.isfinite(v) for v in [row["mean"], row["ci95"], *row["per_seed"], *row["per_iterate_mean"]])
+            assert all(
+                math.isfinite(v) for v in [row["mean"], row["ci95"], *row["per_seed"], *row["per_iterate_mean"]]
+            )
     csv_lines = (tmp_path / "table.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(results["environments"]) * len(METHODS) * len(ns)
     assert (tmp_path / "suboptimality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -224,15 +230,16 @@ def test_bounded_critic_objective_is_the_linear_spac_loss_and_is_solved():
     assert residual < 1e-8 and solution.abs().max() <= 1.0
     best = critic_objective(solution, linear, groups, 2.5)
     for seed in range(20):
-        other = (2 * torch.rand(f.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1)
+        other = 2 * torch.rand(f.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1
         assert (critic_objective(other, linear, groups, 2.5) >= best - 1e-12).all()
         nearby = (solution + 0.01 * (other - solution)).clamp(-1, 1)
         assert (critic_objective(nearby, linear, groups, 2.5) >= best - 1e-12).all()
 
 
 def test_theory_settings_come_from_the_library_preset():
-    from benchmarks.theory.methods import METHOD_BY_NAME, THEORY
     from spac_hf.presets import THEORY_PRESET
+
+    from benchmarks.theory.methods import METHOD_BY_NAME, THEORY
 
     assert (THEORY.beta, THEORY.lam, THEORY.lam_scaling, THEORY.iteration_data, THEORY.iterations) == (
         THEORY_PRESET["beta"], THEORY_PRESET["lam"], THEORY_PRESET["lam_scaling"], THEORY_PRESET["iteration_data"],

@@ -11,11 +11,12 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from helpers import batch_loss, perturb, preference_rows, rows_with_generated
 from spac_hf import SPACConfig, SPACTrainer
 from spac_hf.losses import LogProbs, scaled_lam, spac_loss
 from spac_hf.mixture import IterateMixture, is_mixture
 from spac_hf.presets import THEORY_PRESET
+
+from helpers import batch_loss, perturb, preference_rows, rows_with_generated
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,7 @@ def test_theory_preset_files_hold_the_preset(config):
 def test_theory_preset_loads_and_runs(tiny_model_dir, tmp_path):
     """The default preset file, with the model and data swapped for tiny ones and 2 of its 10 iterations."""
     from spac_hf import run_self_play
+
     from recipes.self_play import parse_recipe_args
 
     assert THEORY_CONFIGS, "no spac_theory.yaml"
@@ -205,4 +207,3 @@ def test_mixture_generates_each_prompt_with_its_sampled_iterate(tiny_model_dir, 
                                       **kwargs)  # fmt: skip
         assert [texts[i] for i in mine] == expected
     assert len(set(texts)) > 1
-

@@ -1,7 +1,6 @@
 """SPACTrainer: equalities against TRL's DPOTrainer, training, generation, and errors on bad input."""
 
 import math
-import random
 
 import pytest
 import torch
@@ -9,10 +8,11 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM
 from trl import DPOConfig, DPOTrainer
 
-from helpers import batch_loss, perturb, preference_rows, rows_with_generated, sentence
 from spac_hf import SPACTrainer
 from spac_hf.data import DatasetValidationError
 from spac_hf.generation import generate_responses
+
+from helpers import batch_loss, perturb, preference_rows, rows_with_generated
 
 
 def dpo_args(make_args, **overrides):
@@ -26,13 +26,17 @@ def dpo_args(make_args, **overrides):
 def test_lambda_zero_real_chosen_equals_dpo_on_chosen_vs_generated(tiny_model_dir, tokenizer, make_args, precompute):
     rows = rows_with_generated()
     spac = SPACTrainer(
-        tiny_model_dir, args=make_args(lam=0.0, real_response="chosen", precompute_ref_log_probs=precompute),
-        train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+        tiny_model_dir,
+        args=make_args(lam=0.0, real_response="chosen", precompute_ref_log_probs=precompute),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
     )
     spin_rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["generated"]} for r in rows]
     dpo = DPOTrainer(
-        tiny_model_dir, args=dpo_args(make_args, precompute_ref_log_probs=precompute),
-        train_dataset=Dataset.from_list(spin_rows), processing_class=tokenizer,
+        tiny_model_dir,
+        args=dpo_args(make_args, precompute_ref_log_probs=precompute),
+        train_dataset=Dataset.from_list(spin_rows),
+        processing_class=tokenizer,
     )
     perturb(spac.model)
     perturb(dpo.model)
@@ -42,7 +46,9 @@ def test_lambda_zero_real_chosen_equals_dpo_on_chosen_vs_generated(tiny_model_di
     torch.testing.assert_close(spac_loss_value, dpo_loss_value, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(spac_grads, dpo_grads, rtol=1e-4, atol=1e-6)
     # DPO's "rejected" is SPAC's "generated": the logged rewards agree too.
-    assert spac._metrics["train"]["rewards/chosen"][-1] == pytest.approx(dpo._metrics["train"]["rewards/chosen"][-1], abs=1e-6)
+    assert spac._metrics["train"]["rewards/chosen"][-1] == pytest.approx(
+        dpo._metrics["train"]["rewards/chosen"][-1], abs=1e-6
+    )
     assert spac._metrics["train"]["rewards/generated"][-1] == pytest.approx(
         dpo._metrics["train"]["rewards/rejected"][-1], abs=1e-6
     )
@@ -51,12 +57,16 @@ def test_lambda_zero_real_chosen_equals_dpo_on_chosen_vs_generated(tiny_model_di
 def test_without_pessimism_equals_dpo_on_chosen_vs_rejected(tiny_model_dir, tokenizer, make_args):
     rows = preference_rows(8)
     spac = SPACTrainer(
-        tiny_model_dir, args=make_args(use_pessimism=False), train_dataset=Dataset.from_list(rows),
+        tiny_model_dir,
+        args=make_args(use_pessimism=False),
+        train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     assert "generated" not in spac.train_dataset.column_names  # nothing was generated
     dpo = DPOTrainer(
-        tiny_model_dir, args=dpo_args(make_args, precompute_ref_log_probs=True), train_dataset=Dataset.from_list(rows),
+        tiny_model_dir,
+        args=dpo_args(make_args, precompute_ref_log_probs=True),
+        train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     perturb(spac.model, seed=1)
@@ -70,7 +80,9 @@ def test_without_pessimism_equals_dpo_on_chosen_vs_rejected(tiny_model_dir, toke
 @pytest.mark.parametrize("conversational", [False, True])
 def test_loss_at_the_reference_is_one_plus_lambda_log_two(tiny_model_dir, tokenizer, make_args, conversational):
     trainer = SPACTrainer(
-        tiny_model_dir, args=make_args(lam=0.7), train_dataset=Dataset.from_list(rows_with_generated(conversational=conversational)),
+        tiny_model_dir,
+        args=make_args(lam=0.7),
+        train_dataset=Dataset.from_list(rows_with_generated(conversational=conversational)),
         processing_class=tokenizer,
     )
     loss, _ = batch_loss(trainer)
@@ -81,8 +93,10 @@ def test_precomputed_and_on_the_fly_reference_agree(tiny_model_dir, tokenizer, m
     losses = []
     for precompute in (True, False):
         trainer = SPACTrainer(
-            tiny_model_dir, args=make_args(precompute_ref_log_probs=precompute, real_response="average"),
-            train_dataset=Dataset.from_list(rows_with_generated()), processing_class=tokenizer,
+            tiny_model_dir,
+            args=make_args(precompute_ref_log_probs=precompute, real_response="average"),
+            train_dataset=Dataset.from_list(rows_with_generated()),
+            processing_class=tokenizer,
         )
         assert (trainer.ref_model is None) == precompute  # no reference model in memory when precomputed
         perturb(trainer.model, seed=2)
@@ -104,16 +118,21 @@ def test_training_lowers_the_loss_and_the_saved_model_reloads(tiny_model_dir, to
     assert losses[0] == pytest.approx(2 * math.log(2), abs=1e-5)  # step 1 starts at the reference
     assert losses[-1] < 0.6 * losses[0]
     logged = trainer.state.log_history[-2]
-    for key in ("rewards/chosen", "rewards/generated", "spac/pessimism_loss", "spac/preference_loss",
-                "rewards/real_generated_margins", "logps/generated", "entropy"):
+    for key in (
+        "rewards/chosen",
+        "rewards/generated",
+        "spac/pessimism_loss",
+        "spac/preference_loss",
+        "rewards/real_generated_margins",
+        "logps/generated",
+        "entropy",
+    ):
         assert key in logged
     assert logged["rewards/real_generated_margins"] > 0  # the critic separates data from self-play
 
     trainer.save_model(str(tmp_path / "saved"))
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "saved")
-    for (name, saved), trained, before in zip(
-        reloaded.state_dict().items(), trainer.model.state_dict().values(), initial.state_dict().values()
-    ):
+    for (name, saved), trained in zip(reloaded.state_dict().items(), trainer.model.state_dict().values()):
         torch.testing.assert_close(saved, trained, msg=name)
     assert any(not torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), initial.state_dict().values()))
 
@@ -121,7 +140,9 @@ def test_training_lowers_the_loss_and_the_saved_model_reloads(tiny_model_dir, to
 def test_generates_the_missing_column_from_the_model_as_given(tiny_model_dir, tokenizer, make_args, model):
     rows = preference_rows(6)
     trainer = SPACTrainer(
-        tiny_model_dir, args=make_args(temperature=0.0, max_new_tokens=6), train_dataset=Dataset.from_list(rows),
+        tiny_model_dir,
+        args=make_args(temperature=0.0, max_new_tokens=6),
+        train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     generated = trainer.train_dataset["generated"]
@@ -133,14 +154,18 @@ def test_generates_the_missing_column_from_the_model_as_given(tiny_model_dir, to
 
 def test_uses_a_given_generated_column(tiny_model_dir, tokenizer, make_args):
     rows = rows_with_generated(6, conversational=True)
-    trainer = SPACTrainer(tiny_model_dir, args=make_args(), train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = SPACTrainer(
+        tiny_model_dir, args=make_args(), train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
     assert trainer.train_dataset["generated"] == [r["generated"] for r in rows]
 
 
 def test_eval_dataset_gets_generated_and_evaluates(tiny_model_dir, tokenizer, make_args):
     trainer = SPACTrainer(
-        tiny_model_dir, args=make_args(precompute_ref_log_probs=False, eval_strategy="no"),
-        train_dataset=Dataset.from_list(rows_with_generated(4)), processing_class=tokenizer,
+        tiny_model_dir,
+        args=make_args(precompute_ref_log_probs=False, eval_strategy="no"),
+        train_dataset=Dataset.from_list(rows_with_generated(4)),
+        processing_class=tokenizer,
     )
     metrics = trainer.evaluate(Dataset.from_list(preference_rows(4, seed=3)))
     assert metrics["eval_loss"] == pytest.approx(2 * math.log(2), abs=1e-5)
@@ -170,7 +195,10 @@ def _set_all(column, value):
         (_set(2, "prompt", "   "), r"column `prompt` .* row 2: is empty"),
         (_set(1, "chosen", ""), r"column `chosen` .* row 1: is empty"),
         # Arrow stores one type per column: a wrong type arrives as a whole column of it.
-        (_set_all("generated", [{"role": "assistant", "content": "hi"}]), r"column `generated` .* row 0: expected a string, got list"),
+        (
+            _set_all("generated", [{"role": "assistant", "content": "hi"}]),
+            r"column `generated` .* row 0: expected a string, got list",
+        ),
         (_set_all("rejected", 7), r"column `rejected` .* row 0: expected a string, got int"),
     ],
 )
@@ -185,7 +213,9 @@ def test_prompt_longer_than_max_length_is_an_error_not_a_silent_drop(tiny_model_
     rows = rows_with_generated(4)
     rows[2]["prompt"] = " ".join(["river"] * 80) + ":"
     with pytest.raises(DatasetValidationError, match=r"row 2 \(\d+ tokens\).*drop_long_prompts"):
-        SPACTrainer(tiny_model_dir, args=make_args(), train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        SPACTrainer(
+            tiny_model_dir, args=make_args(), train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        )
 
 
 def test_a_prompt_of_max_length_tokens_is_refused_one_token_shorter_is_kept():
@@ -220,9 +250,13 @@ def test_needs_a_spac_config(tiny_model_dir, make_args):
 
 
 def test_implicit_prompt_is_extracted_and_an_empty_one_is_named(tiny_model_dir, tokenizer, make_args):
-    rows = [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"]} for r in rows_with_generated(6)]
+    rows = [
+        {"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"]} for r in rows_with_generated(6)
+    ]
     trainer = SPACTrainer(
-        tiny_model_dir, args=make_args(use_pessimism=False), train_dataset=Dataset.from_list(rows),
+        tiny_model_dir,
+        args=make_args(use_pessimism=False),
+        train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     assert trainer.train_dataset[0]["prompt"] == rows[0]["chosen"][: len(trainer.train_dataset[0]["prompt"])]

@@ -25,8 +25,18 @@ OVERRIDDEN = {
 }
 
 # Attributes of a constructed DPOTrainer that SPACTrainer reads or sets.
-ATTRIBUTES = ["_metrics", "_total_train_tokens", "_tp_size", "aux_loss_enabled", "router_aux_loss_coef",
-              "precompute_ref_logps", "_precompute_engine", "_tokenizer", "ref_model", "beta"]
+ATTRIBUTES = [
+    "_metrics",
+    "_total_train_tokens",
+    "_tp_size",
+    "aux_loss_enabled",
+    "router_aux_loss_coef",
+    "precompute_ref_logps",
+    "_precompute_engine",
+    "_tokenizer",
+    "ref_model",
+    "beta",
+]
 
 
 def parameters(function):
@@ -71,7 +81,9 @@ def test_attributes_we_use_exist(tiny_model_dir, tokenizer, make_args):
     from helpers import preference_rows
 
     trainer = SPACTrainer(
-        tiny_model_dir, args=make_args(use_pessimism=False), train_dataset=Dataset.from_list(preference_rows(2)),
+        tiny_model_dir,
+        args=make_args(use_pessimism=False),
+        train_dataset=Dataset.from_list(preference_rows(2)),
         processing_class=tokenizer,
     )
     missing = [name for name in ATTRIBUTES if not hasattr(trainer, name)]

@@ -24,17 +24,23 @@ import tempfile
 import time
 from pathlib import Path
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
+from spac_hf.utils import (  # noqa: E402
+    atomic_write_json,
+    atomic_write_text,
+    environment_info,  # noqa: E402
+)
+
 from benchmarks.cost.clock import PHASES, StepClock  # noqa: E402
 from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
 from benchmarks.cost.timing import run_interleaved, summarize  # noqa: E402
 from benchmarks.cost.variants import StepSettings, trainer_args  # noqa: E402
-from spac_hf.utils import atomic_write_json, atomic_write_text  # noqa: E402
-from spac_hf.utils import environment_info  # noqa: E402
+
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINER = "src/spac_hf/trainer.py"
@@ -42,8 +48,9 @@ TRAINER = "src/spac_hf/trainer.py"
 
 def load_committed_trainer(ref: str):
     """The `SPACTrainer` class of `trainer.py` at git revision `ref`, as module `spac_hf._trainer_at_ref`."""
-    source = subprocess.run(["git", "show", f"{ref}:{TRAINER}"], cwd=REPO, check=True, capture_output=True,
-                            text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{ref}:{TRAINER}"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
     name = "spac_hf._trainer_at_ref"
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
@@ -61,8 +68,12 @@ def build(trainer_class, model, tokenizer, rows, settings, output_dir):
 
     from spac_hf import SPACConfig
 
-    trainer = trainer_class(copy.deepcopy(model), args=SPACConfig(**trainer_args(settings, output_dir)),
-                            train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = trainer_class(
+        copy.deepcopy(model),
+        args=SPACConfig(**trainer_args(settings, output_dir)),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
     trainer.remove_callback(PrinterCallback)
     return trainer
 
@@ -106,8 +117,16 @@ def time_log_metrics(trainers: dict, repeats: int, inner: int) -> dict:
         ref = {r: batch[f"ref_{r}_logps"] for r in trainer.responses}
         args = trainer.args
         _, pessimism, preference = spac_loss(
-            policy["chosen"], policy["rejected"], policy["generated"], ref["chosen"], ref["rejected"],
-            ref["generated"], beta=trainer.beta, lam=args.lam, real=args.real_response, smoothing=args.smoothing,
+            policy["chosen"],
+            policy["rejected"],
+            policy["generated"],
+            ref["chosen"],
+            ref["rejected"],
+            ref["generated"],
+            beta=trainer.beta,
+            lam=args.lam,
+            real=args.real_response,
+            smoothing=args.smoothing,
         )
         state[name] = (batch, outputs, policy, ref, pessimism, preference)
     calls = {name: (lambda t=t, a=state[name]: t._log_metrics("eval", *a)) for name, t in trainers.items()}
@@ -167,16 +186,24 @@ def markdown(results: dict) -> str:
             f"| {1e3 * st['before']['phases_seconds']['loss_metrics']:.3f} "
             f"| {1e3 * st['after']['phases_seconds']['loss_metrics']:.3f} |"
         )
-    lines += ["", "Phases (median ms per step):", "", "| params | version | " + " | ".join(PHASES) + " |",
-              "|" + "---|" * (len(PHASES) + 2)]
+    lines += [
+        "",
+        "Phases (median ms per step):",
+        "",
+        "| params | version | " + " | ".join(PHASES) + " |",
+        "|" + "---|" * (len(PHASES) + 2),
+    ]
     for size, r in results["sizes"].items():
         for version in ("before", "after"):
             phases = r["steps"][version]["phases_seconds"]
             lines.append(f"| {size} | {version} | " + " | ".join(f"{1e3 * phases[p]:.2f}" for p in PHASES) + " |")
-    lines += ["", "Largest difference between the metrics the two versions log: " + ", ".join(
-        f"{size} {r['logged_metrics_max_abs_difference']:.2e}" for size, r in results["sizes"].items())
-        + "; identical collated batches: " + ", ".join(
-        f"{size} {r['collator_equal_batches']}" for size, r in results["sizes"].items())]
+    lines += [
+        "",
+        "Largest difference between the metrics the two versions log: "
+        + ", ".join(f"{size} {r['logged_metrics_max_abs_difference']:.2e}" for size, r in results["sizes"].items())
+        + "; identical collated batches: "
+        + ", ".join(f"{size} {r['collator_equal_batches']}" for size, r in results["sizes"].items()),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,7 @@ from collections import defaultdict
 
 from transformers import TrainerCallback
 
+
 def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 

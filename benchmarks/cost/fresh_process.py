@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 
+
 _PRELOAD = [
     "torch", "transformers", "datasets", "trl", "spac_hf.trainer", "spac_hf.generation",
     "benchmarks.cost.memory", "benchmarks.cost.iteration_share",

@@ -21,8 +21,17 @@ def count_generated_tokens(texts: list[str], tokenizer, max_new_tokens: int) -> 
     return total
 
 
-def measure_generation(model, tokenizer, prompt_ids: list[list[int]], *, max_new_tokens: int, batch_size: int,
-                       repeats: int, device: str = "cpu", seed: int = 0) -> dict:
+def measure_generation(
+    model,
+    tokenizer,
+    prompt_ids: list[list[int]],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    repeats: int,
+    device: str = "cpu",
+    seed: int = 0,
+) -> dict:
     """Median tokens/s over `repeats` calls, after a short warm-up call."""
     from spac_hf.generation import generate_responses
 

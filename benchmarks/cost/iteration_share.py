@@ -57,8 +57,14 @@ def measure(size_name: str, prompts: int, epochs: float, settings: dict, threads
     size = SIZES[size_name]
     tokenizer = build_tokenizer(size.vocab_size)
     model = build_model(size, tokenizer, seed=settings["seed"])
-    rows = preference_rows(prompts, size.vocab_size, settings["prompt_tokens"], settings["response_tokens"],
-                           seed=settings["seed"], with_generated=False)
+    rows = preference_rows(
+        prompts,
+        size.vocab_size,
+        settings["prompt_tokens"],
+        settings["response_tokens"],
+        seed=settings["seed"],
+        with_generated=False,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         args = SPACConfig(
             output_dir=tmp,

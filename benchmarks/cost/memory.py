@@ -28,6 +28,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+
 def _status_kib(field: str) -> int:
     return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
+
 SPECIALS = ("<pad>", "<eos>", "<unk>")
 
 
@@ -93,8 +94,9 @@ def _words(rng: random.Random, n: int, vocab_size: int) -> str:
     return " ".join(f"w{rng.randrange(len(SPECIALS), vocab_size)}" for _ in range(n))
 
 
-def preference_rows(n: int, vocab_size: int, prompt_tokens: int, response_tokens: int, seed: int = 0,
-                    with_generated: bool = True) -> list[dict]:
+def preference_rows(
+    n: int, vocab_size: int, prompt_tokens: int, response_tokens: int, seed: int = 0, with_generated: bool = True
+) -> list[dict]:
     """Rows of exactly `prompt_tokens` prompt tokens and `response_tokens` tokens per response (EOS included).
 
     The trainers append the EOS to each response, so a response holds `response_tokens - 1` words.
@@ -140,8 +142,9 @@ def ultrafeedback_like_lengths(n: int, seed: int = 0, scale: float = 1.0) -> lis
     ]  # fmt: skip
 
 
-def rows_with_lengths(lengths: list[dict[str, int]], vocab_size: int, seed: int = 0,
-                      with_generated: bool = True) -> list[dict]:
+def rows_with_lengths(
+    lengths: list[dict[str, int]], vocab_size: int, seed: int = 0, with_generated: bool = True
+) -> list[dict]:
     """Rows of exactly the given token counts (responses: EOS included, as in `preference_rows`)."""
     rng = random.Random(seed)
     rows = []
@@ -166,8 +169,9 @@ def length_table(settings) -> list[dict[str, int]]:
 def rows_for(settings, vocab_size: int) -> list[dict]:
     """The benchmark's data set for `settings`: fixed lengths (`preference_rows`) or UltraFeedback-like ones."""
     if settings.lengths == "fixed":
-        return preference_rows(settings.rows, vocab_size, settings.prompt_tokens, settings.response_tokens,
-                               seed=settings.seed)
+        return preference_rows(
+            settings.rows, vocab_size, settings.prompt_tokens, settings.response_tokens, seed=settings.seed
+        )
     return rows_with_lengths(length_table(settings), vocab_size, seed=settings.seed)
 
 

@@ -20,17 +20,23 @@ import sys
 import tempfile
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as a script: make `benchmarks.cost` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
+from spac_hf.utils import (  # noqa: E402
+    atomic_write_json,
+    atomic_write_text,
+    environment_info,  # noqa: E402
+)
+
 from benchmarks.cost.clock import PHASES, StepClock  # noqa: E402
 from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
 from benchmarks.cost.variants import StepSettings, build_trainer  # noqa: E402
-from spac_hf.utils import atomic_write_json, atomic_write_text  # noqa: E402
-from spac_hf.utils import environment_info  # noqa: E402
+
 
 PROFILED = ("dpo", "spac")
 
@@ -137,10 +143,15 @@ GROUPS = {
     "LM head, forward (TRL's chunked log-softmax, entropy, ...)": ("total", ["ChunkedLogProbFunction"]),
     "LM head, backward": ("total", ["ChunkedLogProbFunctionBackward"]),
     "optimizer step (fused AdamW)": ("total", ["Optimizer.step#AdamW.step"]),
-    "attention (SDPA, forward + backward)": ("self", ["aten::_scaled_dot_product_flash_attention_for_cpu",
-                                                      "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
-                                                      "aten::_scaled_dot_product_efficient_attention",
-                                                      "aten::_scaled_dot_product_flash_attention"]),
+    "attention (SDPA, forward + backward)": (
+        "self",
+        [
+            "aten::_scaled_dot_product_flash_attention_for_cpu",
+            "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+            "aten::_scaled_dot_product_efficient_attention",
+            "aten::_scaled_dot_product_flash_attention",
+        ],
+    ),
 }
 
 
@@ -148,11 +159,10 @@ def group_times(table: dict) -> dict:
     """Milliseconds per step of each group, then the rest (the layers: projections, MLP, norms, recomputation)."""
     total = sum(x["self_us"] for x in table.values()) / 1e3
     groups = {
-        name: sum(table.get(k, {}).get(f"{kind}_us", 0.0) for k in keys) / 1e3
-        for name, (kind, keys) in GROUPS.items()
+        name: sum(table.get(k, {}).get(f"{kind}_us", 0.0) for k in keys) / 1e3 for name, (kind, keys) in GROUPS.items()
     }
-    groups["rest: the layers' projections and MLPs, norms, gradient-checkpoint recomputation, Python"] = (
-        total - sum(groups.values())
+    groups["rest: the layers' projections and MLPs, norms, gradient-checkpoint recomputation, Python"] = total - sum(
+        groups.values()
     )
     groups["whole step (sum of self times)"] = total
     return groups
@@ -174,8 +184,13 @@ def ops_markdown(size_name: str, tables: dict, phases: dict, top: int) -> str:
         a, b = phases["dpo"][phase], phases["spac"][phase]
         lines.append(f"| {phase} | {a:.4f} | {b:.4f} | " + (f"{b / a:.2f} |" if a > 0 else "- |"))
     groups = {v: group_times(t) for v, t in tables.items()}
-    lines += ["", "Where the profiled step's time goes (ms per step, median over rounds):", "",
-              "| group | DPO ms | DPO % | SPAC ms | SPAC % | SPAC/DPO |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Where the profiled step's time goes (ms per step, median over rounds):",
+        "",
+        "| group | DPO ms | DPO % | SPAC ms | SPAC % | SPAC/DPO |",
+        "|---|---|---|---|---|---|",
+    ]
     whole = {v: g["whole step (sum of self times)"] for v, g in groups.items()}
     for name in groups["dpo"]:
         a, b = groups["dpo"][name], groups["spac"][name]

@@ -1,6 +1,6 @@
 """Turn the cost benchmark's results into table.md, table.csv, ratios.png and iteration_share.png (all atomic).
 
-    python -m benchmarks.cost.report results/cost      # re-render them from an existing results.json
+python -m benchmarks.cost.report results/cost      # re-render them from an existing results.json
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from pathlib import Path
 import matplotlib
 import matplotlib.ticker
 
+
 matplotlib.use("Agg")  # headless
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spac_hf.utils import atomic_write_text  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
 
 from .clock import PHASES  # noqa: E402
 from .variants import LABELS  # noqa: E402
+from recipes.script_utils import save_figure  # noqa: E402
+
 
 MIB = 2**20
 SHARE_PHASES = ("generation", "reference", "training", "setup")
@@ -117,9 +119,7 @@ def table_markdown(results: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for share in results["iteration_share"]:
-            cells = " | ".join(
-                f"{100 * share['share'][p]:.0f}% ({share['seconds'][p]:.1f} s)" for p in SHARE_PHASES
-            )
+            cells = " | ".join(f"{100 * share['share'][p]:.0f}% ({share['seconds'][p]:.1f} s)" for p in SHARE_PHASES)
             lines.append(
                 f"| {_params(share['parameters'])} | {share['prompts']} | {share['epochs']:g} "
                 f"| {share['optimizer_steps']} | {cells} | {share['total_seconds']:.1f} |"
@@ -150,20 +150,40 @@ def ratios_figure(results: dict):
         axis.grid(alpha=0.3)
     left.plot(x, [r["time_ratio_spac_dpo"] for r in rows], "o-", color="tab:blue", label="SPAC / DPO (wall)")
     left.plot(x, [r["time_ratio_spac_dpo_cpu"] for r in rows], "s--", color="tab:cyan", label="SPAC / DPO (CPU time)")
-    left.plot(x, [r["time_ratio_spac_ref_forward_dpo"] for r in rows], "^-", color="tab:red",
-              label="SPAC, ref forward each step / DPO")
+    left.plot(
+        x,
+        [r["time_ratio_spac_ref_forward_dpo"] for r in rows],
+        "^-",
+        color="tab:red",
+        label="SPAC, ref forward each step / DPO",
+    )
     for entry, xi in zip(results["sizes"], x):  # the per-round spread of the main ratio
         per_round = entry["time"]["spac"]["ratio_per_round"]
         left.vlines(xi, min(per_round), max(per_round), color="tab:blue", alpha=0.4, linewidth=3)
     left.set_ylabel("time per training step, ratio to DPO")
     left.set_title("Step time")
     right.plot(x, [r["memory_ratio_peak"] for r in rows], "o-", color="tab:green", label="SPAC / DPO, peak")
-    right.plot(x, [r["memory_ratio_step"] for r in rows], "s--", color="tab:olive",
-               label="SPAC / DPO, peak - memory before step")
-    right.plot(x, [r["memory_ratio_saved"] for r in rows], "d:", color="tab:brown",
-               label="SPAC / DPO, activations saved for backward")
-    right.plot(x, [r["memory_ratio_peak_ref_forward"] for r in rows], "^-", color="tab:red",
-               label="SPAC, ref forward each step / DPO, peak")
+    right.plot(
+        x,
+        [r["memory_ratio_step"] for r in rows],
+        "s--",
+        color="tab:olive",
+        label="SPAC / DPO, peak - memory before step",
+    )
+    right.plot(
+        x,
+        [r["memory_ratio_saved"] for r in rows],
+        "d:",
+        color="tab:brown",
+        label="SPAC / DPO, activations saved for backward",
+    )
+    right.plot(
+        x,
+        [r["memory_ratio_peak_ref_forward"] for r in rows],
+        "^-",
+        color="tab:red",
+        label="SPAC, ref forward each step / DPO, peak",
+    )
     right.set_ylabel("peak memory of a step, ratio to DPO")
     right.set_title("Memory (" + results["sizes"][0]["memory"]["dpo"]["method"].replace("_", " ") + ")")
     for axis in (left, right):

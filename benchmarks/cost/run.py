@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as a script: make `benchmarks.cost` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -35,6 +36,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from spac_hf.utils import (  # noqa: E402
+    atomic_write_json,  # noqa: E402
+    environment_info,
+    torch_threads,
+)
+
 from benchmarks.cost import iteration_share, memory  # noqa: E402
 from benchmarks.cost.clock import StepClock  # noqa: E402
 from benchmarks.cost.fresh_process import FreshProcesses  # noqa: E402
@@ -42,22 +49,35 @@ from benchmarks.cost.generation_speed import measure_generation  # noqa: E402
 from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
 from benchmarks.cost.timing import run_interleaved, summarize  # noqa: E402
 from benchmarks.cost.variants import VARIANTS, StepSettings, build_trainer  # noqa: E402
-from spac_hf.utils import atomic_write_json  # noqa: E402
-from spac_hf.utils import environment_info, torch_threads  # noqa: E402
+
 
 DEFAULT_SIZES = ["0.1M", "10M", "50M", "100M"]
 # Measured steps per variant: more where a step is short and noisy, fewer where one step takes seconds.
 DEFAULT_STEPS = {"0.1M": 20, "10M": 6, "50M": 3, "100M": 2}
-QUICK = dict(sizes=["0.1M"], steps=2, batch_size=2, prompt_tokens=16, response_tokens=16, rows=4,
-             generation_prompts=4, generation_repeats=1, share_sizes=["0.1M"], share_prompts=8)
+QUICK = dict(
+    sizes=["0.1M"],
+    steps=2,
+    batch_size=2,
+    prompt_tokens=16,
+    response_tokens=16,
+    rows=4,
+    generation_prompts=4,
+    generation_repeats=1,
+    share_sizes=["0.1M"],
+    share_prompts=8,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results/cost"), help="output folder")
     parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, choices=list(SIZES))
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"measured steps per trainer and size (default per size: {DEFAULT_STEPS})")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"measured steps per trainer and size (default per size: {DEFAULT_STEPS})",
+    )
     parser.add_argument("--warmup-steps", type=int, default=1, help="unmeasured steps per trainer first")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--prompt-tokens", type=int, default=64)
@@ -65,23 +85,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=8, help="rows in each trainer's data set")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda[:i])")
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
-    parser.add_argument("--no-gradient-checkpointing", action="store_true",
-                        help="turn off gradient checkpointing (TRL's DPOConfig turns it on by default)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 on a shared machine: a second thread waiting for a busy core makes "
-                        "every op slower; use the core count on a quiet machine)")
+    parser.add_argument(
+        "--no-gradient-checkpointing",
+        action="store_true",
+        help="turn off gradient checkpointing (TRL's DPOConfig turns it on by default)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 on a shared machine: a second thread waiting for a busy core makes "
+        "every op slower; use the core count on a quiet machine)",
+    )
     parser.add_argument("--generation-prompts", type=int, default=16)
     parser.add_argument("--generation-batch-size", type=int, default=16)
     parser.add_argument("--generation-repeats", type=int, default=2)
-    parser.add_argument("--share-sizes", nargs="*", default=["0.1M", "10M"], choices=list(SIZES),
-                        help="sizes at which one SPAC iteration is timed end to end")
+    parser.add_argument(
+        "--share-sizes",
+        nargs="*",
+        default=["0.1M", "10M"],
+        choices=list(SIZES),
+        help="sizes at which one SPAC iteration is timed end to end",
+    )
     parser.add_argument("--share-prompts", type=int, default=32, help="prompts in the iteration's part of the data")
     parser.add_argument("--share-epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help=f"tiny run for tests: {QUICK}")
-    parser.add_argument("--no-report", action="store_true",
-                        help="write results.json only, no tables or plots (matplotlib is not on the GPU machine); "
-                        "render them later with `python -m benchmarks.cost.report DIR`")
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write results.json only, no tables or plots (matplotlib is not on the GPU machine); "
+        "render them later with `python -m benchmarks.cost.report DIR`",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -100,8 +135,9 @@ def time_size(size_name: str, settings: StepSettings, args: argparse.Namespace, 
     size = SIZES[size_name]
     tokenizer = build_tokenizer(size.vocab_size)
     model = build_model(size, tokenizer, seed=settings.seed)
-    rows = preference_rows(settings.rows, size.vocab_size, settings.prompt_tokens, settings.response_tokens,
-                           seed=settings.seed)
+    rows = preference_rows(
+        settings.rows, size.vocab_size, settings.prompt_tokens, settings.response_tokens, seed=settings.seed
+    )
     steps = steps_for(args, size_name)
     steps_per_round = max(1, steps // 5)  # short steps: a few per `train()` call, whose own setup is not timed
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +145,11 @@ def time_size(size_name: str, settings: StepSettings, args: argparse.Namespace, 
         clocks = {v: StepClock(settings.device).attach(trainer) for v, trainer in trainers.items()}
         bar.set_postfix_str(f"{size_name}: timing")
         rounds = run_interleaved(
-            trainers, clocks, warmup_steps=args.warmup_steps, steps=steps, steps_per_round=steps_per_round,
+            trainers,
+            clocks,
+            warmup_steps=args.warmup_steps,
+            steps=steps,
+            steps_per_round=steps_per_round,
             on_call=lambda name: bar.set_postfix_str(f"{size_name}: timing, {name} done"),
         )
         shapes = {v: sorted(set(clock.shapes)) for v, clock in clocks.items()}
@@ -117,12 +157,26 @@ def time_size(size_name: str, settings: StepSettings, args: argparse.Namespace, 
         gc.collect()
     bar.update()
     bar.set_postfix_str(f"{size_name}: generation")
-    prompt_ids = [tokenizer(row["prompt"])["input_ids"] for row in
-                  preference_rows(args.generation_prompts, size.vocab_size, settings.prompt_tokens, 1,
-                                  seed=settings.seed + 1, with_generated=False)]
+    prompt_ids = [
+        tokenizer(row["prompt"])["input_ids"]
+        for row in preference_rows(
+            args.generation_prompts,
+            size.vocab_size,
+            settings.prompt_tokens,
+            1,
+            seed=settings.seed + 1,
+            with_generated=False,
+        )
+    ]
     generation = measure_generation(
-        model, tokenizer, prompt_ids, max_new_tokens=settings.response_tokens, batch_size=args.generation_batch_size,
-        repeats=args.generation_repeats, device=settings.device, seed=settings.seed,
+        model,
+        tokenizer,
+        prompt_ids,
+        max_new_tokens=settings.response_tokens,
+        batch_size=args.generation_batch_size,
+        repeats=args.generation_repeats,
+        device=settings.device,
+        seed=settings.seed,
     )
     bar.update()
     return {
@@ -195,10 +249,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
             "threads": args.threads,
             "warmup_steps": args.warmup_steps,
             "steps": {size: steps_for(args, size) for size in args.sizes},
-            "generation": {"prompts": args.generation_prompts, "batch_size": args.generation_batch_size,
-                           "repeats": args.generation_repeats, "max_new_tokens": settings.response_tokens},
-            "iteration_share": {"sizes": args.share_sizes, "prompts": args.share_prompts,
-                                "epochs": args.share_epochs},
+            "generation": {
+                "prompts": args.generation_prompts,
+                "batch_size": args.generation_batch_size,
+                "repeats": args.generation_repeats,
+                "max_new_tokens": settings.response_tokens,
+            },
+            "iteration_share": {"sizes": args.share_sizes, "prompts": args.share_prompts, "epochs": args.share_epochs},
             "variants": list(VARIANTS),
             "baseline": "dpo",
         },
@@ -215,8 +272,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
     from benchmarks.cost.report import write_report  # matplotlib: only where the report is drawn
 
     write_report(results, args.out)
-    print(f"wrote {args.out}/results.json, table.md, table.csv, ratios.png, iteration_share.png "
-          f"in {results['runtime_seconds']} s")
+    print(
+        f"wrote {args.out}/results.json, table.md, table.csv, ratios.png, iteration_share.png "
+        f"in {results['runtime_seconds']} s"
+    )
     return results
 
 

@@ -40,11 +40,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
-from spac_hf.utils import atomic_write_json, atomic_write_text
+from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, torch_threads
 
 from benchmarks.cost.iteration_share import TimedSPACTrainer
 from benchmarks.cost.models import ultrafeedback_like_lengths
-from spac_hf.utils import environment_info, torch_threads
 
 
 # Plain English words: the text's content does not change the cost, its token count does.

@@ -38,7 +38,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
-from spac_hf.utils import atomic_write_json, atomic_write_text, read_json
+from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, read_json, torch_threads
 
 from benchmarks.cost import memory
 from benchmarks.cost.clock import StepClock
@@ -55,7 +55,6 @@ from benchmarks.cost.models import (
 )
 from benchmarks.cost.timing import run_interleaved
 from benchmarks.cost.variants import LABELS, SHARED_PROMPT_VARIANTS, StepSettings, build_trainer
-from spac_hf.utils import environment_info, torch_threads
 
 
 MIB = 2**20

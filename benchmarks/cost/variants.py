@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass
 
+
 VARIANTS = ("dpo", "spac", "spac_ref_forward")
 SHARED_PROMPT_VARIANTS = ("dpo", "spac", "spac_unshared", "spac_padding_free")
 LABELS = {

@@ -31,8 +31,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import check_repo_id, push_folder  # noqa: E402
-from spac_hf.utils import atomic_write_json  # noqa: E402
-from spac_hf.utils import environment_info, torch_threads  # noqa: E402
+from spac_hf.utils import (  # noqa: E402
+    atomic_write_json,  # noqa: E402
+    environment_info,
+    torch_threads,
+)
 
 from benchmarks.ground_truth.coverage import coverage_name, ensure_coverage_data  # noqa: E402
 from benchmarks.ground_truth.methods import METHODS, OWN_BUDGET, REPO_ROOT  # noqa: E402
@@ -67,15 +70,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default 5; --quick: 2)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=None, help="default: all four")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default results/ground_truth)")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="where the runs (models, generations) go (default outputs/ground_truth)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where the runs (models, generations) go (default outputs/ground_truth)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--quick", action="store_true", help=f"tiny run for the tests: {QUICK}")
-    parser.add_argument("--coverage", nargs=2, metavar=("GOOD_MASS", "RARE"), default=None,
-                        help="train on pairs from a behaviour policy with this mass on one good response per prompt "
-                        "and RARE rare responses (benchmarks/ground_truth/coverage.py) instead of the shipped pairs")
-    parser.add_argument("--push-to-hub", metavar="DATASET_ID", default=None,
-                        help="also upload the results dataset (`dataset/`) to this Hub dataset repo when done")
+    parser.add_argument(
+        "--coverage",
+        nargs=2,
+        metavar=("GOOD_MASS", "RARE"),
+        default=None,
+        help="train on pairs from a behaviour policy with this mass on one good response per prompt "
+        "and RARE rare responses (benchmarks/ground_truth/coverage.py) instead of the shipped pairs",
+    )
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="DATASET_ID",
+        default=None,
+        help="also upload the results dataset (`dataset/`) to this Hub dataset repo when done",
+    )
     args = parser.parse_args(own)
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)  # before any run, not after ten minutes
@@ -120,8 +136,11 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict], int]:
             status = f"done in {record['wall_seconds']:.0f} s"
         remaining = (len(jobs) - index) * (sum(fresh_seconds) / len(fresh_seconds)) if fresh_seconds else 0.0
         elapsed = _minutes(time.perf_counter() - started)
-        print(f"[{index}/{len(jobs)}] {METHODS[name].label}, seed {seed}: {status}; true reward by iteration: "
-              f"{scores}; elapsed {elapsed}, about {_minutes(remaining)} left", flush=True)
+        print(
+            f"[{index}/{len(jobs)}] {METHODS[name].label}, seed {seed}: {status}; true reward by iteration: "
+            f"{scores}; elapsed {elapsed}, about {_minutes(remaining)} left",
+            flush=True,
+        )
     return records, reused
 
 
@@ -165,46 +184,58 @@ def main(argv: list[str] | None = None) -> dict:
         "sft": sft,
         "cells": cells,
         "paired": paired_differences(cells, "spac", baselines) if "spac" in args.methods else [],
-        "paired_final": [row for subject in ("spac", "spac_theory")
-                         for row in final_paired_differences(records, subject, [m for m in args.methods
-                                                                               if m not in ("spac", "spac_theory")])],
+        "paired_final": [
+            row
+            for subject in ("spac", "spac_theory")
+            for row in final_paired_differences(
+                records, subject, [m for m in args.methods if m not in ("spac", "spac_theory")]
+            )
+        ],
         "gains_over_sft": gains_over_sft(cells, sft),
     }
     check = budget_check(records)
     if not check["all_equal"]:
         print(f"WARNING: the methods do not share the same budget settings: {check['settings']}", flush=True)
     first = records[0]["settings"]
-    results = _json_safe({
-        "benchmark": "ground_truth",
-        "command": " ".join(["python", "benchmarks/ground_truth/run.py", *args.argv]),
-        "settings": {
-            "seeds": summary["seeds"],
-            "methods": args.methods,
-            "coverage": args.coverage,
-            "overrides": args.overrides,
-            "base_model": first["model_name_or_path"],
-            "true_reward_task": first["true_reward_task"],
-            "true_reward_prompts": first["true_reward_prompts"],
-            "true_reward_samples": first["true_reward_samples"],
-            "threads": args.threads,
-            "per_method": {r["method"]: {"recipe_args": r["recipe_args"], **r["settings"]}
-                           for r in records if r["seed"] == 0},
-            "budget_check": check,
-        },
-        "summary": summary,
-        "runs": records,
-        "runtime_seconds": round(time.perf_counter() - started, 1),
-        "runs_reused": reused,
-        "compute_seconds_of_all_runs": round(sum(r["wall_seconds"] for r in records), 1),
-        "environment": environment_info(),
-    })
+    results = _json_safe(
+        {
+            "benchmark": "ground_truth",
+            "command": " ".join(["python", "benchmarks/ground_truth/run.py", *args.argv]),
+            "settings": {
+                "seeds": summary["seeds"],
+                "methods": args.methods,
+                "coverage": args.coverage,
+                "overrides": args.overrides,
+                "base_model": first["model_name_or_path"],
+                "true_reward_task": first["true_reward_task"],
+                "true_reward_prompts": first["true_reward_prompts"],
+                "true_reward_samples": first["true_reward_samples"],
+                "threads": args.threads,
+                "per_method": {
+                    r["method"]: {"recipe_args": r["recipe_args"], **r["settings"]} for r in records if r["seed"] == 0
+                },
+                "budget_check": check,
+            },
+            "summary": summary,
+            "runs": records,
+            "runtime_seconds": round(time.perf_counter() - started, 1),
+            "runs_reused": reused,
+            "compute_seconds_of_all_runs": round(sum(r["wall_seconds"] for r in records), 1),
+            "environment": environment_info(),
+        }
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "results.json", results)
     write_report(results, args.out)
     if args.push_to_hub:
-        print(f"Pushed the results dataset: {push_folder(args.out / 'dataset', args.push_to_hub, repo_type='dataset')}")
-    print(f"\nwrote {args.out}/results.json, table.md, table.csv, true_reward.png, dataset/ in "
-          f"{_minutes(results['runtime_seconds'])} ({reused} of {len(records)} runs reused)", flush=True)
+        print(
+            f"Pushed the results dataset: {push_folder(args.out / 'dataset', args.push_to_hub, repo_type='dataset')}"
+        )
+    print(
+        f"\nwrote {args.out}/results.json, table.md, table.csv, true_reward.png, dataset/ in "
+        f"{_minutes(results['runtime_seconds'])} ({reused} of {len(records)} runs reused)",
+        flush=True,
+    )
     return results
 
 

@@ -47,16 +47,30 @@ def method_cells(runs: Iterable[dict]) -> list[dict]:
     for run in runs:
         for record in run["iterations"][1:]:  # iteration 0 is the SFT model: see sft_by_seed
             key = (run["method"], record["examples_seen"])
-            cell = grouped.setdefault(key, {"method": run["method"], "examples_seen": record["examples_seen"],
-                                            "iteration": record["iteration"], "optimizer_steps": set(), "values": {}})
+            cell = grouped.setdefault(
+                key,
+                {
+                    "method": run["method"],
+                    "examples_seen": record["examples_seen"],
+                    "iteration": record["iteration"],
+                    "optimizer_steps": set(),
+                    "values": {},
+                },
+            )
             cell["optimizer_steps"].add(record["optimizer_steps"])
             cell["values"][str(run["seed"])] = record["true_reward"]  # str: the keys survive a JSON round trip
     cells = []
     for cell in grouped.values():
         steps = sorted(cell.pop("optimizer_steps"))
         values = dict(sorted(cell["values"].items(), key=lambda item: int(item[0])))
-        cells.append({**cell, "optimizer_steps": steps[0] if len(steps) == 1 else steps, "values": values,
-                      **_with_ci(list(values.values()))})
+        cells.append(
+            {
+                **cell,
+                "optimizer_steps": steps[0] if len(steps) == 1 else steps,
+                "values": values,
+                **_with_ci(list(values.values())),
+            }
+        )
     return sorted(cells, key=lambda c: (c["method"], c["examples_seen"]))
 
 
@@ -73,8 +87,15 @@ def paired_differences(cells: Sequence[dict], subject: str, baselines: Sequence[
             if not seeds:
                 continue
             differences = {seed: cell["values"][seed] - other["values"][seed] for seed in seeds}
-            rows.append({"subject": subject, "baseline": baseline, "examples_seen": examples,
-                         "differences": differences, **_with_ci(list(differences.values()))})
+            rows.append(
+                {
+                    "subject": subject,
+                    "baseline": baseline,
+                    "examples_seen": examples,
+                    "differences": differences,
+                    **_with_ci(list(differences.values())),
+                }
+            )
     return rows
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from spac_hf.utils import atomic_write_json, read_json
 
+
 METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
 # The leaderboard generates up to 1280 new tokens; on 2 shared CPU cores that is hours per model, so the CPU
 # configuration stops at this many (recorded in every result). Constraints a response cannot meet in this many
@@ -50,8 +51,15 @@ def score_responses(docs: Sequence[dict], responses: Sequence[str]) -> dict:
     return out
 
 
-def run_ifeval(model_path: str | Path, record: str | Path, *, max_gen_toks: int = CPU_MAX_GEN_TOKS,
-               batch_size: int = 64, chunk_prompts: int = 64, docs: Sequence[dict] | None = None) -> dict:
+def run_ifeval(
+    model_path: str | Path,
+    record: str | Path,
+    *,
+    max_gen_toks: int = CPU_MAX_GEN_TOKS,
+    batch_size: int = 64,
+    chunk_prompts: int = 64,
+    docs: Sequence[dict] | None = None,
+) -> dict:
     """Score `model_path` on IFEval (all 541 prompts unless `docs` is given, which only the tests do) and write
     `record`; a finished record with the same settings is read back, an unfinished pass resumes."""
     import torch
@@ -91,8 +99,13 @@ def run_ifeval(model_path: str | Path, record: str | Path, *, max_gen_toks: int 
             chunk = todo[start : start + chunk_prompts]
             t0 = time.perf_counter()
             texts = generate_responses(
-                model, tokenizer, [[{"role": "user", "content": d["prompt"]}] for d in chunk],
-                max_new_tokens=max_gen_toks, temperature=0.0, batch_size=batch_size, distributed=False,
+                model,
+                tokenizer,
+                [[{"role": "user", "content": d["prompt"]}] for d in chunk],
+                max_new_tokens=max_gen_toks,
+                temperature=0.0,
+                batch_size=batch_size,
+                distributed=False,
                 desc="IFEval",
             )
             n_tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
@@ -105,8 +118,11 @@ def run_ifeval(model_path: str | Path, record: str | Path, *, max_gen_toks: int 
             responses.update(line["responses"])
             seconds += elapsed
             tokens += n_tokens
-            print(f"IFEval {Path(model_path).name}: {len(responses)}/{len(docs)} prompts, "
-                  f"{n_tokens / elapsed:.1f} generated tokens/s", flush=True)
+            print(
+                f"IFEval {Path(model_path).name}: {len(responses)}/{len(docs)} prompts, "
+                f"{n_tokens / elapsed:.1f} generated tokens/s",
+                flush=True,
+            )
     ordered = [responses[str(d["key"])] for d in docs]
     scores = score_responses(docs, ordered)
     lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in ordered]
@@ -133,13 +149,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("model", type=Path)
-    parser.add_argument("--max-gen-toks", type=int, default=CPU_MAX_GEN_TOKS,
-                        help=f"new-token limit (the leaderboard's: {LEADERBOARD_MAX_GEN_TOKS})")
+    parser.add_argument(
+        "--max-gen-toks",
+        type=int,
+        default=CPU_MAX_GEN_TOKS,
+        help=f"new-token limit (the leaderboard's: {LEADERBOARD_MAX_GEN_TOKS})",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None, help="default: <model>/ifeval.json")
     args = parser.parse_args(argv)
-    result = run_ifeval(args.model, args.out or args.model / "ifeval.json", max_gen_toks=args.max_gen_toks,
-                        batch_size=args.batch_size)
+    result = run_ifeval(
+        args.model, args.out or args.model / "ifeval.json", max_gen_toks=args.max_gen_toks, batch_size=args.batch_size
+    )
     print(json.dumps({k: result[k] for k in (*METRICS, "mean_length_tokens", "tokens_per_second")}, indent=1))
     return result
 

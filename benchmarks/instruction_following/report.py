@@ -11,11 +11,14 @@ import math
 import sys
 from pathlib import Path
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from recipes.script_utils import save_figure
 from spac_hf.utils import atomic_write_text
+
+from recipes.script_utils import save_figure
+
 
 COLUMNS = (  # (results key, header)
     ("ifeval_prompt_level_strict_acc", "IFEval prompt strict"),
@@ -72,10 +75,13 @@ def table_markdown(results: dict) -> str:
         lines += [(f"**PARTIAL RESULTS**: {len(results['left'])} steps left. Resume with `{results['command']}` "
                   "(finished steps are reused)."), ""]  # fmt: skip
     lines += [
-        (f"Base model (SFT, also mu): `{settings['base_model']}`; configuration `{settings['configuration']}`; "
-        f"IFEval: all 541 prompts, greedy, at most {settings['ifeval_max_gen_toks']} new tokens (the leaderboard: "
-        "1280); in-distribution reward: greedy, held-out constructed prompts. Mean ± 95% CI half-width across seeds "
-        "(n = seeds done)."),
+        (
+            f"Base model (SFT, also mu): `{settings['base_model']}`; configuration `{settings['configuration']}`; "
+            f"IFEval: all 541 prompts, greedy, at most {settings['ifeval_max_gen_toks']} new tokens (the leaderboard: "
+            "1280); in-distribution reward: greedy, held-out constructed prompts. Mean ± 95% CI half-width across "
+            "seeds "
+            "(n = seeds done)."
+        ),
         "",
         "| method | optimizer steps | " + " | ".join(h for _, h in COLUMNS) + " |",
         "|---|---|" + "---|" * len(COLUMNS),
@@ -84,14 +90,23 @@ def table_markdown(results: dict) -> str:
     steps = _final_steps(results)
     for name, cells in s["cells"].items():
         label = s["labels"].get(name, name)
-        lines.append(f"| {label} | {steps.get(name, '')} | "
-                     + " | ".join(_cell(cells.get(k), 1 if "length" in k else 3) for k, _ in COLUMNS) + " |")
-    lines += ["", "Paired differences against DPO (same seed), mean ± 95% CI half-width:", "",
-              "| method | " + " | ".join(dict(COLUMNS)[k] for k in PAIRED) + " |", "|---|" + "---|" * len(PAIRED)]
+        lines.append(
+            f"| {label} | {steps.get(name, '')} | "
+            + " | ".join(_cell(cells.get(k), 1 if "length" in k else 3) for k, _ in COLUMNS)
+            + " |"
+        )
+    lines += [
+        "",
+        "Paired differences against DPO (same seed), mean ± 95% CI half-width:",
+        "",
+        "| method | " + " | ".join(dict(COLUMNS)[k] for k in PAIRED) + " |",
+        "|---|" + "---|" * len(PAIRED),
+    ]
     for name, rows in s["paired_vs_dpo"].items():
         label = s["labels"].get(name, name)
-        lines.append(f"| {label} − DPO | " + " | ".join(_cell(rows.get(k), 1 if "length" in k else 3) for k in PAIRED)
-                     + " |")
+        lines.append(
+            f"| {label} − DPO | " + " | ".join(_cell(rows.get(k), 1 if "length" in k else 3) for k in PAIRED) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -130,8 +145,13 @@ def plot_figure(results: dict):
     values = [s["sft"].get(metric)] + [c.get(metric, {}).get("mean") for c in s["cells"].values()]
     errors = [0.0] + [c.get(metric, {}).get("ci95") or 0.0 for c in s["cells"].values()]
     xs = range(len(names))
-    right.bar(xs, [v if _finite(v) else 0.0 for v in values], yerr=[e if _finite(e) else 0.0 for e in errors],
-              capsize=3, color=["grey"] + ["C0"] * (len(names) - 1))
+    right.bar(
+        xs,
+        [v if _finite(v) else 0.0 for v in values],
+        yerr=[e if _finite(e) else 0.0 for e in errors],
+        capsize=3,
+        color=["grey"] + ["C0"] * (len(names) - 1),
+    )
     right.set_xticks(list(xs), names, rotation=30, ha="right", fontsize=7)
     right.set_ylabel("IFEval instruction-level strict accuracy")
     right.set_title(f"IFEval (541 prompts, {results['settings']['ifeval_max_gen_toks']} new tokens)")
@@ -163,9 +183,14 @@ def _coverage_lines(coverage: dict | None) -> list[str]:
     never = [k for k, v in coverage.items() if v["followed"] == 0]
     samples = sum(v["samples"] for v in coverage.values())
     followed = sum(v["followed"] for v in coverage.values())
-    return ["", (f"Coverage: mu's samples followed {followed} of the {samples} constraints they were given "
-                f"({followed / samples:.0%}); {len(never)} of the {len(coverage)} kinds of constraint drawn were never "
-                f"followed in any sample ({', '.join(f'`{k}`' for k in never)}).")]
+    return [
+        "",
+        (
+            f"Coverage: mu's samples followed {followed} of the {samples} constraints they were given "
+            f"({followed / samples:.0%}); {len(never)} of the {len(coverage)} kinds of constraint drawn were never "
+            f"followed in any sample ({', '.join(f'`{k}`' for k in never)})."
+        ),
+    ]
 
 
 def readme_block(results: dict) -> str:
@@ -174,46 +199,71 @@ def readme_block(results: dict) -> str:
     done_seeds = sorted({r["seed"] for r in results["runs"]})
     lines = [README_START, ""]
     if results["status"] != "complete":
-        lines += [(f"**Partial**: {len(results['left'])} steps left (seeds done so far: {done_seeds}; IFEval scored "
-                  f"for {len(results['ifeval'])} models). Resume: `{results['command']}`."), ""]
+        lines += [
+            (
+                f"**Partial**: {len(results['left'])} steps left (seeds done so far: {done_seeds}; IFEval scored "
+                f"for {len(results['ifeval'])} models). Resume: `{results['command']}`."
+            ),
+            "",
+        ]
     data = results["settings"]["data"]
     mu = data["mu_sampling"]
     lines += [
-        (f"Data: {data['counts']['train_pairs']} pairs from {data['counts']['train_prompts']} training prompts "
-        f"({data['counts']['prompts_without_pair']} prompts had all {data['settings']['responses_per_prompt']} of mu's "
-        f"responses at the same reward, so no pair); mu's mean reward {data['mu_reward']['mean']:.3f}; mu sampled "
-        f"{mu['tokens']} tokens in {mu['seconds']:.0f} s ({mu['tokens_per_second']} tokens/s)."),
+        (
+            f"Data: {data['counts']['train_pairs']} pairs from {data['counts']['train_prompts']} training prompts "
+            f"({data['counts']['prompts_without_pair']} prompts had all {data['settings']['responses_per_prompt']} of "
+            "mu's "
+            f"responses at the same reward, so no pair); mu's mean reward {data['mu_reward']['mean']:.3f}; mu sampled "
+            f"{mu['tokens']} tokens in {mu['seconds']:.0f} s ({mu['tokens_per_second']} tokens/s)."
+        ),
         *_coverage_lines(s.get("mu_coverage")),
         "",
-        ("| method | optimizer steps | final train loss | held-out answers changed vs SFT | in-dist. reward (final) "
-        "| − DPO (paired) | IFEval inst. strict | − DPO (paired) |"),
+        (
+            "| method | optimizer steps | final train loss | held-out answers changed vs SFT | in-dist. reward "
+            "(final) "
+            "| − DPO (paired) | IFEval inst. strict | − DPO (paired) |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     sft = s["sft"]
     sft_ifeval = f"{sft['ifeval_inst_level_strict_acc']:.3f}" if "ifeval_inst_level_strict_acc" in sft else "–"
     lines.append(f"| SFT | 0 | | | {sft.get('in_dist_true_reward', float('nan')):.3f} | | {sft_ifeval} | |")
-    steps, losses, changed = _final_steps(results), _final_values(results, "train_loss"), _final_values(
-        results, "prompts_changed_vs_sft", digits=0)
+    steps, losses, changed = (
+        _final_steps(results),
+        _final_values(results, "train_loss"),
+        _final_values(results, "prompts_changed_vs_sft", digits=0),
+    )
     n_test = len(results["runs"][0]["iterations"]) and data["counts"]["test_prompts"]
     for name, cells in s["cells"].items():
         paired = s["paired_vs_dpo"].get(name, {})
-        row = [s["labels"].get(name, name), steps.get(name, ""), losses.get(name, ""),
-               f"{changed[name]} of {n_test}" if name in changed else "",
-               _cell(cells.get("in_dist_true_reward")),
-               _signed(paired["in_dist_true_reward"]) if "in_dist_true_reward" in paired else "",
-               _cell(cells.get("ifeval_inst_level_strict_acc")),
-               _signed(paired["ifeval_inst_level_strict_acc"]) if "ifeval_inst_level_strict_acc" in paired else ""]
+        row = [
+            s["labels"].get(name, name),
+            steps.get(name, ""),
+            losses.get(name, ""),
+            f"{changed[name]} of {n_test}" if name in changed else "",
+            _cell(cells.get("in_dist_true_reward")),
+            _signed(paired["in_dist_true_reward"]) if "in_dist_true_reward" in paired else "",
+            _cell(cells.get("ifeval_inst_level_strict_acc")),
+            _signed(paired["ifeval_inst_level_strict_acc"]) if "ifeval_inst_level_strict_acc" in paired else "",
+        ]
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     compute = results["compute_seconds"]
-    lines += ["", (f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their "
-                   f"in-distribution scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s.")]
+    lines += [
+        "",
+        (
+            f"Compute so far: mu sampling {compute['mu_sampling']:.0f} s, training runs (with their "
+            f"in-distribution scoring) {compute['training_runs']:.0f} s, IFEval {compute['ifeval']:.0f} s."
+        ),
+    ]
     scored = list(results["ifeval"].values())
     if scored:
         tokens = sum(r["generated_tokens"] for r in scored)
         seconds = sum(r["generation_seconds"] for r in scored)
-        lines[-1] += (f" IFEval generation: {len(scored)} passes of 541 prompts, {tokens} tokens in {seconds:.0f} s "
-                      f"({tokens / seconds:.1f} tokens/s, greedy, batches of "
-                      f"{results['settings']['ifeval_batch_size']}, on the machine in `environment`).")
+        lines[-1] += (
+            f" IFEval generation: {len(scored)} passes of 541 prompts, {tokens} tokens in {seconds:.0f} s "
+            f"({tokens / seconds:.1f} tokens/s, greedy, batches of "
+            f"{results['settings']['ifeval_batch_size']}, on the machine in `environment`)."
+        )
     lines += ["", README_END]
     return "\n".join(lines)
 

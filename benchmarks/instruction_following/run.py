@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+
 # Before torch is imported: the 2 cores are shared (see benchmarks/ground_truth/run.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -30,12 +31,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
+
 from benchmarks.instruction_following import stats
 from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS, LEADERBOARD_MAX_GEN_TOKS, run_ifeval
 from benchmarks.instruction_following.methods import METHOD_NAMES, REPO_ROOT, methods, theory_preset_args
 from benchmarks.instruction_following.report import write_report
 from benchmarks.instruction_following.runs import final_iterate, ifeval_record, train
-from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
+
 
 DEFAULT_MODEL = "outputs/smollm2/model"  # recipes/smollm2/convert.py writes it
 # The CPU configuration, sized for 2 cores shared by many jobs (this machine gave one job a fifth of a core at times):
@@ -73,20 +76,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1 (default 3)")
     parser.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES))
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the SFT model, also mu (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default results/instruction_following)")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="where the data, runs and IFEval generations go (default outputs/instruction_following)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="an existing data set folder (python -m spac_hf.tasks.instruction_following) instead of "
-                             "building <work-dir>/data")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results folder (default results/instruction_following)"
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where the data, runs and IFEval generations go (default outputs/instruction_following)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="an existing data set folder (python -m spac_hf.tasks.instruction_following) instead of "
+        "building <work-dir>/data",
+    )
     parser.add_argument("--gpu", action="store_true", help="the paper-like configuration (see GPU in this file)")
-    parser.add_argument("--ifeval-max-gen-toks", type=int, default=None,
-                        help=f"IFEval's new-token limit (default {CPU_MAX_GEN_TOKS} on CPU, "
-                             f"{LEADERBOARD_MAX_GEN_TOKS} with --gpu, as the leaderboard)")
+    parser.add_argument(
+        "--ifeval-max-gen-toks",
+        type=int,
+        default=None,
+        help=f"IFEval's new-token limit (default {CPU_MAX_GEN_TOKS} on CPU, "
+        f"{LEADERBOARD_MAX_GEN_TOKS} with --gpu, as the leaderboard)",
+    )
     parser.add_argument("--no-ifeval", action="store_true", help="skip IFEval (the in-distribution reward only)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--report-only", action="store_true",
-                        help="compute nothing: write the report from the finished steps (e.g. while a run is going)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="compute nothing: write the report from the finished steps (e.g. while a run is going)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny settings for the tests (a tiny --model)")
     args = parser.parse_args(own)
     config = GPU if args.gpu else CPU
@@ -138,48 +158,71 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
     runs = list(records.values())
     first = runs[0]["settings"] if runs else {}
     # The command that runs (and resumes) the benchmark: a --report-only call reports on that run, it is not one.
-    command = " ".join(["python", "benchmarks/instruction_following/run.py",
-                        *(a for a in args.argv if a != "--report-only")])
-    return _json_safe({
-        "benchmark": "instruction_following",
-        "status": "complete" if not todo else "partial",
-        "left": [{"step": kind, "seed": seed, "method": name or "sft"} for kind, seed, name in todo],
-        "command": command,
-        "resume_command": command + "   (reuses every finished step)",
-        "settings": {
-            "seeds": list(range(args.seeds)), "methods": args.methods, "base_model": args.model,
-            "configuration": "gpu" if args.gpu else ("quick" if args.quick else "cpu"),
-            "data": data_info, "overrides": args.overrides, "ifeval_max_gen_toks": args.ifeval_max_gen_toks,
-            "ifeval_batch_size": args.ifeval_batch_size,
-            "ifeval_decoding": "greedy, chat template", "in_dist_decoding": "greedy",
-            "theory_preset": theory_preset_args(data_info["counts"]["train_pairs"])[1],
-            "per_method": {name: {"recipe_args": r["recipe_args"], **r["settings"]}
-                           for (seed, name), r in records.items() if seed == min(s for s, _ in records)},
-            "shared_settings": {k: first.get(k) for k in ("learning_rate", "lr_scheduler_type", "num_train_epochs",
-                                                          "per_device_train_batch_size", "max_length")},
-            "threads": args.threads,
-        },
-        "summary": {
-            "sft": stats.sft_metrics(runs, ifevals.get((None, None))),
-            "cells": stats.summarise(finals),
-            "paired_vs_dpo": stats.paired_against(finals),
-            "curves": stats.curves(runs),
-            "mu_coverage": getattr(args, "mu_coverage", None),
-            "labels": {name: table[name].label for name in args.methods},
-        },
-        "runs": runs,
-        "ifeval": {f"{name or 'sft'}/seed_{seed}" if name else "sft": {k: v for k, v in rec.items() if k != "examples"}
-                   for (seed, name), rec in ifevals.items()},
-        "ifeval_examples": {f"{name or 'sft'}/seed_{seed}" if name else "sft": rec.get("examples")
-                            for (seed, name), rec in ifevals.items()},
-        "runtime_seconds_this_sitting": round(time.perf_counter() - started, 1),
-        "compute_seconds": {
-            "mu_sampling": data_info["mu_sampling"]["seconds"],
-            "training_runs": round(sum(r["wall_seconds"] for r in runs), 1),
-            "ifeval": round(sum(rec["generation_seconds"] for rec in ifevals.values()), 1),
-        },
-        "environment": environment_info(),
-    })
+    command = " ".join(
+        ["python", "benchmarks/instruction_following/run.py", *(a for a in args.argv if a != "--report-only")]
+    )
+    return _json_safe(
+        {
+            "benchmark": "instruction_following",
+            "status": "complete" if not todo else "partial",
+            "left": [{"step": kind, "seed": seed, "method": name or "sft"} for kind, seed, name in todo],
+            "command": command,
+            "resume_command": command + "   (reuses every finished step)",
+            "settings": {
+                "seeds": list(range(args.seeds)),
+                "methods": args.methods,
+                "base_model": args.model,
+                "configuration": "gpu" if args.gpu else ("quick" if args.quick else "cpu"),
+                "data": data_info,
+                "overrides": args.overrides,
+                "ifeval_max_gen_toks": args.ifeval_max_gen_toks,
+                "ifeval_batch_size": args.ifeval_batch_size,
+                "ifeval_decoding": "greedy, chat template",
+                "in_dist_decoding": "greedy",
+                "theory_preset": theory_preset_args(data_info["counts"]["train_pairs"])[1],
+                "per_method": {
+                    name: {"recipe_args": r["recipe_args"], **r["settings"]}
+                    for (seed, name), r in records.items()
+                    if seed == min(s for s, _ in records)
+                },
+                "shared_settings": {
+                    k: first.get(k)
+                    for k in (
+                        "learning_rate",
+                        "lr_scheduler_type",
+                        "num_train_epochs",
+                        "per_device_train_batch_size",
+                        "max_length",
+                    )
+                },
+                "threads": args.threads,
+            },
+            "summary": {
+                "sft": stats.sft_metrics(runs, ifevals.get((None, None))),
+                "cells": stats.summarise(finals),
+                "paired_vs_dpo": stats.paired_against(finals),
+                "curves": stats.curves(runs),
+                "mu_coverage": getattr(args, "mu_coverage", None),
+                "labels": {name: table[name].label for name in args.methods},
+            },
+            "runs": runs,
+            "ifeval": {
+                f"{name or 'sft'}/seed_{seed}" if name else "sft": {k: v for k, v in rec.items() if k != "examples"}
+                for (seed, name), rec in ifevals.items()
+            },
+            "ifeval_examples": {
+                f"{name or 'sft'}/seed_{seed}" if name else "sft": rec.get("examples")
+                for (seed, name), rec in ifevals.items()
+            },
+            "runtime_seconds_this_sitting": round(time.perf_counter() - started, 1),
+            "compute_seconds": {
+                "mu_sampling": data_info["mu_sampling"]["seconds"],
+                "training_runs": round(sum(r["wall_seconds"] for r in runs), 1),
+                "ifeval": round(sum(rec["generation_seconds"] for rec in ifevals.values()), 1),
+            },
+            "environment": environment_info(),
+        }
+    )
 
 
 def _finished(args, table, kind, seed, name, records) -> bool:
@@ -208,8 +251,11 @@ def main(argv: list[str] | None = None) -> dict:
     data_info = read_json(data_dir / "provenance.json")
     # Which constraints mu ever follows: what offline preference data from mu can teach at all.
     args.mu_coverage = mu_coverage(data_dir) if (data_dir / "samples.jsonl").exists() else None
-    print(f"data: {data_info['counts']}; mu's reward {data_info['mu_reward']['mean']:.3f}; "
-          f"mu sampling {data_info['mu_sampling']['tokens_per_second']} tokens/s", flush=True)
+    print(
+        f"data: {data_info['counts']}; mu's reward {data_info['mu_reward']['mean']:.3f}; "
+        f"mu sampling {data_info['mu_sampling']['tokens_per_second']} tokens/s",
+        flush=True,
+    )
     table = methods(data_info["counts"]["train_pairs"])
     overrides = ["--model_name_or_path", str(Path(args.model).resolve()), "--dataset_name", str(data_dir),
                  *args.overrides]  # fmt: skip
@@ -225,23 +271,31 @@ def main(argv: list[str] | None = None) -> dict:
         if args.report_only and not _finished(args, table, kind, seed, name, records):
             skipped.append(todo.pop(0))
             continue
-        print(f"\n[{step}/{total}] {kind} {label}: starting ({_minutes(time.perf_counter() - started)} elapsed)",
-              flush=True)
+        print(
+            f"\n[{step}/{total}] {kind} {label}: starting ({_minutes(time.perf_counter() - started)} elapsed)",
+            flush=True,
+        )
         t0 = time.perf_counter()
         with torch_threads(args.threads):
             if kind == "train":
                 records[(seed, name)], reused = train(table[name], seed, args.work_dir, overrides)
                 rewards = " ".join(f"{r['true_reward']:.3f}" for r in records[(seed, name)]["iterations"])
-                print(f"[{step}/{total}] {label}: {'reused' if reused else 'done'}; in-distribution reward by "
-                      f"iteration {rewards}", flush=True)
+                print(
+                    f"[{step}/{total}] {label}: {'reused' if reused else 'done'}; in-distribution reward by "
+                    f"iteration {rewards}",
+                    flush=True,
+                )
             else:
                 model = args.model if name is None else final_iterate(records[(seed, name)])
                 record = ifeval_record(args.work_dir, table[name] if name else None, seed)
                 ifevals[(seed, name)] = run_ifeval(model, record, max_gen_toks=args.ifeval_max_gen_toks,
                                                    batch_size=args.ifeval_batch_size)  # fmt: skip
-                print(f"[{step}/{total}] IFEval {label}: prompt strict "
-                      f"{ifevals[(seed, name)]['prompt_level_strict_acc']:.3f}, inst strict "
-                      f"{ifevals[(seed, name)]['inst_level_strict_acc']:.3f}", flush=True)
+                print(
+                    f"[{step}/{total}] IFEval {label}: prompt strict "
+                    f"{ifevals[(seed, name)]['prompt_level_strict_acc']:.3f}, inst strict "
+                    f"{ifevals[(seed, name)]['inst_level_strict_acc']:.3f}",
+                    flush=True,
+                )
         todo.pop(0)
         print(f"[{step}/{total}] took {_minutes(time.perf_counter() - t0)}", flush=True)
         if not args.report_only:
@@ -252,8 +306,11 @@ def main(argv: list[str] | None = None) -> dict:
         results = collect(args, table, data_info, records, ifevals, skipped, started)
         atomic_write_json(args.out / "results.json", results)
         write_report(results, args.out)
-    print(f"\nwrote {args.out}/results.json, table.md, table.csv, instruction_following.png in "
-          f"{_minutes(time.perf_counter() - started)}", flush=True)
+    print(
+        f"\nwrote {args.out}/results.json, table.md, table.csv, instruction_following.png in "
+        f"{_minutes(time.perf_counter() - started)}",
+        flush=True,
+    )
     return results
 
 

@@ -1,6 +1,7 @@
 """One (method, seed) training run, and one IFEval pass, each reused when it already finished.
 
-Training runs go through the ground-truth benchmark's runner (`benchmarks.ground_truth.runs.run_method`: the recipe code
+Training runs go through the ground-truth benchmark's runner (`benchmarks.ground_truth.runs.run_method`: the recipe
+code
 path, a record per run folder, a finished run read back, a run recorded with other arguments an error), on
 `recipes/smollm2/<recipe>.yaml`. This module adds what the instruction-following task records beside the reward of each
 iterate: the prompt-level accuracy, the mean response length and the share of degenerate responses.
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from spac_hf.utils import read_json
+
 from benchmarks.ground_truth.runs import run_dir, run_method
 from benchmarks.instruction_following.methods import Method
-from spac_hf.utils import read_json
 
 
 def train(method: Method, seed: int, work_dir: Path, overrides: Sequence[str]) -> tuple[dict, bool]:

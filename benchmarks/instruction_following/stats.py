@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from benchmarks.theory.stats import mean_ci95
 
+
 IFEVAL_METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
 IFEVAL_EXTRA = ("mean_length_tokens", "degenerate_fraction", "truncated_fraction")
 IN_DIST_METRICS = ("true_reward", "prompt_level_strict", "mean_length_tokens", "degenerate_fraction")

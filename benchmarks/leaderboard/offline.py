@@ -15,13 +15,15 @@ import sys
 import time
 from pathlib import Path
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.leaderboard.run import evaluate_model, task_samples
-from benchmarks.leaderboard.suites import OFFLINE_V2, task_manager
 from spac_hf.eval_tasks import provenance
 from spac_hf.utils import environment_info
+
+from benchmarks.leaderboard.run import evaluate_model, task_samples
+from benchmarks.leaderboard.suites import OFFLINE_V2, task_manager
 
 
 def offline_task_names() -> list[str]:
@@ -64,8 +66,10 @@ def evaluate_offline(
     manager = task_manager(OFFLINE_V2)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise ValueError(f"evaluate_offline: unknown task(s) {unknown}; the offline suite has "
-                         f"{', '.join(sorted(manager.all_groups))} and their tasks")
+        raise ValueError(
+            f"evaluate_offline: unknown task(s) {unknown}; the offline suite has "
+            f"{', '.join(sorted(manager.all_groups))} and their tasks"
+        )
     if apply_chat_template is None:
         apply_chat_template = _uses_chat_template(model)
     samples = {}
@@ -73,14 +77,30 @@ def evaluate_offline(
         if task_limit:
             samples.update(task_samples(manager, name, task_limit, allow_unused=True))
     started = time.time()
-    output = evaluate_model(model, list(tasks), manager, dtype=dtype, batch_size=batch_size, samples=samples or None,
-                            apply_chat_template=apply_chat_template, max_gen_toks=max_gen_toks,
-                            max_length=max_length, use_cache=str(cache) if cache else None)
+    output = evaluate_model(
+        model,
+        list(tasks),
+        manager,
+        dtype=dtype,
+        batch_size=batch_size,
+        samples=samples or None,
+        apply_chat_template=apply_chat_template,
+        max_gen_toks=max_gen_toks,
+        max_length=max_length,
+        use_cache=str(cache) if cache else None,
+    )
     if output is not None:
         output["spac_hf"] = {
-            "model": model, "suite": OFFLINE_V2.name, "tasks": list(tasks), "max_gen_toks": max_gen_toks,
-            "task_limit": task_limit, "apply_chat_template": apply_chat_template, "dtype": dtype,
-            "max_length": max_length, "seconds": round(time.time() - started, 1),
-            "environment": environment_info(), "data_sources": provenance(),
+            "model": model,
+            "suite": OFFLINE_V2.name,
+            "tasks": list(tasks),
+            "max_gen_toks": max_gen_toks,
+            "task_limit": task_limit,
+            "apply_chat_template": apply_chat_template,
+            "dtype": dtype,
+            "max_length": max_length,
+            "seconds": round(time.time() - started, 1),
+            "environment": environment_info(),
+            "data_sources": provenance(),
         }
     return output

@@ -20,18 +20,23 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` 
 
 from spac_hf.hub import results_dataset_rows, save_results_dataset  # noqa: E402
 from spac_hf.utils import atomic_write_text  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
 
 from benchmarks.leaderboard.models import ModelSpec  # noqa: E402
 from benchmarks.leaderboard.suites import SUITES, Suite, column_value  # noqa: E402
+from recipes.script_utils import save_figure  # noqa: E402
 
 
 def comparison(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_label: str = "base") -> list[dict]:
     """One row per model: each column and the average in percent, and their change against the base (in points)."""
     rows = []
     for spec, output in entries:
-        row = {"label": spec.label, "method": spec.method, "iteration": spec.iteration, "series": spec.series,
-               "model": spec.model}
+        row = {
+            "label": spec.label,
+            "method": spec.method,
+            "iteration": spec.iteration,
+            "series": spec.series,
+            "model": spec.model,
+        }
         values = [column_value(output["results"], column) for column in suite.columns]
         for column, value in zip(suite.columns, values):
             row[column.key] = None if value is None else 100 * value
@@ -82,11 +87,21 @@ def markdown(rows: list[dict], suite: Suite, settings: dict, base_label: str = "
         notes += [f"**Only some tasks** of the suite: {', '.join(f'`{t}`' for t in settings['tasks'])}.", ""]
     if settings.get("task_limit"):
         limits = ", ".join(f"`{pattern}`: {n}" for pattern, n in settings["task_limit"].items())
-        notes += [(f"**Subsets**: at most N examples of each task matching a pattern, a fixed seeded subset ({limits}); "
-                   "`tasks.md` gives each task's number."), ""]
+        notes += [
+            (
+                f"**Subsets**: at most N examples of each task matching a pattern, a fixed seeded subset ({limits}); "
+                "`tasks.md` gives each task's number."
+            ),
+            "",
+        ]
     if settings.get("max_gen_toks"):
-        notes += [(f"**Generation capped** at {settings['max_gen_toks']} tokens (the tasks' own caps: GSM8K 256, "
-                   "IFEval 1280)."), ""]
+        notes += [
+            (
+                f"**Generation capped** at {settings['max_gen_toks']} tokens (the tasks' own caps: GSM8K 256, "
+                "IFEval 1280)."
+            ),
+            "",
+        ]
     if settings.get("max_length"):
         notes += [f"Context length given to lm-eval: {settings['max_length']} tokens.", ""]
     if settings.get("apply_chat_template"):
@@ -96,8 +111,10 @@ def markdown(rows: list[dict], suite: Suite, settings: dict, base_label: str = "
 
 
 def _column_header(column) -> str:
-    metric = " + ".join(name if filt in ("", "none") else f"{name} {filt}" for name, _, filt in
-                        (m.partition(",") for m in column.metrics))
+    metric = " + ".join(
+        name if filt in ("", "none") else f"{name} {filt}"
+        for name, _, filt in (m.partition(",") for m in column.metrics)
+    )
     return f"{column.label} ({column.shots}-shot, {metric})" if column.shots is not None else column.label
 
 
@@ -182,10 +199,17 @@ def task_rows(entries: list[tuple[ModelSpec, dict]]) -> list[dict]:
                 if not _ or "_stderr" in name or not isinstance(value, (int, float)):
                     continue
                 stderr = metrics.get(f"{name}_stderr,{filter_name}")
-                rows.append({"label": spec.label, "task": task, "metric": key, "value": value,
-                             "stderr": stderr if isinstance(stderr, (int, float)) else None,
-                             "n": counts.get(task, {}).get("effective"),
-                             "n_original": counts.get(task, {}).get("original")})
+                rows.append(
+                    {
+                        "label": spec.label,
+                        "task": task,
+                        "metric": key,
+                        "value": value,
+                        "stderr": stderr if isinstance(stderr, (int, float)) else None,
+                        "n": counts.get(task, {}).get("effective"),
+                        "n_original": counts.get(task, {}).get("original"),
+                    }
+                )
     return rows
 
 
@@ -208,10 +232,14 @@ def write_task_tables(out: Path, entries: list[tuple[ModelSpec, dict]]) -> None:
         cells.setdefault(key, {})[row["label"]] = f"{100 * row['value']:.1f}{stderr}"
         if row["n"] is not None:
             sizes[key] = f"{row['n']}" + (f" of {row['n_original']}" if row["n_original"] != row["n"] else "")
-    lines = ["# Per task: score (%) ± standard error", "",
-             "n: the examples evaluated (of the task's test set, when a subset was evaluated); groups have none.", "",
-             f"| task | metric | n | {' | '.join(f'`{label}`' for label in labels)} |",
-             "|---|---|---:|" + "---:|" * len(labels)]
+    lines = [
+        "# Per task: score (%) ± standard error",
+        "",
+        "n: the examples evaluated (of the task's test set, when a subset was evaluated); groups have none.",
+        "",
+        f"| task | metric | n | {' | '.join(f'`{label}`' for label in labels)} |",
+        "|---|---|---:|" + "---:|" * len(labels),
+    ]
     for (task, metric), values in cells.items():
         cols = " | ".join(values.get(label, "") for label in labels)
         lines.append(f"| {task} | {metric.partition(',')[0]} | {sizes.get((task, metric), '')} | {cols} |")
@@ -234,9 +262,14 @@ def plot_tasks(rows: list[dict], labels: list[str], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(keys) * max(1, len(labels) / 2) + 1.5))
     for i, label in enumerate(labels):
         found = [values.get((label, *key)) for key in keys]
-        ax.barh([k + i * height for k in range(len(keys))], [100 * r["value"] if r else 0 for r in found], height,
-                xerr=[100 * r["stderr"] if r and r["stderr"] is not None else 0 for r in found], label=label,
-                error_kw={"elinewidth": 0.6})
+        ax.barh(
+            [k + i * height for k in range(len(keys))],
+            [100 * r["value"] if r else 0 for r in found],
+            height,
+            xerr=[100 * r["stderr"] if r and r["stderr"] is not None else 0 for r in found],
+            label=label,
+            error_kw={"elinewidth": 0.6},
+        )
     ax.set_yticks([k + 0.4 - height / 2 for k in range(len(keys))])
     sizes = {(r["task"], r["metric"]): r["n"] for r in rows if r["n"] is not None}
     ax.set_yticklabels([f"{t} ({m.partition(',')[0]}, n={sizes[(t, m)]})" for t, m in keys], fontsize=7)

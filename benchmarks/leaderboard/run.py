@@ -28,8 +28,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import check_repo_id, push_results_dataset  # noqa: E402
-from spac_hf.utils import atomic_write_json, atomic_write_text  # noqa: E402
-from spac_hf.utils import environment_info  # noqa: E402
+from spac_hf.utils import (  # noqa: E402
+    atomic_write_json,
+    atomic_write_text,
+    environment_info,  # noqa: E402
+)
 
 from benchmarks.leaderboard.models import ModelSpec, check_specs, collect_runs, parse_models  # noqa: E402
 from benchmarks.leaderboard.report import dataset_card, dataset_rows, load_entries, write_report  # noqa: E402
@@ -37,37 +40,86 @@ from benchmarks.leaderboard.suites import SUITES, Suite, task_manager  # noqa: E
 
 
 # A results file is reused only if it was made with these settings; anything else would mix incomparable numbers.
-RESUME_KEYS = ("model", "suite", "tasks", "tasks_dir", "limit", "task_limit", "dtype", "apply_chat_template", "max_gen_toks",
-               "max_length")
+RESUME_KEYS = (
+    "model",
+    "suite",
+    "tasks",
+    "tasks_dir",
+    "limit",
+    "task_limit",
+    "dtype",
+    "apply_chat_template",
+    "max_gen_toks",
+    "max_length",
+)
 SAMPLE_SEED = 1234  # the seed of --task-limit's subsets
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=[], metavar="LABEL=MODEL",
-                        help="label=local folder or Hub id; label 'base' is the reference, '<series>-iter<t>' a point")
-    parser.add_argument("--runs", nargs="+", default=[], metavar="DIR",
-                        help="output_dir of run_self_play: its base model and every finished iter_<t>")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[],
+        metavar="LABEL=MODEL",
+        help="label=local folder or Hub id; label 'base' is the reference, '<series>-iter<t>' a point",
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="output_dir of run_self_play: its base model and every finished iter_<t>",
+    )
     parser.add_argument("--suite", choices=sorted(SUITES), default="v1", help="leaderboard version")
     parser.add_argument("--out", type=Path, required=True, help="results folder, e.g. results/leaderboard/<name>")
-    parser.add_argument("--tasks-dir", type=Path, help="folder with another definition of the suite's group "
-                        "(e.g. tests/fixtures/lm_eval: the same tasks on local fixture data)")
+    parser.add_argument(
+        "--tasks-dir",
+        type=Path,
+        help="folder with another definition of the suite's group "
+        "(e.g. tests/fixtures/lm_eval: the same tasks on local fixture data)",
+    )
     parser.add_argument("--limit", type=_limit, help="at most N examples per task (or a fraction < 1): for smoke runs")
-    parser.add_argument("--tasks", nargs="+", metavar="NAME", help="only these tasks or groups of the suite (e.g. "
-                        "leaderboard_ifeval hhh_alignment); default: the whole suite")
-    parser.add_argument("--task-limit", nargs="+", default=[], metavar="PATTERN=N",
-                        help="at most N examples of each task whose name matches PATTERN (fnmatch), a fixed seeded "
-                        "subset: e.g. 'bbh_bigbench_*=20' on a CPU; recorded with the results")
-    parser.add_argument("--cache-dir", type=Path, help="lm-eval's request cache (one SQLite file per model): an "
-                        "interrupted evaluation resumes from the requests already answered")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="NAME",
+        help="only these tasks or groups of the suite (e.g. "
+        "leaderboard_ifeval hhh_alignment); default: the whole suite",
+    )
+    parser.add_argument(
+        "--task-limit",
+        nargs="+",
+        default=[],
+        metavar="PATTERN=N",
+        help="at most N examples of each task whose name matches PATTERN (fnmatch), a fixed seeded "
+        "subset: e.g. 'bbh_bigbench_*=20' on a CPU; recorded with the results",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="lm-eval's request cache (one SQLite file per model): an "
+        "interrupted evaluation resumes from the requests already answered",
+    )
     parser.add_argument("--batch-size", default="8", help="per process; an integer or 'auto'")
     parser.add_argument("--dtype", default="auto", help="auto (the checkpoint's), bfloat16, float16 or float32")
-    parser.add_argument("--apply-chat-template", action="store_true",
-                        help="format prompts with the tokenizer's chat template (v2 on chat models; v1 did not)")
-    parser.add_argument("--max-gen-toks", type=int, help="cap on generated tokens (GSM8K: 256 by default); only "
-                        "for models whose context is shorter than the task's default, it changes the scores")
-    parser.add_argument("--max-length", type=int, help="context length lm-eval allows the model (default: the "
-                        "model's); only for models whose context is shorter than the tasks' examples")
+    parser.add_argument(
+        "--apply-chat-template",
+        action="store_true",
+        help="format prompts with the tokenizer's chat template (v2 on chat models; v1 did not)",
+    )
+    parser.add_argument(
+        "--max-gen-toks",
+        type=int,
+        help="cap on generated tokens (GSM8K: 256 by default); only "
+        "for models whose context is shorter than the task's default, it changes the scores",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help="context length lm-eval allows the model (default: the "
+        "model's); only for models whose context is shorter than the tasks' examples",
+    )
     parser.add_argument("--base", default="base", help="label of the model the changes are computed against")
     parser.add_argument("--push-to-hub", action="store_true", help="upload the results dataset when done")
     parser.add_argument("--hub-dataset-id", help="dataset repo for --push-to-hub, e.g. username/spac-leaderboard")
@@ -108,8 +160,9 @@ def parse_task_limits(entries: list[str]) -> dict[str, int]:
     return limits
 
 
-def task_samples(manager, group: str, limits: dict[str, int], seed: int = SAMPLE_SEED,
-                 allow_unused: bool = False) -> dict[str, list[int]]:
+def task_samples(
+    manager, group: str, limits: dict[str, int], seed: int = SAMPLE_SEED, allow_unused: bool = False
+) -> dict[str, list[int]]:
     """lm-eval's `samples`: for each task of `group` matched by a pattern of `limits`, a seeded subset of its docs."""
     from fnmatch import fnmatch
 
@@ -175,14 +228,35 @@ def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -
     cache = str(args.cache_dir / spec.label) if args.cache_dir else None
     if cache:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-    return evaluate_model(spec.model, args.tasks or [suite.group], manager, dtype=args.dtype, batch_size=args.batch_size,
-                          limit=args.limit, samples=getattr(args, "samples", None), apply_chat_template=args.apply_chat_template,
-                          max_gen_toks=args.max_gen_toks, max_length=args.max_length, use_cache=cache)
+    return evaluate_model(
+        spec.model,
+        args.tasks or [suite.group],
+        manager,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        samples=getattr(args, "samples", None),
+        apply_chat_template=args.apply_chat_template,
+        max_gen_toks=args.max_gen_toks,
+        max_length=args.max_length,
+        use_cache=cache,
+    )
 
 
-def evaluate_model(model: str, tasks: list[str], manager, *, dtype: str = "auto", batch_size: str | int = "8",
-                   limit=None, samples=None, apply_chat_template: bool = False, max_gen_toks: int | None = None,
-                   max_length: int | None = None, use_cache: str | None = None) -> dict | None:
+def evaluate_model(
+    model: str,
+    tasks: list[str],
+    manager,
+    *,
+    dtype: str = "auto",
+    batch_size: str | int = "8",
+    limit=None,
+    samples=None,
+    apply_chat_template: bool = False,
+    max_gen_toks: int | None = None,
+    max_length: int | None = None,
+    use_cache: str | None = None,
+) -> dict | None:
     """lm-eval's `simple_evaluate` of one local model or Hub id on `tasks` of `manager` (rank 0 gets the output)."""
     import torch
     from lm_eval import simple_evaluate
@@ -250,11 +324,15 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
         import torch
 
         if torch.cuda.device_count() < 2:
-            say(f"{world_size} processes but fewer than 2 GPUs: lm-eval shards tasks across GPUs only, so every "
-                "process evaluates everything (rank 0 writes). On CPU, run with plain python.")
+            say(
+                f"{world_size} processes but fewer than 2 GPUs: lm-eval shards tasks across GPUs only, so every "
+                "process evaluates everything (rank 0 writes). On CPU, run with plain python."
+            )
 
-    say(f"Leaderboard {suite.name} ({suite.group}) on {len(args.specs)} models, {len(todo)} to evaluate, "
-        f"{world_size} process(es); results in {args.out}")
+    say(
+        f"Leaderboard {suite.name} ({suite.group}) on {len(args.specs)} models, {len(todo)} to evaluate, "
+        f"{world_size} process(es); results in {args.out}"
+    )
     seconds = {}
     for index, spec in enumerate(args.specs, start=1):
         path = args.out / f"{spec.label}.json"
@@ -266,8 +344,13 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
         output = evaluate(spec, suite, args, manager)
         seconds[spec.label] = round(time.time() - start, 1)
         if main_process:
-            output["spac_hf"] = {**spec.to_dict(), **settings, "seconds": seconds[spec.label],
-                                 "world_size": world_size, "environment": environment_info()}
+            output["spac_hf"] = {
+                **spec.to_dict(),
+                **settings,
+                "seconds": seconds[spec.label],
+                "world_size": world_size,
+                "environment": environment_info(),
+            }
             if suite.make_tasks_dir is not None:  # real data from registry packages: their licences and citations
                 from spac_hf.eval_tasks import provenance
 
@@ -298,8 +381,12 @@ def finish(args, suite: Suite, settings: dict, seconds: dict, world_size: int, s
     print(f"Wrote {args.out}/comparison.md, comparison.csv, plots/, dataset/, environment.json")
     if args.push_to_hub:
         base = next((s.model for s in args.specs if s.label == args.base), None)
-        url = push_results_dataset(dataset_rows(entries, suite, base), args.hub_dataset_id,
-                                   local_dir=args.out / "dataset", **dataset_card(suite, args.out, settings))
+        url = push_results_dataset(
+            dataset_rows(entries, suite, base),
+            args.hub_dataset_id,
+            local_dir=args.out / "dataset",
+            **dataset_card(suite, args.out, settings),
+        )
         print(f"Pushed the results dataset: {url}")
     return rows
 

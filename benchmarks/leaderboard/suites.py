@@ -80,8 +80,9 @@ V2 = Suite(
     description="Open LLM Leaderboard v2 (lm-eval's `leaderboard` group): IFEval, BBH, MATH Lvl 5, GPQA, MuSR, "
     "MMLU-Pro; raw scores",
     columns=(
-        Column("ifeval", "IFEval", "leaderboard_ifeval",
-               ("prompt_level_strict_acc,none", "inst_level_strict_acc,none"), 0),
+        Column(
+            "ifeval", "IFEval", "leaderboard_ifeval", ("prompt_level_strict_acc,none", "inst_level_strict_acc,none"), 0
+        ),
         Column("bbh", "BBH", "leaderboard_bbh", ("acc_norm,none",), 3),
         Column("math_hard", "MATH Lvl 5", "leaderboard_math_hard", ("exact_match,none",), 4),
         Column("gpqa", "GPQA", "leaderboard_gpqa", ("acc_norm,none",), 0),
@@ -90,7 +91,6 @@ V2 = Suite(
     ),
     builtin_dirs=("leaderboard",),
 )
-
 
 
 def _offline_tasks_dir() -> Path:
@@ -108,8 +108,9 @@ OFFLINE_V2 = Suite(
     description="Offline v2: IFEval (the leaderboard's task and prompts), BBH tasks in the leaderboard's 3-shot "
     "format on BIG-bench data (not the leaderboard's BBH), HHH alignment (BIG-bench); raw scores",
     columns=(
-        Column("ifeval", "IFEval", "leaderboard_ifeval",
-               ("prompt_level_strict_acc,none", "inst_level_strict_acc,none"), 0),
+        Column(
+            "ifeval", "IFEval", "leaderboard_ifeval", ("prompt_level_strict_acc,none", "inst_level_strict_acc,none"), 0
+        ),
         Column("bbh_bigbench", "BBH tasks, BIG-bench data", "bbh_bigbench", ("acc_norm,none",), 3),
         Column("hhh", "HHH alignment", "hhh_alignment", ("acc,none",), 0),
         Column("hhh_harmless", "HHH harmless", "hhh_alignment_harmless", ("acc,none",), 0, in_average=False),
@@ -140,4 +141,3 @@ def column_value(results: dict, column: Column) -> float | None:
     if any(not isinstance(n, (int, float)) for n in numbers):
         return None
     return sum(numbers) / len(numbers)
-

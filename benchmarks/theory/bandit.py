@@ -55,7 +55,8 @@ class PreferenceData:
         return self.contexts.shape[-1]
 
     def head(self, n: int) -> PreferenceData:
-        """The first n comparisons: the data sets of a sweep over n are nested, which lowers the noise between sizes."""
+        """The first n comparisons: the data sets of a sweep over n are nested, which lowers the noise between
+        sizes."""
         return PreferenceData(self.contexts[..., :n], self.chosen[..., :n], self.rejected[..., :n])
 
     def split(self, parts: int) -> list[PreferenceData]:
@@ -96,7 +97,9 @@ def stack_bandits(bandits: list[Bandit]) -> Bandit:
 
 
 def stack_data(datasets: list[PreferenceData]) -> PreferenceData:
-    return PreferenceData(*(torch.stack([getattr(d, f) for d in datasets]) for f in PreferenceData.__dataclass_fields__))
+    return PreferenceData(
+        *(torch.stack([getattr(d, f) for d in datasets]) for f in PreferenceData.__dataclass_fields__)
+    )
 
 
 def expected_reward(bandit: Bandit, policy: torch.Tensor) -> torch.Tensor:

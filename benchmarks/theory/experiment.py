@@ -1,6 +1,7 @@
 """The sweep: for each environment and data size n, train every method on every seed and measure exact suboptimality.
 
-Suboptimality = J(best covered policy) - J(learned policy), J the exact expected true reward; the comparator is the best
+Suboptimality = J(best covered policy) - J(learned policy), J the exact expected true reward; the comparator is the
+best
 policy whose concentrability is at most the coverage we built into mu (1 / good_mass), so it is 0 by construction, and
 it is negative when a method finds better actions that the data covers only sparsely.
 
@@ -162,9 +163,7 @@ def run_environment(
             "optimal_policy_mean": float(concentrability(references["optimal"], bandit.behaviour).mean()),
             "min_behaviour_prob": float(bandit.behaviour.min()),
         },
-        "references": {
-            key: summarise(j_best - expected_reward(bandit, policy)) for key, policy in references.items()
-        },
+        "references": {key: summarise(j_best - expected_reward(bandit, policy)) for key, policy in references.items()},
         "j_best_covered": summarise(j_best),
         "rows": rows,
         "paired_differences": paired_differences(rows),

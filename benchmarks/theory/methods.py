@@ -9,7 +9,8 @@ the loss is averaged over every action with weights pi_t(a|x_j), which is its ex
 carries no gradient, this is also the exact expectation of the sampled loss's gradient.
 
 Tables may have a leading instance dimension ([S, X, A] logits, [S, n] data): each instance's loss is its mean over its
-examples, and the objective is the sum over instances, so the instances do not interact (Adam is per-parameter), and one
+examples, and the objective is the sum over instances, so the instances do not interact (Adam is per-parameter), and
+one
 vectorised run trains all seeds exactly as separate runs would.
 
 Two methods are not trained by Adam on a policy: the bounded-reward DPO and Algorithm 1 solve a convex problem over a
@@ -23,8 +24,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from spac_hf.presets import THEORY_PRESET
 from spac_hf.losses import LogProbs, preference_loss, scaled_lam, spac_loss
+from spac_hf.presets import THEORY_PRESET
 
 from benchmarks.theory.bandit import PreferenceData
 

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # headless: no display on the benchmark machines
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spac_hf.utils import atomic_write_text  # noqa: E402
+
 from recipes.script_utils import save_figure  # noqa: E402
 
 
@@ -95,15 +96,24 @@ def budget_markdown(budget: dict) -> str:
         for method in budget["methods"]:
             cells = {r["steps"]: r for r in budget["rows"] if r["n"] == n and r["method"] == method}
             label = next(iter(cells.values()))["label"]
-            lines.append(f"| {label} | {n} | " + " | ".join(
-                _cell(cells[s]["mean"], cells[s]["ci95"]) for s in budget["steps"]) + " |")
-    lines += ["", "| paired difference | n | " + " | ".join(f"{s} steps" for s in budget["steps"]) + " |",
-              "|" + "---|" * (len(budget["steps"]) + 2)]
+            lines.append(
+                f"| {label} | {n} | "
+                + " | ".join(_cell(cells[s]["mean"], cells[s]["ci95"]) for s in budget["steps"])
+                + " |"
+            )
+    lines += [
+        "",
+        "| paired difference | n | " + " | ".join(f"{s} steps" for s in budget["steps"]) + " |",
+        "|" + "---|" * (len(budget["steps"]) + 2),
+    ]
     for n in budget["ns"]:
         for comparison in dict.fromkeys(r["comparison"] for r in budget["paired"]):
             cells = {r["steps"]: r for r in budget["paired"] if r["n"] == n and r["comparison"] == comparison}
-            lines.append(f"| {comparison} | {n} | " + " | ".join(
-                _cell(cells[s]["mean"], cells[s]["ci95"]) for s in budget["steps"]) + " |")
+            lines.append(
+                f"| {comparison} | {n} | "
+                + " | ".join(_cell(cells[s]["mean"], cells[s]["ci95"]) for s in budget["steps"])
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -114,8 +124,15 @@ def table_csv(results: dict) -> str:
     for environment in results["environments"]:
         for row in environment["rows"]:
             writer.writerow(
-                [environment["name"], row["method"], row["n"], f"{row['mean']:.6f}", f"{row['ci95']:.6f}",
-                 f"{row['std']:.6f}", row["count"]]  # fmt: skip
+                [
+                    environment["name"],
+                    row["method"],
+                    row["n"],
+                    f"{row['mean']:.6f}",
+                    f"{row['ci95']:.6f}",
+                    f"{row['std']:.6f}",
+                    row["count"],
+                ]  # fmt: skip
             )
     return buffer.getvalue()
 

@@ -22,8 +22,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.theory` impor
 
 from tqdm.auto import tqdm  # noqa: E402
 
-from spac_hf.utils import atomic_write_json  # noqa: E402
-from spac_hf.utils import environment_info, torch_threads  # noqa: E402
+from spac_hf.utils import (  # noqa: E402
+    atomic_write_json,  # noqa: E402
+    environment_info,
+    torch_threads,
+)
 
 from benchmarks.theory.experiment import ENVIRONMENTS, run_budget_sweep, run_environment  # noqa: E402
 from benchmarks.theory.methods import METHOD_LIST, METHODS  # noqa: E402
@@ -35,8 +38,13 @@ DEFAULT_NS = [30, 100, 300, 1000, 3000]
 STRESS = {"sparse-100": {"ns": [300, 1000], "skip": ["spin"]}}
 BUDGET = {"environment": "sparse-30", "ns": [300], "steps": [10, 30, 100, 300],
           "methods": ["dpo", "iterative_dpo", "spac_theory", "spac_theory_no_pessimism"]}  # fmt: skip
-QUICK = {"ns": [30, 300], "seeds": 3, "environments": ["covered-optimal", "sparse-30"], "budget_steps": [5, 10],
-         "steps_scale": 0.05}
+QUICK = {
+    "ns": [30, 300],
+    "seeds": 3,
+    "environments": ["covered-optimal", "sparse-30"],
+    "budget_steps": [5, 10],
+    "steps_scale": 0.05,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,8 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=20, help="number of seeds (each: a new bandit and data set)")
     parser.add_argument("--environments", nargs="+", default=list(ENVIRONMENTS), choices=list(ENVIRONMENTS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--budget-steps", type=int, nargs="+", default=BUDGET["steps"],
-                        help=f"steps per iteration of the budget sweep ({BUDGET['environment']}, n in {BUDGET['ns']})")
+    parser.add_argument(
+        "--budget-steps",
+        type=int,
+        nargs="+",
+        default=BUDGET["steps"],
+        help=f"steps per iteration of the budget sweep ({BUDGET['environment']}, n in {BUDGET['ns']})",
+    )
     parser.add_argument("--no-budget", action="store_true", help="skip the budget sweep")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--quick", action="store_true", help=f"tiny run for tests: {QUICK}")
@@ -103,8 +116,17 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
             if name in STRESS and run_budget and budget is None:
                 budget = sweep(budget_methods, budget_ns, seeds, data_size, args, step)
             environments.append(
-                run_environment(name, ENVIRONMENTS[name], methods, ns, seeds, data_size=data_size, cells=args.cells,
-                                steps_scale=args.steps_scale, on_step=step)  # fmt: skip
+                run_environment(
+                    name,
+                    ENVIRONMENTS[name],
+                    methods,
+                    ns,
+                    seeds,
+                    data_size=data_size,
+                    cells=args.cells,
+                    steps_scale=args.steps_scale,
+                    on_step=step,
+                )  # fmt: skip
             )
         if run_budget and budget is None:
             budget = sweep(budget_methods, budget_ns, seeds, data_size, args, step)
@@ -134,7 +156,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         # this result is the sum of its cells' own times, each measured when the cell was computed.
         "compute_seconds_of_all_cells": round(
             sum(row.get("seconds") or 0.0 for e in environments for row in e["rows"])
-            + sum(row.get("seconds") or 0.0 for row in (budget or {}).get("rows", [])), 1
+            + sum(row.get("seconds") or 0.0 for row in (budget or {}).get("rows", [])),
+            1,
         ),
         "environment": environment_info(),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+
 # t_{0.975, df} for df = 1..30 (two-sided 95%); beyond 30 the Cornish-Fisher correction of z is within 1e-3.
 _T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,

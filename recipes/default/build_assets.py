@@ -32,12 +32,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+from cards import dataset_card, model_card  # noqa: E402  (next to this script)
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
-from cards import dataset_card, model_card  # noqa: E402  (next to this script)
-from spac_hf.tasks import reviews  # noqa: E402
 from spac_hf.generation import generate_responses  # noqa: E402
+from spac_hf.tasks import reviews  # noqa: E402
 from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS, mean_true_reward  # noqa: E402
 
 
@@ -194,8 +194,14 @@ def behaviour_pairs(model, tokenizer, prompts: list[str], rng: random.Random, se
 
     def sample_responses(prompts: list[str], seed: int) -> list[str]:
         return generate_responses(
-            model, tokenizer, prompts, max_new_tokens=DEFAULT_MAX_NEW_TOKENS, seed=seed,
-            batch_size=GENERATION_BATCH_SIZE, distributed=False, desc="Sampling behaviour responses",
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
+            seed=seed,
+            batch_size=GENERATION_BATCH_SIZE,
+            distributed=False,
+            desc="Sampling behaviour responses",
         )
 
     first = sample_responses(prompts, seed)

@@ -42,21 +42,21 @@ tags: [spac-hf, toy, sft]
 
 # spac-hf default SFT model: short product reviews
 
-A tiny `LlamaForCausalLM` ({stats['parameters']:,} parameters, float32) with a byte-level BPE tokenizer \
-({stats['vocab_size']} tokens), trained from scratch on a synthetic corpus of short product reviews. It is the starting \
+A tiny `LlamaForCausalLM` ({stats["parameters"]:,} parameters, float32) with a byte-level BPE tokenizer \
+({stats["vocab_size"]} tokens), trained from scratch on a synthetic corpus of short product reviews. It is the starting \
 model (pi_1 = pi_ref) of the shipped SPAC task: `accelerate launch recipes/spac.py` aligns it on CPU in minutes, and its \
 quality is measured exactly by the task's programmatic true reward. It is a test and demonstration model, nothing else.
 
 - Format: standard text, no chat template. Prompt "Review of the blue camera:", response " The camera is great.", \
 then the EOS token `<|endoftext|>`. Pad token `<|pad|>`, left padding, no BOS.
 - Default decoding (`generation_config.json`): sampling at temperature 1 with top_k 0 and top_p 1, i.e. y ~ pi, at \
-most {stats['max_new_tokens']} new tokens.
-- Training: {stats['sft_reviews']:,} reviews from the task grammar, loss on the response and EOS, AdamW, seed \
-{stats['seed']}; final training loss {stats['sft_final_loss']:.3f} nats a token.
+most {stats["max_new_tokens"]} new tokens.
+- Training: {stats["sft_reviews"]:,} reviews from the task grammar, loss on the response and EOS, AdamW, seed \
+{stats["seed"]}; final training loss {stats["sft_final_loss"]:.3f} nats a token.
 - The corpus mixes positive, neutral and negative reviews, some off topic and some degenerate, so the model is \
-mediocre by design: its mean true reward on the {stats['held_out_prompts']} held-out prompts is \
-**{stats['sft_model_mean_true_reward']:.3f} ± {stats['sft_model_stderr']:.3f}** (standard error, \
-{stats['eval_samples_per_prompt']} samples a prompt), where a perfect review scores about 0.8.
+mediocre by design: its mean true reward on the {stats["held_out_prompts"]} held-out prompts is \
+**{stats["sft_model_mean_true_reward"]:.3f} ± {stats["sft_model_stderr"]:.3f}** (standard error, \
+{stats["eval_samples_per_prompt"]} samples a prompt), where a perfect review scores about 0.8.
 
 ## True reward
 
@@ -64,11 +64,11 @@ mediocre by design: its mean true reward on the {stats['held_out_prompts']} held
 
 ## Samples (temperature 1)
 
-{_examples_table(stats['examples'])}
+{_examples_table(stats["examples"])}
 
 ## Rebuild
 
-`{REBUILD}` rebuilds the tokenizer, this model and the preference data from the seed (about {stats['build_seconds'] / 60:.0f} \
+`{REBUILD}` rebuilds the tokenizer, this model and the preference data from the seed (about {stats["build_seconds"] / 60:.0f} \
 minutes on 2 CPU cores).
 """
 
@@ -101,31 +101,31 @@ Offline preference data for the shipped SPAC task, in TRL's standard preference 
 
 | file | rows | what |
 |---|---|---|
-| `train.jsonl` | {train['pairs']} | preference pairs on the training prompts (one pair a prompt) |
-| `test.jsonl` | {test['pairs']} | held-out prompts, one preference pair each: the prompts of the true-reward evaluation and an eval set |
-| `sft.jsonl` | {stats['sft_reviews']:,} | `prompt`, `completion`: the corpus the SFT model was trained on (training prompts only) |
+| `train.jsonl` | {train["pairs"]} | preference pairs on the training prompts (one pair a prompt) |
+| `test.jsonl` | {test["pairs"]} | held-out prompts, one preference pair each: the prompts of the true-reward evaluation and an eval set |
+| `sft.jsonl` | {stats["sft_reviews"]:,} | `prompt`, `completion`: the corpus the SFT model was trained on (training prompts only) |
 
 ## How it was made
 
 1. The task has 960 prompts ("Review of the blue camera:", {len(reviews.PRODUCTS)} products x {len(reviews.COLOURS)} \
-colours x {len(reviews.PROMPT_TEMPLATES)} templates); {stats['held_out_prompts']} of them, chosen at random, are held out.
+colours x {len(reviews.PROMPT_TEMPLATES)} templates); {stats["held_out_prompts"]} of them, chosen at random, are held out.
 2. Behaviour policy mu = the shipped SFT model (`../model`). For each prompt two responses are sampled from it at \
-temperature 1 (top_k 0, top_p 1, at most {stats['max_new_tokens']} new tokens); an identical pair is sampled again.
+temperature 1 (top_k 0, top_p 1, at most {stats["max_new_tokens"]} new tokens); an identical pair is sampled again.
 3. Each pair is labelled by one draw from a Bradley-Terry model of the true reward: \
-P(y1 preferred to y2) = sigmoid((r(x, y1) - r(x, y2)) / tau) with **tau = {stats['bt_tau']}**. Labels are therefore \
-noisy, like human preferences: the chosen response has the higher true reward in {train['label_agreement']:.0%} of the \
-training pairs whose rewards differ ({train['tied_pairs']} pairs are exact ties, labelled by a coin flip).
+P(y1 preferred to y2) = sigmoid((r(x, y1) - r(x, y2)) / tau) with **tau = {stats["bt_tau"]}**. Labels are therefore \
+noisy, like human preferences: the chosen response has the higher true reward in {train["label_agreement"]:.0%} of the \
+training pairs whose rewards differ ({train["tied_pairs"]} pairs are exact ties, labelled by a coin flip).
 
 | split | pairs | mean r(chosen) | mean r(rejected) | labels agreeing with r |
 |---|---|---|---|---|
-| train | {train['pairs']} | {train['mean_reward_chosen']:.3f} | {train['mean_reward_rejected']:.3f} | \
-{train['label_agreement']:.1%} |
-| test | {test['pairs']} | {test['mean_reward_chosen']:.3f} | {test['mean_reward_rejected']:.3f} | \
-{test['label_agreement']:.1%} |
+| train | {train["pairs"]} | {train["mean_reward_chosen"]:.3f} | {train["mean_reward_rejected"]:.3f} | \
+{train["label_agreement"]:.1%} |
+| test | {test["pairs"]} | {test["mean_reward_chosen"]:.3f} | {test["mean_reward_rejected"]:.3f} | \
+{test["label_agreement"]:.1%} |
 
-The SFT model's mean true reward on the held-out prompts is **{stats['sft_model_mean_true_reward']:.3f} ± \
-{stats['sft_model_stderr']:.3f}** ({stats['eval_samples_per_prompt']} samples a prompt; the SFT corpus itself averages \
-{stats['sft_corpus_mean_reward']:.3f}); a perfect review scores about 0.8. Alignment worked if an iterate's mean true \
+The SFT model's mean true reward on the held-out prompts is **{stats["sft_model_mean_true_reward"]:.3f} ± \
+{stats["sft_model_stderr"]:.3f}** ({stats["eval_samples_per_prompt"]} samples a prompt; the SFT corpus itself averages \
+{stats["sft_corpus_mean_reward"]:.3f}); a perfect review scores about 0.8. Alignment worked if an iterate's mean true \
 reward on the test prompts rises clearly above that (`spac_hf.tasks.mean_true_reward`).
 
 The data carry that signal: on the seed-0 build, one epoch of TRL's `DPOTrainer` from the SFT model on `train.jsonl` \
@@ -139,6 +139,6 @@ previous iterate) raised it at every iteration.
 
 ## Rebuild
 
-`{REBUILD}` (seed {stats['seed']}, {stats['torch_threads']} torch threads; the same seed and thread count give the \
+`{REBUILD}` (seed {stats["seed"]}, {stats["torch_threads"]} torch threads; the same seed and thread count give the \
 same files).
 """

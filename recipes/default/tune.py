@@ -65,8 +65,10 @@ def build_split() -> dict:
     test_prompts = {json.loads(line)["prompt"] for line in (DATA / "test.jsonl").read_text().splitlines() if line}
     prompts = sorted({r["prompt"] for r in rows})
     held_out = set(random.Random(SPLIT_SEED).sample(prompts, VALIDATION_PROMPTS))
-    splits = {"train": [r for r in rows if r["prompt"] not in held_out],
-              "validation": [r for r in rows if r["prompt"] in held_out]}
+    splits = {
+        "train": [r for r in rows if r["prompt"] not in held_out],
+        "validation": [r for r in rows if r["prompt"] in held_out],
+    }
     assert not test_prompts & {r["prompt"] for r in rows}, "the training prompts overlap the test prompts"
     TUNING_DATA.mkdir(parents=True, exist_ok=True)
     from spac_hf.utils import atomic_write_text
@@ -88,8 +90,11 @@ def score_candidate(results: dict) -> dict:
         rewards = [r["true_reward"] for r in run["iterations"]]
         gains = [round(r - rewards[0], 4) for r in rewards[1:]]
         entry = per_method.setdefault(run["method"], {"seeds": {}})
-        entry["seeds"][str(run["seed"])] = {"true_reward": [round(r, 4) for r in rewards], "gains": gains,
-                                            "max_degenerate_fraction": max(degenerate, default=0.0)}
+        entry["seeds"][str(run["seed"])] = {
+            "true_reward": [round(r, 4) for r in rewards],
+            "gains": gains,
+            "max_degenerate_fraction": max(degenerate, default=0.0),
+        }
     for entry in per_method.values():
         seeds = entry["seeds"].values()
         entry["worst_gain"] = min(g for s in seeds for g in s["gains"])
@@ -126,15 +131,19 @@ def write_report(search: dict) -> None:
         f"training: the other {search['split']['train']} pairs in three thirds; seeds {search['seeds']}. "
         "Gain = an iterate's true reward minus its starting model's (same seed).",
         "",
-        "| candidate | worst gain | mean final gain | " + " | ".join(f"{m} final gain" for m in METHODS)
+        "| candidate | worst gain | mean final gain | "
+        + " | ".join(f"{m} final gain" for m in METHODS)
         + " | max degenerate | chosen |",
         "|" + "---|" * (5 + len(METHODS)),
     ]
     for name, s in search["candidates"].items():
         finals = [f"{s['methods'][m]['mean_final_gain']:+.3f}" if m in s["methods"] else "" for m in METHODS]
         degenerate = max(e["max_degenerate_fraction"] for e in s["methods"].values())
-        lines.append(f"| {name} | {s['worst_gain']:+.3f} | {s['mean_final_gain']:+.3f} | " + " | ".join(finals)
-                     + f" | {degenerate:.0%} | {'**yes**' if name == search.get('chosen') else ''} |")
+        lines.append(
+            f"| {name} | {s['worst_gain']:+.3f} | {s['mean_final_gain']:+.3f} | "
+            + " | ".join(finals)
+            + f" | {degenerate:.0%} | {'**yes**' if name == search.get('chosen') else ''} |"
+        )
     atomic_write_text(RESULTS / "search.md", "\n".join(lines) + "\n")
 
 
@@ -174,8 +183,11 @@ def readme_tables() -> str:
         for method in results["settings"]["methods"]:
             cells = sorted((c for c in results["summary"]["cells"] if c["method"] == method),
                            key=lambda c: c["iteration"])  # fmt: skip
-            lines.append(f"| {LABELS.get(method, method)} | {sft['mean']:.3f} ± {sft['ci95']:.3f} | "
-                         + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells) + " |")
+            lines.append(
+                f"| {LABELS.get(method, method)} | {sft['mean']:.3f} ± {sft['ci95']:.3f} | "
+                + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells)
+                + " |"
+            )
         lines += ["", "| method | seed | true reward: SFT / iterate 1 / 2 / 3 |", "|---|---|---|"]
         order = results["settings"]["methods"]
         for run in sorted(results["runs"], key=lambda r: (order.index(r["method"]), r["seed"])):
@@ -215,7 +227,9 @@ def main(argv: list[str] | None = None) -> dict:
     previous = json.loads((RESULTS / "search.json").read_text()) if (RESULTS / "search.json").exists() else {}
     search = {
         "command": "python recipes/default/tune.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "split": split, "seeds": list(range(args.seeds)), "methods": list(METHODS),
+        "split": split,
+        "seeds": list(range(args.seeds)),
+        "methods": list(METHODS),
         "candidates": previous.get("candidates", {}) if previous.get("seeds") == list(range(args.seeds)) else {},
     }
     for lr, epochs, beta in CANDIDATES:
@@ -223,20 +237,46 @@ def main(argv: list[str] | None = None) -> dict:
         if args.candidates and name not in args.candidates:
             continue
         started = time.perf_counter()
-        results = run_benchmark([
-            "--seeds", str(args.seeds), "--methods", *METHODS, "--threads", "1",
-            "--work-dir", str(args.work_dir / name), "--out", str(args.work_dir / name / "report"),
-            "--", "--dataset_config", "tuning", "--dataset_test_split", "validation",
-            "--learning_rate", f"{lr:g}", "--num_train_epochs", str(epochs), "--beta", f"{beta:g}",
-        ])
-        search["candidates"][name] = {"learning_rate": lr, "num_train_epochs": epochs, "beta": beta,
-                                      **score_candidate(results),
-                                      "wall_seconds": round(time.perf_counter() - started, 1)}
+        results = run_benchmark(
+            [
+                "--seeds",
+                str(args.seeds),
+                "--methods",
+                *METHODS,
+                "--threads",
+                "1",
+                "--work-dir",
+                str(args.work_dir / name),
+                "--out",
+                str(args.work_dir / name / "report"),
+                "--",
+                "--dataset_config",
+                "tuning",
+                "--dataset_test_split",
+                "validation",
+                "--learning_rate",
+                f"{lr:g}",
+                "--num_train_epochs",
+                str(epochs),
+                "--beta",
+                f"{beta:g}",
+            ]
+        )
+        search["candidates"][name] = {
+            "learning_rate": lr,
+            "num_train_epochs": epochs,
+            "beta": beta,
+            **score_candidate(results),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+        }
         search["chosen"] = choose(search["candidates"])
         write_report(search)
-        print(f"{name}: worst gain {search['candidates'][name]['worst_gain']:+.3f}, "
-              f"mean final gain {search['candidates'][name]['mean_final_gain']:+.3f}; chosen so far: "
-              f"{search['chosen']}", flush=True)
+        print(
+            f"{name}: worst gain {search['candidates'][name]['worst_gain']:+.3f}, "
+            f"mean final gain {search['candidates'][name]['mean_final_gain']:+.3f}; chosen so far: "
+            f"{search['chosen']}",
+            flush=True,
+        )
     return search
 
 

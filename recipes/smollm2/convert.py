@@ -55,7 +55,10 @@ def convert_model(out: Path) -> None:
         expected, got = gguf_model.generate(**ids, **greedy), model.generate(**ids, **greedy)
     if not torch.equal(expected, got):
         raise RuntimeError("The converted model does not generate like the GGUF model.")
-    print("Check: the converted model answers", repr(tokenizer.decode(got[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)))
+    print(
+        "Check: the converted model answers",
+        repr(tokenizer.decode(got[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)),
+    )
 
     with atomic_directory(out) as tmp:
         model.save_pretrained(tmp)

@@ -1,8 +1,8 @@
 """spac-hf: SPAC (Self-Play with Adversarial Critic, arXiv 2406.04274) for TRL.
 
-    from spac_hf import SPACConfig, SPACTrainer   # where you used DPOConfig, DPOTrainer
-    from spac_hf import spac_loss                 # the loss, as a pure function
-    from spac_hf import run_self_play             # T iterations of generate, train, save (SPAC, SPIN, DPO)
+from spac_hf import SPACConfig, SPACTrainer   # where you used DPOConfig, DPOTrainer
+from spac_hf import spac_loss                 # the loss, as a pure function
+from spac_hf import run_self_play             # T iterations of generate, train, save (SPAC, SPIN, DPO)
 """
 
 from importlib import import_module

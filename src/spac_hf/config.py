@@ -238,7 +238,8 @@ class SPACConfig(SelfPlayConfig):
     smoothing: str = field(
         default="sigmoid",
         metadata={
-            "help": "Form of the pessimism term: `sigmoid` (smoothed, bounded below) or `linear` (Algorithm 1's form).",
+            "help": "Form of the pessimism term: `sigmoid` (smoothed, bounded below) or `linear` (Algorithm 1's "
+            "form).",
             "choices": list(SMOOTHINGS),
         },
     )

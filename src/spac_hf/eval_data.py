@@ -44,6 +44,7 @@ from typing import Any
 
 from .utils import atomic_directory, atomic_write_bytes
 
+
 DATA_ENV = "SPAC_HF_DATA"
 
 

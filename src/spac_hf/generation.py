@@ -61,9 +61,16 @@ def _generate_hf(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = _stop_token_ids(model, tokenizer)
     # top_k=0 must be passed explicitly: transformers' `generate` otherwise applies top_k=50 and y would not be ~ pi_t.
-    sampling = {"do_sample": False} if temperature == 0 else {
-        "do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-    }
+    sampling = (
+        {"do_sample": False}
+        if temperature == 0
+        else {
+            "do_sample": True,
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+        }
+    )
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -165,8 +172,14 @@ def generate_responses(
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed + rank)
             local = _generate_hf(
-                model, tokenizer, prompt_ids, indices, batch_size=batch_size,
-                show_progress=state is None or state.is_local_main_process, desc=desc, **sampling,
+                model,
+                tokenizer,
+                prompt_ids,
+                indices,
+                batch_size=batch_size,
+                show_progress=state is None or state.is_local_main_process,
+                desc=desc,
+                **sampling,
             )
     elif backend == "vllm":
         if not isinstance(model, str):

@@ -59,7 +59,9 @@ def check_spac_options(
     if not lam >= 0:  # also rejects NaN
         raise ValueError(f"`lam` (the weight of the preference term, lambda) must be >= 0, got {lam}.")
     if not (pessimism_weight >= 0 and math.isfinite(pessimism_weight)):
-        raise ValueError(f"`pessimism_weight` (the weight of the pessimism term) must be >= 0, got {pessimism_weight}.")
+        raise ValueError(
+            f"`pessimism_weight` (the weight of the pessimism term) must be >= 0, got {pessimism_weight}."
+        )
     if real not in REAL_RESPONSES:
         raise ValueError(f"`real` must be one of {REAL_RESPONSES}, got {real!r}.")
     if smoothing not in SMOOTHINGS:

@@ -69,8 +69,13 @@ class DataCollatorForSPAC(DataCollatorMixin):
             raise ValueError(f"Unsupported truncation mode: {self.truncation_mode!r}.")
         if self.share_prompt or self.padding_free:
             batch = pack_examples(
-                examples, self.responses, self.pad_token_id, share_prompt=self.share_prompt,
-                padding_free=self.padding_free, max_length=self.max_length, truncation_mode=self.truncation_mode,
+                examples,
+                self.responses,
+                self.pad_token_id,
+                share_prompt=self.share_prompt,
+                padding_free=self.padding_free,
+                max_length=self.max_length,
+                truncation_mode=self.truncation_mode,
                 pad_to_multiple_of=self.pad_to_multiple_of,
             )
             return self._add_ref_logps(batch, examples)
@@ -263,8 +268,10 @@ class SPACTrainer(DPOTrainer):
                 reasons = [packing_unsupported_reason(m, device, truncation, False) for m in models]
                 reason = next((r for r in reasons if r), None)
                 if reason:
-                    warn_fallback(" / ".join(o for o, on in [("share_prompt", share), ("padding_free", free)] if on),
-                                  f"{type(self.accelerator.unwrap_model(self.model)).__name__}: {reason}")
+                    warn_fallback(
+                        " / ".join(o for o, on in [("share_prompt", share), ("padding_free", free)] if on),
+                        f"{type(self.accelerator.unwrap_model(self.model)).__name__}: {reason}",
+                    )
                     share = free = False
                 elif share and (reason := packing_unsupported_reason(models[0], device, truncation, True)):
                     warn_fallback("share_prompt", reason)
@@ -340,8 +347,13 @@ class SPACTrainer(DPOTrainer):
         if "prompt" not in dataset.column_names:
             raise ValueError(f"{name}: a pre-tokenized data set must already hold `generated_ids`.")
         dataset = add_self_play_column(
-            dataset, self._tokenizer, self.args, conversational=self._conversational, policy_path=self._model_path,
-            policy=self._model_for_generation, name=name,
+            dataset,
+            self._tokenizer,
+            self.args,
+            conversational=self._conversational,
+            policy_path=self._model_path,
+            policy=self._model_for_generation,
+            name=name,
         )
         # Re-tokenize the row with its new response, so the prompt boundary is shared by all three responses.
         dataset = dataset.remove_columns([c for c in dataset.column_names if c.endswith("_ids")])
@@ -364,15 +376,18 @@ class SPACTrainer(DPOTrainer):
                 eval_dataset = {key: prepare(value, key) for key, value in eval_dataset.items()}
             else:
                 eval_dataset = prepare(eval_dataset, "eval")
-        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        return super().evaluate(
+            eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix
+        )
 
     # ------------------------------------------------------------------ log-probs
 
     def _sequence_logps(self, model, inputs, **model_kwargs):
         """Summed completion log-probs of every sequence of the batch, and the model outputs (fused LM head)."""
         if "sequence_ids" in inputs:  # shared-prompt / padding-free layout (`spac_hf.packing`)
-            outputs = model(**self._packed_forward_kwargs(model, inputs), **model_kwargs, use_cache=False,
-                            fused_lm_head=True)
+            outputs = model(
+                **self._packed_forward_kwargs(model, inputs), **model_kwargs, use_cache=False, fused_lm_head=True
+            )
             # Every scored position adds its log-prob to its sequence; unscored ones are 0 (added to sequence 0).
             logps = outputs.log_probs.new_zeros(inputs["completion_lengths"].numel())
             logps = logps.index_add(0, inputs["sequence_ids"].clamp(min=0).flatten(), outputs.log_probs.flatten())
@@ -465,8 +480,12 @@ class SPACTrainer(DPOTrainer):
         losses, pessimism_losses, preference_losses = spac_loss(
             LogProbs(policy["chosen"], policy["rejected"], policy.get("generated")),
             LogProbs(ref["chosen"], ref["rejected"], ref.get("generated")),
-            beta=self.beta, lam=self.lam, real=args.real_response, smoothing=args.smoothing,
-            pessimism=args.use_pessimism, pessimism_weight=args.pessimism_weight,
+            beta=self.beta,
+            lam=self.lam,
+            real=args.real_response,
+            smoothing=args.smoothing,
+            pessimism=args.use_pessimism,
+            pessimism_weight=args.pessimism_weight,
         )
         loss = losses.mean()
         if self.aux_loss_enabled:

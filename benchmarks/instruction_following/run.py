@@ -17,7 +17,6 @@ an interrupted benchmark leaves a report marked partial that says what is left.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable
 
 from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
 
+from benchmarks.ground_truth.run import _json_safe
 from benchmarks.instruction_following import stats
 from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS, LEADERBOARD_MAX_GEN_TOKS, run_ifeval
 from benchmarks.instruction_following.methods import METHOD_NAMES, REPO_ROOT, methods, theory_preset_args
@@ -134,16 +134,6 @@ def jobs(args: argparse.Namespace) -> list[tuple[str, int | None, str | None]]:
                 out.append(("ifeval", None, None))  # the SFT model, once
             out += [("ifeval", seed, m) for m in args.methods]
     return out
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _minutes(seconds: float) -> str:

@@ -17,8 +17,8 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 def make_dry_run(target: str, tmp_path: Path) -> list[str]:
     """The commands `make <target>` would run in a fresh checkout (a virtual environment that does not exist yet)."""
-    result = subprocess.run(["make", "-n", "--no-print-directory", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    command = ["make", "-n", "--no-print-directory", target, f"VENV={tmp_path / 'venv'}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 

@@ -45,11 +45,27 @@ class TimedSPACTrainer(SPACTrainer):
             self.phase_seconds["reference"] += time.perf_counter() - start - inner_generation
 
 
+def timed_iteration(model, args: SPACConfig, rows: list[dict], tokenizer=None) -> tuple[TimedSPACTrainer, dict]:
+    """Build and train a `TimedSPACTrainer` on `rows`; return it and the seconds of each phase of the iteration
+    (setup, generation, reference log-probs, training)."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+
+    start = time.perf_counter()
+    trainer = TimedSPACTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)
+    built = time.perf_counter()
+    trainer.train()
+    trained = time.perf_counter()
+    phases = dict(trainer.phase_seconds)
+    phases["setup"] = (built - start) - phases["generation"] - phases["reference"]
+    phases["training"] = trained - built
+    return trainer, phases
+
+
 def measure(size_name: str, prompts: int, epochs: float, settings: dict, threads: int) -> dict:
     """Run in a fresh process: build the trainer (generation + reference), train, and return the phase seconds."""
     import torch
-    from datasets import Dataset
-    from transformers import PrinterCallback
 
     from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows
 
@@ -84,15 +100,7 @@ def measure(size_name: str, prompts: int, epochs: float, settings: dict, threads
             lam=1.0,
             learning_rate=5e-7,
         )
-        start = time.perf_counter()
-        trainer = TimedSPACTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-        trainer.remove_callback(PrinterCallback)
-        built = time.perf_counter()
-        trainer.train()
-        trained = time.perf_counter()
-    phases = dict(trainer.phase_seconds)
-    phases["setup"] = (built - start) - phases["generation"] - phases["reference"]
-    phases["training"] = trained - built
+        trainer, phases = timed_iteration(model, args, rows, tokenizer)
     total = sum(phases.values())
     generated = trainer.train_dataset["generated_ids"]
     return {

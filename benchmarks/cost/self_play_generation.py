@@ -42,7 +42,7 @@ import torch
 
 from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, torch_threads
 
-from benchmarks.cost.iteration_share import TimedSPACTrainer
+from benchmarks.cost.iteration_share import timed_iteration
 from benchmarks.cost.models import ultrafeedback_like_lengths
 
 
@@ -189,8 +189,7 @@ def throughput(model, tokenizer, rows, max_new_tokens, batch_size, repeats, seed
 
 
 def iteration(model_dir, tokenizer, rows, max_new_tokens, batch_size, seed) -> dict:
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, PrinterCallback
+    from transformers import AutoModelForCausalLM
 
     from spac_hf import SPACConfig
 
@@ -202,15 +201,7 @@ def iteration(model_dir, tokenizer, rows, max_new_tokens, batch_size, seed) -> d
             max_length=None, max_new_tokens=max_new_tokens, generation_batch_size=len(rows), num_train_epochs=1,
             seed=seed, beta=0.1, lam=1.0, learning_rate=5e-7,
         )  # fmt: skip
-        start = time.perf_counter()
-        trainer = TimedSPACTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-        trainer.remove_callback(PrinterCallback)
-        built = time.perf_counter()
-        trainer.train()
-        trained = time.perf_counter()
-    phases = dict(trainer.phase_seconds)
-    phases["setup"] = (built - start) - phases["generation"] - phases["reference"]
-    phases["training"] = trained - built
+        trainer, phases = timed_iteration(model, args, rows, tokenizer)
     total = sum(phases.values())
     data = trainer.train_dataset
     return {

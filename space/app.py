@@ -209,6 +209,8 @@ def build_demo(settings: Settings, allowlist: dict[str, ModelEntry] | None = Non
         if reward is None:
             return describe(None, settings.reward_task), describe(None, settings.reward_task)
         prompt = prompt.strip() if isinstance(prompt, str) else ""
+        if not prompt:  # nothing was asked (the metric scores an answer to its prompt)
+            return "", ""
         return tuple(describe(reward(prompt, text), settings.reward_task) for text in texts)
 
     def generate_pair(prompt, left, right, max_new_tokens, temperature) -> Iterator[tuple[str, str, str, str]]:

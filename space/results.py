@@ -202,9 +202,16 @@ def ranking_name(seeds: int) -> str:
 
 
 def rankings(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The models split by their number of seeds: name -> that group's `models_frame` rows; single runs first."""
+    """The models split by their number of seeds and, when the rows come from several starting models (the review
+    task's tiny model, SmolLM2 on instruction following), by starting model too: a ranking only compares models
+    trained from the same model. Name -> that group's `models_frame` rows; single runs first."""
     models = models_frame(frame)
-    return {ranking_name(int(n)): group for n, group in sorted(models.groupby(SEEDS), key=lambda item: item[0])}
+    base = models["base_model"].fillna("")
+    several = base.nunique() > 1
+    groups = sorted(models.groupby([SEEDS, base]), key=lambda item: item[0])
+    return {
+        ranking_name(int(n)) + (f" from {start}" if several and start else ""): group for (n, start), group in groups
+    }
 
 
 def leaderboard(models: pd.DataFrame, methods: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:

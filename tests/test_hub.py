@@ -116,6 +116,14 @@ def test_model_card_metadata_and_body():
     assert "chen2024spin" not in text and "rafailov2023dpo" not in text
 
 
+def test_a_true_reward_result_names_the_evaluate_metric_that_computed_it():
+    rows = [{"task": "true_reward_reviews", "metric": "degenerate_fraction", "value": 0.25}]
+    (result,) = ModelCard(str(build_model_card(**card_kwargs(eval_results=rows)))).data.eval_results
+    assert (result.metric_type, result.metric_name, result.metric_value) == (
+        "spac-hf/review_reward", "degenerate_fraction (evaluate metric spac-hf/review_reward)", 0.25
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "method, tags, citation",
     [

@@ -1,5 +1,6 @@
-"""The tasks' rewards as `evaluate` metrics (metrics/<name>/): offline loading, equality with the task's function,
-clear errors on malformed input, the Space's app, and the push to a metric Space through the real Hub client."""
+"""The tasks' rewards as `evaluate` metrics (src/spac_hf/metrics/<name>/): offline loading, equality with the task's
+function, clear errors on malformed input, the Space's app, and the push to a metric Space through the real Hub
+client."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ from hub_server import USER
 evaluate = pytest.importorskip("evaluate")
 
 ROOT = Path(__file__).resolve().parent.parent
-METRICS = ROOT / "metrics"
+METRICS = ROOT / "src" / "spac_hf" / "metrics"
 REVIEW = METRICS / "review_reward"
 IF_METRIC = METRICS / "instruction_following_reward"
 
 
 def _load_push_command():
-    """metrics/push.py, the documented push command (a script beside the metric folders, not a package module)."""
+    """src/spac_hf/metrics/push.py, the documented push command (a script beside the metric folders, not a module)."""
     spec = importlib.util.spec_from_file_location("spac_hf_metrics_push", METRICS / "push.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -78,13 +79,40 @@ def test_equals_the_task_reward_function(review_metric):
     assert result["mean_reward"] == sum(expected) / len(expected)
     assert result["degenerate_fraction"] == sum(r == -1.0 for r in expected) / len(expected)
     assert len(set(expected)) > 20 and min(expected) == -1.0 and max(expected) > 0.7  # the cases span the range
+    from spac_hf.tasks.reviews import reward_breakdown
+
+    with_parts = review_metric.compute(predictions=responses[:40], prompts=prompts[:40], breakdown=True)
+    assert with_parts["breakdowns"] == [reward_breakdown(p, r) for p, r in zip(prompts[:40], responses[:40])]
+    assert "breakdowns" not in result
+
+
+def test_the_evaluators_score_through_the_metric(monkeypatch, tiny_model_dir):
+    """One scoring path: `mean_true_reward` takes its rewards from the metric, so a changed metric changes them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spac_hf.tasks import metrics, true_reward
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = ["Review of the blue camera:", "Review of the red phone:"]
+    honest = true_reward.mean_true_reward(model, tokenizer, prompts, max_new_tokens=6)
+    real_metric = metrics.load_metric("true_reward_reviews")
+
+    class Shifted:
+        def compute(self, **inputs):
+            result = real_metric.compute(**inputs)
+            return {**result, "rewards": [r + 1.0 for r in result["rewards"]]}
+
+    monkeypatch.setattr(metrics, "load_metric", lambda task: Shifted())
+    shifted = true_reward.mean_true_reward(model, tokenizer, prompts, max_new_tokens=6)
+    assert shifted["per_prompt"] == pytest.approx([r + 1.0 for r in honest["per_prompt"]])
 
 
 def test_the_metric_carries_the_library_code_verbatim():
     for name, copies in VENDORED.items():
         for copy, original in copies.items():
             assert (METRICS / name / copy).read_bytes() == (ROOT / original).read_bytes(), (
-                f"metrics/{name}/{copy} is stale: cp {original} metrics/{name}/{copy}"
+                f"src/spac_hf/metrics/{name}/{copy} is stale: cp {original} src/spac_hf/metrics/{name}/{copy}"
             )
 
 
@@ -200,8 +228,9 @@ def test_every_task_metric_names_an_existing_metric_folder():
 
     for task, name in TASK_METRICS.items():
         check_metric_folder(METRICS / name)
-        fields = metric_fields(task)
-        assert fields["metric_type"] == f"spac-hf/{name}" and name in fields["metric_name"]
+        fields = metric_fields(task, "degenerate_fraction")
+        assert fields["metric_type"] == f"spac-hf/{name}"
+        assert fields["metric_name"] == f"degenerate_fraction (evaluate metric spac-hf/{name})"
     assert metric_fields("arc_challenge") == {}
 
 

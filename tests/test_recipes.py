@@ -90,6 +90,13 @@ def tiny_data(tmp_path_factory):
     return str(folder)
 
 
+def swapped(model, data, out) -> list[str]:
+    """A paper config's model and data replaced by the tiny ones, on the CPU (the machine, not the recipe: bf16 on a
+    CPU needs `--use_cpu`)."""
+    return ["--model_name_or_path", model, "--dataset_name", data, "--dataset_train_split", "train",
+            "--dataset_test_split", "test", "--output_dir", str(out), "--use_cpu", "true"]  # fmt: skip
+
+
 def run_recipe(method, config, *overrides, timeout=300):
     command = [sys.executable, str(RECIPES / f"{method}.py"), "--config", str(config), *overrides]
     return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
@@ -99,21 +106,7 @@ def run_recipe(method, config, *overrides, timeout=300):
 @pytest.mark.parametrize("config", FULL_CONFIGS, ids=lambda p: method_of(p))
 def test_full_config_runs_with_the_model_and_data_swapped(config, tiny_model_dir, tiny_data, tmp_path):
     out = tmp_path / "run"
-    swapped = [
-        "--model_name_or_path",
-        tiny_model_dir,
-        "--dataset_name",
-        tiny_data,
-        "--dataset_train_split",
-        "train",
-        "--dataset_test_split",
-        "test",
-        "--output_dir",
-        str(out),
-        "--use_cpu",
-        "true",
-    ]  # the machine, not the recipe: bf16 on a CPU needs it
-    result = run_recipe(method_of(config), config, *swapped)
+    result = run_recipe(method_of(config), config, *swapped(tiny_model_dir, tiny_data, out))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     assert [it["iteration"] for it in summary["iterates"]] == [1, 2, 3]
@@ -133,18 +126,7 @@ def test_qlora_config_runs_as_lora_on_cpu(tiny_model_dir, tiny_data, tmp_path):
     result = run_recipe(
         "spac",
         config,
-        "--model_name_or_path",
-        tiny_model_dir,
-        "--dataset_name",
-        tiny_data,
-        "--dataset_train_split",
-        "train",
-        "--dataset_test_split",
-        "test",
-        "--output_dir",
-        str(out),
-        "--use_cpu",
-        "true",
+        *swapped(tiny_model_dir, tiny_data, out),
         "--load_in_4bit",
         "false",
         "--num_iterations",

@@ -239,6 +239,23 @@ def test_committed_ground_truth_ranking_matches_its_results_file():
     assert (table["method"] == "SFT").sum() == 1
 
 
+def test_the_instruction_following_results_rank_apart_from_the_review_task():
+    """Read together (the Space's default), the two benchmarks never share a ranking: different starting models."""
+    import json
+
+    root = SPACE_DIR.parent / "results"
+    summary = json.loads((root / "instruction_following" / "results.json").read_text())["summary"]
+    frame, _ = results.load_results([root / "instruction_following" / "dataset", root / "ground_truth"])
+    ranks = results.rankings(frame)
+    bases = [set(models["base_model"]) for models in ranks.values()]
+    assert len(ranks) >= 2 and all(len(b) == 1 for b in bases)
+    (smollm2,) = [models for models in ranks.values() if models["model"].str.startswith("smollm2-if/").any()]
+    shown = smollm2[smollm2["column"].str.startswith("ifeval_inst_level_strict_acc")].set_index("model")["value"]
+    expected = {f"smollm2-if/{m}": c["ifeval_inst_level_strict_acc"]["mean"] for m, c in summary["cells"].items()
+                if "ifeval_inst_level_strict_acc" in c}  # fmt: skip
+    assert expected and {m: shown[m] for m in expected} == pytest.approx(expected)
+
+
 def test_later_files_win_for_the_same_key_and_incomplete_rows_are_dropped():
     rows = [result_row("m", "spac", 1, "t", "mean", 0.1), result_row("m", "spac", 1, "t", "mean", 0.2)]
     rows.append({"model": "m", "task": "t2", "metric": "mean", "value": None})
@@ -356,7 +373,9 @@ def test_settings_in_a_checkout_and_on_a_space(tmp_path, monkeypatch):
     assert local.discover_root == SPACE_DIR.parent
     # The embedded default's runs and the ground-truth benchmark; never the leaderboard's fixture smoke run.
     root = SPACE_DIR.parent
-    assert local.results_dirs == (root / "outputs" / "default", root / "results" / "ground_truth")
+    results = root / "results"
+    assert local.results_dirs == (results / "instruction_following" / "dataset", root / "outputs" / "default",
+                                  results / "ground_truth")  # fmt: skip
     # A Space's folder alone: no discovery, no local results unless asked, the Hub dataset from the environment.
     monkeypatch.setenv("SPAC_RESULTS_DATASET", "someone/results")
     monkeypatch.setenv("SPAC_MAX_NEW_TOKENS", "32")
@@ -395,7 +414,7 @@ def test_client_generates_with_two_allowed_models(client, launched, settings):
     job = client.submit("the cat sits", SFT, SPAC1, 12, 1.0, api_name="/generate")
     left, right, left_reward, right_reward = job.result(timeout=60)
     assert left.strip() and right.strip()
-    # The true reward of each answer, computed by the task's program on exactly that answer.
+    # The true reward of each answer, computed by the task's program on exactly that answer (through its metric).
     from spac_hf.tasks.reviews import reward
 
     for text, shown in ((left, left_reward), (right, right_reward)):

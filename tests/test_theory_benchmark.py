@@ -247,3 +247,18 @@ def test_theory_settings_come_from_the_library_preset():
     )  # fmt: skip
     assert METHOD_BY_NAME["spac_theory_no_pessimism"].config == replace(THEORY, pessimism=False)
     assert METHOD_BY_NAME["algorithm1"].output == "mixture"
+
+
+def test_the_theory_methods_are_the_library_methods_and_variants_of_them():
+    from spac_hf.methods import METHODS as LIBRARY_METHODS
+
+    from benchmarks.theory.methods import METHOD_LIST
+
+    at_paper_settings = [m.name for m in METHOD_LIST if not m.variant and m.name != "algorithm1"]
+    assert at_paper_settings == list(LIBRARY_METHODS)
+    assert all(m.record is LIBRARY_METHODS[m.record.name] for m in METHOD_LIST)
+    # The exact-critic procedures keep the names the committed cells were computed under.
+    assert {m.name: m.kind for m in METHOD_LIST if m.exact_critic} == {
+        "dpo_bounded": "dpo_bounded",
+        "algorithm1": "algorithm1",
+    }

@@ -1,4 +1,5 @@
-"""Write the benchmark's report next to results.json: table.md, table.csv and instruction_following.png.
+"""Write the benchmark's report next to results.json: table.md, table.csv, instruction_following.png and dataset/ (a
+results dataset in the Hub layout, which the Space reads).
 
 Every number comes from `results.json`, so the report can be rebuilt from it alone:
 `python benchmarks/instruction_following/report.py results/instruction_following`.
@@ -15,6 +16,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from spac_hf.hub import save_results_dataset
 from spac_hf.utils import atomic_write_text
 
 from recipes.script_utils import save_figure
@@ -274,11 +276,59 @@ def update_readme(results: dict, readme: Path) -> None:
     atomic_write_text(readme, text[:start] + readme_block(results) + text[end:])
 
 
+# What the results dataset carries, as tasks (the Space ranks models by the mean of their tasks' `mean_over_seeds`).
+DATASET_TASKS = {
+    "ifeval_inst_level_strict_acc": "ifeval_inst_level_strict_acc",
+    "ifeval_prompt_level_strict_acc": "ifeval_prompt_level_strict_acc",
+    "in_dist_true_reward": "true_reward_instruction_following",
+}
+MODEL_PREFIX = "smollm2-if/"  # keeps these models apart from the review task's `sft`, `spac-iter3`, ... in the Space
+
+
+def dataset_rows(results: dict) -> list[dict]:
+    """Results-dataset rows in the ground-truth benchmark's shape: the SFT model and every method's final iterate; per
+    task of `DATASET_TASKS` the mean over seeds (`stderr`: the standard error across seeds), the 95% CI half-width
+    and the seed count. The SFT model is scored once (greedy decoding: the same at every seed). The theory preset is
+    a SPAC model (`method` "spac"), told apart by its `model`."""
+    summary, settings = results["summary"], results["settings"]
+    seeds = len(settings["seeds"])
+    rows = []
+    models = [("sft", None, 0, {k: {"mean": v, "std": None, "ci95": None, "count": seeds}
+                                for k, v in summary["sft"].items()})]  # fmt: skip
+    models += [(name, "spac" if name.startswith("spac") else name,
+                settings["per_method"].get(name, {}).get("num_iterations"), cells)
+               for name, cells in summary["cells"].items()]  # fmt: skip
+    for name, method, iteration, cells in models:
+        common = {"model": MODEL_PREFIX + name, "base_model": settings["base_model"], "method": method,
+                  "iteration": iteration}  # fmt: skip
+        for key, task in DATASET_TASKS.items():
+            stats = cells.get(key)
+            if stats is None or not _finite(stats["mean"]):
+                continue
+            stderr = stats["std"] / math.sqrt(stats["count"]) if _finite(stats["std"]) else None
+            mean = stats["mean"]
+            rows.append({**common, "task": task, "metric": "mean_over_seeds", "value": mean, "stderr": stderr})
+            if _finite(stats["ci95"]):
+                rows.append({**common, "task": task, "metric": "ci95_halfwidth_over_seeds", "value": stats["ci95"]})
+            rows.append({**common, "task": task, "metric": "num_seeds", "value": stats["count"]})
+    return rows
+
+
 def write_report(results: dict, out: Path) -> None:
     out = Path(out)
     atomic_write_text(out / "table.md", table_markdown(results))
     atomic_write_text(out / "table.csv", table_csv(results))
     save_figure(plot_figure(results), out / "instruction_following.png")
+    description = (
+        "The instruction-following benchmark of spac-hf: SmolLM2-135M-Instruct (SFT) and its alignment by DPO, "
+        "iterative DPO, SPIN and SPAC (defaults and the theory preset) on real prompts with IFEval's verifiable "
+        "constraints; IFEval's 541 prompts (held out) and the in-distribution reward (the "
+        "`spac-hf/instruction_following_reward` metric). Values are means over seeds (`*_mean_over_seeds`, `stderr` "
+        "across seeds), with the 95% CI half-width and the number of seeds. "
+        + ("Complete." if results["status"] == "complete" else "PARTIAL: not every seed and method is done yet.")
+    )
+    save_results_dataset(dataset_rows(results), out / "dataset", dataset_name="spac-hf-instruction-following-results",
+                         description=description)  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -286,4 +336,4 @@ if __name__ == "__main__":
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     write_report(results, folder)
     update_readme(results, Path(__file__).resolve().parent / "README.md")
-    print(f"rewrote table.md, table.csv and instruction_following.png in {folder}, and the README's results")
+    print(f"rewrote table.md, table.csv, instruction_following.png and dataset/ in {folder}, and the README's results")

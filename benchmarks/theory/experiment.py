@@ -148,7 +148,7 @@ def run_environment(
             method = METHOD_BY_NAME[method_name]
             config = method_config(method, bandit_config, steps_scale=steps_scale)
             identity = {"bandit": asdict(bandit_config), "seeds": seeds, "n": n, "data_size": data_size,
-                        "method": asdict(method), "config": asdict(config)}  # fmt: skip
+                        "method": method.identity, "config": asdict(config)}  # fmt: skip
             path = cells / name / f"{method_name}_n{n}.json" if cells else None
             cell = cached(path, identity, partial(run_cell, method, config, bandit, data.head(n), j_best, memo))
             rows.append({"environment": name, "method": method_name, "label": method.label, "n": n, **cell})
@@ -194,7 +194,7 @@ def run_budget_sweep(
                 method = METHOD_BY_NAME[method_name]
                 config = method_config(method, bandit_config, steps=budget)
                 identity = {"bandit": asdict(bandit_config), "seeds": seeds, "n": n, "data_size": data_size,
-                            "method": asdict(method), "config": asdict(config)}  # fmt: skip
+                            "method": method.identity, "config": asdict(config)}  # fmt: skip
                 path = cells / f"budget-{name}" / f"{method_name}_n{n}_steps{budget}.json" if cells else None
                 cell = cached(path, identity, partial(run_cell, method, config, bandit, data.head(n), j_best))
                 rows.append({"method": method_name, "label": method.label, "n": n, "steps": budget, **cell})

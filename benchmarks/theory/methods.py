@@ -20,11 +20,13 @@ bounded reward (critic) table exactly (`solve_bounded_critic`), then take the cl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from spac_hf.losses import LogProbs, preference_loss, scaled_lam, spac_loss
+from spac_hf.methods import METHODS as LIBRARY_METHODS
+from spac_hf.methods import Method as LibraryMethod
 from spac_hf.presets import THEORY_PRESET
 
 from benchmarks.theory.bandit import PreferenceData
@@ -60,32 +62,57 @@ THEORY = replace(
 
 @dataclass(frozen=True)
 class Method:
-    """One compared method: how it trains (`kind`), with which settings, and which policy it outputs."""
+    """A method of `spac_hf.methods` as this benchmark trains it on tabular policies, at some settings.
 
-    name: str
-    label: str
-    kind: str  # "dpo" (one-shot), "iterative_dpo", "spin", "spac", "dpo_bounded", "algorithm1"
+    The library's record says what the method is (its loss, whether it generates, one pass or T iterations); this adds
+    the settings (`config`), whether the reward / critic is instead a bounded table solved exactly (`exact_critic`:
+    bounded-reward DPO for DPO, Algorithm 1 for SPAC) and which policy is output.
+    """
+
+    record: LibraryMethod
+    label: str  # what the tables and the plot call it: the method and its settings
+    variant: str = ""  # its name after the library's (`spac_theory`); "" for the method at the paper's settings
     config: TrainConfig = PAPER
+    exact_critic: bool = False
     output: str = "last"  # "last" iterate, or the uniform "mixture" of the trained iterates
+    name: str = ""  # only to override `<record>_<variant>` ("algorithm1")
+
+    def __post_init__(self):
+        if not self.name:
+            name = f"{self.record.name}_{self.variant}" if self.variant else self.record.name
+            object.__setattr__(self, "name", name)
+
+    @property
+    def kind(self) -> str:
+        """The training procedure: the library method's name, or its exact bounded-critic counterpart."""
+        if self.exact_critic:
+            return "algorithm1" if self.record.iterative else "dpo_bounded"
+        return self.record.name
+
+    @property
+    def identity(self) -> dict:
+        """What a cached cell was computed with (`experiment.cached`) and what results.json records per method."""
+        return {"name": self.name, "label": self.label, "kind": self.kind, "config": asdict(self.config),
+                "output": self.output}  # fmt: skip
 
 
-# --- theory issue (11): the method list of this benchmark; kept in this one block for the `methods.py` merge (issue 9)
-METHOD_LIST = (
-    Method("dpo", "DPO (beta 0.1, one-shot)", "dpo"),
-    Method("dpo_beta1", "DPO (beta 1, one-shot)", "dpo", replace(PAPER, beta=1.0)),
-    Method("iterative_dpo", "DPO (iterative, paper settings)", "iterative_dpo"),
-    Method("dpo_bounded", "DPO, bounded reward (beta 1)", "dpo_bounded", replace(PAPER, beta=1.0)),
-    Method("spin", "SPIN", "spin"),
-    Method("spac", "SPAC (paper settings)", "spac"),
-    Method("spac_theory", "SPAC (theory preset)", "spac", THEORY),
-    Method("spac_theory_mixture", "SPAC (theory preset, mixture output)", "spac", THEORY, output="mixture"),
-    Method("spac_theory_no_pessimism", "theory preset, pessimism off", "spac", replace(THEORY, pessimism=False)),
-    Method("algorithm1", "Algorithm 1 (bounded critic, exact)", "algorithm1", THEORY, output="mixture"),
-)
-# ---
+_DPO, _SPAC = LIBRARY_METHODS["dpo"], LIBRARY_METHODS["spac"]
+# The library's methods at the paper's settings (labels say the settings), then this benchmark's variants of them.
+_PAPER_LABELS = {"dpo": "DPO (beta 0.1, one-shot)", "iterative_dpo": "DPO (iterative, paper settings)",
+                 "spin": "SPIN", "spac": "SPAC (paper settings)"}  # fmt: skip
+METHOD_LIST = tuple(Method(record, _PAPER_LABELS[name]) for name, record in LIBRARY_METHODS.items()) + (
+    Method(_DPO, "DPO (beta 1, one-shot)", "beta1", replace(PAPER, beta=1.0)),
+    Method(_DPO, "DPO, bounded reward (beta 1)", "bounded", replace(PAPER, beta=1.0), exact_critic=True),
+    Method(_SPAC, "SPAC (theory preset)", "theory", THEORY),
+    Method(_SPAC, "SPAC (theory preset, mixture output)", "theory_mixture", THEORY, output="mixture"),
+    Method(_SPAC, "theory preset, pessimism off", "theory_no_pessimism", replace(THEORY, pessimism=False)),
+    Method(_SPAC, "Algorithm 1 (bounded critic, exact)", config=THEORY, exact_critic=True, output="mixture",
+           name="algorithm1"),
+)  # fmt: skip
+# Each variant beside its method, in the library's order (the order of the tables and the plot's legend).
+METHOD_LIST = tuple(sorted(METHOD_LIST, key=lambda m: list(LIBRARY_METHODS).index(m.record.name)))
 METHOD_BY_NAME = {m.name: m for m in METHOD_LIST}
 METHODS = tuple(METHOD_BY_NAME)
-METHOD_LABELS = {m.name: m.label for m in METHOD_LIST}
 
 
 # An objective maps (log pi_theta, log pi_t, data part) to a scalar loss.
@@ -344,6 +371,10 @@ def solve_bounded_critic(
 # ----------------------------------------------------------------------------------------------- the outer loop
 
 
+# How each iterative library method's loss is computed on tables (the one-shot DPO uses `dpo_objective`).
+TABULAR_OBJECTIVES = {"iterative_dpo": dpo_objective, "spin": spin_objective, "spac": spac_objective}
+
+
 @dataclass
 class MethodRun:
     policies: list[torch.Tensor]  # pi_1 (= mu) .. pi_{T+1}
@@ -363,12 +394,12 @@ def run_method_full(method, behaviour, data, config=None) -> MethodRun:
     config = config or spec.config
     logits = behaviour.log()
     policies = [behaviour]
-    if spec.kind in ("dpo_bounded", "algorithm1"):
+    if spec.exact_critic:
         return _run_bounded(spec, config, behaviour, data)
-    if spec.kind == "dpo":  # one-shot: all the data, reference pi_1, the same total number of optimizer steps
+    if not spec.record.iterative:  # one-shot: all the data, reference pi_1, the same total number of optimizer steps
         schedule = [(data, dpo_objective(config), config.iterations * config.steps)]
     else:
-        objective = {"iterative_dpo": dpo_objective, "spin": spin_objective, "spac": spac_objective}[spec.kind](config)
+        objective = TABULAR_OBJECTIVES[spec.record.name](config)
         schedule = [(part, objective, config.steps) for part in iteration_parts(data, config)]
     for part, objective, steps in schedule:
         logits = train_iteration(logits, part, objective, steps=steps, lr=config.lr)
@@ -385,7 +416,7 @@ def _run_bounded(spec: Method, config: TrainConfig, behaviour: torch.Tensor, dat
     """
     n_actions = behaviour.shape[-1]
     policies, residuals = [behaviour], []
-    if spec.kind == "dpo_bounded":
+    if not spec.record.iterative:
         groups = aggregate(data, n_actions)
         reward, residual = solve_bounded_critic(None, groups, behaviour.shape, 1.0, config.critic_bound)
         policies.append(torch.softmax(behaviour.log() + reward / config.beta, dim=-1))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 
@@ -134,9 +133,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         "benchmark": "theory",
         "command": " ".join(["python", "benchmarks/theory/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {
-            "methods": {
-                m.name: {**asdict(m), "config": asdict(m.config)} for m in METHOD_LIST if m.name in args.methods
-            },
+            "methods": {m.name: m.identity for m in METHOD_LIST if m.name in args.methods},
             "ns": args.ns,
             "data_size": data_size,
             "seeds": seeds,

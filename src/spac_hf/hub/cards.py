@@ -13,6 +13,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ..methods import Method, get_method
+from ..tasks.metrics import metric_fields
 from ..utils import atomic_write_text
 from ._values import cell, check_method, check_row, format_value, is_int
 from .card_content import local_card_metadata, samples_section, trained_for_sentence, usage_section
@@ -196,6 +197,8 @@ def _eval_result(row: Mapping[str, Any]) -> EvalResult:
     """One evaluation row as an `EvalResult`, following the Open LLM Leaderboard's `model-index` conventions."""
     task = row["task"]
     shots = row.get("num_fewshot")
+    # A true-reward evaluation names the `evaluate` metric that computed it (spac_hf.tasks.metrics).
+    metric = metric_fields(task, row["metric"])
     return EvalResult(
         task_type=row.get("task_type", "text-generation"),
         task_name=row.get("task_name"),
@@ -205,9 +208,9 @@ def _eval_result(row: Mapping[str, Any]) -> EvalResult:
         dataset_split=row.get("dataset_split"),
         dataset_revision=row.get("dataset_revision"),
         dataset_args={"num_few_shot": int(shots)} if shots is not None else None,
-        metric_type=row["metric"],
+        metric_type=metric.get("metric_type", row["metric"]),
         metric_value=float(row["value"]),
-        metric_name=row.get("metric_name"),
+        metric_name=row.get("metric_name", metric.get("metric_name")),
         source_name=row.get("source_name"),
         source_url=row.get("source_url"),
     )

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..utils import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from .metrics import task_rewards
 from .reviews import mean_and_stderr, preference_probability
 
 
@@ -225,7 +226,8 @@ def bradley_terry_pair(
 def constraints_json(row: dict) -> str:
     """A prompt's constraints as one JSON string column (kwargs differ in keys per instruction: a struct column
     would fill every missing key with null)."""
-    return json.dumps({"instruction_id_list": list(row["instruction_id_list"]), "kwargs": row["kwargs"]})
+    kwargs = json.loads(row["kwargs"]) if isinstance(row["kwargs"], str) else row["kwargs"]
+    return json.dumps({"instruction_id_list": list(row["instruction_id_list"]), "kwargs": kwargs})
 
 
 def row_from_messages(prompt, constraints: str) -> dict:
@@ -263,13 +265,21 @@ def mean_task_reward(
         distributed=False,
         desc="Scoring the instruction-following reward",
     )
-    rewards = [reward(row, response) for row, response in zip(rows, responses)]
+    # Scored by the task's `evaluate` metric (spac_hf/metrics/instruction_following_reward), the one scoring path.
+    ifeval_modules()  # NLTK's Punkt data in place before the metric imports lm-eval's checkers
+    scores = task_rewards(
+        f"true_reward_{TASK_NAME}",
+        [row["prompt"] for row in rows],
+        responses,
+        constraints=[constraints_json(row) for row in rows],
+    )
+    rewards = scores["rewards"]
     mean, stderr = mean_and_stderr(rewards)
     lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
     return {
         "mean": mean,
         "stderr": stderr,
-        "prompt_level_strict": sum(r == 1.0 for r in rewards) / len(rewards),
+        "prompt_level_strict": scores["prompt_level_strict_acc"],
         "mean_length_tokens": sum(lengths) / len(lengths),
         "truncated_fraction": sum(n >= max_new_tokens for n in lengths) / len(lengths),
         "degenerate_fraction": sum(map(is_degenerate, responses)) / len(responses),

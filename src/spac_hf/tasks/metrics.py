@@ -1,18 +1,23 @@
-"""The tasks' rewards as `evaluate` metrics: which metric scores which evaluation, for the cards' `model-index`.
+"""The tasks' rewards as `evaluate` metrics: the one path every evaluation scores through, and what cards cite.
 
-Each metric is a folder of the repository's `metrics/` laid out as a Hub metric Space (`python metrics/push.py
-metrics/<name> --repo-id <namespace>/<name>`), loadable offline with `evaluate.load("metrics/<name>")`. A model
-card's evaluation result names its metric by `metric_type` (the Hub id of the metric) and `metric_name`;
-`metric_fields(task)` gives both for an evaluation of a task's true reward, so a results row can carry them:
-
-    row.update(metric_fields(row["task"]))      # {"metric_type": "spac-hf/review_reward", "metric_name": ...}
+Each metric is a folder of `spac_hf/metrics/` (shipped with the package) laid out as a Hub metric Space, loadable
+offline with `evaluate.load(<folder>)` and pushed with `python src/spac_hf/metrics/push.py src/spac_hf/metrics/<name>
+--repo-id <namespace>/<name>`. `task_rewards` is how spac-hf scores a task's responses (the recipes' evaluator, the
+benchmarks, the Space): through the metric, so a number spac-hf reports is the number anyone gets from the metric.
+A model card's evaluation result names its metric by `metric_type` (the Hub id of the metric) and `metric_name`:
+`metric_fields(task, metric)` gives both for an evaluation of a task's true reward (the cards use it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 
-# The Hub namespace the metric Spaces are published under (the `--repo-id` of metrics/push.py).
+
+# The Hub namespace the metric Spaces are published under (the `--repo-id` of src/spac_hf/metrics/push.py).
 METRICS_NAMESPACE = "spac-hf"
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
 # The evaluation's task key (`true_reward_<task>`, as the recipes' evaluator names it) -> the metric module's name.
 TASK_METRICS = {
     "true_reward_reviews": "review_reward",
@@ -20,31 +25,35 @@ TASK_METRICS = {
 }
 
 
-def metric_fields(task: str, namespace: str = METRICS_NAMESPACE) -> dict[str, str]:
-    """The `model-index` fields naming the `evaluate` metric that scores `task`; empty for a task with none."""
+def metric_fields(task: str, metric: str = "mean", namespace: str = METRICS_NAMESPACE) -> dict[str, str]:
+    """The `model-index` fields of a card's evaluation result for the value `metric` ("mean", "degenerate_fraction",
+    ...) of an evaluation of `task`: `metric_type` names the `evaluate` metric that computed it; empty for a task with
+    none (an lm-eval task's result keeps its own metric name)."""
     name = TASK_METRICS.get(task)
     if name is None:
         return {}
-    return {
-        "metric_type": f"{namespace}/{name}",
-        "metric_name": f"mean {name} (evaluate metric {namespace}/{name})",
-    }
+    return {"metric_type": f"{namespace}/{name}", "metric_name": f"{metric} (evaluate metric {namespace}/{name})"}
 
 
-def metric_location(task: str, namespace: str = METRICS_NAMESPACE) -> str:
-    """Where `evaluate.load` finds the metric of `task`: the repository's `metrics/<name>/` in a source checkout (it
-    loads offline), else the Hub metric Space `<namespace>/<name>`."""
-    from pathlib import Path
-
+def metric_location(task: str) -> str:
+    """The folder `evaluate.load` reads the metric of `task` from (shipped with spac-hf, so it loads offline)."""
     name = TASK_METRICS.get(task)
     if name is None:
         raise ValueError(f"No evaluate metric for task {task!r}; tasks with one: {sorted(TASK_METRICS)}")
-    folder = Path(__file__).resolve().parents[3] / "metrics" / name
-    return str(folder) if (folder / f"{name}.py").is_file() else f"{namespace}/{name}"
+    return str(METRICS_DIR / name)
 
 
-def load_metric(task: str, **kwargs):
-    """`evaluate.load` of the metric that scores `task` (see `metric_location`); kwargs go to `evaluate.load`."""
+@cache
+def load_metric(task: str):
+    """`evaluate.load` of the metric that scores `task`, once per process. In memory: two processes scoring at the
+    same time (ranks, benchmark jobs) never share `evaluate`'s cache files."""
     import evaluate
 
-    return evaluate.load(metric_location(task), **kwargs)
+    return evaluate.load(metric_location(task), keep_in_memory=True)
+
+
+def task_rewards(task: str, prompts: Sequence[str], responses: Sequence[str], **inputs: Sequence[str]) -> dict:
+    """Score `responses` to `prompts` by the metric of `task`: its full result (`rewards` per response, `mean_reward`,
+    and what else the metric reports). `inputs` are the metric's other columns (`constraints=` for instruction
+    following)."""
+    return load_metric(task).compute(predictions=list(responses), prompts=list(prompts), **inputs)

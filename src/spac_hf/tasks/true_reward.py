@@ -10,7 +10,8 @@ import time
 from collections.abc import Sequence
 
 from ..generation import generate_responses
-from .reviews import REWARD_RANGE, mean_and_stderr, reward
+from .metrics import task_rewards
+from .reviews import REWARD_RANGE, mean_and_stderr
 
 
 # Long enough for the longest review of the grammar (5 sentences, ~40 tokens); a review cut off here is penalised.
@@ -56,8 +57,10 @@ def mean_true_reward(
         distributed=False,
         desc="Scoring the true reward",
     )
-    # A conversational prompt is scored by its last user message, the review request.
-    rewards = [reward(p if isinstance(p, str) else p[-1]["content"], r) for p, r in zip(flat_prompts, responses)]
+    # Scored by the task's `evaluate` metric (spac_hf/metrics/review_reward), the one scoring path; a conversational
+    # prompt by its last user message, the review request.
+    texts = [p if isinstance(p, str) else p[-1]["content"] for p in flat_prompts]
+    rewards = task_rewards("true_reward_reviews", texts, responses)["rewards"]
     per_prompt = [sum(rewards[i * num_samples : (i + 1) * num_samples]) / num_samples for i in range(len(prompts))]
     mean, stderr = mean_and_stderr(per_prompt)
     # Collapsed iterates (repetition loops, gibberish) score the minimum: their share makes a collapse visible.

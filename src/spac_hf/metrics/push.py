@@ -1,6 +1,7 @@
-"""Push a metric folder of `metrics/` to the Hub as a metric Space, with the real `huggingface_hub` client.
+"""Push a metric folder of `src/spac_hf/metrics/` to the Hub as a metric Space, with the real `huggingface_hub` client.
 
-    python metrics/push.py metrics/review_reward --repo-id <namespace>/review_reward [--private] [--token hf_...]
+    python src/spac_hf/metrics/push.py src/spac_hf/metrics/review_reward --repo-id <namespace>/review_reward \
+        [--private] [--token hf_...]
 
 The folder is checked first (the metric script `<name>/<name>.py`, README.md with its YAML header, requirements.txt,
 app.py, and every copy of spac-hf code it carries equal to the library's file), then the Space is created
@@ -15,7 +16,8 @@ import sys
 from pathlib import Path
 
 
-ROOT = Path(__file__).resolve().parent.parent
+# The repository root (the metric folders sit in src/spac_hf/metrics/): the originals below are relative to it.
+ROOT = Path(__file__).resolve().parents[3]
 REQUIRED_FILES = ("README.md", "requirements.txt", "app.py")
 # Files a metric carries verbatim from the library (the Space cannot import spac-hf): metric -> {copy: original}.
 VENDORED = {
@@ -29,7 +31,7 @@ def check_metric_folder(folder: str | Path) -> Path:
     folder = Path(folder).resolve()
     name = folder.name
     if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder; pass a metric folder such as metrics/review_reward.")
+        raise ValueError(f"{folder} is not a folder; pass a metric folder such as src/spac_hf/metrics/review_reward.")
     missing = [f for f in (f"{name}.py", *REQUIRED_FILES) if not (folder / f).is_file()]
     if missing:
         raise ValueError(f"{folder} is not a metric Space: missing {', '.join(missing)}.")
@@ -39,7 +41,7 @@ def check_metric_folder(folder: str | Path) -> Path:
         if (folder / copy).read_bytes() != (ROOT / original).read_bytes():
             raise ValueError(
                 f"{folder / copy} differs from {original}: the metric would not score as spac-hf does. "
-                f"Refresh it with `cp {original} metrics/{name}/{copy}`."
+                f"Refresh it with `cp {original} src/spac_hf/metrics/{name}/{copy}`."
             )
     return folder
 
@@ -64,7 +66,7 @@ def push_metric(folder: str | Path, repo_id: str, *, private: bool | None = None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", help="the metric folder, e.g. metrics/review_reward")
+    parser.add_argument("folder", help="the metric folder, e.g. src/spac_hf/metrics/review_reward")
     parser.add_argument("--repo-id", required=True, help="the Space to push to: 'name' or 'namespace/name'")
     parser.add_argument("--private", action="store_true", help="create the Space private")
     parser.add_argument("--token", default=None, help="a Hub token with write access (default: HF_TOKEN / login)")

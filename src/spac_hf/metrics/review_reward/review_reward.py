@@ -9,7 +9,7 @@ code.
 import datasets
 import evaluate
 
-from .reviews import REWARD_RANGE, reward
+from .reviews import REWARD_RANGE, reward, reward_breakdown
 
 
 _DESCRIPTION = """\
@@ -43,10 +43,13 @@ Args:
     predictions (`list` of `str`): the model's responses, one per prompt. An empty response is valid and scores -1
         (a model that answers nothing gets the minimum, as in spac-hf's own evaluation).
     prompts (`list` of `str`): the prompts the responses answer, e.g. "Review of the blue camera:"; not empty.
+    breakdown (`bool`, default False): also return each reward's parts.
 Returns:
     mean_reward (`float`): the mean of `rewards`.
     rewards (`list` of `float`): the reward of each response, in [-1, 1], in input order.
     degenerate_fraction (`float`): the share of responses at the minimum reward (-1: empty, collapsed, gibberish).
+    breakdowns (`list` of `dict`, with `breakdown=True`): per response, its reward, sentiment in [-1, 1], topic
+        (+1 on the prompt's product, -1 on another, 0 on none) and the issues that were penalised.
 Examples:
     >>> review_reward = evaluate.load("spac-hf/review_reward")
     >>> results = review_reward.compute(
@@ -71,7 +74,7 @@ class ReviewReward(evaluate.Metric):
             codebase_urls=["https://github.com/spac-hf/spac-hf/blob/main/src/spac_hf/tasks/reviews.py"],
         )
 
-    def _compute(self, predictions, prompts):
+    def _compute(self, predictions, prompts, breakdown=False):
         # `evaluate` has already refused mismatched lengths ("Mismatch in the number of predictions (2) and prompts
         # (1)") and values of another type; a missing value (None) reaches here as None.
         if not predictions:
@@ -90,8 +93,11 @@ class ReviewReward(evaluate.Metric):
                 "response needs the prompt it answers, e.g. 'Review of the blue camera:'."
             )
         rewards = [reward(prompt, response) for prompt, response in zip(prompts, predictions)]
-        return {
+        result = {
             "mean_reward": sum(rewards) / len(rewards),
             "rewards": rewards,
             "degenerate_fraction": sum(r <= REWARD_RANGE[0] for r in rewards) / len(rewards),
         }
+        if breakdown:
+            result["breakdowns"] = [reward_breakdown(prompt, answer) for prompt, answer in zip(prompts, predictions)]
+        return result

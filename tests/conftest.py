@@ -26,6 +26,23 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--exhaustive", action="store_true", help="also run the exhaustive tests (marked `exhaustive`: minutes each)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Exhaustive tests (every kill point of a run, ...) run with `--exhaustive`; the default suite covers every kind
+    of case they enumerate, and keeps CI short."""
+    if config.getoption("--exhaustive"):
+        return
+    skip = pytest.mark.skip(reason="exhaustive: run with `pytest --exhaustive`")
+    for item in items:
+        if "exhaustive" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A saved tiny Llama (about 30k parameters) and its tokenizer, reloadable by path like a Hub model."""

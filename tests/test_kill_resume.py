@@ -73,7 +73,7 @@ def test_every_kind_of_kill_point_resumes_bit_identically(tiny_model_dir, tmp_pa
     assert "Discarding the evaluation" in log and "base_eval.json" in log
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 def test_every_kill_point_of_a_run_resumes_bit_identically(tiny_model_dir, tmp_path):
     report = kill_and_resume(tiny_model_dir, tmp_path, "all")
     check(report)

@@ -17,6 +17,7 @@ an interrupted benchmark leaves a report marked partial that says what is left.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -38,6 +39,7 @@ from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS, LEADERBOAR
 from benchmarks.instruction_following.methods import METHOD_NAMES, REPO_ROOT, methods, theory_preset_args
 from benchmarks.instruction_following.report import write_report
 from benchmarks.instruction_following.runs import final_iterate, ifeval_record, train
+from recipes.console import quiet_libraries
 
 
 DEFAULT_MODEL = "outputs/smollm2/model"  # recipes/smollm2/convert.py writes it
@@ -231,6 +233,9 @@ def main(argv: list[str] | None = None) -> dict:
     from spac_hf.tasks.instruction_following import build_preference_data, mu_coverage
 
     args = parse_args(argv)
+    quiet_libraries()  # no "Loading weights" bar per model scored
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("spac_hf").setLevel(logging.INFO)  # the data builder's progress
     started = time.perf_counter()
     if args.data is not None:
         data_dir = args.data.resolve()

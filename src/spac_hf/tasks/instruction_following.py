@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import random
 import re
 import time
@@ -36,6 +37,9 @@ from pathlib import Path
 from ..utils import atomic_directory, atomic_write_json, atomic_write_text, read_json
 from .metrics import task_rewards
 from .reviews import mean_and_stderr, preference_probability
+
+
+logger = logging.getLogger(__name__)
 
 
 TASK_NAME = "instruction_following"
@@ -360,10 +364,12 @@ def recipe_evaluator(
             score = mean_task_reward(model, tokenizer, rows, max_new_tokens=max_new_tokens, seed=seed)
             if iteration == 0:
                 atomic_write_json(cache / f"{key}.json", score)
-        print(
-            f"Instruction-following reward of {'the starting model' if iteration == 0 else f'iterate {iteration}'}:"
-            f" {score['mean']:.3f} +- {score['stderr']:.3f} (mean length {score['mean_length_tokens']:.0f} tokens)",
-            flush=True,
+        logger.info(
+            "Instruction-following reward of %s: %.3f +- %.3f (mean length %.0f tokens)",
+            "the starting model" if iteration == 0 else f"iterate {iteration}",
+            score["mean"],
+            score["stderr"],
+            score["mean_length_tokens"],
         )
         results = {"mean": score["mean"], "mean_stderr": score["stderr"],
                    "prompt_level_strict": score["prompt_level_strict"]}  # fmt: skip
@@ -530,11 +536,8 @@ def build_preference_data(
                     f.write(line + "\n")
                     f.flush()
                 done.update({item["id"]: item for item in items})
-                print(
-                    f"mu samples: {len(done)}/{len(train_rows)} prompts, {tokens / (time.perf_counter() - t0):.1f} "
-                    f"tokens/s",
-                    flush=True,
-                )
+                rate = tokens / (time.perf_counter() - t0)
+                logger.info("mu samples: %d/%d prompts, %.1f tokens/s", len(done), len(train_rows), rate)
     chunks = _read_progress(progress)
     sampling_seconds = sum(c["seconds"] for c in chunks)
     sampling_tokens = sum(c["tokens"] for c in chunks)
@@ -702,9 +705,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         seed=args.seed,
         threads=args.threads,
     )
-    print(f"wrote {path}")
+    logger.info("wrote %s", path)
     return path
 
 
 if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     main()

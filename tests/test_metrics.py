@@ -65,6 +65,10 @@ def test_loads_offline_from_the_local_folder(review_metric, monkeypatch):
     assert review_metric.name == "review_reward"
     info = review_metric.info
     assert "true reward" in info.description and "@misc{spachf" in info.citation
+    # A metric Space cannot import spac-hf: it carries the paper's BibTeX, which must stay the library's one.
+    from spac_hf.methods import SPAC_BIBTEX
+
+    assert SPAC_BIBTEX in info.citation
     assert set(info.features) == {"predictions", "prompts"}
     assert "predictions (`list` of `str`)" in info.inputs_description
 

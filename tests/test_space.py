@@ -169,6 +169,18 @@ def test_space_copy_of_the_methods_matches_spac_hf():
     assert list(results.METHODS.items()) == [(name, (m.label, m.colour)) for name, m in METHODS.items()]
 
 
+def test_space_copy_of_the_reward_metrics_matches_spac_hf():
+    import rewards
+
+    from spac_hf.tasks.metrics import METRICS_DIR, METRICS_NAMESPACE, TASK_METRICS
+
+    assert rewards.METRICS_NAMESPACE == METRICS_NAMESPACE
+    for task, name in rewards.REWARD_METRICS.items():
+        assert TASK_METRICS[f"true_reward_{task}"] == name
+        assert rewards.metric_location(name) == str(METRICS_DIR / name)  # in a checkout: the shipped folder
+    assert rewards.metric_location("no_such_metric") == "spac-hf/no_such_metric"  # elsewhere: the Hub Space
+
+
 def test_single_runs_and_means_over_seeds_are_separate_rankings(results_root):
     frame, notes = results.load_results([results_root])
     assert len(frame) == len(ALL_ROWS) and "3 `data/results.jsonl` file(s)" in notes[0]

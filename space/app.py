@@ -112,7 +112,7 @@ def _ranking_controls(ranks: dict[str, pd.DataFrame], ranking: str):
 def leaderboard_tab(settings: Settings):
     ranks, initial_sources = read_results(settings)
     names = list(ranks)
-    first = names[-1] if names else None  # the means over the most seeds: the best-founded ranking
+    first = names[-1] if names else None  # the headline source's means over the most seeds (`rankings`)
     models = ranks.get(first, no_models())
     method_choices = [method_label(m) for m in sorted(models["method"].unique(), key=_method_key) if m != "sft"]
     column_choices = optional_columns(models)

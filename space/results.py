@@ -204,11 +204,14 @@ def ranking_name(seeds: int) -> str:
 def rankings(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The models split by their number of seeds and, when the rows come from several starting models (the review
     task's tiny model, SmolLM2 on instruction following), by starting model too: a ranking only compares models
-    trained from the same model. Name -> that group's `models_frame` rows; single runs first."""
+    trained from the same model. Name -> that group's `models_frame` rows: single runs first, and the rankings of the
+    first source's starting model last (the Space shows the last one first: its results sources list the headline
+    benchmark first)."""
     models = models_frame(frame)
     base = models["base_model"].fillna("")
     several = base.nunique() > 1
-    groups = sorted(models.groupby([SEEDS, base]), key=lambda item: item[0])
+    headline = frame["base_model"].fillna("").iloc[0] if len(frame) else ""
+    groups = sorted(models.groupby([SEEDS, base]), key=lambda item: (item[0][1] == headline, item[0]))
     return {
         ranking_name(int(n)) + (f" from {start}" if several and start else ""): group for (n, start), group in groups
     }

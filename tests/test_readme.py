@@ -92,3 +92,15 @@ def test_the_headline_numbers_come_from_the_committed_results():
     for value in (final["spac"], final["dpo"], final["spin"], sft):
         assert f"{value:.3f}" in headline
     assert final["dpo"] > final["spac"]  # "SPAC loses to iterative DPO" is what the file says
+
+    # The real chat model: IFEval instruction-level strict accuracy of every model, and SPAC - DPO seed by seed.
+    results = json.loads((ROOT / "results" / "instruction_following" / "results.json").read_text())
+    summary, key = results["summary"], "ifeval_inst_level_strict_acc"
+    assert f"{summary['sft'][key]:.3f}" in headline
+    for method in ("dpo", "iterative_dpo", "spin", "spac", "spac_theory"):
+        assert f"{summary['cells'][method][key]['mean']:.3f}" in headline, method
+    paired = summary["paired_vs_dpo"]["spac"][key]
+    assert f"{paired['mean']:+.3f} ± {paired['ci95']:.3f}" in headline
+    assert paired["ci_low"] < 0 < paired["ci_high"]  # "SPAC ties DPO": the interval holds 0
+    seeds = results["settings"]["seeds"]
+    assert f"{len(seeds)} seeds" in headline and (results["status"] == "complete") == ("PARTIAL" not in headline)

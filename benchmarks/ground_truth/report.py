@@ -34,13 +34,19 @@ def dataset_rows(results: dict) -> list[dict]:
     for model, method, iteration, stats in models:
         common = {"model": model, "base_model": settings["base_model"], "method": method, "iteration": iteration,
                   "task": task}  # fmt: skip
-        stderr = stats["std"] / math.sqrt(stats["count"]) if finite(stats["std"]) else None
-        rows.append({**common, "metric": "mean_over_seeds", "value": stats["mean"], "stderr": stderr})
-        if finite(stats["ci95"]):
-            rows.append({**common, "metric": "ci95_halfwidth_over_seeds", "value": stats["ci95"]})
-        # How many seeds the mean is over: the Space ranks means over seeds apart from single runs.
-        rows.append({**common, "metric": "num_seeds", "value": stats["count"]})
+        rows += over_seeds_rows(common, stats)
     return rows
+
+
+def over_seeds_rows(common: dict, stats: dict) -> list[dict]:
+    """One model's value on one task as results rows: its mean over seeds (with the standard error across seeds),
+    the half-width of its 95% CI across seeds when there is one, and how many seeds (the Space ranks means over
+    seeds apart from single runs). `stats` has `mean`, `std`, `ci95`, `count`."""
+    stderr = stats["std"] / math.sqrt(stats["count"]) if finite(stats["std"]) else None
+    rows = [{**common, "metric": "mean_over_seeds", "value": stats["mean"], "stderr": stderr}]
+    if finite(stats["ci95"]):
+        rows.append({**common, "metric": "ci95_halfwidth_over_seeds", "value": stats["ci95"]})
+    return rows + [{**common, "metric": "num_seeds", "value": stats["count"]}]
 
 
 def write_report(results: dict, out: Path) -> None:

@@ -19,6 +19,7 @@ if __package__ in (None, ""):
 from spac_hf.hub import save_results_dataset
 from spac_hf.utils import atomic_write_text
 
+from benchmarks.ground_truth.report import over_seeds_rows
 from recipes.script_utils import save_figure
 
 
@@ -303,14 +304,8 @@ def dataset_rows(results: dict) -> list[dict]:
                   "iteration": iteration}  # fmt: skip
         for key, task in DATASET_TASKS.items():
             stats = cells.get(key)
-            if stats is None or not _finite(stats["mean"]):
-                continue
-            stderr = stats["std"] / math.sqrt(stats["count"]) if _finite(stats["std"]) else None
-            mean = stats["mean"]
-            rows.append({**common, "task": task, "metric": "mean_over_seeds", "value": mean, "stderr": stderr})
-            if _finite(stats["ci95"]):
-                rows.append({**common, "task": task, "metric": "ci95_halfwidth_over_seeds", "value": stats["ci95"]})
-            rows.append({**common, "task": task, "metric": "num_seeds", "value": stats["count"]})
+            if stats is not None and _finite(stats["mean"]):
+                rows += over_seeds_rows({**common, "task": task}, stats)
     return rows
 
 

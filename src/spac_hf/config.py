@@ -13,7 +13,8 @@ from trl import DPOConfig
 from .losses import LAM_SCALINGS, REAL_RESPONSES, SMOOTHINGS, check_spac_options, scaled_lam
 
 
-GENERATION_BACKENDS = ("hf", "vllm")
+GENERATION_BACKENDS = ("hf", "vllm", "ctranslate2")
+GENERATION_PRECISIONS = ("float32", "int8")
 ITERATION_DATA = ("split", "full")
 
 
@@ -38,7 +39,12 @@ class SelfPlayConfig(DPOConfig):
         generation_batch_size (`int`, *optional*, defaults to `16`):
             Prompts per `generate` call on each process.
         generation_backend (`str`, *optional*, defaults to `"hf"`):
-            `"hf"` (transformers `generate`) or `"vllm"` (GPU only, needs the `vllm` extra and a model on disk).
+            `"hf"` (transformers `generate`), `"vllm"` (GPU only, needs the `vllm` extra and a model on disk) or
+            `"ctranslate2"` (the fast CPU engine, `pip install spac-hf[fast]`: pi_t is converted once per iterate
+            into `output_dir/engine/`).
+        generation_precision (`str`, *optional*, defaults to `"float32"`):
+            With `generation_backend="ctranslate2"`: `"float32"` (greedy texts equal to transformers') or `"int8"`
+            (int8 weights: faster, a measured distance from float32, see benchmarks/cost/README.md).
 
         > Parameters that control the iteration loop
 
@@ -82,8 +88,17 @@ class SelfPlayConfig(DPOConfig):
     generation_backend: str = field(
         default="hf",
         metadata={
-            "help": "`hf` (transformers `generate`) or `vllm` (GPU only, needs the `vllm` extra and a model on disk).",
+            "help": "`hf` (transformers `generate`), `vllm` (GPU only, needs the `vllm` extra and a model on disk) or "
+            "`ctranslate2` (the fast CPU engine, `pip install spac-hf[fast]`; pi_t is converted once per iterate).",
             "choices": list(GENERATION_BACKENDS),
+        },
+    )
+    generation_precision: str = field(
+        default="float32",
+        metadata={
+            "help": "With generation_backend=ctranslate2: `float32` (greedy texts equal to transformers') or `int8` "
+            "(faster, a measured distance from float32).",
+            "choices": list(GENERATION_PRECISIONS),
         },
     )
 
@@ -127,10 +142,17 @@ class SelfPlayConfig(DPOConfig):
             raise ValueError(f"`top_k` must be >= 0, got {self.top_k}.")
         if self.generation_batch_size < 1:
             raise ValueError(f"`generation_batch_size` must be >= 1, got {self.generation_batch_size}.")
-        if self.generation_backend not in GENERATION_BACKENDS:
+        if self.generation_precision not in GENERATION_PRECISIONS:
             raise ValueError(
-                f"`generation_backend` must be one of {GENERATION_BACKENDS}, got {self.generation_backend!r}."
+                f"`generation_precision` must be one of {GENERATION_PRECISIONS}, got {self.generation_precision!r}."
             )
+        # An engine that is not installed, or a setting it cannot honour, is refused here, before any work.
+        from .generation import check_backend
+
+        check_backend(
+            self.generation_backend, self.generation_precision, max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+        )  # fmt: skip
         if self.num_iterations < 1:
             raise ValueError(f"`num_iterations` must be >= 1, got {self.num_iterations}.")
         if self.iteration_data not in ITERATION_DATA:
@@ -149,6 +171,7 @@ class SelfPlayConfig(DPOConfig):
             "top_k": self.top_k,
             "batch_size": self.generation_batch_size,
             "seed": self.seed,
+            "precision": self.generation_precision,
         }
 
 

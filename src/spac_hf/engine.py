@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,23 @@ def converted_model(model_path: str | os.PathLike, cache_dir: str | os.PathLike 
     return folder
 
 
+def _stop_string_callback(stop_strings: Sequence[str], decode: Callable[[list[int]], str] | None):
+    """A per-token callback that ends a sequence once the text of its last tokens contains a stop string."""
+    if decode is None:
+        raise ValueError("stop_strings needs `decode` (token ids to text).")
+    # Every token decodes to at least one character (or a byte of one): this many tokens cover any stop string.
+    window = max(len(s) for s in stop_strings) + 4
+    generated: dict[int, list[int]] = {}
+
+    def callback(step) -> bool:
+        ids = generated.setdefault(step.batch_id, [])
+        ids.append(step.token_id)
+        tail = decode(ids[-window:])
+        return any(s in tail for s in stop_strings)
+
+    return callback
+
+
 class Engine:
     """A converted model loaded in CTranslate2: batched generation and scoring on token ids."""
 
@@ -213,11 +230,14 @@ class Engine:
         top_k: int = 0,
         seed: int = 0,
         batch_size: int = 32,
+        stop_strings: Sequence[str] = (),
+        decode: Callable[[list[int]], str] | None = None,
     ) -> list[list[int]]:
         """One continuation per prompt (token ids, without the stop token), in the prompts' order.
 
         CTranslate2 sorts the prompts by length into batches of `batch_size` and drops a sequence from its batch
-        when it stops, so finished answers cost nothing while the batch's longest one goes on.
+        when it stops, so finished answers cost nothing while the batch's longest one goes on. With `stop_strings`
+        (and `decode`, ids to text), a sequence also stops once its text contains one of them; the caller cuts there.
         """
         import ctranslate2
 
@@ -226,6 +246,8 @@ class Engine:
             # CTranslate2's worker thread seeds its sampler when the generator is created: seed, then (re)load.
             ctranslate2.set_random_seed(seed)
             self.generator = ctranslate2.Generator(str(self.folder), **self._options)
+        if stop_strings:
+            options["callback"] = _stop_string_callback(stop_strings, decode)
         results = self.generator.generate_batch(
             [self.tokens(ids) for ids in prompt_ids],
             max_batch_size=batch_size,

@@ -258,7 +258,7 @@ def ifeval(args, results: dict) -> None:
             out = generate_responses(
                 model if kind == "hf" else str(folder), tokenizer, prompts, max_new_tokens=args.max_new_tokens,
                 temperature=0.0, batch_size=args.batch_size, backend=kind, precision=precision or "float32",
-                distributed=False, desc=backend,
+                engine_cache_dir=str(folder), distributed=False, desc=backend,
             )  # fmt: skip
         seconds = time.perf_counter() - start
         texts[backend] = out

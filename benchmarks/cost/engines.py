@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, torch_threads
+from spac_hf.utils import atomic_write_json, environment_info, torch_threads
 
 
 SMOLLM2 = "outputs/smollm2/model"
@@ -120,7 +120,7 @@ class Backends:
     def __init__(self, model_dir: str, threads: int, work: Path):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from spac_hf.engine import Engine, converted_model
+        from spac_hf.engine import Engine, converted_model, path_key
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -128,7 +128,7 @@ class Backends:
 
         self.stop_ids = stop_token_ids(self.model.generation_config, self.tokenizer)
         start = time.perf_counter()
-        folder = converted_model(model_dir, work / Path(model_dir).name)
+        folder = converted_model(model_dir, work / path_key(model_dir))
         self.conversion_s = time.perf_counter() - start
         self.threads = threads
         self.engines = {p: Engine(folder, precision=p, threads=threads) for p in ("float32", "int8")}
@@ -237,14 +237,14 @@ def kl(args, results: dict) -> None:
 def ifeval(args, results: dict) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from spac_hf.engine import converted_model
+    from spac_hf.engine import converted_model, path_key
     from spac_hf.eval_data import ifeval_rows
     from spac_hf.generation import generate_responses
 
     model_dir = args.models[0]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    folder = converted_model(model_dir, args.work / Path(model_dir).name)
+    folder = converted_model(model_dir, args.work / path_key(model_dir))
     rows = ifeval_rows()
     prompts = spread(chat_prompt_ids(tokenizer, [r["prompt"] for r in rows]), len, args.prompts)
     key = f"{len(prompts)}x{args.max_new_tokens}_batch{args.batch_size}"
@@ -308,7 +308,6 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.cost.engines_report import write_report
 
         write_report(args.out, results)
-        atomic_write_text(args.out / "engines.md", (args.out / "engines.md").read_text())
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from trl import (
     get_quantization_config,
 )
 
-from spac_hf.config import SelfPlayConfig
+from spac_hf.config import OptionError, SelfPlayConfig
 from spac_hf.data import drop_long_prompts, normalize_prompt_column
 from spac_hf.loop import SelfPlayResult, run_self_play
 from spac_hf.methods import get_method
@@ -91,6 +91,17 @@ class SelfPlayScriptArguments(ScriptArguments):
         default=None,
         metadata={"help": "Longest response scored by the true reward (default: the task's own)."},
     )
+
+    def __post_init__(self):
+        # Checked at parsing, with the training options: a bad count fails before any work, one line per option.
+        counts = {"max_train_samples": self.max_train_samples, "max_eval_samples": self.max_eval_samples,
+                  "true_reward_prompts": self.true_reward_prompts, "true_reward_samples": self.true_reward_samples,
+                  "true_reward_max_new_tokens": self.true_reward_max_new_tokens}  # fmt: skip
+        problems = [(name, value, ">= 1") for name, value in counts.items() if value is not None and value < 1]
+        if problems:
+            raise OptionError(problems)
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
 
 
 def parse_recipe_args(

@@ -191,6 +191,45 @@ def test_errors_are_one_line_unless_debug(capsys):
         run_with_clean_errors(fail, ["--debug"])
 
 
+def _recipe_errors(argv: list[str], capsys) -> list[str]:
+    from recipes.arguments import run_with_clean_errors
+    from recipes.self_play import run_recipe
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_with_clean_errors(lambda args: run_recipe("spac", args), argv)
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert "usage:" not in captured.out + captured.err  # no usage dump before the line that matters
+    return captured.err.splitlines()
+
+
+def test_out_of_range_trainer_options_fail_before_any_work_naming_the_option_and_its_source(tmp_path, capsys):
+    out = tmp_path / "run"
+    errors = _recipe_errors(["--output_dir", str(out), "--learning_rate", "-1", "--per_device_train_batch_size=0"],
+                            capsys)  # fmt: skip
+    assert errors == [
+        "error: --learning_rate -1.0 (from the command line): must be > 0",
+        "error: --per_device_train_batch_size 0 (from the command line): must be >= 1",
+    ]
+    assert not out.exists()  # no run record: the corrected rerun in the same folder is not refused
+    yaml_file = tmp_path / "mine.yaml"
+    yaml_file.write_text((DEFAULT / "spac.yaml").read_text().replace("beta: 0.5", "beta: -1"))
+    errors = _recipe_errors(["--config", str(yaml_file), "--output_dir", str(out), "--num_iterations", "0"], capsys)
+    assert errors == [
+        f"error: --beta -1 (from {yaml_file}): must be > 0",
+        "error: --num_iterations 0 (from the command line): must be >= 1",
+    ]
+    errors = _recipe_errors(["--output_dir", str(out), "--true_reward_samples", "0"], capsys)
+    assert errors == ["error: --true_reward_samples 0 (from the command line): must be >= 1"]
+    assert not out.exists()
+
+
+def test_an_invalid_choice_is_one_line_without_the_usage(tmp_path, capsys):
+    errors = _recipe_errors(["--output_dir", str(tmp_path / "run"), "--lam_scaling", "cubic"], capsys)
+    assert len(errors) == 1 and errors[0].startswith("error: argument --lam_scaling")
+    assert "invalid choice: 'cubic'" in errors[0] and errors[0].endswith("(from the command line)")
+
+
 def test_console_entry_point_is_declared_and_works_outside_the_checkout(tmp_path, monkeypatch, capsys):
     import configparser
 

@@ -33,6 +33,7 @@ from .methods import Method
 from .preflight import validate_run
 from .run_folder import (
     RunFolder,
+    barrier,
     last_complete_checkpoint,
     main_only,
     record_run,
@@ -171,7 +172,7 @@ class _SelfPlayRun:
                 logger.info("Iteration %d/%d (%s): training from %s", t, num_iterations, self.method.name, policy)
                 self.train_iteration(t, parts[t - 1])
             evaluations[t] = self.outputs.evaluation(t)
-            self.outputs.finish_iterate(t, self.outputs.result_rows(t, evaluations[t]))
+            self.outputs.finish_iterate(t, evaluations[0], evaluations[t])
         summary = self.outputs.summary(evaluations)
         iterates = [str(self.folder.iterate(t)) for t in range(1, num_iterations + 1)]
         return SelfPlayResult(output_dir=str(self.folder.root), iterates=iterates, summary=summary)
@@ -227,7 +228,7 @@ def run_self_play(
     )  # fmt: skip
     # Every process has read the run folder (is this a resume?) before the main process writes into it: otherwise a
     # slow process could see the record a fast main process just wrote, take the resume branch and skip a barrier.
-    state.wait_for_everyone()
+    barrier("run_self_play: every process has read the run folder")
     if checked.method.name == "spac" and not args.use_pessimism:
         logger.warning("use_pessimism=False: SPAC without its pessimism term is iterative DPO; consider method='dpo'.")
     folder = RunFolder(Path(args.output_dir))

@@ -50,22 +50,31 @@ def scaled_lam(lam: float, scaling: str, num_pairs: int | None) -> float:
     raise ValueError(f"`lam_scaling` must be one of {LAM_SCALINGS}, got {scaling!r}.")
 
 
+def spac_option_problems(
+    *, lam: float, real: str, smoothing: str, beta: float | None = None, pessimism_weight: float = 1.0
+) -> list[tuple[str, object, str]]:
+    """(argument, value, what it must be) for every SPAC hyperparameter out of its domain."""
+    problems = []
+    if beta is not None and not beta > 0:
+        problems.append(("beta", beta, "> 0"))
+    if not lam >= 0:  # also rejects NaN
+        problems.append(("lam", lam, ">= 0 (lambda, the weight of the preference term)"))
+    if not (pessimism_weight >= 0 and math.isfinite(pessimism_weight)):
+        problems.append(("pessimism_weight", pessimism_weight, ">= 0 (the weight of the pessimism term)"))
+    if real not in REAL_RESPONSES:
+        problems.append(("real", real, f"one of {REAL_RESPONSES}"))
+    if smoothing not in SMOOTHINGS:
+        problems.append(("smoothing", smoothing, f"one of {SMOOTHINGS}"))
+    return problems
+
+
 def check_spac_options(
     *, lam: float, real: str, smoothing: str, beta: float | None = None, pessimism_weight: float = 1.0
 ) -> None:
     """Raise a `ValueError` naming the option if any SPAC hyperparameter is out of its domain."""
-    if beta is not None and not beta > 0:
-        raise ValueError(f"`beta` must be > 0, got {beta}.")
-    if not lam >= 0:  # also rejects NaN
-        raise ValueError(f"`lam` (the weight of the preference term, lambda) must be >= 0, got {lam}.")
-    if not (pessimism_weight >= 0 and math.isfinite(pessimism_weight)):
-        raise ValueError(
-            f"`pessimism_weight` (the weight of the pessimism term) must be >= 0, got {pessimism_weight}."
-        )
-    if real not in REAL_RESPONSES:
-        raise ValueError(f"`real` must be one of {REAL_RESPONSES}, got {real!r}.")
-    if smoothing not in SMOOTHINGS:
-        raise ValueError(f"`smoothing` must be one of {SMOOTHINGS}, got {smoothing!r}.")
+    problems = spac_option_problems(lam=lam, real=real, smoothing=smoothing, beta=beta, pessimism_weight=pessimism_weight)
+    if problems:
+        raise ValueError(" ".join(f"`{name}` must be {need}, got {value!r}." for name, value, need in problems))
 
 
 def real_response_reward(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor, real: str) -> torch.Tensor:

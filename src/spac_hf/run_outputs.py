@@ -70,14 +70,17 @@ class RunOutputs:
         kill_point("iterate.after_rename")  # its checkpoints still there: `remove_leftovers` deletes them on resume
         shutil.rmtree(self.folder.checkpoints(t), ignore_errors=True)
 
-    def write_card(self, folder: Path, t: int, eval_results: list[dict] | None = None) -> None:
+    def write_card(
+        self, folder: Path, t: int, eval_results: list[dict] | None = None, samples: list[dict] | None = None
+    ) -> None:
+        """Model card of iterate t in `folder`: with its evaluation rows and samples when given (values computed by
+        every process before this main-only write: nothing here may wait for the other processes)."""
         hyperparameters = {k: getattr(self.args, k) for k in self.method.card_hyperparameters if hasattr(self.args, k)}
         loss = read_json(folder / ITERATE_FILE, {}).get("loss") or {}
         if "effective_lam" in loss:  # lambda as the loss used it for this iterate (lam * sqrt(n) with sqrt_n)
             hyperparameters["effective_lam"] = loss["effective_lam"]
         # Where a reader finds the model: its Hub repo when the run pushes, else the iterate's own folder.
         where = self.hub_repo(f"iter{t}") if self.args.push_to_hub else str(self.folder.iterate(t).resolve())
-        samples = paired_samples(self.evaluation(0), self.evaluation(t)) if eval_results else None
         save_model_card(
             folder,
             repo_id=where,
@@ -94,7 +97,8 @@ class RunOutputs:
         )
 
     def evaluation(self, t: int) -> dict | None:
-        """The evaluation of model t (0: the starting model), computed once on the main process, then read back."""
+        """The evaluation of model t (0: the starting model), computed once on the main process, then read back by
+        every process. Every process calls it (it holds barriers), never from inside a main-only step."""
         if self.evaluate is None:
             return None
         main_only(read_json_cache)(self.folder.eval_record(t), "the evaluation")  # damaged: evaluated again
@@ -118,11 +122,13 @@ class RunOutputs:
         )
 
     @main_only
-    def finish_iterate(self, t: int, rows: list[dict]) -> None:
-        """Add the evaluation to iterate t's card, and push the iterate when asked (an unchanged folder makes no new
-        commit, so a resumed run pushes again safely)."""
+    def finish_iterate(self, t: int, base_evaluation: dict | None, evaluation: dict | None) -> None:
+        """Add the evaluation to iterate t's card (with samples beside the starting model's), and push the iterate
+        when asked (an unchanged folder makes no new commit, so a resumed run pushes again safely). The evaluations
+        come as values: every process read them before this main-only step."""
+        rows = self.result_rows(t, evaluation)
         if rows:
-            self.write_card(self.folder.iterate(t), t, rows)
+            self.write_card(self.folder.iterate(t), t, rows, paired_samples(base_evaluation, evaluation))
         if self.args.push_to_hub:
             url = push_folder(
                 self.folder.iterate(t),

@@ -1,12 +1,12 @@
 """Two CPU processes (gloo) doing everything a real run does, through both launchers, and the rank rule's guard.
 
-- torchrun, the tiny loop (tests/run_tiny_loop.py): sampled generation sharded across ranks and gathered in order,
-  training, an evaluation of every model, model cards with the evaluation and samples, the results dataset; then a
-  kill of one process in the middle of iteration 2's training and a resume on two processes to the same weights,
-  byte for byte, as the uninterrupted run.
-- `accelerate launch` with recipes/accelerate_configs/cpu_2proc.yaml, the real command (`spac_hf.cli train`) on the
-  embedded default's model and data, cut small: the recipe's true-reward evaluator, the cards, the results dataset and
-  the report.
+- The tiny loop (tests/run_tiny_loop.py) under `accelerate launch` with recipes/accelerate_configs/cpu_2proc.yaml:
+  sampled generation sharded across ranks and gathered in order, training, an evaluation of every model, model cards
+  with the evaluation and samples, the results dataset. Then the same run under torchrun, one process killed in the
+  middle of iteration 2's training and the run resumed on two processes: the same weights, byte for byte, as the
+  uninterrupted run (so both launchers also give the same run).
+- The real command under torchrun (`spac_hf.cli train --method spac`, the embedded default cut small): the recipe's
+  true-reward evaluator, the cards, the results dataset and the report printed once.
 - The guard that makes the rank rule hold by construction: anything that waits for every process raises at once
   inside a main-only function, so such a mistake fails here on one process instead of hanging two.
 """
@@ -28,6 +28,10 @@ from spac_hf.run_folder import RankRuleError, RunFolder, barrier, main_only
 from helpers import preference_rows
 
 
+def _venv_command(name: str) -> str:
+    return shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = str(Path(__file__).parent / "run_tiny_loop.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
@@ -35,13 +39,17 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPAT
 TINY_RUN = ["--iterations", "2", "--rows", "24", "--batch-size", "2", "--save-steps", "1", "--evaluate"]
 
 
-def _venv_command(name: str) -> str:
-    return shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
+TORCHRUN = [_venv_command("torchrun"), "--nproc_per_node", "2", "--standalone"]
+ACCELERATE = [
+    _venv_command("accelerate"),
+    "launch",
+    "--config_file",
+    str(ROOT / "recipes/accelerate_configs/cpu_2proc.yaml"),
+]
 
 
-def torchrun(model: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [_venv_command("torchrun"), "--nproc_per_node", "2", "--standalone", SCRIPT, "--model", model,
-               "--output-dir", str(out), *TINY_RUN, *extra]  # fmt: skip
+def tiny_loop(launcher: list[str], model: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [*launcher, SCRIPT, "--model", model, "--output-dir", str(out), *TINY_RUN, *extra]
     return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
 
 
@@ -59,9 +67,9 @@ def _weights(out: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def two_process_run(tiny_model_dir, tmp_path_factory):
-    """The tiny loop on two processes, uninterrupted: the reference of the kill test."""
+    """The tiny loop on two processes through `accelerate launch`, uninterrupted: the reference of the kill test."""
     out = tmp_path_factory.mktemp("ddp") / "run"
-    result = torchrun(tiny_model_dir, out)
+    result = tiny_loop(ACCELERATE, tiny_model_dir, out)
     assert result.returncode == 0, _failure(result)
     return out, json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -112,11 +120,11 @@ def test_a_process_killed_mid_run_resumes_on_two_processes_to_the_same_weights(
 ):
     reference, _ = two_process_run
     out = tmp_path / "run"
-    killed = torchrun(tiny_model_dir, out, "--kill-at-step", "5", "--kill-rank", "1")  # iteration 2, step 2
+    killed = tiny_loop(TORCHRUN, tiny_model_dir, out, "--kill-at-step", "5", "--kill-rank", "1")  # iteration 2, step 2
     assert killed.returncode != 0, "the run was not killed"
     assert (out / "iter_1" / "iterate.json").exists() and not (out / "iter_2").exists()
     assert any((out / "work" / "iter_2" / "checkpoints").glob("checkpoint-*"))  # it resumes from one
-    resumed = torchrun(tiny_model_dir, out)
+    resumed = tiny_loop(TORCHRUN, tiny_model_dir, out)
     assert resumed.returncode == 0, _failure(resumed)
     assert "resuming training from" in resumed.stderr
     assert _weights(out) == _weights(reference)
@@ -124,13 +132,12 @@ def test_a_process_killed_mid_run_resumes_on_two_processes_to_the_same_weights(
     assert not list(out.glob("work/iter_*/checkpoints"))
 
 
-def test_accelerate_launch_runs_the_default_recipe_on_two_processes(tmp_path):
+def test_the_command_runs_the_default_recipe_on_two_processes_with_its_evaluation(tmp_path):
     out = tmp_path / "spac"
     command = [
-        _venv_command("accelerate"), "launch", "--config_file", str(ROOT / "recipes/accelerate_configs/cpu_2proc.yaml"),
-        "-m", "spac_hf.cli", "train", "--method", "spac", "--output_dir", str(out), "--num_iterations", "2",
-        "--max_train_samples", "64", "--num_train_epochs", "1", "--true_reward_prompts", "16",
-        "--true_reward_samples", "1", "--max_new_tokens", "16", "--save_steps", "1000",
+        *TORCHRUN, "-m", "spac_hf.cli", "train", "--method", "spac", "--output_dir", str(out), "--num_iterations", "2",
+        "--max_train_samples", "64", "--num_train_epochs", "1", "--true_reward_prompts", "8",
+        "--true_reward_samples", "1", "--max_new_tokens", "8", "--logging_steps", "1",
     ]  # fmt: skip
     result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, _failure(result)
@@ -138,12 +145,12 @@ def test_accelerate_launch_runs_the_default_recipe_on_two_processes(tmp_path):
     for t in (1, 2):
         record = json.loads((out / f"iter_{t}" / "iterate.json").read_text())
         assert record["train_rows"] == 32
-        assert [e["step"] for e in record["log_history"] if "loss" in e][-1] == 2  # 32 rows / (2 x batch 16)
+        assert [e["step"] for e in record["log_history"] if "loss" in e] == [1]  # 32 rows / (2 x batch 16)
         assert "true_reward_reviews" in (out / f"iter_{t}" / "README.md").read_text()
     rows = _results_rows(out)
     assert sorted({row["iteration"] for row in rows}) == [0, 1, 2]
     assert (out / "summary.md").read_text().count("| iter_") == 2
-    assert result.stdout.count("# SPAC") == 1  # the report, printed once: by the main process
+    assert result.stdout.count("# SPAC: 2 iterations") == 1  # the report, printed once: by the main process
 
 
 def test_anything_that_waits_for_every_process_raises_inside_a_main_only_step(tmp_path):

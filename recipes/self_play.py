@@ -41,7 +41,7 @@ from spac_hf.loop import SelfPlayResult, run_self_play
 from spac_hf.methods import get_method
 from spac_hf.utils import atomic_write_text
 
-from recipes.console import quiet_libraries
+from recipes.console import console_logging, library_defaults, quiet_libraries
 from recipes.script_utils import save_figure
 
 
@@ -116,7 +116,8 @@ def parse_recipe_args(
     argv = sys.argv[1:] if argv is None else list(argv)
     label = get_method(method).label if method else config_class.__name__
     prog = f"recipes/{get_method(method).paper.key}.py" if method else "recipe"
-    return parse(parser, argv, Path(default_config), label, prog)
+    with library_defaults():  # the config's defaults as on a fresh start, whatever an earlier run in this process did
+        return parse(parser, argv, Path(default_config), label, prog)
 
 
 def _check_local_path(path: str, what: str) -> None:
@@ -212,8 +213,7 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
     from transformers import AutoTokenizer
 
     # Progress at INFO, from the main process only (the library logs through accelerate's logger).
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("spac_hf").setLevel(logging.INFO)
+    console_logging()
     logger.setLevel(logging.INFO)
     quiet_libraries()  # recipes/console.py: no internal bars, no warnings the user cannot act on
 

@@ -74,6 +74,7 @@ def two_process_run(tiny_model_dir, tmp_path_factory):
     return out, json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_two_processes_generate_train_evaluate_and_publish(two_process_run, model, tokenizer):
     out, report = two_process_run
     assert report["world_size"] == 2
@@ -115,6 +116,7 @@ def test_two_processes_generate_train_evaluate_and_publish(two_process_run, mode
     assert [it["iteration"] for it in summary["iterates"]] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_process_killed_mid_run_resumes_on_two_processes_to_the_same_weights(
     two_process_run, tiny_model_dir, tmp_path
 ):
@@ -132,6 +134,7 @@ def test_a_process_killed_mid_run_resumes_on_two_processes_to_the_same_weights(
     assert not list(out.glob("work/iter_*/checkpoints"))
 
 
+@pytest.mark.slow
 def test_the_command_runs_the_default_recipe_on_two_processes_with_its_evaluation(tmp_path):
     out = tmp_path / "spac"
     command = [

@@ -269,6 +269,27 @@ def _fake_run(method: str, rewards: list[float]) -> dict:
             "output_dir": f"outputs/default/{method}"}  # fmt: skip
 
 
+def test_a_second_run_in_the_same_process_keeps_its_progress_bar():
+    """`spac-hf compare` runs the three recipes in one process: the first run's quieting of transformers must not
+    turn the later runs' training bar into printed metric dicts (transformers picks `disable_tqdm` from its logging
+    level when a config is made)."""
+    import transformers
+    from spac_hf import SPACConfig
+
+    from recipes.console import quiet_libraries
+    from recipes.self_play import parse_recipe_args
+
+    quiet_libraries()  # what the first run leaves behind
+    try:
+        _, training, _, _ = parse_recipe_args(SPACConfig, DEFAULT / "spac.yaml", [])
+        assert training.disable_tqdm is False
+        _, training, _, _ = parse_recipe_args(SPACConfig, DEFAULT / "spac.yaml", ["--disable_tqdm", "true"])
+        assert training.disable_tqdm is True  # the user's choice stays theirs
+        assert transformers.utils.logging.get_verbosity() == transformers.logging.ERROR  # and the quieting stays
+    finally:
+        transformers.utils.logging.set_verbosity_warning()
+
+
 def test_comparison_table_and_one_plot_with_all_three():
     from recipes.compare import comparison_figure, comparison_markdown, comparison_rows
 
@@ -389,6 +410,7 @@ def test_a_run_prints_its_phases_not_library_noise_and_says_where_outputs_are(tm
         "'train_runtime'",
         "num_processes",
         "Tokenizing",
+        "[RANK 0]",  # one process: accelerate's rank prefix tells nothing
     ):
         assert noise not in printed, noise
     for phase in (

@@ -72,7 +72,9 @@ def check_spac_options(
     *, lam: float, real: str, smoothing: str, beta: float | None = None, pessimism_weight: float = 1.0
 ) -> None:
     """Raise a `ValueError` naming the option if any SPAC hyperparameter is out of its domain."""
-    problems = spac_option_problems(lam=lam, real=real, smoothing=smoothing, beta=beta, pessimism_weight=pessimism_weight)
+    problems = spac_option_problems(
+        lam=lam, real=real, smoothing=smoothing, beta=beta, pessimism_weight=pessimism_weight
+    )
     if problems:
         raise ValueError(" ".join(f"`{name}` must be {need}, got {value!r}." for name, value, need in problems))
 

@@ -274,6 +274,7 @@ def test_a_second_run_in_the_same_process_keeps_its_progress_bar():
     turn the later runs' training bar into printed metric dicts (transformers picks `disable_tqdm` from its logging
     level when a config is made)."""
     import transformers
+
     from spac_hf import SPACConfig
 
     from recipes.console import quiet_libraries

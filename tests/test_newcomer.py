@@ -426,3 +426,34 @@ def test_a_run_prints_its_phases_not_library_noise_and_says_where_outputs_are(tm
     assert f"`{out / 'iter_2'}`" in summary and f"`{out / 'true_reward.png'}`" in summary
     card = (out / "iter_2" / "README.md").read_text()
     assert "## Sample outputs" in card and f'model="{out / "iter_2"}"' in card
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The loss alone, called as the README shows it
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_spac_loss_runs_as_the_readme_calls_it_positionally_and_by_the_names_it_documents():
+    import torch
+
+    import spac_hf
+    from spac_hf.losses import LogProbs
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    call = re.search(r"`(spac_hf\.spac_loss\((.*?)\))` returns", readme)
+    arguments = [a.strip() for a in call.group(2).split(",")]
+    names = [a for a in arguments if "=" not in a]
+    assert len(names) == 6
+    generator = torch.Generator().manual_seed(0)
+    values = {name: -10 * torch.rand(4, generator=generator) for name in names}
+    scope = {"spac_hf": spac_hf, **values}
+    as_written = eval(call.group(1), scope)  # noqa: S307 (the README's own text, run as a reader would)
+    by_name = eval(call.group(1).replace(", ".join(names), ", ".join(f"{n}={n}" for n in names)), scope)  # noqa: S307
+    tensors = list(values.values())
+    expected = spac_hf.spac_loss(LogProbs(*tensors[:3]), LogProbs(*tensors[3:]), beta=0.1, lam=1.0)
+    for result in (as_written, by_name):
+        for got, want in zip(result, expected):
+            torch.testing.assert_close(got, want)
+    assert as_written[0].shape == (4,) and not torch.equal(as_written[1], torch.zeros(4))
+    with pytest.raises(TypeError, match="policy_chosen_logps"):
+        spac_hf.spac_loss(policy_chosen=values[names[0]])

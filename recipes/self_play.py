@@ -48,6 +48,7 @@ from recipes.script_utils import save_figure
 logger = logging.getLogger(__name__)
 
 TRUE_REWARD_TASKS = ("reviews", "instruction_following")
+Z95 = 1.959964  # the 95% normal interval from a standard error: the one uncertainty the reports show
 
 
 @dataclass
@@ -287,7 +288,7 @@ def write_report(result: SelfPlayResult) -> str:
         "",
         f"Run folder `{out}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in iterates)}.",
         "",
-        "| " + " | ".join(["model", "train loss", "train rows", *tasks]) + " |",
+        "| " + " | ".join(["model", "train loss", "train rows", *(f"{t} ± 95% CI" for t in tasks)]) + " |",
         "|" + "---|" * (3 + len(tasks)),
     ]
     rows = [("starting model", None, None, evaluations.get("0"))]
@@ -334,7 +335,7 @@ def _format_score(evaluation: dict | None, task: str) -> str:
     if not evaluation or task not in evaluation.get("results", {}):
         return ""
     metrics = evaluation["results"][task]
-    text = f"{metrics['mean']:.3f} ± {metrics.get('mean_stderr', float('nan')):.3f}"
+    text = f"{metrics['mean']:.3f} ± {Z95 * metrics.get('mean_stderr', float('nan')):.3f}"
     if evaluation.get("degenerate_fraction"):
         text += f" ({evaluation['degenerate_fraction']:.0%} degenerate)"
     return text
@@ -351,13 +352,13 @@ def _plot_evaluations(evaluations: dict, path: Path, label: str) -> None:
         points = sorted((int(t), e["results"][task]) for t, e in evaluations.items() if task in e.get("results", {}))
         xs = [t for t, _ in points]
         means = [m["mean"] for _, m in points]
-        errors = [m.get("mean_stderr", 0.0) for _, m in points]
+        errors = [Z95 * m.get("mean_stderr", 0.0) for _, m in points]
         ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=task)
     ax.set_xlabel("iteration (0 = starting model)")
     ax.set_ylabel("mean true reward")
     ax.set_title(f"{label}: held-out true reward by iteration")
     ax.set_xticks(sorted(int(t) for t in evaluations))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="error bars: 95% CI", title_fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)

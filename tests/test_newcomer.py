@@ -300,7 +300,7 @@ def test_comparison_table_and_one_plot_with_all_three():
     assert [r["label"] for r in rows.values()] == ["SPAC", "iterative DPO", "SPIN"]
     text = comparison_markdown(rows, 42)
     assert "| model | SPAC | iterative DPO | SPIN |" in text
-    assert "| iterate 3 | 0.350 ± 0.020 | 0.330 ± 0.020 | 0.220 ± 0.020 |" in text
+    assert "| iterate 3 | 0.350 ± 0.039 | 0.330 ± 0.039 | 0.220 ± 0.039 |" in text  # 95% CI: 1.96 x 0.02
     assert "| SPAC | `outputs/default/spac` | 61 s |" in text  # no load recorded: no brackets
     fig = comparison_figure(rows)
     (ax,) = fig.axes
@@ -457,3 +457,18 @@ def test_spac_loss_runs_as_the_readme_calls_it_positionally_and_by_the_names_it_
     assert as_written[0].shape == (4,) and not torch.equal(as_written[1], torch.zeros(4))
     with pytest.raises(TypeError, match="policy_chosen_logps"):
         spac_hf.spac_loss(policy_chosen=values[names[0]])
+
+
+def test_no_committed_result_holds_a_path_of_the_machine_that_made_it():
+    """Results name models and folders relative to the checkout (`outputs/smollm2/model`), never `/work/...`,
+    `/root/...` or `/home/...`: those mean nothing to a reader and leak the machine's layout."""
+    files = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    machine_path = re.compile(r"(?<![\w./-])/(?:work|root|home|Users)/")
+    found = []
+    for name in files:
+        try:
+            text = (ROOT / name).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue  # images, and files deleted in the work tree
+        found += [f"{name}: {match.group(0)}" for match in machine_path.finditer(text)][:1]
+    assert len(files) > 50 and found == []

@@ -43,12 +43,19 @@ METHODS = {
     "spin": ("SPIN", "#2ca02c"),
     "spac": ("SPAC", "#d62728"),
 }
-# Variants of a method: a method run with named settings (the theory preset of spac_hf.presets), its own line in
-# every table and plot, never joined to its method's. The results rows carry the method (`spac`); the variant is
-# read from the model's name (`smollm2-if/spac_theory`, `spac_theory-iter4`). name -> (label, plot colour, method).
-# Written to become a copy of spac_hf.variants' records (name, label, method) once that module exists.
+# Variants of a method (spac_hf.variants: a method at named settings, such as the theory preset), each its own line
+# in every table and plot, never joined to its method's. A copy of the records whose name is not a method's, with a
+# plot colour: name -> (label, colour, method); tests/test_space.py checks it against spac_hf.variants. A row names
+# its variant in its `variant` column; rows written before that column existed name it in the model's name
+# (`smollm2-if/spac_theory`, `spac_theory-iter4`).
 VARIANTS = {
+    "dpo_bounded": ("DPO, bounded reward", "#8c564b", "dpo"),
+    "ipo": ("IPO", "#e377c2", "dpo"),
+    "rpo": ("RPO (DPO + chosen NLL)", "#bcbd22", "dpo"),
+    "sft_chosen": ("SFT on chosen", "#17becf", "dpo"),
     "spac_theory": ("SPAC (theory preset)", "#9467bd", "spac"),
+    "spac_theory_no_pessimism": ("theory preset, pessimism off", "#ff7f0e", "spac"),
+    "algorithm1": ("Algorithm 1 (bounded critic, exact)", "#aec7e8", "spac"),
 }
 STYLES = {**METHODS, **{name: (label, colour) for name, (label, colour, _) in VARIANTS.items()}}
 METHOD_ORDER = {name: index for index, name in enumerate(reversed(METHODS))}  # the model list shows SPAC first
@@ -147,8 +154,11 @@ _TABLE_ORDER = {name: index for index, name in enumerate([SFT, *METHODS, *VARIAN
 _NAME_PARTS = re.compile(r"[-/]")
 
 
-def variant_of(model: str, method: str) -> str:
-    """The variant a model of `method` was trained as (a part of its name is the variant's name), else the method."""
+def variant_of(model: str, method: str, variant=None) -> str:
+    """The line a model is drawn on: its variant when it was trained as one (the row's `variant`, else a part of its
+    name that is a variant's name), else its method."""
+    if isinstance(variant, str) and variant in VARIANTS:
+        return variant
     parts = set(_NAME_PARTS.split(str(model)))
     return next((name for name, (_, _, of) in VARIANTS.items() if of == method and name in parts), method)
 
@@ -211,7 +221,7 @@ def models_frame(frame: pd.DataFrame) -> pd.DataFrame:
             return SFT if row.iteration == 0 else ""
         if row.method == "dpo" and runs_max.get(_run_of(row.model), 1) > 1:
             return "iterative_dpo"
-        return variant_of(row.model, row.method)
+        return variant_of(row.model, row.method, row.variant)
 
     scores["method"] = [method(row) for row in scores.itertuples()]
     scores[SEEDS] = scores["model"].map(seeds).fillna(1).astype(int)

@@ -314,13 +314,22 @@ def test_the_theory_preset_is_its_own_line_and_the_page_names_models_not_machine
         assert {"SPAC", "SPAC (theory preset)"} <= {t.get_text() for t in legend.get_texts()}
 
 
-def test_the_space_copy_of_the_variants_names_a_method_and_the_benchmarks_label():
-    from benchmarks.instruction_following.methods import methods as benchmark_methods
+def test_space_copy_of_the_variants_matches_spac_hf():
+    from spac_hf.methods import METHODS
+    from spac_hf.variants import VARIANTS
 
-    listed = benchmark_methods(num_pairs=18)
-    for name, (label, _colour, method) in results.VARIANTS.items():
-        assert method in results.METHODS
-        assert (listed[name].label, listed[name].recipe) == (label, method)
+    # Every variant that is not a method of its own, with its label and method: its own line, never its method's.
+    expected = {v.name: (v.label, v.method) for v in VARIANTS.values() if v.name not in METHODS}
+    assert {name: (label, method) for name, (label, _colour, method) in results.VARIANTS.items()} == expected
+    colours = [colour for _, colour in results.STYLES.values()] + [results.SFT_STYLE[1]]
+    assert len(set(colours)) == len(colours)  # every line tells itself apart
+    # A row that names its variant is drawn on the variant's line, whatever the model is called.
+    rows = [
+        result_row("runs/a/iter_1", "spac", 1, "t", "mean", 0.2),
+        result_row("runs/b/iter_1", "spac", 1, "t", "mean", 0.3),
+    ]
+    frame = results.rows_frame([{**rows[0], "variant": "spac_theory"}, {**rows[1], "variant": "spac"}])
+    assert sorted(results.models_frame(frame)["method"]) == ["spac", "spac_theory"]
 
 
 def test_each_ranking_says_where_its_rows_come_from_and_whether_they_are_todays_default(tmp_path):

@@ -1,7 +1,7 @@
 """The folder of one `run_self_play` run: its layout, its identity record, its checkpoints, and how processes share it.
 
-Layout of `output_dir`; every path is built here, and every step is durable and written atomically (a step is done
-when its marker exists):
+Layout of `output_dir`; every path is built here (pi_t's, the Hub repos' names and the models' labels too), and every
+step is durable and written atomically (a step is done when its marker exists):
 
     self_play_run.json          what this run is (every option that changes results, `run_identity.py`);
                                 written once the inputs are validated, checked on resume
@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from accelerate import PartialState
 from accelerate.logging import get_logger
 
-from .integrity import damaged_file
+from .integrity import damaged_file, remove_leftovers
 from .run_identity import write_run_record
 
 
@@ -102,9 +102,23 @@ def main_only(fn: F) -> F:
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Every path of a run folder, built once."""
+    """Every path of a run folder, built once: the folder's files, pi_t, and the Hub repos the run pushes to."""
 
     root: Path
+    base_model: str = ""  # pi_1, the starting model (a path or a Hub id)
+    hub_model_id: str | None = None  # the prefix of the Hub repos (default: the folder's name)
+
+    def policy(self, t: int) -> str:
+        """pi_t, where iteration t starts: the starting model for t = 1, else the iterate iteration t - 1 saved."""
+        return self.model(t - 1)
+
+    def model(self, t: int) -> str:
+        """Model t: the starting model for t = 0, else iterate t."""
+        return self.base_model if t == 0 else str(self.iterate(t))
+
+    def repo_id(self, suffix: str) -> str:
+        """Where a run pushes: `<hub_model_id, or the folder's name>-iter<t>` and `...-results`."""
+        return f"{self.hub_model_id or self.root.name}-{suffix}"
 
     def exists(self, path: Path) -> bool:
         """`path.exists()`, the same on every process: read after a barrier, and only `main_only` writes."""
@@ -169,6 +183,13 @@ class RunFolder:
 def record_run(folder: RunFolder, identity: dict[str, Any]) -> None:
     """Write the run record; only once every input has been validated (`spac_hf.preflight`)."""
     write_run_record(folder.run_file, identity)
+
+
+@main_only
+def clean_up_after_a_kill(folder: RunFolder, num_iterations: int) -> None:
+    """Remove what a kill left behind (temporary files, checkpoints of finished iterations; `integrity`)."""
+    finished = [t for t in range(1, num_iterations + 1) if folder.iterate_record(t).exists()]
+    remove_leftovers(folder, num_iterations, finished)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -391,7 +391,7 @@ def ifeval_model(dry_run: bool):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "recipes" / "default" / "model")
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "src" / "spac_hf" / "default" / "model")
     tokenizer.padding_side = "left"
     # Dry run: a few layers of width 64. GPU: Qwen2.5-0.5B's body (its vocabulary is the tokenizer's here).
     tiny = {
@@ -486,7 +486,7 @@ def _trainer_setup(dry_run: bool, hidden_size: int = 256):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "recipes" / "default" / "model")
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "src" / "spac_hf" / "default" / "model")
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

@@ -16,11 +16,11 @@ import matplotlib.ticker
 matplotlib.use("Agg")  # headless
 import matplotlib.pyplot as plt  # noqa: E402
 
+from spac_hf.scripts.script_utils import save_figure  # noqa: E402
 from spac_hf.utils import atomic_write_text  # noqa: E402
 
 from .clock import PHASES  # noqa: E402
 from .variants import LABELS  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
 
 
 MIB = 2**20

@@ -22,10 +22,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from spac_hf.scripts import EMBEDDED_DEFAULT  # noqa: E402
 from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS  # noqa: E402  (as the recipes' evaluation samples)
 from spac_hf.utils import atomic_write_json, read_json  # noqa: E402
 
-from benchmarks.ground_truth.methods import REPO_ROOT  # noqa: E402
 from benchmarks.ground_truth.stats import mean_ci95  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = read_json(args.results / "results.json")
     settings = results["settings"]
     data = next(iter(settings["per_method"].values()))["recipe_args"]
-    test_file = REPO_ROOT / "recipes" / "default" / "data" / "test.jsonl"  # the coverage data keep the shipped test
+    test_file = EMBEDDED_DEFAULT / "data" / "test.jsonl"  # the coverage data keep the shipped test
     unique = dict.fromkeys(json.loads(line)["prompt"] for line in test_file.read_text().splitlines())
     prompts = list(unique)[: settings["true_reward_prompts"]]  # the recipes' evaluation prompts
     rows, per_method = [], {}

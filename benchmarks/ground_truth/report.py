@@ -16,11 +16,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import save_results_dataset  # noqa: E402
+from spac_hf.scripts.script_utils import save_figure  # noqa: E402
 from spac_hf.utils import atomic_write_text  # noqa: E402
 
 from benchmarks.ground_truth.plot import plot_figure  # noqa: E402
 from benchmarks.ground_truth.tables import finite, ordered_cells, table_csv, table_markdown  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
 
 
 def dataset_rows(results: dict) -> list[dict]:

@@ -17,10 +17,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import save_results_dataset
+from spac_hf.scripts.script_utils import save_figure
 from spac_hf.utils import atomic_write_text
 
 from benchmarks.ground_truth.report import over_seeds_rows
-from recipes.script_utils import save_figure
 
 
 COLUMNS = (  # (results key, header)

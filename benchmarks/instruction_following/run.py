@@ -31,6 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from spac_hf.scripts.console import quiet_libraries
 from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
 
 from benchmarks.ground_truth.run import _json_safe
@@ -39,7 +40,6 @@ from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS, LEADERBOAR
 from benchmarks.instruction_following.methods import METHOD_NAMES, REPO_ROOT, methods, theory_preset_args
 from benchmarks.instruction_following.report import write_report
 from benchmarks.instruction_following.runs import final_iterate, ifeval_record, train
-from recipes.console import quiet_libraries
 
 
 DEFAULT_MODEL = "outputs/smollm2/model"  # recipes/smollm2/convert.py writes it

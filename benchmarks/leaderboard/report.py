@@ -19,11 +19,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.hub import results_dataset_rows, save_results_dataset  # noqa: E402
+from spac_hf.scripts.script_utils import save_figure  # noqa: E402
 from spac_hf.utils import atomic_write_text  # noqa: E402
 
 from benchmarks.leaderboard.models import ModelSpec  # noqa: E402
 from benchmarks.leaderboard.suites import SUITES, Suite, column_value  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
 
 
 def comparison(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_label: str = "base") -> list[dict]:

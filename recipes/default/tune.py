@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # `benchmarks` is a folder of the repository, not an installed package
 
-DATA = ROOT / "recipes" / "default" / "data"
+DATA = ROOT / "src" / "spac_hf" / "default" / "data"
 TUNING_DATA = DATA / "tuning"
 RESULTS = ROOT / "recipes" / "default" / "tuning"
 VALIDATION_PROMPTS = 150

@@ -1,13 +1,14 @@
-"""What `recipes/{spac,dpo,spin}.py` share: parse, load, run the loop, report. The scripts only pick the method.
+"""What `spac_hf.scripts.{spac,dpo,spin}` share: parse, load, run the loop, report. The scripts only pick the method.
 
 Supports: every method of `spac_hf.methods` through `run_self_play`, standard and conversational data from a local
 folder, a Hub id or a `datasets:` mixture, LoRA/QLoRA through TRL's `ModelConfig`, and a programmatic true reward
-(`--true_reward_task reviews`) evaluated on the starting model and every iterate. Assumes: it runs from the repository
-root (relative paths in the YAMLs), the whole data set fits on disk (no streaming).
+(`--true_reward_task reviews`) evaluated on the starting model and every iterate. Assumes: the whole data set fits on
+disk (no streaming). Relative paths in a YAML are found from the current directory, else from the YAML's folder up.
 
 Parsing is TRL's: `TrlParser((SelfPlayScriptArguments, <config>, ModelConfig, DatasetMixtureConfig))`, so a YAML given
 with `--config` sets defaults and command-line flags override them. A script run with no argument at all runs its
-embedded default config (`recipes/default/<method>.yaml`): a complete run on CPU, on the shipped model and data.
+embedded default config (`spac_hf/default/<method>.yaml`, shipped with the package): a complete run on CPU, on the
+shipped model and data.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-
-if __package__ in (None, ""):  # run as a script: make `recipes.*` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub.errors import HFValidationError
@@ -39,10 +36,10 @@ from spac_hf.config import SelfPlayConfig
 from spac_hf.data import drop_long_prompts, normalize_prompt_column
 from spac_hf.loop import SelfPlayResult, run_self_play
 from spac_hf.methods import get_method
+from spac_hf.scripts import EMBEDDED_DEFAULT
+from spac_hf.scripts.console import quiet_libraries
+from spac_hf.scripts.script_utils import save_figure
 from spac_hf.utils import atomic_write_text
-
-from recipes.console import quiet_libraries
-from recipes.script_utils import save_figure
 
 
 logger = logging.getLogger(__name__)
@@ -97,14 +94,14 @@ def parse_recipe_args(
     config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None, method: str = ""
 ):
     """Parse `argv` (default: the command line). The embedded `default_config` is the base config unless `--config`
-    names another; any option overrides it (`recipes/arguments.py`: grouped `--help`, "did you mean").
+    names another; any option overrides it (`spac_hf.scripts.arguments`: grouped `--help`, "did you mean").
     Returns (script_args, training_args, model_args, dataset_args)."""
-    from recipes.arguments import parse
+    from spac_hf.scripts.arguments import parse
 
     parser = TrlParser((SelfPlayScriptArguments, config_class, ModelConfig, DatasetMixtureConfig))
     argv = sys.argv[1:] if argv is None else list(argv)
     label = get_method(method).label if method else config_class.__name__
-    prog = f"recipes/{get_method(method).paper.key}.py" if method else "recipe"
+    prog = f"spac-hf train --method {get_method(method).paper.key}" if method else "recipe"
     return parse(parser, argv, Path(default_config), label, prog)
 
 
@@ -117,7 +114,7 @@ def _check_local_path(path: str, what: str) -> None:
     except HFValidationError:
         raise FileNotFoundError(
             f"{what} {path!r} is neither an existing local path nor a Hub id. Relative paths are resolved from the "
-            f"current directory ({Path.cwd()}); the recipes expect to be run from the repository root."
+            f"current directory ({Path.cwd()}), then from the YAML's folder and the folders above it."
         ) from None
 
 
@@ -189,10 +186,10 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
 
 
 def run_recipe(method: str, argv: list[str] | None = None) -> SelfPlayResult:
-    """What `recipes/<method>.py` runs: its arguments over the base config `recipes/default/<method>.yaml` (or the
-    one `--config` names), then `main`."""
+    """What `spac-hf train --method <method>` runs: its arguments over the base config `spac_hf/default/<method>.yaml`
+    (or the one `--config` names), then `main`."""
     record = get_method(method)
-    default_config = Path(__file__).parent / "default" / f"{record.paper.key}.yaml"
+    default_config = EMBEDDED_DEFAULT / f"{record.paper.key}.yaml"
     return main(method, *parse_recipe_args(record.config_class, default_config, argv, method=method))
 
 
@@ -204,7 +201,7 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("spac_hf").setLevel(logging.INFO)
     logger.setLevel(logging.INFO)
-    quiet_libraries()  # recipes/console.py: no internal bars, no warnings the user cannot act on
+    quiet_libraries()  # spac_hf.scripts.console: no internal bars, no warnings the user cannot act on
 
     _check_local_path(model_args.model_name_or_path, "model_name_or_path")
     model_init_kwargs = {

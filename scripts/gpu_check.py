@@ -234,7 +234,7 @@ class Check:
         if self.dry_run and size != "0.5B":
             return {"status": "skipped", "reason": "dry run: one tiny size (the 0.5B step) covers the code path"}
         out = self.work / f"cost_{size}"
-        command = [sys.executable, "benchmarks/cost/run.py", "--no-report", "--out", str(out), "--share-sizes"]
+        command = [sys.executable, "-m", "benchmarks.cost.run", "--no-report", "--out", str(out), "--share-sizes"]
         if self.dry_run:  # the smallest shape, a few tokens: the code path, not the numbers
             command += ["--sizes", "0.1M", "--steps", "2", "--batch-size", "2", "--prompt-tokens", "16",
                         "--response-tokens", "16", "--rows", "4", "--generation-prompts", "4",
@@ -501,8 +501,7 @@ def _trainer_setup(dry_run: bool, hidden_size: int = 256):
         bos_token_id=None,
     )
     model = LlamaForCausalLM(config)
-    sys.path.insert(0, str(ROOT / "src"))
-    from spac_hf.tasks import all_prompts, sample_review
+    from spac_hf.tasks import all_prompts, sample_review  # importable: gpu_check.sh puts src/ on PYTHONPATH
 
     rng = random.Random(0)
     rows = [{"prompt": p, "chosen": sample_review(rng, p), "rejected": sample_review(rng, p),

@@ -302,6 +302,6 @@ def test_readme_results_come_from_the_committed_results():
     root = Path(__file__).resolve().parents[1]
     results = json.loads((root / "results" / "instruction_following" / "results.json").read_text())
     readme = (root / "benchmarks" / "instruction_following" / "README.md").read_text()
-    assert readme_block(results) in readme  # rewrite with: python benchmarks/instruction_following/report.py
+    assert readme_block(results) in readme  # rewrite with: python -m benchmarks.instruction_following.report
     table = (root / "results" / "instruction_following" / "table.md").read_text()
     assert ("PARTIAL" in table) == (results["status"] != "complete")

@@ -143,7 +143,7 @@ def run_ifeval(
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    """`python benchmarks/instruction_following/ifeval.py <model folder>`: IFEval for one model (e.g. a recipe's
+    """`python -m benchmarks.instruction_following.ifeval <model folder>`: IFEval for one model (e.g. a recipe's
     starting model and its iterates: the recipes' "before and after"), written to <model folder>/ifeval.json."""
     import argparse
 
@@ -166,7 +166,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     main()

@@ -2,10 +2,10 @@
 defaults and the theory preset) on real prompts with verifiable constraints, scored by IFEval and an
 in-distribution reward, several seeds.
 
-    python benchmarks/instruction_following/run.py                 # the CPU configuration, 3 seeds (hours: resumable)
-    python benchmarks/instruction_following/run.py --seeds 5       # 2 more seeds; finished runs are reused
-    python benchmarks/instruction_following/run.py --gpu           # the paper-like configuration, for a GPU
-    python benchmarks/instruction_following/run.py -- --learning_rate 2e-5     # recipe overrides, for every method
+    python -m benchmarks.instruction_following.run                 # the CPU configuration, 3 seeds (hours: resumable)
+    python -m benchmarks.instruction_following.run --seeds 5       # 2 more seeds; finished runs are reused
+    python -m benchmarks.instruction_following.run --gpu           # the paper-like configuration, for a GPU
+    python -m benchmarks.instruction_following.run -- --learning_rate 2e-5     # recipe overrides, for every method
 
 Steps, in the order that gives the most informative numbers first: the preference data (mu = the SFT model sampling K
 responses per prompt), then seed 0 of every method (per-iteration in-distribution reward), IFEval of the SFT model,
@@ -28,8 +28,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spac_hf.scripts.console import quiet_libraries
 from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
@@ -151,7 +149,7 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
     first = runs[0]["settings"] if runs else {}
     # The command that runs (and resumes) the benchmark: a --report-only call reports on that run, it is not one.
     command = " ".join(
-        ["python", "benchmarks/instruction_following/run.py", *(a for a in args.argv if a != "--report-only")]
+        ["python", "-m", "benchmarks.instruction_following.run", *(a for a in args.argv if a != "--report-only")]
     )
     return _json_safe(
         {

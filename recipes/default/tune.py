@@ -12,7 +12,7 @@ iterates; a candidate with a degenerate collapse (more than 5% degenerate answer
 
     python recipes/default/tune.py --build-split    # rewrite data/tuning/ from data/train.jsonl (deterministic)
     OMP_NUM_THREADS=1 nice python recipes/default/tune.py --seeds 2    # screening -> recipes/default/tuning/
-    python benchmarks/ground_truth/run.py --seeds 5 --methods iterative_dpo spin spac --threads 1 \
+    python -m benchmarks.ground_truth.run --seeds 5 --methods iterative_dpo spin spac --threads 1 \
         --out recipes/default/tuning/confirmation                    # the chosen setting, 5 seeds, test prompts
     python recipes/default/tune.py --degenerate      # each confirmation run's largest degenerate share -> its folder
     python recipes/default/tune.py --readme          # the tables of recipes/default/README.md, from those files

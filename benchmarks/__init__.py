@@ -1,0 +1,1 @@
+"""The benchmarks, one package each, run from the repository root as `python -m benchmarks.<name>.run`."""

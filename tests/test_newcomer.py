@@ -54,7 +54,7 @@ def test_the_default_yamls_use_the_setting_the_search_chose():
 
 
 def test_search_report_is_the_search_result():
-    from recipes.default.tune import write_report
+    from benchmarks.default_tuning.run import write_report
 
     search = json.loads((DEFAULT / "tuning" / "search.json").read_text())
     text = (DEFAULT / "tuning" / "search.md").read_text()
@@ -90,11 +90,11 @@ def _max_degenerate(runs: list[dict]) -> float:
 
 
 def test_default_readme_numbers_are_rendered_from_the_committed_results():
-    from recipes.default.tune import readme_tables
+    from benchmarks.default_tuning.run import readme_tables
 
     readme = (DEFAULT / "README.md").read_text()
     (block,) = NUMBERS.findall(readme)
-    assert block == readme_tables()  # `python recipes/default/tune.py --readme` wrote it
+    assert block == readme_tables()  # `python -m benchmarks.default_tuning.run --readme` wrote it
     search = json.loads((DEFAULT / "tuning" / "search.json").read_text())
     words = {4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
     flat = " ".join(readme.split())

@@ -1,1 +1,2 @@
-"""The benchmarks, one package each, run from the repository root as `python -m benchmarks.<name>.run`."""
+"""The benchmarks, each a package run as `python -m benchmarks.<name>.run`, and the fair-comparison protocol they
+share (`benchmarks.protocol`)."""

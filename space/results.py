@@ -1,10 +1,10 @@
 """Results rows in, leaderboards out.
 
-Rows have the columns of `spac_hf.hub.RESULT_COLUMNS` (model, base_model, method, iteration, task, metric, value,
-stderr, num_fewshot). They come from a Hub dataset (`data/*.jsonl`, the layout `spac_hf.hub.save_results_dataset`
-writes) and/or from every `**/data/results.jsonl` under local folders. The Space does not import spac_hf (a Space
-installs only `requirements.txt`); tests/test_space.py checks these column names against spac_hf.hub, and the
-method list below against spac_hf.methods.
+Rows have the columns of `spac_hf.hub.RESULT_COLUMNS` (model, base_model, method, variant, iteration, task, metric,
+value, stderr, num_fewshot). They come from a Hub dataset (`data/*.jsonl`, the layout
+`spac_hf.hub.save_results_dataset` writes) and/or from every `**/data/results.jsonl` under local folders. The Space
+does not import spac_hf (a Space installs only `requirements.txt`); tests/test_space.py checks these column names
+against spac_hf.hub, and the method list below against spac_hf.methods.
 
 Some rows describe another row instead of scoring a task: a multi-seed benchmark writes, beside each model's
 `mean_over_seeds`, the half-width of its 95% interval across seeds (`ci95_halfwidth_over_seeds`) and how many seeds
@@ -30,7 +30,7 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("model", "base_model", "method", "iteration", "task", "metric", "value", "stderr", "num_fewshot")
+COLUMNS = ("model", "base_model", "method", "variant", "iteration", "task", "metric", "value", "stderr", "num_fewshot")
 REQUIRED = ("model", "task", "metric", "value")
 ROW_KEY = ["model", "task", "metric", "num_fewshot"]  # one value per key, as in spac_hf.hub.validate_results_rows
 RESULTS_GLOB = "**/data/results.jsonl"
@@ -89,6 +89,8 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
     frame["value"] = frame["value"].astype(float)
     frame["stderr"] = frame["stderr"].astype(float)
     frame["iteration"] = frame["iteration"].astype("Int64")
+    # Rows written before the column existed have no variant: one dtype whether or not any row names one.
+    frame["variant"] = frame["variant"].astype(object).where(frame["variant"].notna(), None)
     return frame.reset_index(drop=True)
 
 

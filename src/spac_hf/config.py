@@ -164,8 +164,8 @@ class SPACConfig(SelfPlayConfig):
         linear form:       h(y_gen) - h(y')               + lam * -log sigmoid(h(y+) - h(y-))
 
     Presets: the defaults are the paper's practical settings; `recipes/<setup>/spac_theory.yaml` selects the settings
-    the theory asks for (`spac_hf.presets.THEORY_PRESET`: beta 1, lam 0.1 with `lam_scaling="sqrt_n"`, T = 10
-    iterations over all the data; docs/algorithm.md says when to use which).
+    the theory asks for (`spac_hf.variants.VARIANTS["spac_theory"]`: beta 1, lam 0.1 with `lam_scaling="sqrt_n"`,
+    T = 10 iterations over all the data; docs/algorithm.md says when to use which).
 
     Parameters:
         > Parameters that control the SPAC loss

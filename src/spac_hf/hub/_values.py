@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..methods import METHODS
+from ..variants import get_variant
 
 
 def is_number(value: Any) -> bool:
@@ -25,7 +26,7 @@ def check_method(method: str) -> str:
 
 
 # The type rule of every evaluation-row column, for the results dataset and the model card alike.
-_STRINGS = ("model", "task", "metric", "method", "base_model")
+_STRINGS = ("model", "task", "metric", "method", "variant", "base_model")
 _NUMBERS = ("value", "stderr")
 _INTEGERS = ("iteration", "num_fewshot")
 
@@ -51,6 +52,8 @@ def check_row(row: Mapping[str, Any], where: str, required: tuple[str, ...], all
             raise ValueError(f"{where}: {key!r} must be an integer, got {row[key]!r}: {dict(row)}")
     if row.get("method") is not None:
         check_method(row["method"])
+    if row.get("variant") is not None:
+        get_variant(row["variant"])  # names the unknown variant and lists the known ones
     return dict(row)
 
 

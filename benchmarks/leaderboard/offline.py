@@ -14,9 +14,9 @@ import json
 import time
 from pathlib import Path
 
-from spac_hf.eval_tasks import provenance
 from spac_hf.utils import environment_info
 
+from benchmarks.eval_data.tasks import provenance
 from benchmarks.leaderboard.run import evaluate_model, task_samples
 from benchmarks.leaderboard.suites import OFFLINE_V2, task_manager
 

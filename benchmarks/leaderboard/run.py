@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
                 "environment": environment_info(),
             }
             if suite.make_tasks_dir is not None:  # real data from registry packages: their licences and citations
-                from spac_hf.eval_tasks import provenance
+                from benchmarks.eval_data.tasks import provenance
 
                 output["spac_hf"]["data_sources"] = provenance()
             write_json(path, output)

@@ -13,7 +13,6 @@ shipped model and data.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -39,12 +38,13 @@ from spac_hf.methods import get_method
 from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.scripts.console import quiet_libraries
 from spac_hf.scripts.script_utils import save_figure
+from spac_hf.tasks.registry import TASKS, get_task
 from spac_hf.utils import atomic_write_text
 
 
 logger = logging.getLogger(__name__)
 
-TRUE_REWARD_TASKS = ("reviews", "instruction_following")
+TRUE_REWARD_TASKS = tuple(TASKS)  # spac_hf.tasks.registry: one record per task
 
 
 @dataclass
@@ -69,10 +69,9 @@ class SelfPlayScriptArguments(ScriptArguments):
     true_reward_task: str | None = field(
         default=None,
         metadata={
-            "help": "A task with a programmatic reward (`reviews`, the shipped task; `instruction_following`, "
-            "IFEval's checkers on real prompts, see spac_hf.tasks.instruction_following): the starting model and "
-            "every "
-            "iterate are scored by their mean true reward on the test split's prompts.",
+            "help": "A task with a programmatic reward (spac_hf.tasks.registry: `reviews`, the shipped task; "
+            "`instruction_following`, IFEval's checkers on real prompts): the starting model and every iterate are "
+            "scored by their mean true reward on the test split's prompts.",
             "choices": list(TRUE_REWARD_TASKS),
         },
     )
@@ -143,46 +142,20 @@ def load_preference_data(script_args, dataset_args, seed: int) -> tuple[Dataset,
 
 
 def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
-    """`evaluate(model_path, iteration)` scoring a model by its mean true reward on held-out prompts."""
-    from spac_hf.tasks import mean_true_reward
-
+    """`evaluate(model_path, iteration)` scoring a model by its task's true reward on held-out prompts: the task
+    record's evaluator (`spac_hf.tasks.registry`)."""
     if test is None:
         raise ValueError(
             f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts."
         )
-    if script_args.true_reward_task == "instruction_following":  # the task's own hook: greedy, IFEval's checkers
-        from spac_hf.tasks.instruction_following import recipe_evaluator
-
-        return recipe_evaluator(
-            test,
-            tokenizer,
-            num_prompts=script_args.true_reward_prompts,
-            max_new_tokens=script_args.true_reward_max_new_tokens,
-            seed=seed,
-        )
-    unique = {json.dumps(p, sort_keys=True): p for p in test["prompt"]}  # conversational prompts are not hashable
-    prompts = list(unique.values())[: script_args.true_reward_prompts]
-
-    def evaluate(model_path: str, iteration: int) -> dict:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        model.to("cuda" if torch.cuda.is_available() else "cpu")
-        score = mean_true_reward(model, tokenizer, prompts, num_samples=script_args.true_reward_samples, seed=seed)
-        logger.info(
-            "Evaluation: true reward of %s %.3f ± %.3f (%.0f%% degenerate)",
-            "the starting model" if iteration == 0 else f"iterate {iteration}",
-            score["mean"], score["stderr"], 100 * score["degenerate_fraction"],
-        )  # fmt: skip
-        results = {"mean": score["mean"], "mean_stderr": score["stderr"]}
-        return {
-            "results": {f"true_reward_{script_args.true_reward_task}": results},
-            "degenerate_fraction": score["degenerate_fraction"],  # beside the results: a share, not a score to average
-            "examples": score["examples"],
-        }
-
-    return evaluate
+    return get_task(script_args.true_reward_task).evaluator(
+        test,
+        tokenizer,
+        num_prompts=script_args.true_reward_prompts,
+        num_samples=script_args.true_reward_samples,
+        max_new_tokens=script_args.true_reward_max_new_tokens,
+        seed=seed,
+    )
 
 
 def run_recipe(method: str, argv: list[str] | None = None) -> SelfPlayResult:

@@ -28,8 +28,9 @@ def method_of(config: Path) -> str:
     return config.parent.name if config.parent.name in RECIPE_METHODS else config.stem.removesuffix("_theory")
 
 
-RECIPE_CONFIGS = sorted(p for p in [*RECIPES.rglob("*.yaml"), *EMBEDDED_DEFAULT.glob("*.yaml")]
-                        if "accelerate_configs" not in p.parts)  # fmt: skip
+RECIPE_CONFIGS = sorted(
+    p for p in [*RECIPES.rglob("*.yaml"), *EMBEDDED_DEFAULT.glob("*.yaml")] if "accelerate_configs" not in p.parts
+)
 FULL_CONFIGS = sorted(RECIPES.glob("zephyr-7b/*/config_full.yaml"))
 
 

@@ -29,8 +29,18 @@ def build_wheel(out: Path) -> Path:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(source), "-w",
-               str(out / "dist")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        str(source),
+        "-w",
+        str(out / "dist"),
+    ]
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
     (wheel,) = (out / "dist").glob("spac_hf-*.whl")
     return wheel
@@ -40,12 +50,21 @@ def fresh_environment(path: Path, wheel: Path) -> Path:
     """A new virtual environment holding only the wheel; returns its `bin/`."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
     python = path / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     (Path(site) / "shared_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True, env=env,
-                   capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     return path / "bin"
 
 
@@ -64,8 +83,14 @@ def test_spac_hf_train_runs_the_embedded_default_from_an_installed_wheel(tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = subprocess.run([bin_dir / "python", "-c", "import spac_hf; print(spac_hf.__file__)"], cwd=empty, env=env,
-                           check=True, capture_output=True, text=True).stdout  # fmt: skip
+    where = subprocess.run(
+        [bin_dir / "python", "-c", "import spac_hf; print(spac_hf.__file__)"],
+        cwd=empty,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert Path(where).resolve().is_relative_to((tmp_path / "venv").resolve())  # the wheel's copy, not the checkout
     done = subprocess.run(
         [bin_dir / "spac-hf", "train", "--method", "spac", "--num_iterations", "1", "--max_steps", "2",

@@ -31,15 +31,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # when the cores are free.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
-from cards import dataset_card, model_card  # noqa: E402  (next to this script)
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+import torch
+from cards import dataset_card, model_card  # next to this script
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from spac_hf.generation import generate_responses  # noqa: E402
-from spac_hf.scripts import EMBEDDED_DEFAULT  # noqa: E402
-from spac_hf.tasks import reviews  # noqa: E402
-from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS, mean_true_reward  # noqa: E402
+from spac_hf.generation import generate_responses
+from spac_hf.scripts import EMBEDDED_DEFAULT
+from spac_hf.tasks import reviews
+from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS, mean_true_reward
 
 
 NUM_TEST_PROMPTS = 150  # held-out prompts: the reward evaluation set (and one preference pair each, as an eval set)

@@ -107,8 +107,9 @@ def _shared_prompt_unit(example, responses, i: int, batch: int, max_length: int 
     return tokens, positions, branch, labels, seq
 
 
-def _separate_units(example, responses, i: int, batch: int, max_length: int | None, truncation_mode: str,
-                    lengths) -> list[Unit]:  # fmt: skip
+def _separate_units(
+    example, responses, i: int, batch: int, max_length: int | None, truncation_mode: str, lengths
+) -> list[Unit]:
     """Example `i` as one (prompt + response) sequence per response, truncated as `truncation_mode` says."""
     prompt = list(example["prompt_ids"])
     units = []

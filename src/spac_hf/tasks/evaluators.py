@@ -17,8 +17,9 @@ from ..utils import atomic_write_json, cache_root, read_json
 logger = logging.getLogger(__name__)
 
 
-def review_evaluator(test, tokenizer, *, num_prompts: int, num_samples: int = 2, max_new_tokens: int | None = None,
-                     seed: int = 0):  # fmt: skip
+def review_evaluator(
+    test, tokenizer, *, num_prompts: int, num_samples: int = 2, max_new_tokens: int | None = None, seed: int = 0
+):
     """The reviews task: the mean true reward of `num_samples` sampled responses on each of the first `num_prompts`
     distinct held-out prompts, with its standard error over prompts and the share of degenerate responses."""
     from .true_reward import DEFAULT_MAX_NEW_TOKENS
@@ -34,8 +35,14 @@ def review_evaluator(test, tokenizer, *, num_prompts: int, num_samples: int = 2,
 
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         model.to("cuda" if torch.cuda.is_available() else "cpu")
-        score = mean_true_reward(model, tokenizer, prompts, num_samples=num_samples, seed=seed,
-                                 max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS)  # fmt: skip
+        score = mean_true_reward(
+            model,
+            tokenizer,
+            prompts,
+            num_samples=num_samples,
+            seed=seed,
+            max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+        )
         logger.info(
             "Evaluation: true reward of %s %.3f ± %.3f (%.0f%% degenerate)",
             "the starting model" if iteration == 0 else f"iterate {iteration}",

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from spac_hf.tasks import reward as review_reward
+from spac_hf.tasks.evaluators import evaluator_of, reward_of
 from spac_hf.tasks.metrics import METRICS_DIR, TASK_METRICS, metric_fields
 from spac_hf.tasks.registry import TASKS, get_task, task_of_key
 
@@ -14,11 +15,11 @@ def test_every_record_names_a_reward_a_metric_and_an_evaluator_that_exist():
     for name, task in TASKS.items():
         assert task.name == name and task.key == f"true_reward_{name}" and task_of_key(task.key) is task
         assert (METRICS_DIR / task.metric / f"{task.metric}.py").is_file()
-        assert callable(task.evaluator) and task.evaluator.__name__ == task.evaluator_name
+        assert callable(evaluator_of(task)) and evaluator_of(task).__name__ == task.evaluator
         assert TASK_METRICS[task.key] == task.metric
         assert metric_fields(task.key)["metric_type"] == f"spac-hf/{task.metric}"
     prompt, response = "Review of the blue camera:", " The camera is great. I love it."
-    assert TASKS["reviews"].reward(prompt, response) == review_reward(prompt, response)
+    assert reward_of(TASKS["reviews"])(prompt, response) == review_reward(prompt, response)
     assert task_of_key("leaderboard_ifeval") is None
 
 

@@ -38,6 +38,7 @@ from spac_hf.methods import get_method
 from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.scripts.console import quiet_libraries
 from spac_hf.scripts.script_utils import save_figure
+from spac_hf.tasks.evaluators import evaluator_of
 from spac_hf.tasks.registry import TASKS, get_task
 from spac_hf.utils import atomic_write_text
 
@@ -148,7 +149,7 @@ def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
         raise ValueError(
             f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts."
         )
-    return get_task(script_args.true_reward_task).evaluator(
+    return evaluator_of(get_task(script_args.true_reward_task))(
         test,
         tokenizer,
         num_prompts=script_args.true_reward_prompts,

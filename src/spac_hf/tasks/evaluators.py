@@ -1,20 +1,33 @@
 """Each task's evaluator: `evaluator(test, tokenizer, *, num_prompts, num_samples, max_new_tokens, seed)` returns the
 `evaluate(model_path, iteration)` a run calls on its starting model and every iterate (`run_self_play(evaluate=...)`),
 scoring on the held-out prompts of `test` through the task's `evaluate` metric. `spac_hf.tasks.registry` names each
-task's evaluator; the recipes pick it by `--true_reward_task`.
+task's evaluator (`evaluator_of`); the recipes pick it by `--true_reward_task`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from ..utils import atomic_write_json, cache_root, read_json
+from .registry import Task
 
 
 logger = logging.getLogger(__name__)
+
+
+def reward_of(task: Task) -> Callable:
+    """The task's true reward r(x, y), from its module (imported now: instruction following needs lm-eval)."""
+    return importlib.import_module(f"spac_hf.tasks.{task.module}").reward
+
+
+def evaluator_of(task: Task) -> Callable:
+    """The task's evaluator, a function of this module."""
+    return globals()[task.evaluator]
 
 
 def review_evaluator(

@@ -4,14 +4,13 @@ A record says where its reward is, which `evaluate` metric (a folder of `spac_hf
 the recipes run for it (`spac_hf.tasks.evaluators`), and how tables and cards name it. The recipes' choices
 (`--true_reward_task`), the metric lookup of every evaluation and of the model cards, and the benchmarks read it from
 here. Adding a task: its module (reward), its metric folder, its evaluator, and one record below with its test.
-Nothing here imports the tasks' modules: the instruction-following one needs lm-eval, loaded only when it is used.
+The records are plain data that import nothing (the instruction-following module needs lm-eval): `evaluators.reward_of`
+and `evaluators.evaluator_of` turn a record into its functions.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,21 +19,13 @@ class Task:
     label: str  # how tables and cards name it
     module: str  # the module (of `spac_hf.tasks`) whose `reward(...)` is the task's true reward r(x, y)
     metric: str  # the `evaluate` metric module (a folder of spac_hf/metrics/) every evaluation scores through
-    evaluator_name: str  # the function of `spac_hf.tasks.evaluators` the recipes evaluate with
+    evaluator: str  # the function of `spac_hf.tasks.evaluators` the recipes evaluate with
     data: str  # where its data and model come from
 
     @property
     def key(self) -> str:
         """The evaluation's key in `eval.json`, results rows and cards."""
         return f"true_reward_{self.name}"
-
-    @property
-    def reward(self) -> Any:
-        return importlib.import_module(f"spac_hf.tasks.{self.module}").reward
-
-    @property
-    def evaluator(self) -> Any:
-        return getattr(importlib.import_module("spac_hf.tasks.evaluators"), self.evaluator_name)
 
 
 TASKS: dict[str, Task] = {
@@ -45,7 +36,7 @@ TASKS: dict[str, Task] = {
             label="short product reviews (grammar-based true reward)",
             module="reviews",
             metric="review_reward",
-            evaluator_name="review_evaluator",
+            evaluator="review_evaluator",
             data="the embedded default: spac_hf/default/ (model and data), rebuilt by recipes/default/build_assets.py",
         ),
         Task(
@@ -53,7 +44,7 @@ TASKS: dict[str, Task] = {
             label="verifiable instruction following (IFEval's checkers on real prompts)",
             module="instruction_following",
             metric="instruction_following_reward",
-            evaluator_name="instruction_following_evaluator",
+            evaluator="instruction_following_evaluator",
             data="python -m benchmarks.instruction_following.data (SmolLM2-135M-Instruct: recipes/smollm2/)",
         ),
     )

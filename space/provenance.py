@@ -18,6 +18,16 @@ from settings import REPO_ROOT
 
 
 BENCHMARK_FILE = "results.json"
+# Recorded beside the settings but not settings: where things are (a folder moved is the same model and data).
+NOT_SETTINGS = {"recipe_args", "model_name_or_path", "dataset_name", "output_dir"}
+# Where a recipe YAML that results record lives now (the embedded default's YAMLs moved into the package).
+MOVED_YAMLS = {"recipes/default/": "src/spac_hf/default/"}
+
+
+def todays_yaml(config: str, root: Path = REPO_ROOT) -> Path | None:
+    """The recipe YAML a run recorded (`--config recipes/default/spac.yaml`), where it is in the checkout today."""
+    candidates = [config] + [config.replace(old, new, 1) for old, new in MOVED_YAMLS.items() if config.startswith(old)]
+    return next((root / c for c in candidates if (root / c).is_file()), None)
 
 
 def results_folder(results_file: Path) -> Path:
@@ -58,12 +68,14 @@ def changed_defaults(per_method: dict, root: Path = REPO_ROOT) -> list[str]:
     for settings in per_method.values():
         recipe_args = [str(a) for a in settings.get("recipe_args", [])]
         config = _config_of(recipe_args)
-        if config is None or not (root / config).is_file():
+        path = todays_yaml(config, root) if config else None
+        if path is None:
             continue
-        today = yaml.safe_load((root / config).read_text()) or {}
+        today = yaml.safe_load(path.read_text()) or {}
+        config = shown_path(path) if root == REPO_ROOT else str(path.relative_to(root))
         explicit = {a[2:].split("=", 1)[0] for a in recipe_args if a.startswith("--")}
         for option, value in settings.items():
-            if option in explicit or option not in today or option == "recipe_args":
+            if option in explicit or option not in today or option in NOT_SETTINGS:
                 continue
             if today[option] != value and not _same_number(today[option], value):
                 files = changes.setdefault((option, str(value), str(today[option])), [])

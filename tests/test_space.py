@@ -344,9 +344,10 @@ def test_each_ranking_says_where_its_rows_come_from_and_whether_they_are_todays_
     ground_truth = notes["means over 5 seeds from tiny review model (0.9M)"]
     assert "Results from `results/ground_truth/dataset`" in ground_truth
     assert "`python benchmarks/ground_truth/run.py`" in ground_truth and "seeds [0, 1, 2, 3, 4]" in ground_truth
-    # Run at learning rate 5e-4 before the default moved to 2e-4 (recipes/default/tuning): said, with both values.
+    # Run at learning rate 5e-4 before the default moved to 2e-4 (recipes/default/tuning): said, with both values,
+    # against the YAML where it is today (recorded as recipes/default/dpo.yaml, now shipped in the package).
     assert "**Not today's default settings**" in ground_truth
-    assert "learning_rate 0.0005 (today's recipes/default/dpo.yaml" in ground_truth and ": 0.0002)" in ground_truth
+    assert "learning_rate 0.0005 (today's src/spac_hf/default/dpo.yaml" in ground_truth and ": 0.0002)" in ground_truth
     following = notes["means over 3 seeds from SmolLM2-135M-Instruct"]
     assert "Results from `results/instruction_following/dataset`" in following
 
@@ -461,9 +462,9 @@ def test_no_iterates_note_and_build_commands(tmp_path, models_file):
     settings = Settings(models_file=models_file, discover_root=tmp_path)
     with_note = app.build_demo(settings)
     assert any(c.get("props", {}).get("elem_id") == "no-iterates" for c in with_note.config["components"])
-    commands = [" ".join(c[-3:]) for c in build_commands(tmp_path)]
+    commands = [" ".join(c[-4:]) for c in build_commands(tmp_path)]
     assert commands[0].endswith("recipes/default/build_assets.py")  # no shipped model in this fake checkout
-    assert commands[1:] == [f"accelerate launch recipes/{m}.py" for m in ("spac", "dpo", "spin")]
+    assert commands[1:] == [f"accelerate launch -m spac_hf.scripts.{m}" for m in ("spac", "dpo", "spin")]
 
 
 def test_model_cache_keeps_the_most_recently_used():
@@ -535,7 +536,7 @@ def test_client_generates_with_two_allowed_models(client, launched, settings):
     assert launched._queue.max_size == settings.queue_size
 
 
-@pytest.mark.parametrize("label", ["no such model", "gpt2", "../recipes/default/model", "/etc", ""])
+@pytest.mark.parametrize("label", ["no such model", "gpt2", "../src/spac_hf/default/model", "/etc", ""])
 def test_client_cannot_choose_a_model_outside_the_allowlist(client, launched, label, tiny_model_dir):
     from gradio_client.exceptions import AppError
 

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Recipe files that stand for a variant: `<method>_theory.yaml` (and the Zephyr layout's `spac/config_theory.yaml`).
 VARIANT_FILES = {
     **{p: "spac_theory" for p in ROOT.glob("recipes/*/spac_theory.yaml")},
+    **{p: "spac_theory" for p in ROOT.glob("src/spac_hf/default/spac_theory.yaml")},  # the embedded default's
     **{p: "spac_theory" for p in ROOT.glob("recipes/*/spac/config_theory.yaml")},
 }
 
@@ -84,7 +85,7 @@ def test_recipe_files_hold_their_variant(path):
 
 
 def test_recipe_variant_files_exist():
-    assert {p.relative_to(ROOT).as_posix() for p in VARIANT_FILES} >= {"recipes/default/spac_theory.yaml"}
+    assert {p.relative_to(ROOT).as_posix() for p in VARIANT_FILES} >= {"src/spac_hf/default/spac_theory.yaml"}
 
 
 def test_the_module_stays_light():

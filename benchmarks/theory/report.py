@@ -10,11 +10,10 @@ import matplotlib
 
 
 matplotlib.use("Agg")  # headless: no display on the benchmark machines
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from spac_hf.utils import atomic_write_text  # noqa: E402
-
-from recipes.script_utils import save_figure  # noqa: E402
+from spac_hf.scripts.script_utils import save_figure
+from spac_hf.utils import atomic_write_text
 
 
 REFERENCE_LABELS = {

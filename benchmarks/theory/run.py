@@ -1,8 +1,8 @@
 """The theory benchmark: DPO, SPIN, SPAC and Algorithm 1 on contextual bandits with exact expectations, as data grows.
 
-    python benchmarks/theory/run.py                 # the committed run (resumable: finished cells are reused)
-    python benchmarks/theory/run.py --quick         # seconds: the smoke run the tests use
-    python benchmarks/theory/run.py --environments sparse-30 --methods dpo spac_theory --no-budget
+    python -m benchmarks.theory.run                 # the committed run (resumable: finished cells are reused)
+    python -m benchmarks.theory.run --quick         # seconds: the smoke run the tests use
+    python -m benchmarks.theory.run --environments sparse-30 --methods dpo spac_theory --no-budget
 
 Writes results.json (every number, the settings and the machine), table.md, table.csv and suboptimality.png to --out,
 and one file per finished (environment, method, n) cell to --cells (default <out>/cells), which a rerun reuses.
@@ -15,21 +15,17 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.theory` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tqdm.auto import tqdm  # noqa: E402
-
-from spac_hf.utils import (  # noqa: E402
-    atomic_write_json,  # noqa: E402
+from spac_hf.utils import (
+    atomic_write_json,
     environment_info,
     torch_threads,
 )
 
-from benchmarks.theory.experiment import ENVIRONMENTS, run_budget_sweep, run_environment  # noqa: E402
-from benchmarks.theory.methods import METHOD_LIST, METHODS  # noqa: E402
-from benchmarks.theory.report import write_report  # noqa: E402
+from benchmarks.theory.experiment import ENVIRONMENTS, run_budget_sweep, run_environment
+from benchmarks.theory.methods import METHOD_LIST, METHODS
+from benchmarks.theory.report import write_report
 
 
 DEFAULT_NS = [30, 100, 300, 1000, 3000]
@@ -131,7 +127,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
             budget = sweep(budget_methods, budget_ns, seeds, data_size, args, step)
     results = {
         "benchmark": "theory",
-        "command": " ".join(["python", "benchmarks/theory/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "benchmarks.theory.run", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {
             "methods": {m.name: m.identity for m in METHOD_LIST if m.name in args.methods},
             "ns": args.ns,

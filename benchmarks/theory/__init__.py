@@ -1,0 +1,4 @@
+"""Theory benchmark: DPO, SPIN, SPAC and Algorithm 1 on contextual bandits with exact expectations.
+
+Run from the repository root: `python -m benchmarks.theory.run` (its README says what it measures).
+"""

@@ -290,7 +290,8 @@ def decide(diffs: Sequence[float], contrast: Contrast, digits: int = 3) -> Decis
     head = (f"{contrast.name}: {f.format(mean)} (95% CI {f.format(low)} to {f.format(high)}, {n} seeds, "
             f"{wins} wins)")  # fmt: skip
     if verdict == "no worse than":
-        tail = f"no worse than -{contrast.delta:.{digits}f}"
+        # The bound on a - b that the interval clears: -delta when higher is better, +delta for a loss.
+        tail = f"no worse than {-sign * contrast.delta:+.{digits}f}"
     elif verdict == "undecided":
         tail = f"undecided, smallest detectable difference {mdd:.{digits}f}"
     else:

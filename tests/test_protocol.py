@@ -64,8 +64,8 @@ def test_noninferiority_needs_the_interval_above_minus_delta():
     assert d.verdict == "no worse than" and d.line.endswith("5 seeds, 2 wins): no worse than -0.020")
     assert decide(diffs, contrast(kind="noninferiority", delta=0.005)).verdict == "undecided"
     # Lower is better: "no worse" means the interval lies below +delta.
-    assert decide([x + 0.005 for x in diffs], contrast(kind="noninferiority", delta=0.02, higher_is_better=False)
-                  ).verdict == "no worse than"  # fmt: skip
+    lower = decide([x + 0.005 for x in diffs], contrast(kind="noninferiority", delta=0.02, higher_is_better=False))
+    assert lower.verdict == "no worse than" and lower.line.endswith(": no worse than +0.020")
     with pytest.raises(ProtocolError, match="'A minus B': delta must be declared"):
         decide(diffs, contrast(kind="noninferiority"))
 

@@ -70,7 +70,7 @@ def test_variant_config_refuses_what_the_config_cannot_hold(make_args):
     with pytest.raises(ValueError, match=r"variant 'spac' sets \['lam', 'lam_scaling'\], which SelfPlayConfig has no "
                                          r"field for \(method 'spac' needs SPACConfig\)"):  # fmt: skip
         variant_config("spac", make_args(SelfPlayConfig))
-    with pytest.raises(ValueError, match="variant 'algorithm1' is solved exactly on tables"):
+    with pytest.raises(ValueError, match="variant 'algorithm1' runs on tables only"):
         variant_config("algorithm1", make_args())
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -297,6 +298,24 @@ def decide(diffs: Sequence[float], contrast: Contrast, digits: int = 3) -> Decis
     else:
         tail = verdict
     return Decision(contrast.name, n, mean, low, high, wins, verdict, contrast.delta, mdd, f"{head}: {tail}")
+
+
+# How a README quotes a decision: the regime and the checkpoint rule in brackets, then the line itself. `quoted` finds
+# every such quote in a text (line breaks and repeated spaces ignored), so a test can look each one up in results.json.
+_NUMBER = r"[+-]\d+\.\d+"
+_VERDICT = rf"(?:better|worse|no worse than {_NUMBER}|undecided, smallest detectable difference \d+\.\d+)"
+_LINE = rf"[^\[\]]+?: {_NUMBER} \(95% CI {_NUMBER} to {_NUMBER}, \d+ seeds, \d+ wins\): {_VERDICT}"
+QUOTE = re.compile(r"\[([^\[\]]+), (validation|last) rule\] (" + _LINE + ")")
+
+
+def quote(decision: Mapping[str, Any]) -> str:
+    """`[<regime>, <rule> rule] <line>`: a decision as a README quotes it."""
+    return f"[{decision['regime']}, {decision['checkpoint_rule']} rule] {decision['line']}"
+
+
+def quoted(text: str) -> list[tuple[str, str, str]]:
+    """Every (regime, checkpoint rule, line) quoted in `text` in the form `quote` writes."""
+    return QUOTE.findall(" ".join(text.split()))
 
 
 def group_arm(side: str | tuple[str, ...], validation: Mapping[str, float], higher_is_better: bool = True) -> str:

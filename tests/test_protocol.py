@@ -17,6 +17,8 @@ from benchmarks.protocol import (
     check_spent,
     decide,
     group_arm,
+    quote,
+    quoted,
     record,
     select_checkpoint,
     tune,
@@ -201,3 +203,11 @@ def test_record_refuses_missing_and_unknown_fields():
         record(**full_record(checkpoint_rule="best"))
     with pytest.raises(ProtocolError, match="variant 'dpo2' is not in"):
         record(**full_record(variant="dpo2"))
+
+
+def test_quotes_are_found_across_line_breaks():
+    d = decide([0.02, 0.05, 0.01, 0.04, 0.03], contrast())
+    row = {"regime": "toy n=30 steps=300", "checkpoint_rule": "validation", "line": d.line}
+    text = "As measured, " + quote(row).replace(" (95% CI", "\n  (95% CI") + ", and so on."
+    assert quoted(text) == [("toy n=30 steps=300", "validation", d.line)]
+    assert quoted("[toy, validation rule] A minus B: +0.030 (95% CI +0.010 to +0.050, 5 seeds, 5 wins): best") == []

@@ -7,15 +7,20 @@ import io
 import json
 from pathlib import Path
 
-import matplotlib
+from spac_hf.utils import atomic_write_text
+
+from benchmarks.protocol import quote
+from recipes.script_utils import save_figure
 
 
-matplotlib.use("Agg")  # headless: no display on the benchmark machines
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    """pyplot on the headless backend (no display on the benchmark machines), imported only to draw."""
+    import matplotlib
 
-from spac_hf.utils import atomic_write_text  # noqa: E402
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-from recipes.script_utils import save_figure  # noqa: E402
+    return plt
 
 
 REFERENCE_LABELS = {
@@ -70,8 +75,8 @@ def decision_lines(results: dict, instance: str, budget: int, rule: str) -> list
     out = []
     for n in sorted({d["n"] for d in rows}):
         for d in (d for d in rows if d["n"] == n):
-            chosen = f" [{d['a_arm']} vs {d['b_arm']}]" if "best" in d["contrast"] else ""
-            out.append(f"- n = {n}: {d['line']}{chosen}")
+            chosen = f" ({d['a_arm']} vs {d['b_arm']})" if "best" in d["contrast"] else ""
+            out.append(f"- {quote(d)}{chosen}")
     return out
 
 
@@ -90,7 +95,8 @@ def table_markdown(results: dict) -> str:
         "better; 0 = the best policy with concentrability <= C; negative = better than it. Every arm: the same step "
         f"budget, {results['comparisons'][0]['trials_per_arm']} tuning trials on held-out seeds, the same checkpoints."
         " "
-        "Decision lines: paired differences over the test seeds, a minus b (negative: a better); 'wins' counts the "
+        "Decision lines, `[instance n=... steps=..., rule] line` as READMEs quote them: paired differences over the "
+        "test seeds, a minus b (negative: a better); 'wins' counts the "
         f"seeds in which a was better; non-inferiority margin delta = {design['delta']}.",
     ]
     if results["spent_flags"]:
@@ -128,7 +134,7 @@ def table_csv(results: dict) -> str:
 
 
 def _colours(arms: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
+    cmap = _pyplot().get_cmap("tab10")
     return {arm: cmap(i % 10) for i, arm in enumerate(arms)}
 
 
@@ -136,6 +142,7 @@ def plot_suboptimality(results: dict, path: Path, budget: int) -> None:
     instances = list(dict.fromkeys(r["instance"] for r in results["regimes"] if r["budget"] == budget))
     if not instances:
         return
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(instances), figsize=(5.2 * len(instances), 4.4), squeeze=False)
     arms = list(dict.fromkeys(r["arm"] for r in results["summary"]))
     colours = _colours(arms)
@@ -175,6 +182,7 @@ def plot_budget(results: dict, path: Path) -> None:
     budgets = sorted({r["budget"] for r in rows})
     if len(budgets) < 2:
         return
+    plt = _pyplot()
     ns = sorted({r["n"] for r in rows})
     fig, axes = plt.subplots(1, len(ns), figsize=(3.6 * len(ns), 3.8), squeeze=False, sharey=False)
     arms = list(dict.fromkeys(r["arm"] for r in rows))

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from spac_hf.methods import METHODS
@@ -103,3 +104,33 @@ def test_results_rows_carry_the_variant():
     assert plain["variant"] is None  # rows written before the column existed still load
     with pytest.raises(ValueError, match="unknown variant 'theory'"):
         validate_results_rows([{"model": "m", "task": "t", "metric": "r", "value": 1, "variant": "theory"}])
+
+
+def test_trl_sft_term_is_the_token_average_over_the_batch(tiny_model_dir, tokenizer, make_args):
+    """What the RPO and SFT-on-chosen descriptions state: TRL's `sft` loss is the mean NLL over all chosen tokens of
+    the batch, so a pair's weight is its length (not 1 per pair, as a per-sequence mean would give)."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    from spac_hf import SelfPlayConfig
+
+    from helpers import preference_rows
+
+    rows = preference_rows(8)
+    args = variant_config("sft_chosen", make_args(SelfPlayConfig))
+    trainer = DPOTrainer(tiny_model_dir, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer.model.eval()
+
+    def loss_and_tokens(indices):
+        inputs = trainer.data_collator([trainer.train_dataset[i] for i in indices])
+        with torch.no_grad():
+            loss = trainer.compute_loss(trainer.model, inputs)
+        chosen_tokens = inputs["completion_mask"][: len(indices), 1:].sum()  # the batch is [chosen..., rejected...]
+        return float(loss), int(chosen_tokens)
+
+    lengths = {i: loss_and_tokens([i])[1] for i in range(8)}
+    a, b = next((i, j) for i in range(8) for j in range(8) if lengths[i] != lengths[j])
+    (loss_a, n_a), (loss_b, n_b), (loss_ab, _) = loss_and_tokens([a]), loss_and_tokens([b]), loss_and_tokens([a, b])
+    assert loss_ab == pytest.approx((n_a * loss_a + n_b * loss_b) / (n_a + n_b), rel=1e-5)
+    assert abs(loss_ab - (loss_a + loss_b) / 2) > 1e-4  # a per-sequence mean would differ
+    assert "token-averaged" in VARIANTS["rpo"].description and "token-averaged" in VARIANTS["sft_chosen"].description

@@ -66,6 +66,24 @@ def choices_table(results: dict, instance: str, budget: int) -> str:
     return "\n".join(lines)
 
 
+def verdict_table(results: dict, instance: str, budget: int, rule: str) -> str:
+    """Every contrast at every n: the paired mean difference and the verdict (the lines below give the intervals)."""
+    rows = [
+        d
+        for d in results["decisions"]
+        if (d["instance"], d["budget"], d["checkpoint_rule"]) == (instance, budget, rule)
+    ]
+    ns = sorted({d["n"] for d in rows})
+    lines = [f"| contrast ({rule} rule) | " + " | ".join(f"n = {n}" for n in ns) + " |", "|" + "---|" * (len(ns) + 1)]
+    for contrast in dict.fromkeys(d["contrast"] for d in rows):
+        cells = {d["n"]: d for d in rows if d["contrast"] == contrast}
+        verdict = {n: d["line"].rsplit(": ", 1)[1] if d["verdict"] == "no worse than" else d["verdict"]
+                   for n, d in cells.items()}  # fmt: skip
+        text = {n: f"{cells[n]['mean']:+.3f} {verdict[n]}" if n in cells else "" for n in ns}
+        lines.append(f"| {contrast} | " + " | ".join(text[n] for n in ns) + " |")
+    return "\n".join(lines)
+
+
 def decision_lines(results: dict, instance: str, budget: int, rule: str) -> list[str]:
     rows = [
         d
@@ -113,7 +131,9 @@ def table_markdown(results: dict) -> str:
             parts += ["", "Chosen on the tuning seeds (validation rule): trial settings and checkpoint:", "",
                       choices_table(results, instance, budget)]  # fmt: skip
             for rule, what in RULES.items():
-                parts += ["", f"Decisions, {what}:", "", *decision_lines(results, instance, budget, rule)]
+                parts += ["", f"Decisions, {what} (a minus b, negative: a better):", "",
+                          verdict_table(results, instance, budget, rule), "",
+                          *decision_lines(results, instance, budget, rule)]  # fmt: skip
     return "\n".join(parts) + "\n"
 
 

@@ -120,7 +120,8 @@ def table_markdown(results: dict) -> str:
     if results["spent_flags"]:
         parts += ["", "Runs whose spend differs from the budget by more than 5%:", ""]
         parts += [f"- {flag}" for flag in results["spent_flags"]]
-    budgets = sorted({r["budget"] for r in results["regimes"]})
+    primary = design["primary_budget"]
+    budgets = sorted({r["budget"] for r in results["regimes"]}, key=lambda b: (b != primary, b))  # primary first
     for instance in dict.fromkeys(r["instance"] for r in results["regimes"]):
         for budget in [
             b for b in budgets if any((r["instance"], r["budget"]) == (instance, b) for r in results["regimes"])
@@ -219,6 +220,8 @@ def plot_budget(results: dict, path: Path) -> None:
             ax.errorbar(xs, means, yerr=ci, fmt=style, marker="o", ms=3, capsize=2, color=colours[arm],
                         label=cells[0]["label"])  # fmt: skip
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(budgets, [str(b) for b in budgets])
         ax.set_title(f"{sweep['instance']}, n = {n}")
         ax.set_xlabel("optimizer steps (budget)")
     axes[0][0].set_ylabel("suboptimality (lower is better), 95% CI")

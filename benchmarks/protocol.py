@@ -1,4 +1,4 @@
-"""The fair-comparison protocol every benchmark uses (issue 22; the rules: /work/shared/FAIRNESS.md, docs in
+"""The fair-comparison protocol every benchmark uses (issue 22; the rules: docs/fairness.md; how the benchmarks use it:
 benchmarks/README.md).
 
 A benchmark declares a `Comparison` before it runs: its arms (a variant of `spac_hf.variants` and a search space

@@ -30,7 +30,7 @@ from benchmarks.theory.experiment import ENVIRONMENTS, Split, comparison, run_re
 from benchmarks.theory.report import write_report
 
 
-QUICK = {"instances": ["sparse-30"], "ns": [30, 100], "budgets": [30], "sweep": [60],
+QUICK = {"instances": ["sparse-30"], "ns": [30], "budgets": [30], "sweep": [60],
          "tuning_seeds": [100, 101], "test_seeds": [0, 1, 2]}  # fmt: skip
 COMMAND = "python -m benchmarks.theory.run"
 

@@ -2,7 +2,7 @@
 
     python space/app.py             # local: results under outputs/ and results/, models from space/models.yaml
                                     # plus every outputs/<run>/<method>/iter_<t>/ (see space/README.md)
-    python space/app.py --build     # first run the default recipes (accelerate launch recipes/{spac,dpo,spin}.py)
+    python space/app.py --build     # first run the default recipes (spac-hf train --method spac, dpo, spin)
 
 On a Hub Space the same file runs with the Space's folder alone: results from `SPAC_RESULTS_DATASET`, models from
 the `repo:` entries of models.yaml.
@@ -54,7 +54,7 @@ Models trained with [spac-hf](https://github.com/spac-hf/spac-hf): SPAC (Self-Pl
 """
 NO_ITERATES_NOTE = """\
 **Only the SFT model is here: no trained iterates were found.** Produce them with
-`accelerate launch recipes/spac.py` (and `recipes/dpo.py`, `recipes/spin.py`), or restart with
+`spac-hf train --method spac` (and `--method dpo`, `--method spin`), or restart with
 `python space/app.py --build`, which runs all three.
 """
 

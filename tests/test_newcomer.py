@@ -15,7 +15,8 @@ import yaml
 
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "recipes" / "default"
+DEFAULT = ROOT / "recipes" / "default"  # the README, the tuning, the build scripts
+SHIPPED = ROOT / "src" / "spac_hf" / "default"  # the model, data and YAMLs, shipped with the package
 sys.path.insert(0, str(ROOT))
 
 
@@ -29,9 +30,9 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def test_tuning_split_is_the_training_pairs_cut_by_prompt_and_never_the_test_prompts():
-    train, test = _jsonl(DEFAULT / "data" / "train.jsonl"), _jsonl(DEFAULT / "data" / "test.jsonl")
-    tune_train = _jsonl(DEFAULT / "data" / "tuning" / "train.jsonl")
-    validation = _jsonl(DEFAULT / "data" / "tuning" / "validation.jsonl")
+    train, test = _jsonl(SHIPPED / "data" / "train.jsonl"), _jsonl(SHIPPED / "data" / "test.jsonl")
+    tune_train = _jsonl(SHIPPED / "data" / "tuning" / "train.jsonl")
+    validation = _jsonl(SHIPPED / "data" / "tuning" / "validation.jsonl")
     prompts = lambda rows: {r["prompt"] for r in rows}  # noqa: E731
     assert sorted(map(json.dumps, tune_train + validation)) == sorted(map(json.dumps, train))
     assert not prompts(tune_train) & prompts(validation)
@@ -45,7 +46,7 @@ def test_the_default_yamls_use_the_setting_the_search_chose():
     assert chosen["worst_gain"] > 0 and not chosen["collapsed"]  # every iterate above its SFT model, on validation
     assert search["split"] == {"train": 660, "validation": 150}
     for method in ("spac", "dpo", "spin"):
-        config = yaml.safe_load((DEFAULT / f"{method}.yaml").read_text())
+        config = yaml.safe_load((SHIPPED / f"{method}.yaml").read_text())
         assert (config["learning_rate"], config["num_train_epochs"], config["beta"]) == (
             chosen["learning_rate"], chosen["num_train_epochs"], chosen["beta"],
         )  # fmt: skip
@@ -53,7 +54,7 @@ def test_the_default_yamls_use_the_setting_the_search_chose():
 
 
 def test_search_report_is_the_search_result():
-    from recipes.default.tune import write_report
+    from benchmarks.default_tuning.run import write_report
 
     search = json.loads((DEFAULT / "tuning" / "search.json").read_text())
     text = (DEFAULT / "tuning" / "search.md").read_text()
@@ -89,11 +90,11 @@ def _max_degenerate(runs: list[dict]) -> float:
 
 
 def test_default_readme_numbers_are_rendered_from_the_committed_results():
-    from recipes.default.tune import readme_tables
+    from benchmarks.default_tuning.run import readme_tables
 
     readme = (DEFAULT / "README.md").read_text()
     (block,) = NUMBERS.findall(readme)
-    assert block == readme_tables()  # `python recipes/default/tune.py --readme` wrote it
+    assert block == readme_tables()  # `python -m benchmarks.default_tuning.run --readme` wrote it
     search = json.loads((DEFAULT / "tuning" / "search.json").read_text())
     words = {4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
     flat = " ".join(readme.split())
@@ -128,46 +129,42 @@ def test_top_readme_time_and_claims_come_from_the_results():
 
 def test_one_override_without_config_keeps_the_embedded_default():
     from spac_hf import SPACConfig
+    from spac_hf.scripts.self_play import parse_recipe_args
 
-    from recipes.self_play import parse_recipe_args
-
-    script, training, model, _ = parse_recipe_args(SPACConfig, DEFAULT / "spac.yaml", ["--num_iterations", "2"])
+    script, training, model, _ = parse_recipe_args(SPACConfig, SHIPPED / "spac.yaml", ["--num_iterations", "2"])
     assert training.num_iterations == 2  # the override
     assert training.max_new_tokens == 48 and training.use_cpu and not training.bf16  # the rest: the default's
-    assert Path(model.model_name_or_path).resolve() == (DEFAULT / "model").resolve()
+    assert Path(model.model_name_or_path).resolve() == (SHIPPED / "model").resolve()
     assert script.true_reward_task == "reviews"
 
 
 def test_shipped_paths_resolve_from_any_directory(tmp_path, monkeypatch):
     from spac_hf import SPACConfig
-
-    from recipes.self_play import parse_recipe_args
+    from spac_hf.scripts.self_play import parse_recipe_args
 
     monkeypatch.chdir(tmp_path)
-    script, training, model, _ = parse_recipe_args(SPACConfig, DEFAULT / "spac.yaml", [])
-    assert Path(model.model_name_or_path) == DEFAULT / "model" and Path(script.dataset_name) == DEFAULT / "data"
+    script, training, model, _ = parse_recipe_args(SPACConfig, SHIPPED / "spac.yaml", [])
+    assert Path(model.model_name_or_path) == SHIPPED / "model" and Path(script.dataset_name) == SHIPPED / "data"
     assert training.output_dir == "outputs/default/spac"  # outputs go under the current directory
 
 
 def test_misspelt_option_suggests_the_nearest():
     from spac_hf import SPACConfig
-
-    from recipes.arguments import RecipeError
-    from recipes.self_play import parse_recipe_args
+    from spac_hf.scripts.arguments import RecipeError
+    from spac_hf.scripts.self_play import parse_recipe_args
 
     with pytest.raises(RecipeError, match="unknown option --num_iteration; did you mean --num_iterations"):
-        parse_recipe_args(SPACConfig, DEFAULT / "spac.yaml", ["--num_iteration", "2"])
+        parse_recipe_args(SPACConfig, SHIPPED / "spac.yaml", ["--num_iteration", "2"])
     with pytest.raises(RecipeError, match="--learning_rate"):
-        parse_recipe_args(SPACConfig, DEFAULT / "spac.yaml", ["--learnig_rate=1e-4"])
+        parse_recipe_args(SPACConfig, SHIPPED / "spac.yaml", ["--learnig_rate=1e-4"])
 
 
 def test_help_lists_the_method_options_first_with_the_values_the_run_uses(capsys):
     from spac_hf import SPACConfig
-
-    from recipes.self_play import parse_recipe_args
+    from spac_hf.scripts.self_play import parse_recipe_args
 
     with pytest.raises(SystemExit) as exit_info:
-        parse_recipe_args(SPACConfig, DEFAULT / "spac.yaml", ["--help", "--lam", "0.5"], method="spac")
+        parse_recipe_args(SPACConfig, SHIPPED / "spac.yaml", ["--help", "--lam", "0.5"], method="spac")
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     groups = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
@@ -178,7 +175,7 @@ def test_help_lists_the_method_options_first_with_the_values_the_run_uses(capsys
 
 
 def test_errors_are_one_line_unless_debug(capsys):
-    from recipes.arguments import run_with_clean_errors
+    from spac_hf.scripts.arguments import run_with_clean_errors
 
     def fail(argv):
         raise FileNotFoundError("model_name_or_path 'nowhere' is neither a local path nor a Hub id")
@@ -203,7 +200,7 @@ def test_console_entry_point_is_declared_and_works_outside_the_checkout(tmp_path
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--method", "spin", "--help"])
     assert exit_info.value.code == 0
-    assert f"--dataset_name '{DEFAULT / 'data'}'" in capsys.readouterr().out
+    assert f"--dataset_name '{SHIPPED / 'data'}'" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="did you mean compare"):
         cli.main(["compar"])
     with pytest.raises(SystemExit, match="did you mean spac"):
@@ -231,7 +228,7 @@ def _fake_run(method: str, rewards: list[float]) -> dict:
 
 
 def test_comparison_table_and_one_plot_with_all_three():
-    from recipes.compare import comparison_figure, comparison_markdown, comparison_rows
+    from spac_hf.scripts.compare import comparison_figure, comparison_markdown, comparison_rows
 
     runs = {"spac": _fake_run("spac", [0.1, 0.2, 0.3, 0.35]), "dpo": _fake_run("dpo", [0.1, 0.25, 0.3, 0.33]),
             "spin": _fake_run("spin", [0.1, 0.15, 0.2, 0.22])}  # fmt: skip
@@ -262,7 +259,7 @@ def _card(repo_id: str, samples=None, chat=False) -> str:
     from spac_hf.hub import build_model_card
 
     return str(build_model_card(
-        model_name="default-spac-iter3", base_model=str(DEFAULT / "model"), datasets=[str(DEFAULT / "data")],
+        model_name="default-spac-iter3", base_model=str(SHIPPED / "model"), datasets=[str(SHIPPED / "data")],
         method="spac", iteration=3, num_iterations=3, hyperparameters={"beta": 0.5}, repo_id=repo_id, chat=chat,
         samples=samples,
     ))  # fmt: skip
@@ -272,9 +269,9 @@ def test_card_usage_runs_as_written_on_a_model_without_chat_template(tmp_path):
     """The card of a model without a chat template calls it with text; its snippet runs as written."""
     samples = [{"prompt": "Review of the blue camera:", "response": " The camera is great.", "reward": 0.7,
                 "sft_response": " It is poor.", "sft_reward": -0.1}]  # fmt: skip
-    text = _card(str(DEFAULT / "model"), samples)
+    text = _card(str(SHIPPED / "model"), samples)
     (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert "messages" not in code and json.dumps(str(DEFAULT / "model")) in code and "path/to" not in text
+    assert "messages" not in code and json.dumps(str(SHIPPED / "model")) in code and "path/to" not in text
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
@@ -334,7 +331,7 @@ def test_a_run_prints_its_phases_not_library_noise_and_says_where_outputs_are(tm
     out = tmp_path / "spac"
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "recipes" / "spac.py"), "--num_iterations", "2", "--max_train_samples", "64",
+        [sys.executable, "-m", "spac_hf.scripts.spac", "--num_iterations", "2", "--max_train_samples", "64",
          "--true_reward_prompts", "16", "--output_dir", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip

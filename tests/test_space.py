@@ -367,9 +367,9 @@ def test_no_iterates_note_and_build_commands(tmp_path, models_file):
     settings = Settings(models_file=models_file, discover_root=tmp_path)
     with_note = app.build_demo(settings)
     assert any(c.get("props", {}).get("elem_id") == "no-iterates" for c in with_note.config["components"])
-    commands = [" ".join(c[-3:]) for c in build_commands(tmp_path)]
+    commands = [" ".join(c[-4:]) for c in build_commands(tmp_path)]
     assert commands[0].endswith("recipes/default/build_assets.py")  # no shipped model in this fake checkout
-    assert commands[1:] == [f"accelerate launch recipes/{m}.py" for m in ("spac", "dpo", "spin")]
+    assert commands[1:] == [f"accelerate launch -m spac_hf.scripts.{m}" for m in ("spac", "dpo", "spin")]
 
 
 def test_model_cache_keeps_the_most_recently_used():
@@ -441,7 +441,7 @@ def test_client_generates_with_two_allowed_models(client, launched, settings):
     assert launched._queue.max_size == settings.queue_size
 
 
-@pytest.mark.parametrize("label", ["no such model", "gpt2", "../recipes/default/model", "/etc", ""])
+@pytest.mark.parametrize("label", ["no such model", "gpt2", "../src/spac_hf/default/model", "/etc", ""])
 def test_client_cannot_choose_a_model_outside_the_allowlist(client, launched, label, tiny_model_dir):
     from gradio_client.exceptions import AppError
 

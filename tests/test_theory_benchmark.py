@@ -81,10 +81,17 @@ def test_exact_self_play_expectation_matches_monte_carlo():
     ref_x, logp_x = rows(ref_logp, data.contexts), rows(logp, data.contexts)
     generated = torch.multinomial(ref_x.exp(), samples, replacement=True, generator=generator)  # [n, samples]
     losses, _, _ = spac_loss(
-        pick(logp_x, data.chosen), pick(logp_x, data.rejected), logp_x.gather(-1, generated),
-        pick(ref_x, data.chosen), pick(ref_x, data.rejected), ref_x.gather(-1, generated),
-        beta=config.beta, lam=config.lam, real=config.real_response, smoothing=config.smoothing,
-    )  # fmt: skip
+        pick(logp_x, data.chosen),
+        pick(logp_x, data.rejected),
+        logp_x.gather(-1, generated),
+        pick(ref_x, data.chosen),
+        pick(ref_x, data.rejected),
+        ref_x.gather(-1, generated),
+        beta=config.beta,
+        lam=config.lam,
+        real=config.real_response,
+        smoothing=config.smoothing,
+    )
     per_sample = losses.mean(0)  # the data-set loss for each independent draw of the generated responses
     standard_error = per_sample.std() / math.sqrt(samples)
     assert abs(per_sample.mean() - exact) < 4 * standard_error + 1e-9
@@ -215,8 +222,9 @@ def test_the_design_is_equal_for_every_arm_and_refuses_a_budget_a_schedule_canno
             assert {arm.budget.optimizer_steps for arm in plan.arms} == {steps}
             assert {arm.search.size for arm in plan.arms} == {plan.trials_per_arm}
     assert not set(comparison(30, 30).tuning_seeds) & set(comparison(30, 30).test_seeds)
-    with pytest.raises(ProtocolError, match="arm 'iterative_dpo': budget.optimizer_steps 99 differs from the "
-                                            "comparison's 100"):  # fmt: skip
+    with pytest.raises(
+        ProtocolError, match="arm 'iterative_dpo': budget.optimizer_steps 99 differs from the comparison's 100"
+    ):
         comparison(300, 100).validate()
     with pytest.raises(ProtocolError, match="no primary contrast declared"):
         comparison(300, 300, contrasts=()).validate()
@@ -231,10 +239,15 @@ def test_sampled_self_play_is_the_mean_of_the_per_example_sampled_loss():
     groups = aggregate(data, 4, generated)
     logp_x, ref_x = rows(logp, data.contexts), rows(ref_logp, data.contexts)
     losses, _, _ = spac_loss(
-        pick(logp_x, data.chosen), pick(logp_x, data.rejected), pick(logp_x, generated),
-        pick(ref_x, data.chosen), pick(ref_x, data.rejected), pick(ref_x, generated), beta=THEORY.beta,
+        pick(logp_x, data.chosen),
+        pick(logp_x, data.rejected),
+        pick(logp_x, generated),
+        pick(ref_x, data.chosen),
+        pick(ref_x, data.rejected),
+        pick(ref_x, generated),
+        beta=THEORY.beta,
         lam=THEORY.lam * math.sqrt(200),
-    )  # fmt: skip
+    )
     per_example = losses.squeeze(-1).mean(-1).sum()
     assert float(spac_objective(THEORY)(logp, ref_logp, groups)) == pytest.approx(float(per_example), rel=1e-12)
     exact = float(spac_objective(THEORY)(logp, ref_logp, aggregate(data, 4)))
@@ -262,8 +275,13 @@ def test_projected_adam_reaches_the_exact_bounded_critic():
     groups = aggregate(data, 6)
     linear = critic_problem(groups, bandit.rewards.shape, bandit.behaviour)
     exact, _ = solve_bounded_critic(linear, groups, bandit.rewards.shape, 2.5, 1.0)
-    config = replace(variant_config("algorithm1", TrainConfig(max_steps=3000, critic_bound=1.0)), num_iterations=1,
-                     lam=2.5, lam_scaling="constant", learning_rate=0.05)  # fmt: skip
+    config = replace(
+        variant_config("algorithm1", TrainConfig(max_steps=3000, critic_bound=1.0)),
+        num_iterations=1,
+        lam=2.5,
+        lam_scaling="constant",
+        learning_rate=0.05,
+    )
     seen = []
     train(get_variant("algorithm1"), config, bandit.behaviour, data, [3000], lambda p: seen.append(p) or p.sum())
     # pi = mu exp(f / beta) / Z gives f up to a shift per context, which the critic objective does not see.
@@ -283,9 +301,15 @@ def test_aggregated_objective_equals_the_per_example_mean():
     logp_x, ref_x = rows(logp, data.contexts), rows(ref_logp, data.contexts)
     lam = THEORY.lam * math.sqrt(200)
     losses, _, _ = spac_loss(
-        pick(logp_x, data.chosen), pick(logp_x, data.rejected), logp_x,
-        pick(ref_x, data.chosen), pick(ref_x, data.rejected), ref_x, beta=THEORY.beta, lam=lam,
-    )  # fmt: skip
+        pick(logp_x, data.chosen),
+        pick(logp_x, data.rejected),
+        logp_x,
+        pick(ref_x, data.chosen),
+        pick(ref_x, data.rejected),
+        ref_x,
+        beta=THEORY.beta,
+        lam=lam,
+    )
     per_example = (ref_x.exp() * losses).sum(-1).mean(-1).sum()
     assert float(spac_objective(THEORY)(logp, ref_logp, groups)) == pytest.approx(float(per_example), rel=1e-12)
 
@@ -303,9 +327,16 @@ def test_bounded_critic_objective_is_the_linear_spac_loss_and_is_solved():
     f_x, pi_x = rows(f, data.contexts), rows(policy, data.contexts)
     zero = torch.zeros_like(f_x)
     losses, _, _ = spac_loss(
-        pick(f_x, data.chosen), pick(f_x, data.rejected), f_x,
-        pick(zero, data.chosen), pick(zero, data.rejected), zero, beta=1.0, lam=2.5, smoothing="linear",
-    )  # fmt: skip
+        pick(f_x, data.chosen),
+        pick(f_x, data.rejected),
+        f_x,
+        pick(zero, data.chosen),
+        pick(zero, data.rejected),
+        zero,
+        beta=1.0,
+        lam=2.5,
+        smoothing="linear",
+    )
     direct = (pi_x * losses).sum(-1).mean(-1)
     torch.testing.assert_close(critic_objective(f, linear, groups, 2.5), direct)
 

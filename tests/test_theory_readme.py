@@ -60,8 +60,13 @@ def test_the_theory_readme_shows_the_committed_tables_and_says_whether_they_are_
     assert len(quoted(readme)) >= 10
     # The summary's count of the primary contrast's verdicts (300 steps, validation rule) is the file's.
     budget = results["design"]["primary_budget"]
-    primary = [d["verdict"] for d in results["decisions"] if d["contrast"] == "best SPAC arm minus best baseline"
-               and d["budget"] == budget and d["checkpoint_rule"] == "validation"]  # fmt: skip
+    primary = [
+        d["verdict"]
+        for d in results["decisions"]
+        if d["contrast"] == "best SPAC arm minus best baseline"
+        and d["budget"] == budget
+        and d["checkpoint_rule"] == "validation"
+    ]
     counts = {v: primary.count(v) for v in ("worse", "no worse than", "undecided", "better")}
     text = " ".join(readme.split())
     assert f'"worse" at {counts["worse"]} of the {len(primary)}' in text and counts["better"] == 0
@@ -77,8 +82,10 @@ def paired_line(name: str, a: list[float], b: list[float]) -> str:
 def review_task_lines() -> list[str]:
     """The review task's decision lines that READMEs quote, recomputed from the committed files."""
     lines = []
-    confirmation = {(r["method"], r["iteration"]): r for r in
-                    csv.DictReader((ROOT / "recipes/default/tuning/confirmation/table.csv").open())}  # fmt: skip
+    confirmation = {
+        (r["method"], r["iteration"]): r
+        for r in csv.DictReader((ROOT / "recipes/default/tuning/confirmation/table.csv").open())
+    }
     seeds = [f"seed_{i}" for i in range(int(confirmation[("spac", "3")]["count"]))]
     spac, dpo = ([float(confirmation[(m, "3")][s]) for s in seeds] for m in ("spac", "iterative_dpo"))
     lines.append(paired_line("SPAC minus iterative DPO", spac, dpo))

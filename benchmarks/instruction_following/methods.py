@@ -36,7 +36,7 @@ THEORY_ITERATIONS = 4
 class Method:
     name: str  # key in results.json and the folder name of its runs
     label: str  # what the table and the plot call it
-    recipe: str  # the recipe (`recipes/<recipe>.py`): "spac", "spin" or "dpo"
+    recipe: str  # the recipe (`spac-hf train --method <recipe>`): "spac", "spin" or "dpo"
     extra_args: tuple[str, ...] = field(default=())  # after the shared overrides, so they win (argparse: last wins)
 
     @property

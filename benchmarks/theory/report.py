@@ -7,10 +7,10 @@ import io
 import json
 from pathlib import Path
 
+from spac_hf.scripts.script_utils import save_figure
 from spac_hf.utils import atomic_write_text
 
 from benchmarks.protocol import quote
-from recipes.script_utils import save_figure
 
 
 def _pyplot():
@@ -77,8 +77,10 @@ def verdict_table(results: dict, instance: str, budget: int, rule: str) -> str:
     lines = [f"| contrast ({rule} rule) | " + " | ".join(f"n = {n}" for n in ns) + " |", "|" + "---|" * (len(ns) + 1)]
     for contrast in dict.fromkeys(d["contrast"] for d in rows):
         cells = {d["n"]: d for d in rows if d["contrast"] == contrast}
-        verdict = {n: d["line"].rsplit(": ", 1)[1] if d["verdict"] == "no worse than" else d["verdict"]
-                   for n, d in cells.items()}  # fmt: skip
+        verdict = {
+            n: d["line"].rsplit(": ", 1)[1] if d["verdict"] == "no worse than" else d["verdict"]
+            for n, d in cells.items()
+        }
         text = {n: f"{cells[n]['mean']:+.3f} {verdict[n]}" if n in cells else "" for n in ns}
         lines.append(f"| {contrast} | " + " | ".join(text[n] for n in ns) + " |")
     return "\n".join(lines)
@@ -106,8 +108,11 @@ def table_markdown(results: dict) -> str:
         "",
     ]
     if results["partial"]:
-        parts += [f"**PARTIAL: {results['regimes_done']} of {results['regimes_total']} regimes.** Resume with "
-                  f"`{results['resume']}`.", ""]  # fmt: skip
+        parts += [
+            f"**PARTIAL: {results['regimes_done']} of {results['regimes_total']} regimes.** Resume with "
+            f"`{results['resume']}`.",
+            "",
+        ]
     parts += [
         f"Test seeds: {seeds} (a new bandit and data set each). Mean ± half-width of the 95% t-interval; lower is "
         "better; 0 = the best policy with concentrability <= C; negative = better than it. Every arm: the same step "
@@ -129,28 +134,80 @@ def table_markdown(results: dict) -> str:
             parts += ["", f"## {instance}, {budget} optimizer steps: {design['descriptions'][instance]}"]
             for rule, what in RULES.items():
                 parts += ["", f"Suboptimality, {what}:", "", summary_table(results, instance, budget, rule)]
-            parts += ["", "Chosen on the tuning seeds (validation rule): trial settings and checkpoint:", "",
-                      choices_table(results, instance, budget)]  # fmt: skip
+            parts += [
+                "",
+                "Chosen on the tuning seeds (validation rule): trial settings and checkpoint:",
+                "",
+                choices_table(results, instance, budget),
+            ]
             for rule, what in RULES.items():
-                parts += ["", f"Decisions, {what} (a minus b, negative: a better):", "",
-                          verdict_table(results, instance, budget, rule), "",
-                          *decision_lines(results, instance, budget, rule)]  # fmt: skip
+                parts += [
+                    "",
+                    f"Decisions, {what} (a minus b, negative: a better):",
+                    "",
+                    verdict_table(results, instance, budget, rule),
+                    "",
+                    *decision_lines(results, instance, budget, rule),
+                ]
     return "\n".join(parts) + "\n"
 
 
 def table_csv(results: dict) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["kind", "instance", "budget", "n", "arm_or_contrast", "checkpoint_rule", "mean", "ci95_or_low",
-                     "count_or_high", "params", "checkpoint", "val_score", "verdict"])  # fmt: skip
+    writer.writerow(
+        [
+            "kind",
+            "instance",
+            "budget",
+            "n",
+            "arm_or_contrast",
+            "checkpoint_rule",
+            "mean",
+            "ci95_or_low",
+            "count_or_high",
+            "params",
+            "checkpoint",
+            "val_score",
+            "verdict",
+        ]
+    )
     for r in results["summary"]:
-        writer.writerow(["suboptimality", r["instance"], r["budget"], r["n"], r["arm"], r["checkpoint_rule"],
-                         f"{r['mean']:.6f}", f"{r['ci95']:.6f}", r["count"], json.dumps(r["params"]), r["checkpoint"],
-                         f"{r['val_score']:.6f}", ""])  # fmt: skip
+        writer.writerow(
+            [
+                "suboptimality",
+                r["instance"],
+                r["budget"],
+                r["n"],
+                r["arm"],
+                r["checkpoint_rule"],
+                f"{r['mean']:.6f}",
+                f"{r['ci95']:.6f}",
+                r["count"],
+                json.dumps(r["params"]),
+                r["checkpoint"],
+                f"{r['val_score']:.6f}",
+                "",
+            ]
+        )
     for d in results["decisions"]:
-        writer.writerow(["decision", d["instance"], d["budget"], d["n"], d["contrast"], d["checkpoint_rule"],
-                         f"{d['mean']:.6f}", f"{d['ci_low']:.6f}", f"{d['ci_high']:.6f}",
-                         json.dumps([d["a_arm"], d["b_arm"]]), "", "", d["verdict"]])  # fmt: skip
+        writer.writerow(
+            [
+                "decision",
+                d["instance"],
+                d["budget"],
+                d["n"],
+                d["contrast"],
+                d["checkpoint_rule"],
+                f"{d['mean']:.6f}",
+                f"{d['ci_low']:.6f}",
+                f"{d['ci_high']:.6f}",
+                json.dumps([d["a_arm"], d["b_arm"]]),
+                "",
+                "",
+                d["verdict"],
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -182,8 +239,13 @@ def plot_suboptimality(results: dict, path: Path, budget: int) -> None:
             ci = [r["ci95"] for r in cells]
             style = "-" if arm.startswith(("spac", "algorithm1")) else "--"
             ax.plot(ns, means, style, marker="o", ms=3, color=colours[arm], label=cells[0]["label"])
-            ax.fill_between(ns, [m - c for m, c in zip(means, ci)], [m + c for m, c in zip(means, ci)],
-                            color=colours[arm], alpha=0.12)  # fmt: skip
+            ax.fill_between(
+                ns,
+                [m - c for m, c in zip(means, ci)],
+                [m + c for m, c in zip(means, ci)],
+                color=colours[arm],
+                alpha=0.12,
+            )
         ax.axhline(0.0, color="black", lw=0.6)
         ax.set_xscale("log")
         ax.set_title(f"{instance} ({budget} steps)")
@@ -217,8 +279,9 @@ def plot_budget(results: dict, path: Path) -> None:
             means = [r["mean"] for r in cells]
             ci = [r["ci95"] for r in cells]
             style = "-" if arm.startswith(("spac", "algorithm1")) else "--"
-            ax.errorbar(xs, means, yerr=ci, fmt=style, marker="o", ms=3, capsize=2, color=colours[arm],
-                        label=cells[0]["label"])  # fmt: skip
+            ax.errorbar(
+                xs, means, yerr=ci, fmt=style, marker="o", ms=3, capsize=2, color=colours[arm], label=cells[0]["label"]
+            )
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(budgets, [str(b) for b in budgets])

@@ -2,11 +2,11 @@
 run will really use, "did you mean" for a misspelt option, paths of the shipped YAMLs that work from any directory,
 and one-line errors unless `--debug`.
 
-    python recipes/spac.py                          # the embedded default, recipes/default/spac.yaml
-    python recipes/spac.py --num_iterations 2       # the same, with one override: the default is the base config
-    python recipes/spac.py --config my.yaml --lam 0.5
-    python recipes/spac.py --help                   # SPAC's own options first, then the loop, data, model, training
-    python recipes/spac.py --help-all               # every option of TRL's DPOConfig and transformers' Trainer
+    spac-hf train --method spac                     # the embedded default, spac_hf/default/spac.yaml
+    spac-hf train --method spac --num_iterations 2  # the same, with one override: the default is the base config
+    spac-hf train --method spac --config my.yaml --lam 0.5
+    spac-hf train --method spac --help              # SPAC's own options first, then the loop, data, model, training
+    spac-hf train --method spac --help-all          # every option of TRL's DPOConfig and transformers' Trainer
 
 Parsing itself is TRL's (`TrlParser.parse_args_and_config`); this module only decides what it is given.
 """
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HELP_ALL = "--help-all"
 DEBUG = "--debug"
 
@@ -36,7 +35,7 @@ DPO_OPTIONS = ("beta", "loss_type", "label_smoothing", "max_length", "precompute
 MODEL_OPTIONS = ("model_name_or_path", "dtype", "attn_implementation", "use_peft", "lora_r", "lora_alpha",
                  "load_in_4bit")  # fmt: skip
 DATA_OPTIONS = ("dataset_name", "dataset_config", "dataset_train_split", "dataset_test_split")
-# Options whose value is a path; in the shipped YAMLs they are relative to the repository root.
+# Options whose value is a path; a YAML may write them relative to its own folder or one above it.
 PATH_OPTIONS = ("model_name_or_path", "dataset_name")
 
 
@@ -139,15 +138,18 @@ def with_base_config(argv: list[str], default_config: Path) -> tuple[list[str], 
 
 
 def resolve_paths(config_path: str, *dataclass_objects) -> None:
-    """A relative model or data path that does not exist from the current directory, but does from the repository
-    root (how the shipped YAMLs write them), is made absolute: the recipes then run from any directory."""
+    """A relative model or data path that does not exist from the current directory, but does from the YAML's folder
+    or a folder above it, is made absolute: the shipped YAMLs (`spac_hf/default/spac.yaml` writes
+    `spac_hf/default/model`, `recipes/smollm2/spac.yaml` writes `results/...`) then run from any directory."""
+    folders = Path(config_path).resolve().parents
     for obj in dataclass_objects:
         for name in PATH_OPTIONS:
             value = getattr(obj, name, None)
-            if isinstance(value, str) and value and not os.path.isabs(value) and not Path(value).exists():
-                candidate = REPO_ROOT / value
-                if candidate.exists():
-                    setattr(obj, name, str(candidate))
+            if not isinstance(value, str) or not value or os.path.isabs(value) or Path(value).exists():
+                continue
+            found = next((folder / value for folder in folders if (folder / value).exists()), None)
+            if found is not None:
+                setattr(obj, name, str(found))
 
 
 def parse(parser, argv: list[str], default_config: Path, method_label: str, prog: str):

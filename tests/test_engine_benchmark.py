@@ -23,7 +23,7 @@ README = (ROOT / "benchmarks" / "cost" / "README.md").read_text()
 
 def test_quick_run_writes_every_cell_and_the_kl(tmp_path):
     out = tmp_path / "out"
-    argv = ["--models", "recipes/default/model", "--out", str(out), "--work", str(tmp_path / "work")]
+    argv = ["--models", "src/spac_hf/default/model", "--out", str(out), "--work", str(tmp_path / "work")]
     engines.main(["--section", "grid", "--batch-sizes", "1", "3", "--grid-new-tokens", "5", *argv])
     engines.main(["--section", "kl", "--kl-prompts", "4", "--report", *argv])
     results = json.loads((out / "engines.json").read_text())

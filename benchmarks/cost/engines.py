@@ -35,7 +35,7 @@ from spac_hf.utils import atomic_write_json, environment_info, torch_threads
 
 
 SMOLLM2 = "outputs/smollm2/model"
-DEFAULT_MODEL = "recipes/default/model"
+DEFAULT_MODEL = "src/spac_hf/default/model"
 BACKENDS = ("hf", "ctranslate2-float32", "ctranslate2-int8")
 OUT = Path("results/cost/generation")
 RESULTS = "engines.json"
@@ -77,12 +77,12 @@ def model_prompts(model_dir: str, tokenizer, n: int) -> list[list[int]]:
     if Path(model_dir).resolve() == Path(DEFAULT_MODEL).resolve():
         from datasets import load_dataset
 
-        rows = load_dataset("recipes/default/data", split="train")
+        rows = load_dataset(str(Path(DEFAULT_MODEL).parent / "data"), split="train")
         from spac_hf.data import tokenize_prompt
 
         ids = [tokenize_prompt(tokenizer, {"prompt": p}) for p in rows["prompt"][: 4 * n]]
         return spread(ids, len, n)
-    from spac_hf.eval_data import ifeval_rows
+    from benchmarks.eval_data.fetch import ifeval_rows
 
     ids = chat_prompt_ids(tokenizer, [r["prompt"] for r in ifeval_rows()])
     return spread(ids, len, n)
@@ -196,7 +196,7 @@ def grid(args, results: dict) -> None:
 def kl(args, results: dict) -> None:
     import numpy as np
 
-    from spac_hf.eval_data import alpaca_eval_instructions
+    from benchmarks.eval_data.fetch import alpaca_eval_instructions
 
     section = results["sections"].setdefault("kl", {"rows": []})
     for model_dir in args.models:
@@ -238,8 +238,9 @@ def ifeval(args, results: dict) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from spac_hf.engine import converted_model, path_key
-    from spac_hf.eval_data import ifeval_rows
     from spac_hf.generation import generate_responses
+
+    from benchmarks.eval_data.fetch import ifeval_rows
 
     model_dir = args.models[0]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -98,7 +98,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from recipes.script_utils import save_figure
+    from spac_hf.scripts.script_utils import save_figure
 
     cells = grid_cells(results)
     models = sorted({m for m, _, _ in cells})

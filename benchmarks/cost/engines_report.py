@@ -29,6 +29,12 @@ def grid_cells(results: dict) -> dict[tuple[str, int, str], dict]:
     return {(r["model"], r["batch"], r["backend"]): r for r in results["sections"].get("grid", {}).get("rows", [])}
 
 
+def best_share(results: dict, model: str, backend: str) -> float:
+    """The highest share of the matmul limit a backend reached on a model, over the batch sizes."""
+    rows = [r for (m, _, k), r in grid_cells(results).items() if m == model and k == backend]
+    return max(r["gflops"] for r in rows) / matmul_limit(results)
+
+
 def ifeval_ratios(rows: list[dict]) -> dict[str, float]:
     hf = next((r for r in rows if r["backend"] == "hf"), None)
     return {r["backend"]: r["tokens_per_s"] / hf["tokens_per_s"] for r in rows} if hf else {}

@@ -51,7 +51,10 @@ class EngineLM(TemplateLM):
         super().__init__()
         from transformers import AutoConfig, AutoTokenizer
 
-        ignored = {k: v for k, v in kwargs.items() if k not in ("device", "dtype", "trust_remote_code")}
+        # What lm-eval passes to every model (the engine runs on CPU, in the precision given).
+        ignored = {
+            k: v for k, v in kwargs.items() if k not in ("device", "dtype", "trust_remote_code", "max_batch_size")
+        }
         if ignored:
             raise ValueError(f"{NAME}: unknown model_args {sorted(ignored)}; see spac_hf.lm_eval_engine.")
         if str(batch_size).startswith("auto"):

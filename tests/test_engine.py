@@ -126,3 +126,25 @@ def test_refusals_name_the_option_and_the_alternative(make_args, tmp_path, monke
     monkeypatch.setitem(sys.modules, "ctranslate2", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install spac-hf\[fast\].*generation_backend='hf'"):
         make_args(generation_backend="ctranslate2")
+
+
+def test_the_loop_generates_with_the_engine(sharp_dir, tokenizer, make_args):
+    """Two SPAC iterations with generation_backend='ctranslate2': each pi_t converted once, in the run folder; the
+    responses are the greedy texts transformers gives from the same iterate."""
+    from datasets import Dataset, load_from_disk
+    from transformers import AutoModelForCausalLM
+
+    from spac_hf import run_self_play
+
+    from helpers import preference_rows
+
+    args = make_args(num_iterations=2, temperature=0.0, max_new_tokens=6, generation_backend="ctranslate2")
+    result = run_self_play(sharp_dir, args, Dataset.from_list(preference_rows(8)), method="spac")
+    conversions = sorted(p.name for p in (Path(args.output_dir) / "engine").iterdir())
+    assert len(conversions) == 2  # the starting model and iterate 1, each converted once
+    generated = load_from_disk(str(Path(args.output_dir) / "work" / "iter_2" / "generated"))
+    model = AutoModelForCausalLM.from_pretrained(result.iterates[0])
+    expected = generate_responses(
+        model, tokenizer, generated["prompt"], temperature=0.0, max_new_tokens=6, distributed=False
+    )
+    assert generated["generated"] == expected

@@ -257,7 +257,7 @@ def ifeval(args, results: dict) -> None:
         start = time.perf_counter()
         with torch_threads(args.threads):
             out = generate_responses(
-                model if kind == "hf" else str(folder), tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                model if kind == "hf" else model_dir, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
                 temperature=0.0, batch_size=args.batch_size, backend=kind, precision=precision or "float32",
                 engine_cache_dir=str(folder), distributed=False, desc=backend,
             )  # fmt: skip

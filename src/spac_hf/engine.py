@@ -89,6 +89,11 @@ def check_convertible(model_path: str | os.PathLike) -> None:
             "config.json. Save the model with `save_pretrained`, or use generation_backend='hf'."
         )
     config = json.loads(config_file.read_text(encoding="utf-8"))
+    if "model_type" not in config:
+        raise ValueError(
+            f"{str(model_path)!r} is not a transformers model (its config.json has no model_type); "
+            f"generation_backend='{ENGINE}' converts a saved transformers model."
+        )
     from transformers import AutoConfig
 
     name = type(AutoConfig.for_model(**config)).__name__

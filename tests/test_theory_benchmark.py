@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
+from spac_hf.losses import spac_loss
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
-
-from spac_hf.losses import spac_loss  # noqa: E402
-
-from benchmarks.theory.bandit import (  # noqa: E402
+from benchmarks.theory.bandit import (
     Bandit,
     BanditConfig,
     PreferenceData,
@@ -27,8 +22,8 @@ from benchmarks.theory.bandit import (  # noqa: E402
     make_instances,
     sample_preferences,
 )
-from benchmarks.theory.experiment import good_policy  # noqa: E402
-from benchmarks.theory.methods import (  # noqa: E402
+from benchmarks.theory.experiment import good_policy
+from benchmarks.theory.methods import (
     METHODS,
     TrainConfig,
     dpo_objective,
@@ -38,7 +33,7 @@ from benchmarks.theory.methods import (  # noqa: E402
     spac_objective,
     spin_objective,
 )
-from benchmarks.theory.stats import mean_ci95  # noqa: E402
+from benchmarks.theory.stats import mean_ci95
 
 
 @pytest.fixture(autouse=True)

@@ -60,7 +60,8 @@ class Method:
 
 
 METHODS: dict[str, Method] = {name: Method(record) for name, record in LIBRARY_METHODS.items()}
-# SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n), T = 10 over all the pairs; spac_hf.presets).
+# SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n), T = 10 over all the pairs): its recipe file
+# src/spac_hf/default/spac_theory.yaml is checked against spac_hf.variants.VARIANTS["spac_theory"] (test_variants.py).
 PRESETS = (Method(LIBRARY_METHODS["spac"], preset="theory", preset_label="theory preset"),)
 METHODS.update({method.name: method for method in PRESETS})
 # A preset's budget is its own (the theory preset makes 10 passes over the pairs): left out of the same-budget check.

@@ -1,39 +1,57 @@
-"""The sweep: for each environment and data size n, train every method on every seed and measure exact suboptimality.
+"""The theory benchmark under the fair-comparison protocol (benchmarks/protocol.py): the declared design, and one
+regime (instance, data size n, step budget) run end to end: tuning trials on held-out seeds, the selected trials on the
+test seeds, protocol records and decision lines.
 
 Suboptimality = J(best covered policy) - J(learned policy), J the exact expected true reward; the comparator is the
-best
-policy whose concentrability is at most the coverage we built into mu (1 / good_mass), so it is 0 by construction, and
-it is negative when a method finds better actions that the data covers only sparsely.
+best policy whose concentrability is at most the coverage built into mu (1 / good_mass), so it is 0 by construction,
+and it is negative when a method finds better actions that the data covers only sparsely. Lower is better.
 
-Every (environment, method, n) cell is written to `<cells>/<environment>/<method>_n<n>.json` as soon as it is done and
-read back on a rerun with the same settings, so an interrupted sweep resumes where it stopped.
+Every (regime, arm, split, trial) run is written to `<cells>/...json` as soon as it is done and read back on a rerun
+with the same settings, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from functools import partial
 from pathlib import Path
 
 import torch
 
+from spac_hf.methods import METHODS
 from spac_hf.utils import atomic_write_json, read_json
+from spac_hf.variants import get_variant, variant_config
 
+from benchmarks.protocol import (
+    Arm,
+    Budget,
+    Comparison,
+    Contrast,
+    SearchSpace,
+    check_spent,
+    decide,
+    group_arm,
+    record,
+    select_checkpoint,
+)
 from benchmarks.theory.bandit import (
     Bandit,
     BanditConfig,
+    PreferenceData,
     best_covered_policy,
     concentrability,
     expected_reward,
     greedy_policy,
     make_instances,
 )
-from benchmarks.theory.methods import METHOD_BY_NAME, Method, TrainConfig, run_method_full
+from benchmarks.theory.methods import TrainConfig, procedure, train
 from benchmarks.theory.stats import mean_ci95
 
+
+# ----------------------------------------------------------------------------------------------- the instances
 
 # The sparse-coverage family: one good action per context, optimal and carrying half of mu's mass (so "always g" has
 # concentrability 2); every other action shares the other half and is worse, r* ~ Uniform(-1, 0.5).
@@ -44,14 +62,115 @@ ENVIRONMENTS = {
     "covered-optimal": BanditConfig(reward_max=3.0),
     # Some sparse actions beat the covered good action: the optimum is not covered, the comparator is not optimal.
     "uncovered-better": BanditConfig(),
-    "sparse-100": BanditConfig(n_actions=100, **SPARSE),  # the stress test
 }
 ENVIRONMENT_DESCRIPTIONS = {
-    "uncovered-better": "10 actions; r*(x,g)=3, other actions U(0,4): about a quarter of the sparse actions beat g",
-    "covered-optimal": "10 actions; r*(x,g)=3, other actions U(0,3): g is optimal, every sparse action is worse",
     "sparse-30": "30 actions; r*(x,g)=1 (optimal), the 29 others U(-1,0.5) share half of mu's mass (1/58 each)",
-    "sparse-100": "100 actions (stress); r*(x,g)=1 (optimal), the 99 others U(-1,0.5) share half of mu's mass",
+    "covered-optimal": "10 actions; r*(x,g)=3, other actions U(0,3): g is optimal, every sparse action is worse",
+    "uncovered-better": "10 actions; r*(x,g)=3, other actions U(0,4): about a quarter of the sparse actions beat g",
 }
+
+# ----------------------------------------------------------------------------------------------- the design
+# Declared before the run (benchmarks/theory/README.md "Design"); changing any of it changes the comparison.
+
+TUNING_SEEDS = tuple(range(100, 110))  # held-out instances: a new bandit and data set each, never a test seed
+TEST_SEEDS = tuple(range(20))
+NS = (30, 100, 300, 1000, 3000)
+PRIMARY_BUDGET = 300  # optimizer steps (full batch) per run, every arm
+BUDGETS = (30, 150, 300)  # the budget sweep, on the headline instance, at every n
+SWEEP_INSTANCE = "sparse-30"
+CHECKPOINTS_PER_RUN = 10  # every arm is scored at steps S/10, 2S/10, ..., S
+TRIALS_PER_ARM = 4
+LEARNING_RATES = [0.03, 0.3]  # Adam on the logits (or the bounded table)
+DELTA = 0.05  # non-inferiority margin, in suboptimality (the behaviour policy's is 0.6 to 0.75 on these instances)
+
+
+def _space(**strength: list) -> SearchSpace:
+    return SearchSpace({**strength, "learning_rate": LEARNING_RATES})
+
+
+# Each arm: its strength parameter x the learning rate, 2 x 2 = 4 trials; the steps are chosen by early stopping (the
+# checkpoint rule), the same for every arm. The SPAC presets keep their beta (part of what the preset is), tune lambda.
+ARMS = (
+    Arm("dpo", _space(beta=[0.1, 1.0])),
+    Arm("iterative_dpo", _space(beta=[0.1, 1.0])),
+    Arm("dpo_bounded", _space(beta=[0.1, 1.0])),
+    Arm("spin", _space(beta=[0.1, 1.0])),
+    Arm("spac", _space(beta=[0.1, 1.0])),
+    Arm("spac_theory", _space(lam=[0.1, 0.3])),
+    Arm("spac_theory", _space(lam=[0.1, 0.3]), name="spac_theory_sampled", settings={"self_play": "sampled"}),
+    Arm("spac_theory_no_pessimism", _space(lam=[0.1, 0.3])),
+    Arm("algorithm1", _space(lam=[0.1, 0.3])),
+)
+SPAC_ARMS = ("spac", "spac_theory", "spac_theory_sampled", "algorithm1")
+BASELINE_ARMS = ("dpo", "iterative_dpo", "dpo_bounded", "spin")
+LOWER = {"higher_is_better": False}  # suboptimality: a minus b < 0 means a is better
+CONTRASTS = (
+    Contrast("best SPAC arm minus best baseline", SPAC_ARMS, BASELINE_ARMS, "noninferiority", DELTA, **LOWER),
+    Contrast("SPAC (theory preset) minus DPO", "spac_theory", "dpo", **LOWER),
+    Contrast("SPAC (theory preset) minus iterative DPO", "spac_theory", "iterative_dpo", **LOWER),
+    Contrast("SPAC (theory preset) minus bounded-reward DPO", "spac_theory", "dpo_bounded", **LOWER),
+    Contrast("SPAC (theory preset) minus SPIN", "spac_theory", "spin", **LOWER),
+    Contrast("SPAC (paper settings) minus DPO", "spac", "dpo", **LOWER),
+    Contrast("SPAC (theory preset) minus pessimism off", "spac_theory", "spac_theory_no_pessimism", **LOWER),
+    Contrast(
+        "SPAC (theory preset), one sampled y minus exact",
+        "spac_theory_sampled",
+        "spac_theory",
+        "noninferiority",
+        DELTA,
+        **LOWER,
+    ),
+)
+ARM_LABELS = {arm.name: get_variant(arm.variant).label for arm in ARMS} | {
+    "spac_theory_sampled": "SPAC (theory preset), one sampled y per pair"
+}
+
+
+def checkpoints(steps: int) -> tuple[int, ...]:
+    every = steps // CHECKPOINTS_PER_RUN
+    return tuple(range(every, steps + 1, every))
+
+
+def arm_config(arm: Arm, params: dict, steps: int, bandit_config: BanditConfig) -> TrainConfig:
+    """The variant's overrides on the bandit's config, then the arm's fixed settings and the trial's parameters. The
+    bounded tables hold r* up to a shift: [-B, B], B = half the reward range (they are told the range)."""
+    base = TrainConfig(max_steps=steps, critic_bound=bandit_config.reward_range / 2)
+    return replace(variant_config(arm.variant, base), **arm.settings, **params)
+
+
+def planned_budget(arm: Arm, steps: int, n: int) -> Budget:
+    """What the arm's schedule will spend: T iterations of floor(budget / T) steps (one-shot methods: T = 1), so a
+    budget that T does not divide shows up as a shortfall that `Comparison.validate` refuses."""
+    variant = get_variant(arm.variant)
+    iterations = variant.overrides.get("num_iterations", TrainConfig.num_iterations)
+    iterations = iterations if METHODS[variant.method].iterative else 1
+    return Budget(iterations * (steps // iterations), n, checkpoints(steps))
+
+
+def comparison(
+    n: int,
+    steps: int,
+    arms: tuple[Arm, ...] = ARMS,
+    contrasts=CONTRASTS,
+    trials=TRIALS_PER_ARM,
+    tuning_seeds=TUNING_SEEDS,
+    test_seeds=TEST_SEEDS,
+) -> Comparison:
+    """The comparison at data size n and budget `steps`, each arm carrying the budget its schedule plans to spend (so
+    `validate` refuses an arm whose schedule does not fit the budget)."""
+    planned = tuple(replace(arm, budget=planned_budget(arm, steps, n), trials=trials) for arm in arms)
+    return Comparison(
+        benchmark="theory",
+        arms=planned,
+        budget=Budget(steps, n, checkpoints(steps)),
+        trials_per_arm=trials,
+        tuning_seeds=tuple(tuning_seeds),
+        test_seeds=tuple(test_seeds),
+        contrasts=tuple(contrasts),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- one regime
 
 
 def good_policy(bandit: Bandit) -> torch.Tensor:
@@ -68,163 +187,234 @@ def reference_policies(bandit: Bandit, coverage: float) -> dict[str, torch.Tenso
     }
 
 
-def summarise(per_seed: torch.Tensor | list[float]) -> dict:
-    values = [float(v) for v in per_seed]
-    return {**mean_ci95(values), "per_seed": values}
+class Split:
+    """The instances of one seed set (tuning or test) at their largest n; `head(n)` nests the data sizes."""
+
+    def __init__(self, bandit_config: BanditConfig, seeds: tuple[int, ...], data_size: int):
+        self.seeds = seeds
+        self.bandit, self.data = make_instances(bandit_config, list(seeds), data_size)
+        coverage = 1.0 / bandit_config.good_mass
+        self.references = reference_policies(self.bandit, coverage)
+        self.j_best = expected_reward(self.bandit, self.references["best_covered"])
+
+    def score(self, policy: torch.Tensor) -> torch.Tensor:
+        return self.j_best - expected_reward(self.bandit, policy)
+
+    def head(self, n: int) -> PreferenceData:
+        return self.data.head(n)
+
+    def data_sha256(self, n: int) -> list[str]:
+        data = self.head(n)
+        out = []
+        for i in range(len(self.seeds)):
+            digest = hashlib.sha256()
+            for tensor in (data.contexts[i], data.chosen[i], data.rejected[i]):
+                digest.update(tensor.contiguous().numpy().tobytes())
+            out.append(digest.hexdigest())
+        return out
 
 
-def method_config(
-    method: Method, bandit_config: BanditConfig, steps: int | None = None, steps_scale: float = 1.0
-) -> TrainConfig:
-    """The method's settings on this environment: the bounded methods' class holds r* up to a shift ([-B, B] with
-    B = half the reward range); `steps` (the budget sweep) replaces the steps per iteration, `steps_scale` (the smoke
-    run) scales them."""
-    config = replace(method.config, critic_bound=bandit_config.reward_range / 2)
-    if steps is None:
-        steps = max(1, round(config.steps * steps_scale))
-    return replace(config, steps=steps)
+def config_hash(config: TrainConfig, variant: str) -> str:
+    text = json.dumps({"variant": variant, **asdict(config)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_cell(
-    method: Method, config: TrainConfig, bandit: Bandit, data, j_best: torch.Tensor, memo: dict | None = None
-) -> dict:
-    """One method at one n on all seeds: the output's suboptimality per seed and every iterate's. Methods that differ
-    only in their output (last iterate or mixture) share one training run through `memo`."""
-    started = time.perf_counter()
-    key = (method.kind, config, len(data))
-    memo = {} if memo is None else memo
-    if key not in memo:
-        memo[key] = run_method_full(method, bandit.behaviour, data, config)
-    run = memo[key]
-    per_iterate = torch.stack([j_best - expected_reward(bandit, policy) for policy in run.policies[1:]])  # [T, S]
-    # The mixture samples one trained iterate per prompt, uniformly: J is linear in the policy, so J(mixture) is the
-    # mean of the iterates' J (the library's `spac_hf.mixture` stores iter_1 .. iter_T, pi_2 .. pi_{T+1} here).
-    output = per_iterate.mean(0) if method.output == "mixture" else per_iterate[-1]
+def run_arm(arm: Arm, config: TrainConfig, split: Split, n: int, steps: int, seed_key: int) -> dict:
+    """One arm at one trial's settings on every instance of `split`: the score curve per instance, and the spend."""
+    variant = get_variant(arm.variant)
+    generator = torch.Generator().manual_seed(seed_key)
+    wall, cpu = time.perf_counter(), time.process_time()
+    trained = train(variant, config, split.bandit.behaviour, split.head(n), checkpoints(steps), split.score, generator)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {
-        **summarise(output),
-        "per_iterate_mean": [float(s.mean()) for s in per_iterate],
-        "last_iterate_mean": float(per_iterate[-1].mean()),
-        "mixture_mean": float(per_iterate.mean(0).mean()),
-        "critic_residual": run.critic_residual,
-        "seconds": round(time.perf_counter() - started, 2),
+        "curve": {str(c): [float(v) for v in values] for c, values in trained.curve.items()},
+        "optimizer_steps": trained.optimizer_steps,
+        "self_play_samples": trained.self_play_samples,
+        "pair_evaluations": trained.pair_evaluations,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "procedure": procedure(variant),
     }
 
 
 def cached(path: Path | None, identity: dict, compute: Callable[[], dict]) -> dict:
     """`compute()`, or its earlier result from `path` when that was made with the same `identity`."""
+    identity = json.loads(json.dumps(identity, default=str))
     if path is not None:
-        record = read_json(path)
-        if record is not None and record.get("identity") == json.loads(json.dumps(identity)):
-            return record["result"]
+        stored = read_json(path)
+        if stored is not None and stored.get("identity") == identity:
+            return stored["result"]
     result = compute()
     if path is not None:
         atomic_write_json(path, {"identity": identity, "result": result})
     return result
 
 
-def run_environment(
-    name: str,
-    bandit_config: BanditConfig,
-    methods: list[str],
-    ns: list[int],
-    seeds: list[int],
+def _mean_curve(result: dict) -> dict[int, float]:
+    return {int(c): sum(values) / len(values) for c, values in result["curve"].items()}
+
+
+def run_regime(
+    instance: str,
+    n: int,
+    steps: int,
+    splits: dict[str, Split],
+    plan: Comparison,
     *,
-    data_size: int | None = None,
     cells: Path | None = None,
-    steps_scale: float = 1.0,
-    on_step: Callable[[str], None] = lambda description: None,
+    on_run: Callable[[str], None] = lambda description: None,
 ) -> dict:
-    """All methods x data sizes on one environment; all seeds at once (one vectorised instance per seed). The data
-    sets are nested: size n is the first n pairs of one data set of `data_size` (default max(ns)) pairs per seed."""
-    data_size = data_size or max(ns)
-    bandit, data = make_instances(bandit_config, seeds, data_size)
-    coverage = 1.0 / bandit_config.good_mass
-    references = reference_policies(bandit, coverage)
-    j_best = expected_reward(bandit, references["best_covered"])
-    rows = []
-    for n in ns:
-        memo = {}
-        for method_name in methods:
-            method = METHOD_BY_NAME[method_name]
-            config = method_config(method, bandit_config, steps_scale=steps_scale)
-            identity = {"bandit": asdict(bandit_config), "seeds": seeds, "n": n, "data_size": data_size,
-                        "method": method.identity, "config": asdict(config)}  # fmt: skip
-            path = cells / name / f"{method_name}_n{n}.json" if cells else None
-            cell = cached(path, identity, partial(run_cell, method, config, bandit, data.head(n), j_best, memo))
-            rows.append({"environment": name, "method": method_name, "label": method.label, "n": n, **cell})
-            on_step(f"{name} n={n} {method_name}")
+    """Tune every arm on the tuning seeds (the same trials for every arm), run each rule's choice on the test seeds,
+    and decide every contrast: the regime's trials, records and decisions."""
+    bandit_config = ENVIRONMENTS[instance]
+    regime = f"{instance} n={n} steps={steps}"
+    trials, records, chosen, arm_runs = [], [], {}, {}
+    for arm in plan.arms:
+        points = arm.search.trials(plan.trials_per_arm)
+        curves = []
+        for index, params in enumerate(points):
+            config = arm_config(arm, params, steps, bandit_config)
+            identity = {
+                "regime": regime,
+                "arm": arm.name,
+                "split": "tuning",
+                "seeds": splits["tuning"].seeds,
+                "config": asdict(config),
+                "variant": arm.variant,
+                "bandit": asdict(bandit_config),
+            }
+            path = cells / instance / f"n{n}_steps{steps}" / f"{arm.name}_tuning_{index}.json" if cells else None
+            result = cached(path, identity, lambda a=arm, c=config: run_arm(a, c, splits["tuning"], n, steps, n))
+            curve = _mean_curve(result)
+            curves.append(curve)
+            trials.append(
+                {
+                    "regime": regime,
+                    "instance": instance,
+                    "n": n,
+                    "budget": steps,
+                    "arm": arm.name,
+                    "variant": arm.variant,
+                    "trial": index,
+                    "params": params,
+                    "val_curve": curve,
+                    "wall_s": result["wall_s"],
+                    "cpu_s": result["cpu_s"],
+                }
+            )
+            on_run(f"{regime} {arm.name} trial {index}")
+        # The validation rule: the best (trial, checkpoint); the last rule: the best trial at the last checkpoint.
+        best = {c: select_checkpoint(curve, higher_is_better=False) for c, curve in enumerate(curves)}
+        val_trial = min(range(len(curves)), key=lambda t: (curves[t][best[t]], t))
+        last_trial = min(range(len(curves)), key=lambda t: (curves[t][steps], t))
+        rules = {"validation": (val_trial, best[val_trial]), "last": (last_trial, steps)}
+        for rule, (index, checkpoint) in rules.items():
+            params = points[index]
+            config = arm_config(arm, params, steps, bandit_config)
+            identity = {
+                "regime": regime,
+                "arm": arm.name,
+                "split": "test",
+                "seeds": splits["test"].seeds,
+                "config": asdict(config),
+                "variant": arm.variant,
+                "bandit": asdict(bandit_config),
+            }
+            path = cells / instance / f"n{n}_steps{steps}" / f"{arm.name}_test_{index}.json" if cells else None
+            result = cached(path, identity, lambda a=arm, c=config: run_arm(a, c, splits["test"], n, steps, n + 1))
+            arm_runs[(arm.name, rule)] = result
+            chosen[(arm.name, rule)] = {
+                "trial": index,
+                "params": params,
+                "checkpoint": checkpoint,
+                "val_score": curves[index][checkpoint],
+            }
+            test_scores = result["curve"][str(checkpoint)]
+            seeds = splits["test"].seeds
+            shas = splits["test"].data_sha256(n)
+            for i, seed in enumerate(seeds):
+                records.append(
+                    record(
+                        benchmark="theory",
+                        regime=regime,
+                        arm=arm.name,
+                        variant=arm.variant,
+                        method=get_variant(arm.variant).method,
+                        seed=seed,
+                        optimizer_steps=result["optimizer_steps"],
+                        pairs_seen=n,
+                        self_play_samples=result["self_play_samples"],
+                        tokens_trained=result["pair_evaluations"],
+                        wall_s=round(result["wall_s"] / len(seeds), 4),
+                        cpu_s=round(result["cpu_s"] / len(seeds), 4),
+                        data_sha256=shas[i],
+                        trial=index,
+                        params=params,
+                        checkpoint=checkpoint,
+                        checkpoint_rule=rule,
+                        val_score=chosen[(arm.name, rule)]["val_score"],
+                        test_score=test_scores[i],
+                        config_hash=config_hash(config, arm.variant),
+                    )
+                )
+        on_run(f"{regime} {arm.name} test")
+    decisions = []
+    for rule in ("validation", "last"):
+        validation = {arm.name: chosen[(arm.name, rule)]["val_score"] for arm in plan.arms}
+        scores = {
+            arm.name: [r["test_score"] for r in records if r["arm"] == arm.name and r["checkpoint_rule"] == rule]
+            for arm in plan.arms
+        }
+        for contrast in plan.contrasts:
+            a = group_arm(contrast.a, validation, contrast.higher_is_better)
+            b = group_arm(contrast.b, validation, contrast.higher_is_better)
+            decision = decide([x - y for x, y in zip(scores[a], scores[b], strict=True)], contrast)
+            # The decision's `n` counts seeds; in these rows `n` is the data size, as everywhere in the benchmark.
+            decisions.append(
+                {
+                    **asdict(decision),
+                    "seeds": decision.n,
+                    "regime": regime,
+                    "instance": instance,
+                    "n": n,
+                    "budget": steps,
+                    "checkpoint_rule": rule,
+                    "a_arm": a,
+                    "b_arm": b,
+                }
+            )
+    summary = []
+    for arm in plan.arms:
+        for rule in ("validation", "last"):
+            values = [r["test_score"] for r in records if r["arm"] == arm.name and r["checkpoint_rule"] == rule]
+            summary.append(
+                {
+                    "regime": regime,
+                    "instance": instance,
+                    "n": n,
+                    "budget": steps,
+                    "arm": arm.name,
+                    "label": ARM_LABELS[arm.name],
+                    "checkpoint_rule": rule,
+                    **chosen[(arm.name, rule)],
+                    **mean_ci95(values),
+                }
+            )
+    test = splits["test"]
+    references = {key: mean_ci95([float(v) for v in test.score(policy)]) for key, policy in test.references.items()}
     return {
-        "name": name,
-        "description": ENVIRONMENT_DESCRIPTIONS.get(name, ""),
-        "bandit": asdict(bandit_config),
+        "regime": regime,
+        "instance": instance,
+        "n": n,
+        "budget": steps,
+        "trials": trials,
+        "records": records,
+        "decisions": decisions,
+        "summary": summary,
+        "references": references,
+        "spent_flags": check_spent(plan, records),
         "coverage": {
-            "constructed": coverage,  # C(good-action policy) = 1 / mu(g|x)
-            "best_covered_policy_max": float(concentrability(references["best_covered"], bandit.behaviour).max()),
-            "optimal_policy_mean": float(concentrability(references["optimal"], bandit.behaviour).mean()),
-            "min_behaviour_prob": float(bandit.behaviour.min()),
+            "constructed": 1.0 / bandit_config.good_mass,
+            "optimal_policy_mean": float(concentrability(test.references["optimal"], test.bandit.behaviour).mean()),
         },
-        "references": {key: summarise(j_best - expected_reward(bandit, policy)) for key, policy in references.items()},
-        "j_best_covered": summarise(j_best),
-        "rows": rows,
-        "paired_differences": paired_differences(rows),
     }
-
-
-def run_budget_sweep(
-    name: str,
-    bandit_config: BanditConfig,
-    methods: list[str],
-    ns: list[int],
-    steps: list[int],
-    seeds: list[int],
-    *,
-    data_size: int | None = None,
-    cells: Path | None = None,
-    on_step: Callable[[str], None] = lambda description: None,
-) -> dict:
-    """The optimisation budget per iteration (`steps`; one-shot DPO gets T times as many) against n, on one
-    environment: whether "each iteration optimised well" matters for the comparison."""
-    data_size = data_size or max(ns)
-    bandit, data = make_instances(bandit_config, seeds, data_size)
-    j_best = expected_reward(bandit, best_covered_policy(bandit, 1.0 / bandit_config.good_mass))
-    rows = []
-    for n in ns:
-        for budget in steps:
-            for method_name in methods:
-                method = METHOD_BY_NAME[method_name]
-                config = method_config(method, bandit_config, steps=budget)
-                identity = {"bandit": asdict(bandit_config), "seeds": seeds, "n": n, "data_size": data_size,
-                            "method": method.identity, "config": asdict(config)}  # fmt: skip
-                path = cells / f"budget-{name}" / f"{method_name}_n{n}_steps{budget}.json" if cells else None
-                cell = cached(path, identity, partial(run_cell, method, config, bandit, data.head(n), j_best))
-                rows.append({"method": method_name, "label": method.label, "n": n, "steps": budget, **cell})
-                on_step(f"budget {name} n={n} steps={budget} {method_name}")
-    paired = []
-    for n in ns:
-        for budget in steps:
-            by_method = {r["method"]: r["per_seed"] for r in rows if r["n"] == n and r["steps"] == budget}
-            if "dpo" in by_method:
-                for method_name, values in by_method.items():
-                    if method_name != "dpo":
-                        diffs = [a - b for a, b in zip(values, by_method["dpo"])]
-                        comparison = f"{method_name} - dpo"
-                        paired.append({"n": n, "steps": budget, "comparison": comparison, **mean_ci95(diffs)})
-    return {"environment": name, "ns": ns, "steps": steps, "methods": methods, "rows": rows, "paired": paired}
-
-
-# Paired comparisons: every method against DPO (beta 0.1), and the theory preset against every baseline.
-THEORY_BASELINES = ("dpo_beta1", "iterative_dpo", "dpo_bounded", "spin", "spac", "spac_theory_no_pessimism")
-
-
-def paired_differences(rows: list[dict]) -> list[dict]:
-    """suboptimality(a) - suboptimality(b), paired by seed (same bandit, same data): negative = a better."""
-    by_key = {(row["method"], row["n"]): row["per_seed"] for row in rows}
-    methods = list(dict.fromkeys(row["method"] for row in rows))
-    pairs = [(m, "dpo") for m in methods if m != "dpo" and "dpo" in methods]
-    pairs += [("spac_theory", m) for m in THEORY_BASELINES if m in methods and "spac_theory" in methods]
-    out = []
-    for n in sorted({row["n"] for row in rows}):
-        for a, b in pairs:
-            diffs = [x - y for x, y in zip(by_key[(a, n)], by_key[(b, n)])]
-            out.append({"n": n, "comparison": f"{a} - {b}", "a": a, "b": b, **mean_ci95(diffs)})
-    return out

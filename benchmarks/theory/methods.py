@@ -4,115 +4,69 @@ A policy is a table of logits theta[x, a]; log pi_theta(a|x) = log_softmax(theta
 `spac_hf.losses` from per-response log-probabilities exactly as the LLM trainer does, so the critic is
 h(y) = beta * (log pi_theta(y|x) - log pi_t(y|x)) with pi_t the iterate the iteration started from.
 
-The only difference from the LLM code is the self-play response y ~ pi_t(.|x_j): instead of one sample per example,
-the loss is averaged over every action with weights pi_t(a|x_j), which is its exact expectation over y. Because pi_t
-carries no gradient, this is also the exact expectation of the sampled loss's gradient.
+The self-play response y ~ pi_t(.|x_j) is either taken in exact expectation (the loss averaged over every action with
+weights pi_t(a|x_j); because pi_t carries no gradient this is also the exact expectation of the sampled loss's
+gradient) or sampled once per pair and iteration, as the LLM loop generates (`TrainConfig.self_play`).
 
 Tables may have a leading instance dimension ([S, X, A] logits, [S, n] data): each instance's loss is its mean over its
 examples, and the objective is the sum over instances, so the instances do not interact (Adam is per-parameter), and
-one
-vectorised run trains all seeds exactly as separate runs would.
+one vectorised run trains all seeds exactly as separate runs would.
 
-Two methods are not trained by Adam on a policy: the bounded-reward DPO and Algorithm 1 solve a convex problem over a
-bounded reward (critic) table exactly (`solve_bounded_critic`), then take the closed-form policy step.
+What is trained is a variant of `spac_hf.variants` (its overrides applied to `TrainConfig` by `variant_config`); the
+two bandit-only variants train a bounded table instead of the logits: bounded-reward DPO (the Bradley-Terry reward) and
+Algorithm 1 (each iteration's critic), by projected Adam, then the closed-form policy step. `solve_bounded_critic`
+solves the same problems exactly; the tests use it to check the objectives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from spac_hf.losses import LogProbs, preference_loss, scaled_lam, spac_loss
-from spac_hf.methods import METHODS as LIBRARY_METHODS
-from spac_hf.methods import Method as LibraryMethod
-from spac_hf.presets import THEORY_PRESET
+from spac_hf.methods import METHODS
+from spac_hf.variants import Variant
 
 from benchmarks.theory.bandit import PreferenceData
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One arm's settings on tables. The first fields carry `SPACConfig`'s names, so `spac_hf.variants.variant_config`
+    applies a variant's overrides here exactly as it does to the LLM trainer's config."""
+
     beta: float = 0.1  # the paper's default KL strength (1 / mirror-descent step)
     lam: float = 1.0  # the paper's practical lambda
-    real: str = "average"  # SPAC's default data response y': the mean over the pair, i.e. E_mu
-    smoothing: str = "sigmoid"
-    iterations: int = 3  # T, the number of iterations (of disjoint data parts with iteration_data="split")
-    steps: int = 300  # full-batch optimizer steps per iteration (one-shot DPO gets iterations * steps)
-    lr: float = 0.3  # Adam, on the logits
-    iteration_data: str = "split"  # "split": T disjoint parts; "full": every iteration trains on all n pairs
     lam_scaling: str = "constant"  # "sqrt_n": lambda = lam * sqrt(pairs of the iteration), as SPACConfig
-    pessimism: bool = True  # SPAC only: False drops the pessimism term (SPACConfig.use_pessimism)
-    critic_bound: float = 1.0  # bounded methods: the reward / critic table lies in [-B, B]
-
-
-# The paper's practical settings (the library's defaults) and the theory preset (SPACConfig: spac_hf.config).
-PAPER = TrainConfig()
-THEORY = replace(
-    PAPER,
-    beta=THEORY_PRESET["beta"],
-    lam=THEORY_PRESET["lam"],
-    lam_scaling=THEORY_PRESET["lam_scaling"],
-    iteration_data=THEORY_PRESET["iteration_data"],
-    iterations=THEORY_PRESET["num_iterations"],
-    steps=100,  # 10 x 100 = 1000 optimizer steps in all, about the paper settings' 3 x 300 (the budget sweep: 10-300)
-)
-
-
-@dataclass(frozen=True)
-class Method:
-    """A method of `spac_hf.methods` as this benchmark trains it on tabular policies, at some settings.
-
-    The library's record says what the method is (its loss, whether it generates, one pass or T iterations); this adds
-    the settings (`config`), whether the reward / critic is instead a bounded table solved exactly (`exact_critic`:
-    bounded-reward DPO for DPO, Algorithm 1 for SPAC) and which policy is output.
-    """
-
-    record: LibraryMethod
-    label: str  # what the tables and the plot call it: the method and its settings
-    variant: str = ""  # its name after the library's (`spac_theory`); "" for the method at the paper's settings
-    config: TrainConfig = PAPER
-    exact_critic: bool = False
-    output: str = "last"  # "last" iterate, or the uniform "mixture" of the trained iterates
-    name: str = ""  # only to override `<record>_<variant>` ("algorithm1")
+    iteration_data: str = "split"  # "split": T disjoint parts; "full": every iteration trains on all n pairs
+    num_iterations: int = 3  # T
+    use_pessimism: bool = True  # SPAC only: False drops the pessimism term (the exact ablation)
+    learning_rate: float = 0.3  # Adam, on the logits (or on the bounded reward / critic table)
+    real_response: str = "average"  # SPAC's data response y': the mean over the pair, i.e. E_mu
+    smoothing: str = "sigmoid"
+    # Bandit only:
+    max_steps: int = 300  # full-batch optimizer steps in all (the budget), max_steps / T per iteration
+    self_play: str = "exact"  # "exact": y ~ pi_t in exact expectation; "sampled": one y per pair and iteration
+    critic_bound: float = 1.0  # bounded procedures: the reward / critic table lies in [-B, B]
 
     def __post_init__(self):
-        if not self.name:
-            name = f"{self.record.name}_{self.variant}" if self.variant else self.record.name
-            object.__setattr__(self, "name", name)
-
-    @property
-    def kind(self) -> str:
-        """The training procedure: the library method's name, or its exact bounded-critic counterpart."""
-        if self.exact_critic:
-            return "algorithm1" if self.record.iterative else "dpo_bounded"
-        return self.record.name
-
-    @property
-    def identity(self) -> dict:
-        """What a cached cell was computed with (`experiment.cached`) and what results.json records per method."""
-        return {"name": self.name, "label": self.label, "kind": self.kind, "config": asdict(self.config),
-                "output": self.output}  # fmt: skip
+        if self.self_play not in ("exact", "sampled"):
+            raise ValueError(f"`self_play` must be 'exact' or 'sampled', got {self.self_play!r}.")
+        if self.iteration_data not in ("split", "full"):
+            raise ValueError(f"`iteration_data` must be 'split' or 'full', got {self.iteration_data!r}.")
+        if self.max_steps % self.num_iterations:
+            raise ValueError(f"`max_steps` {self.max_steps} is not a multiple of `num_iterations` "
+                             f"{self.num_iterations}")  # fmt: skip
 
 
-_DPO, _SPAC = LIBRARY_METHODS["dpo"], LIBRARY_METHODS["spac"]
-# The library's methods at the paper's settings (labels say the settings), then this benchmark's variants of them.
-_PAPER_LABELS = {"dpo": "DPO (beta 0.1, one-shot)", "iterative_dpo": "DPO (iterative, paper settings)",
-                 "spin": "SPIN", "spac": "SPAC (paper settings)"}  # fmt: skip
-METHOD_LIST = tuple(Method(record, _PAPER_LABELS[name]) for name, record in LIBRARY_METHODS.items()) + (
-    Method(_DPO, "DPO (beta 1, one-shot)", "beta1", replace(PAPER, beta=1.0)),
-    Method(_DPO, "DPO, bounded reward (beta 1)", "bounded", replace(PAPER, beta=1.0), exact_critic=True),
-    Method(_SPAC, "SPAC (theory preset)", "theory", THEORY),
-    Method(_SPAC, "SPAC (theory preset, mixture output)", "theory_mixture", THEORY, output="mixture"),
-    Method(_SPAC, "theory preset, pessimism off", "theory_no_pessimism", replace(THEORY, pessimism=False)),
-    Method(_SPAC, "Algorithm 1 (bounded critic, exact)", config=THEORY, exact_critic=True, output="mixture",
-           name="algorithm1"),
-)  # fmt: skip
-# Each variant beside its method, in the library's order (the order of the tables and the plot's legend).
-METHOD_LIST = tuple(sorted(METHOD_LIST, key=lambda m: list(LIBRARY_METHODS).index(m.record.name)))
-METHOD_BY_NAME = {m.name: m for m in METHOD_LIST}
-METHODS = tuple(METHOD_BY_NAME)
+def procedure(variant: Variant) -> str:
+    """How a variant is trained on tables: its library method's loss, or a bounded table trained by projected Adam
+    (`dpo_bounded`: the Bradley-Terry reward; `algorithm1`: Algorithm 1's critic) with the closed-form policy step."""
+    if variant.tabular_only:
+        return "algorithm1" if METHODS[variant.method].iterative else "dpo_bounded"
+    return variant.method
 
 
 # An objective maps (log pi_theta, log pi_t, data part) to a scalar loss.
@@ -143,33 +97,53 @@ class Groups:
     rejected: torch.Tensor
     weights: torch.Tensor  # [..., G] float64, sums to 1 per instance
     n: int  # the number of pairs (for lambda = lam * sqrt(n))
+    generated: torch.Tensor | None = None  # [..., G, A]: the share of each action among the group's sampled
+    # self-play responses (one y ~ pi_t per pair); None: the exact expectation over y ~ pi_t
 
     def __len__(self) -> int:
         return self.n
 
 
-def aggregate(data: PreferenceData | Groups, n_actions: int) -> Groups:
-    """Merge repeated triples, per instance; instances are padded to the same number of groups with weight 0."""
+def aggregate(data: PreferenceData | Groups, n_actions: int, generated: torch.Tensor | None = None) -> Groups:
+    """Merge repeated triples, per instance; instances are padded to the same number of groups with weight 0.
+
+    `generated` ([..., n] actions, one sampled self-play response per pair) is merged with its pair: each group keeps
+    the share of every action among its pairs' samples, so the loss is still the mean over the n sampled examples.
+    """
     if isinstance(data, Groups):
         return data
     keys = (data.contexts * n_actions + data.chosen) * n_actions + data.rejected
     flat = keys.reshape(-1, keys.shape[-1])
-    uniques = [torch.unique(row, return_counts=True) for row in flat]
-    width = max(len(u) for u, _ in uniques)
+    uniques = [torch.unique(row, return_inverse=True, return_counts=True) for row in flat]
+    width = max(len(u) for u, _, _ in uniques)
     out_keys = torch.zeros(flat.shape[0], width, dtype=torch.long)
     counts = torch.zeros(flat.shape[0], width, dtype=torch.float64)
-    for i, (u, c) in enumerate(uniques):
+    shares = None if generated is None else torch.zeros(flat.shape[0], width * n_actions, dtype=torch.float64)
+    for i, (u, inverse, c) in enumerate(uniques):
         out_keys[i, : len(u)] = u
         counts[i, : len(c)] = c.double()
+        if shares is not None:
+            samples = generated.reshape(-1, keys.shape[-1])[i]
+            shares[i].scatter_add_(0, inverse * n_actions + samples, torch.ones(len(samples), dtype=torch.float64))
     out_keys = out_keys.view(*keys.shape[:-1], width)
     counts = counts.view(*keys.shape[:-1], width)
+    if shares is not None:
+        shares = shares.view(*keys.shape[:-1], width, n_actions) / counts.clamp(min=1.0)[..., None]
     return Groups(
         contexts=out_keys // (n_actions * n_actions),
         chosen=(out_keys // n_actions) % n_actions,
         rejected=out_keys % n_actions,
         weights=counts / keys.shape[-1],
         n=keys.shape[-1],
+        generated=shares,
     )
+
+
+def sample_self_play(policy: torch.Tensor, data: PreferenceData, generator: torch.Generator) -> torch.Tensor:
+    """One response y_j ~ pi_t(.|x_j) per pair, as the LLM loop generates once per prompt and iteration."""
+    probs = rows(policy, data.contexts)  # [..., n, A]
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
 
 
 def iteration_lam(config: TrainConfig, data: PreferenceData | Groups) -> float:
@@ -214,14 +188,15 @@ def self_play_objective(config: TrainConfig, *, lam: float | None, real: str, pe
         )
         if not pessimism:  # [n, 1]: no self-play response to average over
             return (data.weights * losses.squeeze(-1)).sum()
-        self_play_weights = ref_x.exp()  # pi_t(a|x_j): the generator is the iterate we start from
+        # pi_t(a|x_j), the generator being the iterate we start from; or the shares of the sampled responses.
+        self_play_weights = ref_x.exp() if data.generated is None else data.generated
         return (data.weights * (self_play_weights * losses).sum(-1)).sum()
 
     return objective
 
 
 def spac_objective(config: TrainConfig) -> Objective:
-    return self_play_objective(config, lam=None, real=config.real, pessimism=config.pessimism)
+    return self_play_objective(config, lam=None, real=config.real_response, pessimism=config.use_pessimism)
 
 
 def spin_objective(config: TrainConfig) -> Objective:
@@ -229,27 +204,12 @@ def spin_objective(config: TrainConfig) -> Objective:
     return self_play_objective(config, lam=0.0, real="chosen")
 
 
-def train_iteration(
-    logits: torch.Tensor, data: PreferenceData | Groups, objective: Objective, *, steps: int, lr: float
-) -> torch.Tensor:
-    """One iteration of the outer loop: start from pi_t, minimise the loss with reference pi_t, return pi_{t+1}."""
-    ref_logp = torch.log_softmax(logits, dim=-1).detach()
-    data = aggregate(data, logits.shape[-1])  # once per iteration, not once per step
-    theta = logits.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([theta], lr=lr)
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        objective(torch.log_softmax(theta, dim=-1), ref_logp, data).backward()
-        optimizer.step()
-    return theta.detach()
-
-
 def iteration_parts(data: PreferenceData, config: TrainConfig) -> list[PreferenceData]:
     """The data of each iteration: T disjoint parts (`split`) or all of it T times (`full`), as the LLM loop."""
     if config.iteration_data == "full":
-        return [data] * config.iterations
+        return [data] * config.num_iterations
     if config.iteration_data == "split":
-        return data.split(config.iterations)
+        return data.split(config.num_iterations)
     raise ValueError(f"`iteration_data` must be 'split' or 'full', got {config.iteration_data!r}.")
 
 
@@ -371,64 +331,92 @@ def solve_bounded_critic(
 # ----------------------------------------------------------------------------------------------- the outer loop
 
 
-# How each iterative library method's loss is computed on tables (the one-shot DPO uses `dpo_objective`).
-TABULAR_OBJECTIVES = {"iterative_dpo": dpo_objective, "spin": spin_objective, "spac": spac_objective}
+# How each library method's loss is computed on tables.
+TABULAR_OBJECTIVES = {"dpo": dpo_objective, "iterative_dpo": dpo_objective, "spin": spin_objective,
+                      "spac": spac_objective}  # fmt: skip
 
 
 @dataclass
-class MethodRun:
-    policies: list[torch.Tensor]  # pi_1 (= mu) .. pi_{T+1}
-    critic_residual: float | None = None  # bounded methods: the largest projected-gradient entry of the solves
+class Trained:
+    """What one run scored: `curve[c]` = the output's score per instance at checkpoint c (optimizer step), and the
+    compute it used."""
+
+    curve: dict[int, torch.Tensor]
+    optimizer_steps: int
+    self_play_samples: int  # per instance: sampled responses (0 with the exact expectation)
+    pair_evaluations: int  # per instance: sum over steps of the pairs in the step's full batch
 
 
-def run_method(method: str | Method, behaviour: torch.Tensor, data: PreferenceData, config: TrainConfig | None = None):
-    """Train `method` from pi_1 = mu (the SFT model is the behaviour policy); return the policies pi_1 .. pi_{T+1}.
+def train(
+    variant: Variant,
+    config: TrainConfig,
+    behaviour: torch.Tensor,
+    data: PreferenceData,
+    checkpoints: Sequence[int],
+    score: Callable[[torch.Tensor], torch.Tensor],
+    generator: torch.Generator | None = None,
+) -> Trained:
+    """Train `variant` from pi_1 = mu for `config.max_steps` full-batch Adam steps, T iterations of max_steps / T
+    steps each (one-shot methods: T = 1, reference pi_1), and score its output at every checkpoint.
 
-    `method` is a name of `METHODS` (then `config`, when given, replaces its settings) or a `Method`.
+    The output at checkpoint c is the current policy ("last"), or ("mixture") the uniform mixture of the iterates
+    finished so far and the current one: J is linear in the policy, so its score is their scores' mean.
+
+    Bounded procedures train a table instead of the logits: `dpo_bounded` the Bradley-Terry reward r in [-B, B] (policy
+    pi_1 exp(r / beta) / Z), `algorithm1` each iteration's critic f in [-B, B] (policy pi_t exp(f / beta) / Z, the
+    mirror-descent step), by Adam projected onto the box after every step: the same budget of optimizer steps as every
+    other arm, and early stopping applies to them as to the others.
     """
-    return run_method_full(method, behaviour, data, config).policies
-
-
-def run_method_full(method, behaviour, data, config=None) -> MethodRun:
-    spec = METHOD_BY_NAME[method] if isinstance(method, str) else method
-    config = config or spec.config
-    logits = behaviour.log()
-    policies = [behaviour]
-    if spec.exact_critic:
-        return _run_bounded(spec, config, behaviour, data)
-    if not spec.record.iterative:  # one-shot: all the data, reference pi_1, the same total number of optimizer steps
-        schedule = [(data, dpo_objective(config), config.iterations * config.steps)]
-    else:
-        objective = TABULAR_OBJECTIVES[spec.record.name](config)
-        schedule = [(part, objective, config.steps) for part in iteration_parts(data, config)]
-    for part, objective, steps in schedule:
-        logits = train_iteration(logits, part, objective, steps=steps, lr=config.lr)
-        policies.append(torch.softmax(logits, dim=-1))
-    return MethodRun(policies)
-
-
-def _run_bounded(spec: Method, config: TrainConfig, behaviour: torch.Tensor, data: PreferenceData) -> MethodRun:
-    """Closed-form policy steps on an exactly solved bounded critic.
-
-    `dpo_bounded`: r = the Bradley-Terry MLE over r in [-B, B], pi = pi_1 exp(r / beta) / Z (DPO's optimum when the
-    reward class is bounded). `algorithm1`: T times, f_t = the critic of Algorithm 1 against pi_t, then the mirror
-    descent step pi_{t+1} = pi_t exp(f_t / beta) / Z (eta = 1 / beta).
-    """
+    kind = procedure(variant)
+    one_shot = not METHODS[variant.method].iterative
+    parts = [data] if one_shot else iteration_parts(data, config)
+    steps = config.max_steps // len(parts)
+    marks, curve, finished = set(checkpoints), {}, []
     n_actions = behaviour.shape[-1]
-    policies, residuals = [behaviour], []
-    if not spec.record.iterative:
-        groups = aggregate(data, n_actions)
-        reward, residual = solve_bounded_critic(None, groups, behaviour.shape, 1.0, config.critic_bound)
-        policies.append(torch.softmax(behaviour.log() + reward / config.beta, dim=-1))
-        return MethodRun(policies, residual)
-    policy = behaviour
-    for part in iteration_parts(data, config):
-        groups = aggregate(part, n_actions)
-        linear = critic_problem(groups, behaviour.shape, policy)
-        critic, residual = solve_bounded_critic(
-            linear, groups, behaviour.shape, iteration_lam(config, groups), config.critic_bound
-        )
-        residuals.append(residual)
-        policy = torch.softmax(policy.log() + critic / config.beta, dim=-1)
-        policies.append(policy)
-    return MethodRun(policies, max(residuals))
+    start, step, samples, evaluations = behaviour.log(), 0, 0, 0  # start: log pi_t, kept in logs (no underflow)
+    for part in parts:
+        generated = None
+        if kind == "spac" and config.use_pessimism and config.self_play == "sampled":
+            generated = sample_self_play(start.exp(), part, generator)
+            samples += len(part)
+        groups = aggregate(part, n_actions, generated)
+        if kind in ("dpo_bounded", "algorithm1"):
+            linear = critic_problem(groups, behaviour.shape, start.exp()) if kind == "algorithm1" else None
+            lam = iteration_lam(config, groups)
+            variable = torch.zeros_like(behaviour).requires_grad_(True)
+
+            def loss(table, linear=linear, groups=groups, lam=lam):
+                return critic_objective(table, linear, groups, lam).sum()
+
+            def current(table, start=start):
+                return torch.log_softmax(start + table / config.beta, dim=-1)
+
+        else:
+            objective = TABULAR_OBJECTIVES[kind](config)
+            variable = start.detach().clone().requires_grad_(True)
+            ref_logp = start
+
+            def loss(theta, objective=objective, ref_logp=ref_logp, groups=groups):
+                return objective(torch.log_softmax(theta, dim=-1), ref_logp, groups)
+
+            def current(theta):
+                return torch.log_softmax(theta, dim=-1)
+
+        optimizer = torch.optim.Adam([variable], lr=config.learning_rate)
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss(variable).backward()
+            optimizer.step()
+            if kind in ("dpo_bounded", "algorithm1"):
+                with torch.no_grad():
+                    variable.clamp_(-config.critic_bound, config.critic_bound)
+            step += 1
+            evaluations += len(part)
+            if step in marks:
+                with torch.no_grad():
+                    now = score(current(variable).exp())
+                curve[step] = torch.stack([*finished, now]).mean(0) if variant.output == "mixture" else now
+        with torch.no_grad():
+            start = current(variable).detach()
+            finished.append(score(start.exp()))
+    return Trained(curve, step, samples, evaluations)

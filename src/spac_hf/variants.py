@@ -63,8 +63,8 @@ VARIANTS: dict[str, Variant] = {
                 description="DPO on SPAC's schedule (T parts, each referenced to the previous iterate): SPAC minus "
                 "the pessimism term and the self-play sample."),
         Variant("dpo_bounded", "DPO, bounded reward", "dpo", {"num_iterations": 1}, tabular_only=True,
-                description="DPO's optimum over a bounded reward table, solved exactly (bandit only): a regulariser "
-                "other than pessimism."),
+                description="DPO with a bounded reward table (the Bradley-Terry reward in [-B, B], then "
+                "pi_1 exp(r / beta) / Z; bandit only): a regulariser other than pessimism."),
         Variant("ipo", "IPO", "dpo", {"num_iterations": 1, "loss_type": ["ipo"]},
                 description="IPO (TRL loss_type 'ipo'): DPO with a squared loss that does not push margins to "
                 "infinity, another regulariser than pessimism."),
@@ -89,10 +89,9 @@ VARIANTS: dict[str, Variant] = {
                 {**_THEORY, "use_pessimism": False}, output="mixture",
                 description="The theory preset with the pessimism term dropped and nothing else changed: the exact "
                 "ablation of pessimism."),
-        Variant("algorithm1", "Algorithm 1 (bounded critic, exact)", "spac", _THEORY, output="mixture",
-                tabular_only=True,
-                description="The paper's Algorithm 1 at the theory preset: each critic solved exactly over a bounded "
-                "table, then the closed-form mirror-descent step (bandit only)."),
+        Variant("algorithm1", "Algorithm 1 (bounded critic)", "spac", _THEORY, output="mixture", tabular_only=True,
+                description="The paper's Algorithm 1 at the theory preset: each iteration's critic a bounded table "
+                "that minimises the critic objective, then the closed-form mirror-descent step (bandit only)."),
     )
 }  # fmt: skip
 
@@ -119,9 +118,7 @@ def variant_config(variant: Variant | str, base_config: Any) -> Any:
             f"(method {variant.method!r} needs {METHODS[variant.method].config.split(':')[1]})."
         )
     if variant.tabular_only and type(base_config).__module__.startswith(("spac_hf", "trl", "transformers")):
-        raise ValueError(
-            f"variant {variant.name!r} is solved exactly on tables (benchmarks/theory); no trainer runs it."
-        )
+        raise ValueError(f"variant {variant.name!r} runs on tables only (benchmarks/theory); no trainer runs it.")
     overrides = {
         key: list(value) if isinstance(value, (list, tuple)) else value for key, value in variant.overrides.items()
     }

@@ -188,6 +188,45 @@ def test_errors_are_one_line_unless_debug(capsys):
         run_with_clean_errors(fail, ["--debug"])
 
 
+def _recipe_errors(argv: list[str], capsys) -> list[str]:
+    from spac_hf.scripts.arguments import run_with_clean_errors
+    from spac_hf.scripts.self_play import run_recipe
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_with_clean_errors(lambda args: run_recipe("spac", args), argv)
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert "usage:" not in captured.out + captured.err  # no usage dump before the line that matters
+    return captured.err.splitlines()
+
+
+def test_out_of_range_trainer_options_fail_before_any_work_naming_the_option_and_its_source(tmp_path, capsys):
+    out = tmp_path / "run"
+    errors = _recipe_errors(["--output_dir", str(out), "--learning_rate", "-1", "--per_device_train_batch_size=0"],
+                            capsys)  # fmt: skip
+    assert errors == [
+        "error: --learning_rate -1.0 (from the command line): must be > 0",
+        "error: --per_device_train_batch_size 0 (from the command line): must be >= 1",
+    ]
+    assert not out.exists()  # no run record: the corrected rerun in the same folder is not refused
+    yaml_file = tmp_path / "mine.yaml"
+    yaml_file.write_text((SHIPPED / "spac.yaml").read_text().replace("beta: 0.5", "beta: -1"))
+    errors = _recipe_errors(["--config", str(yaml_file), "--output_dir", str(out), "--num_iterations", "0"], capsys)
+    assert errors == [
+        f"error: --beta -1 (from {yaml_file}): must be > 0",
+        "error: --num_iterations 0 (from the command line): must be >= 1",
+    ]
+    errors = _recipe_errors(["--output_dir", str(out), "--true_reward_samples", "0"], capsys)
+    assert errors == ["error: --true_reward_samples 0 (from the command line): must be >= 1"]
+    assert not out.exists()
+
+
+def test_an_invalid_choice_is_one_line_without_the_usage(tmp_path, capsys):
+    errors = _recipe_errors(["--output_dir", str(tmp_path / "run"), "--lam_scaling", "cubic"], capsys)
+    assert len(errors) == 1 and errors[0].startswith("error: argument --lam_scaling")
+    assert "invalid choice: 'cubic'" in errors[0] and errors[0].endswith("(from the command line)")
+
+
 def test_console_entry_point_is_declared_and_works_outside_the_checkout(tmp_path, monkeypatch, capsys):
     import configparser
 
@@ -227,6 +266,27 @@ def _fake_run(method: str, rewards: list[float]) -> dict:
             "output_dir": f"outputs/default/{method}"}  # fmt: skip
 
 
+def test_a_second_run_in_the_same_process_keeps_its_progress_bar():
+    """`spac-hf compare` runs the three recipes in one process: the first run's quieting of transformers must not
+    turn the later runs' training bar into printed metric dicts (transformers picks `disable_tqdm` from its logging
+    level when a config is made)."""
+    import transformers
+
+    from spac_hf import SPACConfig
+    from spac_hf.scripts.console import quiet_libraries
+    from spac_hf.scripts.self_play import parse_recipe_args
+
+    quiet_libraries()  # what the first run leaves behind
+    try:
+        _, training, _, _ = parse_recipe_args(SPACConfig, SHIPPED / "spac.yaml", [])
+        assert training.disable_tqdm is False
+        _, training, _, _ = parse_recipe_args(SPACConfig, SHIPPED / "spac.yaml", ["--disable_tqdm", "true"])
+        assert training.disable_tqdm is True  # the user's choice stays theirs
+        assert transformers.utils.logging.get_verbosity() == transformers.logging.ERROR  # and the quieting stays
+    finally:
+        transformers.utils.logging.set_verbosity_warning()
+
+
 def test_comparison_table_and_one_plot_with_all_three():
     from spac_hf.scripts.compare import comparison_figure, comparison_markdown, comparison_rows
 
@@ -236,7 +296,7 @@ def test_comparison_table_and_one_plot_with_all_three():
     assert [r["label"] for r in rows.values()] == ["SPAC", "iterative DPO", "SPIN"]
     text = comparison_markdown(rows, 42)
     assert "| model | SPAC | iterative DPO | SPIN |" in text
-    assert "| iterate 3 | 0.350 ± 0.020 | 0.330 ± 0.020 | 0.220 ± 0.020 |" in text
+    assert "| iterate 3 | 0.350 ± 0.039 | 0.330 ± 0.039 | 0.220 ± 0.039 |" in text  # 95% CI: 1.96 x 0.02
     assert "| SPAC | `outputs/default/spac` | 61 s |" in text  # no load recorded: no brackets
     fig = comparison_figure(rows)
     (ax,) = fig.axes
@@ -347,6 +407,7 @@ def test_a_run_prints_its_phases_not_library_noise_and_says_where_outputs_are(tm
         "'train_runtime'",
         "num_processes",
         "Tokenizing",
+        "[RANK 0]",  # one process: accelerate's rank prefix tells nothing
     ):
         assert noise not in printed, noise
     for phase in (
@@ -361,3 +422,49 @@ def test_a_run_prints_its_phases_not_library_noise_and_says_where_outputs_are(tm
     assert f"`{out / 'iter_2'}`" in summary and f"`{out / 'true_reward.png'}`" in summary
     card = (out / "iter_2" / "README.md").read_text()
     assert "## Sample outputs" in card and f'model="{out / "iter_2"}"' in card
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The loss alone, called as the README shows it
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_spac_loss_runs_as_the_readme_calls_it_positionally_and_by_the_names_it_documents():
+    import torch
+
+    import spac_hf
+    from spac_hf.losses import LogProbs
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    call = re.search(r"`(spac_hf\.spac_loss\((.*?)\))` returns", readme)
+    arguments = [a.strip() for a in call.group(2).split(",")]
+    names = [a for a in arguments if "=" not in a]
+    assert len(names) == 6
+    generator = torch.Generator().manual_seed(0)
+    values = {name: -10 * torch.rand(4, generator=generator) for name in names}
+    scope = {"spac_hf": spac_hf, **values}
+    as_written = eval(call.group(1), scope)  # noqa: S307 (the README's own text, run as a reader would)
+    by_name = eval(call.group(1).replace(", ".join(names), ", ".join(f"{n}={n}" for n in names)), scope)  # noqa: S307
+    tensors = list(values.values())
+    expected = spac_hf.spac_loss(LogProbs(*tensors[:3]), LogProbs(*tensors[3:]), beta=0.1, lam=1.0)
+    for result in (as_written, by_name):
+        for got, want in zip(result, expected):
+            torch.testing.assert_close(got, want)
+    assert as_written[0].shape == (4,) and not torch.equal(as_written[1], torch.zeros(4))
+    with pytest.raises(TypeError, match="policy_chosen_logps"):
+        spac_hf.spac_loss(policy_chosen=values[names[0]])
+
+
+def test_no_committed_result_holds_a_path_of_the_machine_that_made_it():
+    """Results name models and folders relative to the checkout (`outputs/smollm2/model`), never `/work/...`,
+    `/root/...` or `/home/...`: those mean nothing to a reader and leak the machine's layout."""
+    files = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    machine_path = re.compile(r"(?<![\w./-])/(?:work|root|home|Users)/")
+    found = []
+    for name in files:
+        try:
+            text = (ROOT / name).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue  # images, and files deleted in the work tree
+        found += [f"{name}: {match.group(0)}" for match in machine_path.finditer(text)][:1]
+    assert len(files) > 50 and found == []

@@ -164,7 +164,9 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
     # Each model is evaluated on its own samples: the trained iterates do not score exactly like the starting model.
     assert len({score["mean"] for score in scores}) == 3
     report = (out / "summary.md").read_text()
-    assert all(f"{score['mean']:.3f} ± {score['mean_stderr']:.3f}" in report for score in scores)
+    # The one uncertainty every report shows: the 95% CI, 1.96 standard errors, named in the column.
+    assert "true_reward_reviews ± 95% CI" in report
+    assert all(f"{score['mean']:.3f} ± {1.959964 * score['mean_stderr']:.3f}" in report for score in scores)
     assert (out / "true_reward.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (out / "results" / "data" / "results.jsonl").read_text().splitlines()]
     run = f"{tmp_path.name}-default"  # <parent>-<run folder>: unique across runs

@@ -92,8 +92,8 @@ def comparison_markdown(rows: dict[str, dict], seed) -> str:
     lines = [
         "# SPAC vs DPO vs SPIN on the embedded default",
         "",
-        f"Mean true reward (`{task}`) on the held-out prompts ± its standard error over prompts; seed {seed}. "
-        "Iteration 0 is the SFT model every method starts from.",
+        f"Mean true reward (`{task}`) on the held-out prompts ± its 95% CI (1.96 standard errors over the prompts); "
+        f"seed {seed}. Iteration 0 is the SFT model every method starts from.",
         "",
         "| model | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
@@ -105,7 +105,7 @@ def comparison_markdown(rows: dict[str, dict], seed) -> str:
             if point is None:
                 cells.append("")
                 continue
-            text = f"{point['mean']:.3f} ± {point['stderr']:.3f}"
+            text = f"{point['mean']:.3f} ± {_ci95(point['stderr']):.3f}"
             if (point.get("degenerate_fraction") or 0) >= 0.005:
                 text += f" ({point['degenerate_fraction']:.0%} degenerate)"
             cells.append(text)
@@ -117,6 +117,11 @@ def comparison_markdown(rows: dict[str, dict], seed) -> str:
         lines.append(f"| {r['label']} | `{r['output_dir']}` | {seconds}{load} |")
     lines += ["", "![true reward by iteration](comparison.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _ci95(stderr) -> float:
+    """The half-width of a 95% normal interval: the one uncertainty every table and plot of spac-hf shows."""
+    return Z95 * stderr if stderr is not None and math.isfinite(stderr) else 0.0
 
 
 def comparison_figure(rows: dict[str, dict]):
@@ -131,15 +136,14 @@ def comparison_figure(rows: dict[str, dict]):
     for r in rows.values():
         xs = [p["iteration"] for p in r["points"]]
         ys = [p["mean"] for p in r["points"]]
-        errors = [Z95 * p["stderr"] if p["stderr"] is not None and math.isfinite(p["stderr"]) else 0.0
-                  for p in r["points"]]  # fmt: skip
+        errors = [_ci95(p["stderr"]) for p in r["points"]]
         ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=r["label"], color=METHODS[r["method"]].colour)
     ax.set_xlabel("iteration (0 = the SFT model)")
     ax.set_ylabel(f"mean true reward ({next(iter(rows.values()))['task']})")
     ax.set_title("SPAC vs DPO vs SPIN on the embedded default")
     ax.set_xticks(sorted({p["iteration"] for r in rows.values() for p in r["points"]}))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="error bars: 95% CI", title_fontsize=8)
     fig.tight_layout()
     return fig
 

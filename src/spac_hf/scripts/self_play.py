@@ -31,12 +31,12 @@ from trl import (
     get_quantization_config,
 )
 
-from spac_hf.config import SelfPlayConfig
+from spac_hf.config import OptionError, SelfPlayConfig
 from spac_hf.data import drop_long_prompts, normalize_prompt_column
 from spac_hf.loop import SelfPlayResult, run_self_play
 from spac_hf.methods import get_method
 from spac_hf.scripts import EMBEDDED_DEFAULT
-from spac_hf.scripts.console import quiet_libraries
+from spac_hf.scripts.console import console_logging, library_defaults, quiet_libraries
 from spac_hf.scripts.script_utils import save_figure
 from spac_hf.tasks.evaluators import evaluator_of
 from spac_hf.tasks.registry import TASKS, get_task
@@ -46,6 +46,7 @@ from spac_hf.utils import atomic_write_text
 logger = logging.getLogger(__name__)
 
 TRUE_REWARD_TASKS = tuple(TASKS)  # spac_hf.tasks.registry: one record per task
+Z95 = 1.959964  # the 95% normal interval from a standard error: the one uncertainty the reports show
 
 
 @dataclass
@@ -89,6 +90,17 @@ class SelfPlayScriptArguments(ScriptArguments):
         metadata={"help": "Longest response scored by the true reward (default: the task's own)."},
     )
 
+    def __post_init__(self):
+        # Checked at parsing, with the training options: a bad count fails before any work, one line per option.
+        counts = {"max_train_samples": self.max_train_samples, "max_eval_samples": self.max_eval_samples,
+                  "true_reward_prompts": self.true_reward_prompts, "true_reward_samples": self.true_reward_samples,
+                  "true_reward_max_new_tokens": self.true_reward_max_new_tokens}  # fmt: skip
+        problems = [(name, value, ">= 1") for name, value in counts.items() if value is not None and value < 1]
+        if problems:
+            raise OptionError(problems)
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
+
 
 def parse_recipe_args(
     config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None, method: str = ""
@@ -102,7 +114,8 @@ def parse_recipe_args(
     argv = sys.argv[1:] if argv is None else list(argv)
     label = get_method(method).label if method else config_class.__name__
     prog = f"spac-hf train --method {get_method(method).paper.key}" if method else "recipe"
-    return parse(parser, argv, Path(default_config), label, prog)
+    with library_defaults():  # the config's defaults as on a fresh start, whatever an earlier run in this process did
+        return parse(parser, argv, Path(default_config), label, prog)
 
 
 def _check_local_path(path: str, what: str) -> None:
@@ -172,8 +185,7 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
     from transformers import AutoTokenizer
 
     # Progress at INFO, from the main process only (the library logs through accelerate's logger).
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("spac_hf").setLevel(logging.INFO)
+    console_logging()
     logger.setLevel(logging.INFO)
     quiet_libraries()  # spac_hf.scripts.console: no internal bars, no warnings the user cannot act on
 
@@ -247,7 +259,7 @@ def write_report(result: SelfPlayResult) -> str:
         "",
         f"Run folder `{out}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in iterates)}.",
         "",
-        "| " + " | ".join(["model", "train loss", "train rows", *tasks]) + " |",
+        "| " + " | ".join(["model", "train loss", "train rows", *(f"{t} ± 95% CI" for t in tasks)]) + " |",
         "|" + "---|" * (3 + len(tasks)),
     ]
     rows = [("starting model", None, None, evaluations.get("0"))]
@@ -294,7 +306,7 @@ def _format_score(evaluation: dict | None, task: str) -> str:
     if not evaluation or task not in evaluation.get("results", {}):
         return ""
     metrics = evaluation["results"][task]
-    text = f"{metrics['mean']:.3f} ± {metrics.get('mean_stderr', float('nan')):.3f}"
+    text = f"{metrics['mean']:.3f} ± {Z95 * metrics.get('mean_stderr', float('nan')):.3f}"
     if evaluation.get("degenerate_fraction"):
         text += f" ({evaluation['degenerate_fraction']:.0%} degenerate)"
     return text
@@ -311,13 +323,13 @@ def _plot_evaluations(evaluations: dict, path: Path, label: str) -> None:
         points = sorted((int(t), e["results"][task]) for t, e in evaluations.items() if task in e.get("results", {}))
         xs = [t for t, _ in points]
         means = [m["mean"] for _, m in points]
-        errors = [m.get("mean_stderr", 0.0) for _, m in points]
+        errors = [Z95 * m.get("mean_stderr", 0.0) for _, m in points]
         ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=task)
     ax.set_xlabel("iteration (0 = starting model)")
     ax.set_ylabel("mean true reward")
     ax.set_title(f"{label}: held-out true reward by iteration")
     ax.set_xticks(sorted(int(t) for t in evaluations))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="error bars: 95% CI", title_fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)

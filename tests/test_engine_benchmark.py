@@ -52,3 +52,38 @@ def test_readme_quotes_the_committed_numbers():
             assert f"{key}: CTranslate2 float32 {ratios['ctranslate2-float32']:.1f}x" in README
     for row in results["sections"]["kl"]["rows"]:
         assert f"{row['model']}: mean KL {row['mean_kl']:.2e}" in README
+
+
+def test_readme_quotes_the_profile_and_the_shares():
+    import re
+
+    from benchmarks.cost.engines_report import best_share
+
+    profile = (COMMITTED / "profile_hf_decode_b16_l400.txt").read_text()
+    assert f"{re.search(r'([0-9.]+) ms per step', profile)[1]} ms per step" in README
+    for op in ("aten::mm", "aten::cat"):
+        share = re.search(re.escape(op) + r"\s+([0-9.]+)%", profile)[1]
+        assert f"`{op}` " in README and f"{share}%" in README
+    results = json.loads((COMMITTED / "engines.json").read_text())
+    for model in ("smollm2", "default"):
+        shares = [best_share(results, model, k) for k in engines.BACKENDS]
+        assert (
+            f"{model}: transformers {shares[0]:.0%}, CTranslate2 float32 {shares[1]:.0%}, int8 {shares[2]:.0%}"
+            in README
+        )
+    for seconds in results["sections"]["grid"]["conversion_s"].values():
+        assert f"{seconds} s for" in README
+
+
+def test_readme_quotes_the_grid_ratios():
+    results = json.loads((COMMITTED / "engines.json").read_text())
+    cells = grid_cells(results)
+    for backend, label in (("ctranslate2-float32", "float32"), ("ctranslate2-int8", "int8")):
+        ratios = [
+            row["tokens_per_s"] / cells[("smollm2", batch, "hf")]["tokens_per_s"]
+            for (model, batch, kind), row in cells.items()
+            if model == "smollm2" and kind == backend
+        ]
+        assert f"{label} {min(ratios):.1f}x to {max(ratios):.1f}x" in README
+    best = max(r["tokens_per_s"] for (m, _, _), r in cells.items() if m == "smollm2")
+    assert f"best measured here is {best} tokens/s" in README

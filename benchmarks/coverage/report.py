@@ -240,7 +240,7 @@ def write_plots(out: Path, collected: dict, rows: list[dict]) -> None:
         plt.close(fig)
 
 
-def build_report(out: Path, command: str | None = None) -> str:
+def build_report(out: Path, command: str | None = None, readme: Path | None = None) -> str:
     """Rebuild every output of `out` from its runs; returns a one-line summary (for logs and commit messages)."""
     out = Path(out)
     collected = collect(out)
@@ -281,15 +281,72 @@ def build_report(out: Path, command: str | None = None) -> str:
     atomic_write_json(out / "results.json", results)
     write_tables(out, rows, starts, lines, partial)
     write_plots(out, collected, rows)
+    if readme is not None:
+        update_readme(readme, results)
     done = sum(r["seeds"] for r in rows)
     return f"{done} test runs, {len(collected['trials'])} tuning trials" + (" (PARTIAL)" if partial else "")
+
+
+README_START, README_END = "<!-- results:start (written by report.py) -->", "<!-- results:end -->"
+_VERDICT = {
+    "better": "the first is better",
+    "worse": "the first is worse",
+    "no worse than": "the first is no worse (non-inferiority)",
+    "undecided": "no decision",
+}
+
+
+def results_block(results: dict) -> str:
+    """The README's results section, in words per regime, from `results.json` alone (a test rebuilds it)."""
+    from spac_hf.variants import get_variant
+
+    lines = []
+    if results["partial"]:
+        lines += [
+            "**PARTIAL**: the run is still going (or was stopped); each line says how many test seeds it has. Resume "
+            "with the two commands under Commands below (finished runs are kept).",
+            "",
+        ]
+    expected = len(results["settings"].get("test_seeds", design.TEST_SEEDS))
+    starts = {s["regime"]: s for s in results["start"]}
+    for regime in [r for r in REGIMES if any(row["regime"] == r for row in results["table"])]:
+        rows = sorted((r for r in results["table"] if r["regime"] == regime), key=lambda r: -r["test_reward"])
+        start = starts.get(regime, {})
+        mu, pi1 = _fmt(start.get("mu_true_reward_train_prompts")), _fmt(start.get("start_test_reward"))
+        lines.append(f"**{regime}** ({REGIMES[regime].description}; mu's true reward {mu}, pi_1's {pi1}). Test "
+                     "reward at the validation-chosen checkpoint, mean over seeds ± 95% CI:")  # fmt: skip
+        lines.append("")
+        for r in rows:
+            seeds = f"{r['seeds']} of {expected} seeds"
+            lines.append(f"- {get_variant(design.ARMS[r['arm']].variant).label}: {_fmt(r['test_reward'])} ± "
+                         f"{_fmt(r['ci95'])} ({seeds}; {100 * r['degenerate_fraction']:.1f}% degenerate, "
+                         f"{r['mean_words']:.1f} words)")  # fmt: skip
+        decisions = [d for d in results["decisions"] if d["regime"] == regime]
+        if decisions:
+            lines += ["", "Decisions:", ""]
+            lines += [f"- {d['line'].split(': ', 1)[1]} ({_VERDICT[d['verdict']]})" for d in decisions]
+        lines.append("")
+    if not lines:
+        lines = ["No finished test run yet.", ""]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results: dict) -> None:
+    text = readme.read_text()
+    head, _, rest = text.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    if not rest:
+        raise ValueError(f"{readme} has no {README_START!r} marker")
+    atomic_write_text(readme, f"{head}{README_START}\n{results_block(results)}{README_END}{tail}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
+    parser.add_argument("--readme", action="store_true", help="also rewrite the results section of the README")
     args = parser.parse_args(argv)
-    print(build_report(args.out))
+    readme = Path(__file__).parent / "README.md" if args.readme else None
+    print(build_report(args.out, readme=readme))
     print((args.out / "table.md").read_text())
 
 

@@ -40,12 +40,16 @@ QUICK = {"budget": 2, "arms": ("spac_theory", "dpo"), "regimes": ("covered",), "
          "tuning_seeds": (100,), "trials": 1, "max_pairs": 32, "validation_prompts": 6, "test_prompts": 6}  # fmt: skip
 
 
+DEFAULT_OUT = REPO_ROOT / "results" / design.BENCHMARK
+README = Path(__file__).resolve().parent / "README.md"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regimes", nargs="+", default=list(design.DEFAULT_REGIMES), help=f"of {list(REGIMES)}")
     parser.add_argument("--arms", nargs="+", default=list(design.DEFAULT_ARMS), help=f"of {list(design.ARMS)}")
     parser.add_argument("--budget", type=int, default=design.DEFAULT_BUDGET, help="optimizer steps of 16 pairs")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / design.BENCHMARK)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "outputs" / design.BENCHMARK)
     parser.add_argument("--commit", action="store_true", help="git-commit <out> and the benchmark after every cell")
     parser.add_argument("--tune-only", action="store_true", help="stop after the tuning of the selected regimes")
@@ -76,7 +80,10 @@ def check_args(args: argparse.Namespace) -> tuple[dict, object]:
         if name not in design.ARMS:
             raise SystemExit(f"--arms: unknown arm {name!r}; known: {list(design.ARMS)}")
     settings = settings_of(args)
-    comparison = design.comparison(args.budget, tuple(args.arms))
+    # The declared comparison: the default arms plus any selected (a process running some arms still checks the
+    # whole design, contrasts included); the runner trains the selected arms only.
+    declared = tuple(args.arms) if args.quick else tuple(dict.fromkeys([*design.DEFAULT_ARMS, *args.arms]))
+    comparison = design.comparison(args.budget, declared)
     if args.quick:
         import dataclasses
 
@@ -208,10 +215,11 @@ class Runner:
 
     def run(self) -> None:
         for regime in self.args.regimes:
-            self.log(f"{regime}: tuning {len(self.comparison.arms)} arms x {self.comparison.trials_per_arm} trials x "
+            arms = [self.comparison.arm(name) for name in self.args.arms]
+            self.log(f"{regime}: tuning {len(arms)} arms x {self.comparison.trials_per_arm} trials x "
                      f"{len(self.comparison.tuning_seeds)} seeds")  # fmt: skip
             chosen = {}
-            for arm in self.comparison.arms:
+            for arm in arms:
                 chosen[arm.name] = self.tuned(regime, arm)
                 self.log(f"{regime}/{arm.name}: tuned {chosen[arm.name]['params']} "
                          f"(validation {chosen[arm.name]['val_score']:.3f})")  # fmt: skip
@@ -219,7 +227,7 @@ class Runner:
             if self.args.tune_only:
                 continue
             for seed in self.comparison.test_seeds:
-                for arm in self.comparison.arms:
+                for arm in arms:
                     trial = chosen[arm.name]
                     self.one(regime, arm, dict(trial["params"]), seed, f"test_seed{seed}", True, trial["trial"])
                 self.cell(f"{regime}: test seed {seed} of every arm")
@@ -231,10 +239,14 @@ class Runner:
 
         with locked(self.args.work_dir / "report.lock"):
             atomic_write_json(self.args.out / "settings.json", self.settings)
-            summary = build_report(self.args.out, command=_command(self.args))
+            readme = README if self.args.out == DEFAULT_OUT.resolve() else None  # only the committed results
+            summary = build_report(self.args.out, command=_command(self.args), readme=readme)
             self.log(f"cell done: {what}; {summary}")
             if self.args.commit:
-                paths = [str(self.args.out.relative_to(REPO_ROOT))]  # results only: code is committed by hand
+                # results only (and the README's generated results section): code is committed by hand
+                paths = [str(self.args.out.relative_to(REPO_ROOT))] + (
+                    [str(README.relative_to(REPO_ROOT))] if readme else []
+                )
                 subprocess.run(["git", "add", *paths], cwd=REPO_ROOT, check=False)  # a busy index: next cell
                 message = f"Coverage benchmark (PARTIAL): {what}; {summary}"
                 subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=REPO_ROOT, check=False)

@@ -28,7 +28,6 @@ def test_covered_and_uncovered_data():
     assert len(covered.pairs) == 720 and len(covered.mu_samples) == 4 * 720
     # mu puts half its mass on the best of 16 reviews: it covers a far better policy than a grammar review
     assert covered.stats["best_candidate_true_reward"] > covered.stats["mu_true_reward"] + 0.2
-    uncovered = regime_data("uncovered", 3)
     rng, better_exists = random.Random(0), 0
     for prompt in prompt_splits()[0][:40]:
         responses, probs, best = behaviour_policy(prompt, "median", rng)
@@ -37,7 +36,6 @@ def test_covered_and_uncovered_data():
         assert probs[0] == 0.5 and len(responses) == 30
         better_exists += best > covered_reward
     assert better_exists >= 30  # ... though a better review exists for most prompts
-    assert uncovered.stats["mu_true_reward"] < covered.stats["mu_true_reward"]
     on_policy = regime_data("on_policy", 0)
     assert on_policy.sha256 == regime_data("on_policy", 7).sha256 and len(on_policy.pairs) == 720
 
@@ -61,7 +59,7 @@ def test_every_arm_spends_the_default_budget_exactly():
         (["--regimes", "sparse"], "--regimes: unknown regime 'sparse'"),
         (["--arms", "dpo", "ppo"], "--arms: unknown arm 'ppo'"),
         (["--budget", "91"], "--budget 91"),
-        (["--budget", "135"], "--budget 135"),  # 5 checkpoints of 27 steps fit, a T = 3 split of 240 pairs does not
+        (["--budget", "100"], "--budget 100"),  # 5 checkpoints of 20 steps fit, whole epochs of 45 steps do not
     ],
 )
 def test_bad_input_is_refused_before_training(tmp_path, argv, message):
@@ -70,6 +68,7 @@ def test_bad_input_is_refused_before_training(tmp_path, argv, message):
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 
 
+@pytest.mark.slow  # about 30 s of CPU: 6 real trainings and their scoring
 def test_quick_run_end_to_end_and_resume(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     run.main(["--quick", "--out", str(out), "--work-dir", str(work)])
@@ -125,3 +124,18 @@ def test_readme_pilot_numbers_come_from_the_pilot_file():
         assert f"{number} s" in readme
     curve = theory["validation_curve"]
     assert f"step 90 ({curve['90']})" in readme and f"step 450 ({curve['450']})" in readme
+
+
+def test_readme_results_section_is_the_committed_results():
+    from pathlib import Path
+
+    from benchmarks.coverage.report import README_END, README_START, results_block
+
+    root = Path(design.__file__).resolve().parents[2]
+    readme = (root / "benchmarks" / "coverage" / "README.md").read_text()
+    section = readme.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    path = root / "results" / "coverage" / "results.json"
+    if not path.is_file():  # the design is committed before any result
+        assert section == "No finished test run yet."
+        return
+    assert section == results_block(json.loads(path.read_text())).strip()

@@ -254,7 +254,12 @@ def build_report(out: Path, command: str | None = None, readme: Path | None = No
     rows = table_rows(collected)
     starts = start_rows(collected)
     expected = len(settings.get("test_seeds", design.TEST_SEEDS))
-    partial = not rows or any(r["seeds"] < expected for r in rows)
+    # Complete only when every arm that has runs in a regime has every test seed there (and some regime has runs).
+    partial = not rows or any(
+        len(entry["tests"].get(arm, {})) < expected
+        for entry in collected["regimes"].values()
+        for arm in set(entry["trial_runs"]) | set(entry["tests"])
+    )
     from benchmarks.protocol import Budget, Comparison
 
     steps = settings.get("budget", design.DEFAULT_BUDGET)

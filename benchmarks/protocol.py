@@ -1,4 +1,4 @@
-"""The fair-comparison protocol every benchmark uses (issue 22; the rules: /work/shared/FAIRNESS.md, docs in
+"""The fair-comparison protocol every benchmark uses (issue 22; the rules: docs/fairness.md; how the benchmarks use it:
 benchmarks/README.md).
 
 A benchmark declares a `Comparison` before it runs: its arms (a variant of `spac_hf.variants` and a search space
@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,15 +46,18 @@ class Budget:
     def problems(self, where: str = "budget") -> list[str]:
         out = []
         if self.optimizer_steps < 1 or self.pairs_seen < 1:
-            out.append(f"{where}: optimizer_steps and pairs_seen must be >= 1, got {self.optimizer_steps}, "
-                       f"{self.pairs_seen}")  # fmt: skip
+            out.append(
+                f"{where}: optimizer_steps and pairs_seen must be >= 1, got {self.optimizer_steps}, {self.pairs_seen}"
+            )
             return out
         checkpoints = tuple(self.checkpoints)
         first = checkpoints[0] if checkpoints else 0
         even = first > 0 and self.optimizer_steps % first == 0
         if not even or checkpoints != tuple(range(first, self.optimizer_steps + 1, first)):
-            out.append(f"{where}.checkpoints {checkpoints} do not divide optimizer_steps {self.optimizer_steps} "
-                       f"evenly (want k, 2k, ..., {self.optimizer_steps})")  # fmt: skip
+            out.append(
+                f"{where}.checkpoints {checkpoints} do not divide optimizer_steps {self.optimizer_steps} "
+                f"evenly (want k, 2k, ..., {self.optimizer_steps})"
+            )
         return out
 
 
@@ -155,11 +159,14 @@ class Comparison:
             if arm.variant not in VARIANTS:
                 problems.append(f"arm {arm.name!r}: variant {arm.variant!r} is not in spac_hf.variants.VARIANTS")
             if arm.search.size < self.trials_per_arm:
-                problems.append(f"arm {arm.name!r}: search has {arm.search.size} points, fewer than trials_per_arm "
-                                f"{self.trials_per_arm}")  # fmt: skip
+                problems.append(
+                    f"arm {arm.name!r}: search has {arm.search.size} points, fewer than trials_per_arm "
+                    f"{self.trials_per_arm}"
+                )
             if arm.trials is not None and arm.trials != self.trials_per_arm:
-                problems.append(f"arm {arm.name!r}: trials {arm.trials} differs from trials_per_arm "
-                                f"{self.trials_per_arm}")  # fmt: skip
+                problems.append(
+                    f"arm {arm.name!r}: trials {arm.trials} differs from trials_per_arm {self.trials_per_arm}"
+                )
             if arm.budget is not None:
                 for name in ("optimizer_steps", "pairs_seen", "checkpoints"):
                     own, common = getattr(arm.budget, name), getattr(self.budget, name)
@@ -182,11 +189,15 @@ class Comparison:
                     if arm_name not in names:
                         problems.append(f"contrast {contrast.name!r}: {side} names arm {arm_name!r}, not an arm")
             if contrast.kind not in ("superiority", "noninferiority"):
-                problems.append(f"contrast {contrast.name!r}: kind {contrast.kind!r} is not a decision rule "
-                                "(superiority or noninferiority)")  # fmt: skip
+                problems.append(
+                    f"contrast {contrast.name!r}: kind {contrast.kind!r} is not a decision rule "
+                    "(superiority or noninferiority)"
+                )
             if contrast.kind == "noninferiority" and not (contrast.delta and contrast.delta > 0):
-                problems.append(f"contrast {contrast.name!r}: delta must be declared (> 0) for non-inferiority, "
-                                f"got {contrast.delta}")  # fmt: skip
+                problems.append(
+                    f"contrast {contrast.name!r}: delta must be declared (> 0) for non-inferiority, "
+                    f"got {contrast.delta}"
+                )
         if problems:
             raise ProtocolError(f"{self.benchmark}: " + "; ".join(problems))
 
@@ -200,8 +211,9 @@ class Comparison:
                 got = counts.get((regime, arm.name), 0)
                 if got != self.trials_per_arm:
                     where = f" ({regime})" if regime else ""
-                    problems.append(f"arm {arm.name!r}{where}: {got} trials recorded, trials_per_arm is "
-                                    f"{self.trials_per_arm}")  # fmt: skip
+                    problems.append(
+                        f"arm {arm.name!r}{where}: {got} trials recorded, trials_per_arm is {self.trials_per_arm}"
+                    )
         if problems:
             raise ProtocolError(f"{self.benchmark}: " + "; ".join(problems))
 
@@ -230,8 +242,10 @@ def check_spent(comparison: Comparison, records: Sequence[Mapping[str, Any]]) ->
             budget, spent = getattr(comparison.budget, name), row[name]
             if abs(spent - budget) > 0.05 * budget:
                 where = ", ".join(f"{key} {row[key]}" for key in ("regime", "seed") if key in row)
-                flagged.append(f"arm {row['arm']}{' (' + where + ')' if where else ''}: {name} {spent} vs budget "
-                               f"{budget} ({(spent - budget) / budget:+.0%})")  # fmt: skip
+                flagged.append(
+                    f"arm {row['arm']}{' (' + where + ')' if where else ''}: {name} {spent} vs budget "
+                    f"{budget} ({(spent - budget) / budget:+.0%})"
+                )
     return flagged
 
 
@@ -287,8 +301,7 @@ def decide(diffs: Sequence[float], contrast: Contrast, digits: int = 3) -> Decis
     else:
         verdict = "undecided"
     f = f"{{:+.{digits}f}}"
-    head = (f"{contrast.name}: {f.format(mean)} (95% CI {f.format(low)} to {f.format(high)}, {n} seeds, "
-            f"{wins} wins)")  # fmt: skip
+    head = f"{contrast.name}: {f.format(mean)} (95% CI {f.format(low)} to {f.format(high)}, {n} seeds, {wins} wins)"
     if verdict == "no worse than":
         # The bound on a - b that the interval clears: -delta when higher is better, +delta for a loss.
         tail = f"no worse than {-sign * contrast.delta:+.{digits}f}"
@@ -297,6 +310,24 @@ def decide(diffs: Sequence[float], contrast: Contrast, digits: int = 3) -> Decis
     else:
         tail = verdict
     return Decision(contrast.name, n, mean, low, high, wins, verdict, contrast.delta, mdd, f"{head}: {tail}")
+
+
+# How a README quotes a decision: the regime and the checkpoint rule in brackets, then the line itself. `quoted` finds
+# every such quote in a text (line breaks and repeated spaces ignored), so a test can look each one up in results.json.
+_NUMBER = r"[+-]\d+\.\d+"
+_VERDICT = rf"(?:better|worse|no worse than {_NUMBER}|undecided, smallest detectable difference \d+\.\d+)"
+_LINE = rf"[^\[\]]+?: {_NUMBER} \(95% CI {_NUMBER} to {_NUMBER}, \d+ seeds, \d+ wins\): {_VERDICT}"
+QUOTE = re.compile(r"\[([^\[\]]+), (validation|last) rule\] (" + _LINE + ")")
+
+
+def quote(decision: Mapping[str, Any]) -> str:
+    """`[<regime>, <rule> rule] <line>`: a decision as a README quotes it."""
+    return f"[{decision['regime']}, {decision['checkpoint_rule']} rule] {decision['line']}"
+
+
+def quoted(text: str) -> list[tuple[str, str, str]]:
+    """Every (regime, checkpoint rule, line) quoted in `text` in the form `quote` writes."""
+    return QUOTE.findall(" ".join(text.split()))
 
 
 def group_arm(side: str | tuple[str, ...], validation: Mapping[str, float], higher_is_better: bool = True) -> str:
@@ -313,9 +344,11 @@ def group_arm(side: str | tuple[str, ...], validation: Mapping[str, float], high
 
 
 def tune(
-    arm: Arm, trials: Sequence[Mapping[str, Any]], score: Callable[[Mapping[str, Any]], float] | str,
+    arm: Arm,
+    trials: Sequence[Mapping[str, Any]],
+    score: Callable[[Mapping[str, Any]], float] | str,
     higher_is_better: bool = True,
-) -> Mapping[str, Any]:  # fmt: skip
+) -> Mapping[str, Any]:
     """The trial with the best validation score (ties: the earlier trial). `score` is a key of each trial or a
     function of it; trials of other arms are an error, not skipped."""
     if not trials:
@@ -338,9 +371,28 @@ def select_checkpoint(curve: Mapping[int, float], higher_is_better: bool = True)
 
 # ----------------------------------------------------------------------------------------------- records
 
-RECORD_FIELDS = ("benchmark", "regime", "arm", "variant", "method", "seed", "optimizer_steps", "pairs_seen",
-                 "self_play_samples", "tokens_trained", "wall_s", "cpu_s", "data_sha256", "trial", "params",
-                 "checkpoint", "checkpoint_rule", "val_score", "test_score", "config_hash")  # fmt: skip
+RECORD_FIELDS = (
+    "benchmark",
+    "regime",
+    "arm",
+    "variant",
+    "method",
+    "seed",
+    "optimizer_steps",
+    "pairs_seen",
+    "self_play_samples",
+    "tokens_trained",
+    "wall_s",
+    "cpu_s",
+    "data_sha256",
+    "trial",
+    "params",
+    "checkpoint",
+    "checkpoint_rule",
+    "val_score",
+    "test_score",
+    "config_hash",
+)
 CHECKPOINT_RULES = ("validation", "last")
 
 
@@ -351,8 +403,9 @@ def record(**fields: Any) -> dict[str, Any]:
     if missing or unknown:
         raise ProtocolError(f"record: missing fields {missing}, unknown fields {unknown}")
     if fields["checkpoint_rule"] not in CHECKPOINT_RULES:
-        raise ProtocolError(f"record: checkpoint_rule must be one of {CHECKPOINT_RULES}, got "
-                            f"{fields['checkpoint_rule']!r}")  # fmt: skip
+        raise ProtocolError(
+            f"record: checkpoint_rule must be one of {CHECKPOINT_RULES}, got {fields['checkpoint_rule']!r}"
+        )
     if fields["variant"] not in VARIANTS:
         raise ProtocolError(f"record: variant {fields['variant']!r} is not in spac_hf.variants.VARIANTS")
     return {name: fields[name] for name in RECORD_FIELDS}

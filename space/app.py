@@ -2,7 +2,7 @@
 
     python space/app.py             # local: results under outputs/ and results/, models from space/models.yaml
                                     # plus every outputs/<run>/<method>/iter_<t>/ (see space/README.md)
-    python space/app.py --build     # first run the default recipes (accelerate launch recipes/{spac,dpo,spin}.py)
+    python space/app.py --build     # first run the default recipes (spac-hf train --method spac, dpo, spin)
 
 On a Hub Space the same file runs with the Space's folder alone: results from `SPAC_RESULTS_DATASET`, models from
 the `repo:` entries of models.yaml.
@@ -25,6 +25,7 @@ from generation import MAX_TEMPERATURE, RequestRejected, SideBySide  # noqa: E40
 from matplotlib.figure import Figure  # noqa: E402
 from models import ModelEntry, default_pair, has_iterates, load_allowlist  # noqa: E402
 from plots import results_figure  # noqa: E402
+from provenance import provenance  # noqa: E402
 from rewards import describe, reward_program  # noqa: E402
 from settings import REPO_ROOT, Settings, in_checkout  # noqa: E402
 
@@ -39,6 +40,7 @@ from results import (  # noqa: E402
     method_label,
     no_models,
     rankings,
+    sources_of,
 )
 
 
@@ -54,7 +56,7 @@ Models trained with [spac-hf](https://github.com/spac-hf/spac-hf): SPAC (Self-Pl
 """
 NO_ITERATES_NOTE = """\
 **Only the SFT model is here: no trained iterates were found.** Produce them with
-`accelerate launch recipes/spac.py` (and `recipes/dpo.py`, `recipes/spin.py`), or restart with
+`spac-hf train --method spac` (and `--method dpo`, `--method spin`), or restart with
 `python space/app.py --build`, which runs all three.
 """
 
@@ -88,6 +90,8 @@ def ranking_view(
     keys = None if methods is None else [m for m in models["method"].unique() if method_label(m) in methods]
     table = leaderboard(models, keys)
     note = average_note(table) if len(table) else "No models in this ranking."
+    where = provenance(sources_of(models))
+    note = f"{note}\n\n{where}" if where else note
     if shown is not None:
         keep = [
             c
@@ -98,7 +102,7 @@ def ranking_view(
         ]
         table = table[keep]
     kept = models if keys is None else models[models["method"].isin([*keys, "sft"])]
-    return table, note, results_figure(kept, title=f"SPAC vs DPO vs SPIN: {ranking}" if ranking else None)
+    return table, note, results_figure(kept, title=ranking[:1].upper() + ranking[1:] if ranking else None)
 
 
 def _ranking_controls(ranks: dict[str, pd.DataFrame], ranking: str):
@@ -215,6 +219,8 @@ def build_demo(settings: Settings, allowlist: dict[str, ModelEntry] | None = Non
 
     def generate_pair(prompt, left, right, max_new_tokens, temperature) -> Iterator[tuple[str, str, str, str]]:
         texts = ("", "")
+        # The previous answers go first: a rejected prompt must not leave them on screen as if they answered it.
+        yield "", "", "", ""
         try:
             for texts in side_by_side.run(prompt, left, right, max_new_tokens, temperature):
                 yield (*texts, "", "")  # the reward of an answer still being written would be meaningless

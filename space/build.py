@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 
-RECIPES = ("spac", "dpo", "spin")  # the recipe scripts, `recipes/<name>.py`
+RECIPES = ("spac", "dpo", "spin")  # the recipe scripts, `python -m spac_hf.scripts.<name>`
 
 
 def build_commands(root: Path) -> list[list[str]]:
     commands = []
-    if not (root / "recipes" / "default" / "model" / "config.json").is_file():
+    if not (root / "src" / "spac_hf" / "default" / "model" / "config.json").is_file():
         commands.append([sys.executable, "recipes/default/build_assets.py"])
-    commands += [["accelerate", "launch", f"recipes/{method}.py"] for method in RECIPES]
+    commands += [["accelerate", "launch", "-m", f"spac_hf.scripts.{method}"] for method in RECIPES]
     return commands
 
 

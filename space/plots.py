@@ -1,4 +1,5 @@
-"""One panel per task column of a ranking: score against iteration, one line per method, error bars = the 95% CI.
+"""One panel per task column of a ranking: score against iteration, one line per method or variant, error bars = the
+95% CI (said on the figure).
 
 Every iterative method's line starts at the SFT model (iteration 0) of the same ranking. A method with a single
 model trained in one pass over all the data (one-pass DPO) is not an iteration of anything: it is drawn as a
@@ -8,17 +9,26 @@ horizontal reference line with its interval as a band, labelled, never joined to
 from __future__ import annotations
 
 import math
+import textwrap
 
 import pandas as pd
 
 # A bare Figure, not pyplot: pyplot keeps every figure it made alive (a leak on a long-running server) and wants a GUI.
 from matplotlib.figure import Figure
 
-from results import METHODS, SFT, SFT_STYLE, _method_key
+from results import SFT, _method_key, style
 
 
 ONE_PASS = {"dpo"}  # one model trained on all the pairs at once: a reference level, not a curve
 MAX_COLUMNS = 3
+PANEL_WIDTH = 5.2  # inches
+CHARS_PER_INCH = 9  # of a 10-point title: titles are wrapped to their panel's (or figure's) width, never cut
+ERROR_BARS = "error bars: 95% CI"
+
+
+def fitted(text: str, inches: float, points: float = 10) -> str:
+    """`text` wrapped to lines that fit `inches` at a font of `points`."""
+    return "\n".join(textwrap.wrap(text, max(16, int(inches * CHARS_PER_INCH * 10 / points)))) or text
 
 
 def iteration_curves(models: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
@@ -57,12 +67,12 @@ def results_figure(models: pd.DataFrame, title: str | None = None) -> Figure:
         return fig
     columns = min(MAX_COLUMNS, len(curves))
     rows = math.ceil(len(curves) / columns)
-    fig = Figure(figsize=(5.2 * columns, 3.8 * rows + (0.4 if title else 0)), layout="constrained")
+    fig = Figure(figsize=(PANEL_WIDTH * columns, 3.8 * rows + (0.6 if title else 0)), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax, (column, methods) in zip(axes.flat, curves.items()):
         last = max((int(p["iteration"].max()) for p in methods.values()), default=1)
         for method, points in methods.items():
-            label, color = SFT_STYLE if method == SFT else METHODS.get(method, (method, None))
+            label, color = style(method)
             errors = points["ci"].astype(float)
             errors = errors if errors.notna().any() else None
             if method in ONE_PASS:
@@ -73,14 +83,14 @@ def results_figure(models: pd.DataFrame, title: str | None = None) -> Figure:
                 continue
             ax.errorbar(points["iteration"].astype(int), points["value"].astype(float), yerr=errors, label=label,
                         color=color, marker="o", capsize=3)  # fmt: skip
-        ax.set_title(column, fontsize=10)
+        ax.set_title(fitted(column, PANEL_WIDTH), fontsize=10)
         ax.set_xlabel("iteration (0 = the SFT model)")
         ax.set_ylabel(_axis_label(column))
         ax.set_xticks(range(0, max(last, 1) + 1))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title=ERROR_BARS, title_fontsize=8)
     for ax in list(axes.flat)[len(curves) :]:
         ax.axis("off")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(fitted(title, PANEL_WIDTH * columns, points=12), fontsize=12)
     return fig

@@ -43,6 +43,21 @@ METHODS = {
     "spin": ("SPIN", "#2ca02c"),
     "spac": ("SPAC", "#d62728"),
 }
+# Variants of a method (spac_hf.variants: a method at named settings, such as the theory preset), each its own line
+# in every table and plot, never joined to its method's. A copy of the records whose name is not a method's, with a
+# plot colour: name -> (label, colour, method); tests/test_space.py checks it against spac_hf.variants. A row names
+# its variant in its `variant` column; rows written before that column existed name it in the model's name
+# (`smollm2-if/spac_theory`, `spac_theory-iter4`).
+VARIANTS = {
+    "dpo_bounded": ("DPO, bounded reward", "#8c564b", "dpo"),
+    "ipo": ("IPO", "#e377c2", "dpo"),
+    "rpo": ("RPO (DPO + chosen NLL)", "#bcbd22", "dpo"),
+    "sft_chosen": ("SFT on chosen", "#17becf", "dpo"),
+    "spac_theory": ("SPAC (theory preset)", "#9467bd", "spac"),
+    "spac_theory_no_pessimism": ("theory preset, pessimism off", "#ff7f0e", "spac"),
+    "algorithm1": ("Algorithm 1 (bounded critic, exact)", "#aec7e8", "spac"),
+}
+STYLES = {**METHODS, **{name: (label, colour) for name, (label, colour, _) in VARIANTS.items()}}
 METHOD_ORDER = {name: index for index, name in enumerate(reversed(METHODS))}  # the model list shows SPAC first
 SFT = "sft"  # the method of the starting model (iteration 0, no method in the rows)
 SFT_STYLE = ("SFT", "#7f7f7f")
@@ -77,9 +92,12 @@ def hub_result_files(dataset_id: str, revision: str | None = None) -> list[Path]
     return sorted(folder.glob("data/*.jsonl"))
 
 
+SOURCE = "source"  # beside the row's columns: the results folder (or `hub:<dataset id>`) it was read from
+
+
 def rows_frame(rows: list[dict]) -> pd.DataFrame:
     """A frame with every column (missing ones as None), without rows lacking a required value, one row per key."""
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, SOURCE])
     complete = frame[list(REQUIRED)].notna().all(axis=1)
     if not complete.all():
         logger.warning("Skipping %d results rows without %s", (~complete).sum(), REQUIRED)
@@ -103,7 +121,7 @@ def load_results(
         try:
             files = hub_result_files(dataset_id, revision)
             for path in files:
-                rows.extend(read_jsonl(path))
+                rows.extend({**row, SOURCE: f"hub:{dataset_id}"} for row in read_jsonl(path))
             notes.append(f"Hub dataset `{dataset_id}`: {len(files)} file(s).")
         except Exception as err:  # a Space should still show its demo when the Hub is unreachable
             logger.exception("Could not load results dataset %s", dataset_id)
@@ -111,7 +129,7 @@ def load_results(
     results_dirs = list(results_dirs)
     files = local_result_files(results_dirs)
     for path in files:
-        rows.extend(read_jsonl(path))
+        rows.extend({**row, SOURCE: str(path.parent.parent)} for row in read_jsonl(path))
     if results_dirs:
         shown = ", ".join(f"`{d}`" for d in results_dirs)
         notes.append(f"Local folders {shown}: {len(files)} `data/results.jsonl` file(s).")
@@ -124,10 +142,43 @@ def task_column(task: str, metric: str, num_fewshot) -> str:
 
 
 def method_label(method: str) -> str:
-    return SFT_STYLE[0] if method == SFT else METHODS.get(method, (method,))[0]
+    return SFT_STYLE[0] if method == SFT else STYLES.get(method, (method,))[0]
 
 
-_TABLE_ORDER = {name: index for index, name in enumerate([SFT, *METHODS])}
+def style(method: str) -> tuple[str, str | None]:
+    """(label, colour) of a method, a variant or the SFT model."""
+    return SFT_STYLE if method == SFT else STYLES.get(method, (method, None))
+
+
+_TABLE_ORDER = {name: index for index, name in enumerate([SFT, *METHODS, *VARIANTS])}
+_NAME_PARTS = re.compile(r"[-/]")
+
+
+def variant_of(model: str, method: str, variant=None) -> str:
+    """The line a model is drawn on: its variant when it was trained as one (the row's `variant`, else a part of its
+    name that is a variant's name), else its method."""
+    if isinstance(variant, str) and variant in VARIANTS:
+        return variant
+    parts = set(_NAME_PARTS.split(str(model)))
+    return next((name for name, (_, _, of) in VARIANTS.items() if of == method and name in parts), method)
+
+
+# The name of a local starting model, by the folder its recipe writes it to: results name a model, not a machine path.
+MODEL_NAMES = {"recipes/default/model": "tiny review model (0.9M)", "outputs/smollm2/model": "SmolLM2-135M-Instruct"}
+
+
+def model_name(base_model) -> str:
+    """What the page calls a starting model: its name, never the path of the machine that made the results."""
+    if base_model is None or (isinstance(base_model, float) and math.isnan(base_model)) or base_model == "":
+        return ""
+    text = str(base_model).replace("\\", "/")
+    for path, name in MODEL_NAMES.items():
+        if text == path or text.endswith("/" + path):
+            return name
+    if text.startswith(("/", "~", ".")):  # another local folder: its last meaningful part
+        parts = [p for p in text.split("/") if p and p not in (".", "..", "model")]
+        return parts[-1] if parts else text
+    return text  # a Hub id
 
 
 def _method_key(method: str) -> tuple[int, str]:
@@ -170,7 +221,7 @@ def models_frame(frame: pd.DataFrame) -> pd.DataFrame:
             return SFT if row.iteration == 0 else ""
         if row.method == "dpo" and runs_max.get(_run_of(row.model), 1) > 1:
             return "iterative_dpo"
-        return row.method
+        return variant_of(row.model, row.method, row.variant)
 
     scores["method"] = [method(row) for row in scores.itertuples()]
     scores[SEEDS] = scores["model"].map(seeds).fillna(1).astype(int)
@@ -182,14 +233,22 @@ def models_frame(frame: pd.DataFrame) -> pd.DataFrame:
     ]  # fmt: skip
     sft = scores["method"] == SFT
     base = scores.loc[sft, "base_model"].fillna(scores.loc[sft, "model"])
-    scores.loc[sft, "model"] = "SFT: " + base.astype(str)
+    scores.loc[sft, "model"] = "SFT: " + base.map(model_name)
     return scores.groupby(["model", SEEDS, "column"], sort=False, as_index=False, dropna=False).agg(
         base_model=("base_model", "first"), method=("method", "first"), iteration=("iteration", "first"),
         value=("value", "mean"), ci=("ci", "mean"), metric=("metric", "first"),
+        source=(SOURCE, lambda sources: "|".join(sorted({str(x) for x in sources if isinstance(x, str)}))),
     )  # fmt: skip
 
 
-MODEL_COLUMNS = ["model", SEEDS, "column", "base_model", "method", "iteration", "value", "ci", "metric"]
+MODEL_COLUMNS = ["model", SEEDS, "column", "base_model", "method", "iteration", "value", "ci", "metric", SOURCE]
+
+
+def sources_of(models: pd.DataFrame) -> list[str]:
+    """The results folders (or Hub datasets) a ranking's rows were read from."""
+    if SOURCE not in models:
+        return []
+    return sorted({s for joined in models[SOURCE].dropna() for s in str(joined).split("|") if s})
 
 
 def no_models() -> pd.DataFrame:
@@ -215,7 +274,8 @@ def rankings(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     headline = frame["base_model"].fillna("").iloc[0] if len(frame) else ""
     groups = sorted(models.groupby([SEEDS, base]), key=lambda item: (item[0][1] == headline, item[0]))
     return {
-        ranking_name(int(n)) + (f" from {start}" if several and start else ""): group for (n, start), group in groups
+        ranking_name(int(n)) + (f" from {model_name(start)}" if several and start else ""): group
+        for (n, start), group in groups
     }
 
 

@@ -47,7 +47,7 @@ class Settings:
     results_revision: str | None = None
     results_dirs: tuple[Path, ...] = ()
     models_file: Path = DEFAULT_MODELS_FILE
-    # Root under which `outputs/*/*/iter_*` and `recipes/default/model` are discovered; None turns discovery off.
+    # Root under which `outputs/*/*/iter_*` and `src/spac_hf/default/model` are discovered; None turns discovery off.
     discover_root: Path | None = None
     # Prompts are free text from anyone: cap them before they reach a tokenizer, and again in tokens (what costs).
     max_prompt_chars: int = 500
@@ -109,7 +109,7 @@ def example_prompts(root: Path | None, count: int = 4) -> list[str]:
     """A few held-out prompts of the default task when they are there, else prompts of the same form."""
     import json
 
-    test_file = root / "recipes" / "default" / "data" / "test.jsonl" if root else None
+    test_file = root / "src" / "spac_hf" / "default" / "data" / "test.jsonl" if root else None
     if test_file is not None and test_file.is_file():
         prompts = []
         with test_file.open(encoding="utf-8") as f:

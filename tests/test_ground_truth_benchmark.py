@@ -105,7 +105,7 @@ def test_sft_discrepancy_is_reported():
 def test_recipe_args_put_the_method_flags_last():
     """Plain DPO's `--num_iterations 1` must win over a shared override such as `--num_iterations 2`."""
     args = recipe_args(METHODS["dpo"], 7, ["--num_iterations", "2"])
-    assert args[:2] == ["--config", "recipes/default/dpo.yaml"]
+    assert args[:2] == ["--config", "src/spac_hf/default/dpo.yaml"]
     assert args[-4:] == ["--num_iterations", "1", "--iteration_data", "full"]
     assert args[args.index("--seed") + 1] == "7"
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -247,15 +249,14 @@ def test_results_rows_validation_names_the_bad_row(bad_row, message):
         validate_results_rows([good, bad_row])
 
 
-def test_save_results_dataset_layout_and_merge(tmp_path):
+def test_save_results_dataset_layout(tmp_path):
     from datasets import load_dataset
 
     folder = tmp_path / "results"
     first = results_dataset_rows(LM_EVAL_OUTPUT, model="base", iteration=0)
     save_results_dataset(first, folder, dataset_name="spac-results", description="Test results.")
     second = results_dataset_rows({"arc_challenge": {"acc": 0.7}}, model="base", iteration=0)
-    second[0]["num_fewshot"] = 25  # the same (model, task, metric, shots) as a row of `first`: it replaces it
-    save_results_dataset(second, folder, dataset_name="spac-results", description="Test results.", merge=True)
+    save_results_dataset(first + second, folder, dataset_name="spac-results", description="Test results.")  # replaces
 
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
         "README.md",
@@ -267,6 +268,7 @@ def test_save_results_dataset_layout_and_merge(tmp_path):
     assert [f["name"] for f in meta["dataset_info"]["features"]] == list(RESULT_COLUMNS)
     rows = load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "datasets-cache")).to_list()
     assert [(r["task"], r["metric"], r["value"]) for r in rows] == [
+        ("arc_challenge", "acc", 0.58),
         ("arc_challenge", "acc_norm", 0.61),
         ("gsm8k", "exact_match,strict-match", 0.3),
         ("arc_challenge", "acc", 0.7),
@@ -312,7 +314,7 @@ def test_push_model_folder_round_trip(hub_server, tmp_path):
     save_model_card(folder, **card_kwargs(model_name="tiny-spac-iter1", iteration=1, eval_results=EVAL_ROWS))
     repo_id = f"{USER}/tiny-spac-iter1"
 
-    url = push_folder(folder, repo_id, commit_message="Add iterate 1")
+    url = push_folder(folder, repo_id)
 
     assert url.startswith(f"{hub_server.url}/{repo_id}/commit/")
     # What arrived: every local file, byte for byte, the weights through LFS and the card as a regular file.
@@ -323,7 +325,7 @@ def test_push_model_folder_round_trip(hub_server, tmp_path):
     assert set(stored) - set(sent) == {".gitattributes"}  # the Hub's initial commit
     assert hub_server.lfs_files(repo_id) == {"model.safetensors"}
     head = hub_server.repo(repo_id).resolve("main")
-    assert head.message == "Add iterate 1" and url.endswith(head.oid)
+    assert head.message == "Upload iter_1 with spac-hf" and url.endswith(head.oid)
 
     info = HfApi().model_info(repo_id)
     assert info.sha == head.oid
@@ -342,20 +344,18 @@ def test_push_model_folder_round_trip(hub_server, tmp_path):
     assert hub_server.unhandled == []
 
 
-def test_push_to_branch_private_and_without_namespace(hub_server, tmp_path):
+def test_push_private_and_without_namespace(hub_server, tmp_path):
     folder = tmp_path / "iter_2"
     folder.mkdir()
     save_model_card(folder, **card_kwargs(iteration=2))
     (folder / "notes.txt").write_text("iterate 2\n")
 
-    push_folder(folder, "tiny-spac", private=True, revision="iter-2")
+    push_folder(folder, "tiny-spac", private=True)
 
     repo = hub_server.repo(f"{USER}/tiny-spac")  # the namespace came from the token's user
     assert repo.private
-    assert set(hub_server.files(repo.repo_id, revision="iter-2")) == {".gitattributes", "README.md", "notes.txt"}
-    assert set(hub_server.files(repo.repo_id, revision="main")) == {".gitattributes"}
-    api = HfApi()
-    assert set(api.list_repo_files(repo.repo_id, revision="iter-2")) == {".gitattributes", "README.md", "notes.txt"}
+    assert set(hub_server.files(repo.repo_id)) == {".gitattributes", "README.md", "notes.txt"}
+    assert set(HfApi().list_repo_files(repo.repo_id)) == {".gitattributes", "README.md", "notes.txt"}
     with pytest.raises(RepositoryNotFoundError):  # private: invisible without the token
         HfApi(token=False).model_info(repo.repo_id)
     assert hub_server.unhandled == []
@@ -419,3 +419,10 @@ def test_server_rejects_an_unknown_token(hub_server, tmp_path):
         HfApi(token="hf_not_the_right_token").create_repo(f"{USER}/x")
     assert FAKE_TOKEN not in str(hub_server.requests)  # tokens are checked, never logged
     assert hub_server.repos == {}
+
+
+def test_the_hub_module_loads_without_the_training_stack():
+    """Cards, results datasets and pushes are for machines that never train: `import spac_hf.hub` loads no torch."""
+    code = "import sys, spac_hf.hub; print(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

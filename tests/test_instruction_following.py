@@ -16,10 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from spac_hf.tasks import instruction_following as task
 
+from benchmarks.eval_data.fetch import ensure_punkt
+from benchmarks.instruction_following import data
+
 
 @pytest.fixture(scope="module")
 def prompts():
-    return task.build_prompts(seed=0)
+    return data.build_prompts(seed=0)
 
 
 def row(ids, kwargs, prompt="Describe a cat."):
@@ -32,8 +35,8 @@ def row(ids, kwargs, prompt="Describe a cat."):
 def test_constraint_sampling_is_reproducible_and_never_conflicting(prompts):
     registry, _ = task.ifeval_modules()
     assert len(prompts) == 805 + 750
-    assert task.build_prompts(seed=0)[:50] == prompts[:50]  # same seed, same constraints
-    other = task.build_prompts(seed=1)
+    assert data.build_prompts(seed=0)[:50] == prompts[:50]  # same seed, same constraints
+    other = data.build_prompts(seed=1)
     assert [r["instruction_id_list"] for r in other] != [r["instruction_id_list"] for r in prompts]
     counts = {n: 0 for n in range(1, 4)}
     for r in prompts:
@@ -57,12 +60,12 @@ def test_constraint_sampling_is_reproducible_and_never_conflicting(prompts):
     random.seed(5)
     expected = random.random()
     random.seed(5)
-    task.sample_constraints(random.Random(0), "Hi.", 3)
+    data.sample_constraints(random.Random(0), "Hi.", 3)
     assert random.random() == expected
 
 
 def test_ifeval_prompts_are_never_used(prompts):
-    from spac_hf.eval_data import ifeval_rows
+    from benchmarks.eval_data.fetch import ifeval_rows
 
     ifeval = {" ".join(r["prompt"].lower().split()) for r in ifeval_rows()}
     assert not any(" ".join(r["base_prompt"].lower().split()) in ifeval for r in prompts)
@@ -99,11 +102,11 @@ def test_degenerate_responses():
 
 def test_bradley_terry_pair():
     r = row(["punctuation:no_comma"], [{}])
-    assert task.bradley_terry_pair(r, ["a", "b"], [1.0, 1.0], random.Random(0)) is None  # no signal, no pair
-    picks = [task.bradley_terry_pair(r, ["good", "mid", "bad"], [1.0, 0.5, 0.0], random.Random(s)) for s in range(400)]
+    assert data.bradley_terry_pair(r, ["a", "b"], [1.0, 1.0], random.Random(0)) is None  # no signal, no pair
+    picks = [data.bradley_terry_pair(r, ["good", "mid", "bad"], [1.0, 0.5, 0.0], random.Random(s)) for s in range(400)]
     assert {p["chosen"][0]["content"] for p in picks} == {"good", "bad"}  # best against worst
     wins = sum(p["chosen"][0]["content"] == "good" for p in picks) / len(picks)
-    assert wins == pytest.approx(task.preference_probability(1.0, 0.0), abs=0.03)  # sigmoid(4) = 0.982
+    assert wins == pytest.approx(data.preference_probability(1.0, 0.0), abs=0.03)  # sigmoid(4) = 0.982
 
 
 # ------------------------------------------------------------------------------------------------ the data builder
@@ -122,7 +125,7 @@ def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeyp
     }
     # The random tiny model's responses all follow the same constraints on most prompts, so they would give no pair:
     # here (test only) the reward is the response's length, which differs between samples.
-    monkeypatch.setattr(task, "reward", lambda r, response: len(response) / 100)
+    monkeypatch.setattr(data, "reward", lambda r, response: len(response) / 100)
     calls = []
     real_generate = __import__("spac_hf.generation", fromlist=["x"]).generate_responses
 
@@ -134,15 +137,15 @@ def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeyp
 
     monkeypatch.setattr("spac_hf.generation.generate_responses", crash_after_two_chunks)
     with pytest.raises(KeyboardInterrupt):
-        task.build_preference_data(tiny_model_dir, out, **kwargs)
+        data.build_preference_data(tiny_model_dir, out, **kwargs)
     assert not out.exists()  # nothing half-written where the data set goes
-    progress = (tmp_path / "data.work" / task.PROGRESS_FILE).read_text().splitlines()
+    progress = (tmp_path / "data.work" / data.PROGRESS_FILE).read_text().splitlines()
     assert len(progress) == 2  # two finished chunks kept
     # A crash mid-write leaves a cut-off line: it is ignored and that chunk is redone.
-    (tmp_path / "data.work" / task.PROGRESS_FILE).write_text("\n".join(progress) + '\n{"items": [{"id"')
+    (tmp_path / "data.work" / data.PROGRESS_FILE).write_text("\n".join(progress) + '\n{"items": [{"id"')
     monkeypatch.setattr("spac_hf.generation.generate_responses", real_generate)
     calls.clear()
-    task.build_preference_data(tiny_model_dir, out, **kwargs)
+    data.build_preference_data(tiny_model_dir, out, **kwargs)
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["counts"]["train_prompts"] == 6 and provenance["counts"]["test_prompts"] == 2
     train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
@@ -153,19 +156,18 @@ def test_builder_writes_atomically_and_resumes(tiny_model_dir, tmp_path, monkeyp
     assert "Bradley-Terry" in (out / "README.md").read_text()
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert [s["id"] for s in samples] == ids[:6] and all(len(s["responses"]) == 3 for s in samples)
-    coverage = task.mu_coverage(out)  # by lm-eval's checkers (the patched reward is only for the pairs)
+    coverage = data.mu_coverage(out)  # by lm-eval's checkers (the patched reward is only for the pairs)
     rows = [json.loads(x) for x in (out / "prompts.jsonl").read_text().splitlines()][:6]
     assert sum(v["samples"] for v in coverage.values()) == 3 * sum(len(r["instruction_id_list"]) for r in rows)
     with pytest.raises(ValueError, match="other settings"):
-        task.build_preference_data(tiny_model_dir, out, **{**kwargs, "num_train": 7})
+        data.build_preference_data(tiny_model_dir, out, **{**kwargs, "num_train": 7})
 
 
 # ------------------------------------------------------------------------------------------------ IFEval scoring
 
 
 def test_ifeval_scoring_uses_lm_eval_metrics():
-    from spac_hf.eval_data import ifeval_rows
-
+    from benchmarks.eval_data.fetch import ifeval_rows
     from benchmarks.instruction_following.ifeval import score_responses
 
     docs = [d for d in ifeval_rows() if d["instruction_id_list"] == ["punctuation:no_comma"]][:1]
@@ -177,8 +179,7 @@ def test_ifeval_scoring_uses_lm_eval_metrics():
 
 
 def test_ifeval_pass_writes_its_record_and_resumes(tiny_model_dir, tmp_path):
-    from spac_hf.eval_data import ifeval_rows
-
+    from benchmarks.eval_data.fetch import ifeval_rows
     from benchmarks.instruction_following.ifeval import METRICS, run_ifeval
 
     docs = sorted(ifeval_rows(), key=lambda d: len(d["prompt"]))[:3]  # the tiny model's positions stop at 512
@@ -212,8 +213,8 @@ def hand_made_data(folder: Path, prompts: list[dict]) -> Path:
     rng = random.Random(0)
     for r in prompts[:16]:
         good, bad = "sure. here it is.", "SURE, HERE IT IS"
-        train.append({**task.bradley_terry_pair(r, [good, bad], [1.0, 0.0], rng)})
-    test = [task.held_out_row(r) for r in prompts[16:20]]
+        train.append({**data.bradley_terry_pair(r, [good, bad], [1.0, 0.0], rng)})
+    test = [data.held_out_row(r) for r in prompts[16:20]]
     provenance = {
         "task": task.TASK_NAME,
         "settings": {
@@ -228,12 +229,13 @@ def hand_made_data(folder: Path, prompts: list[dict]) -> Path:
         "mu_reward": {"mean": 0.5, "stderr": 0.1, "samples": 32},
         "mu_sampling": {"seconds": 0.0, "tokens": 0, "tokens_per_second": None},
     }
-    return task.write_dataset(folder, train, test, prompts[:20], provenance)
+    return data.write_dataset(folder, train, test, prompts[:20], provenance)
 
 
 def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompts):
     from benchmarks.instruction_following import run as benchmark
 
+    ensure_punkt()  # NLTK's Punkt from the shared cache on NLTK_DATA, before the run gets a cache root of its own
     monkeypatch.setenv("SPAC_HF_CACHE", str(tmp_path / "cache"))
     short = [r for r in prompts if len(r["prompt"]) < 200]
     data = hand_made_data(tmp_path / "data", short)
@@ -302,6 +304,6 @@ def test_readme_results_come_from_the_committed_results():
     root = Path(__file__).resolve().parents[1]
     results = json.loads((root / "results" / "instruction_following" / "results.json").read_text())
     readme = (root / "benchmarks" / "instruction_following" / "README.md").read_text()
-    assert readme_block(results) in readme  # rewrite with: python benchmarks/instruction_following/report.py
+    assert readme_block(results) in readme  # rewrite with: python -m benchmarks.instruction_following.report
     table = (root / "results" / "instruction_following" / "table.md").read_text()
     assert ("PARTIAL" in table) == (results["status"] != "complete")

@@ -332,7 +332,7 @@ def test_two_processes_only_rank_zero_writes(two_models, tmp_path):
     it; what this checks is the launcher path: both processes finish, files are written once, by rank 0."""
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
     out = tmp_path / "ddp"
-    command = [torchrun, "--nproc_per_node", "2", "--standalone", str(REPO / "benchmarks/leaderboard/run.py"),
+    command = [torchrun, "--nproc_per_node", "2", "--standalone", "-m", "benchmarks.leaderboard.run",
                *fixture_argv(out, two_models)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from spac_hf import eval_data
+from spac_hf.scripts import EMBEDDED_DEFAULT
 
+from benchmarks.eval_data import fetch as eval_data
 from benchmarks.leaderboard import run as leaderboard
 from benchmarks.leaderboard.offline import evaluate_offline
 from benchmarks.leaderboard.suites import OFFLINE_V2, SUITES, column_value
@@ -24,7 +25,7 @@ from benchmarks.leaderboard.suites import OFFLINE_V2, SUITES, column_value
 REPO = Path(__file__).resolve().parents[1]
 
 
-TINY = str(REPO / "recipes" / "default" / "model")  # the shipped 0.9M-parameter model: context 256, no chat template
+TINY = str(EMBEDDED_DEFAULT / "model")  # the shipped 0.9M-parameter model: context 256, no chat template
 RESULTS = REPO / "results" / "leaderboard"
 IFEVAL_METRICS = (
     "prompt_level_strict_acc,none",

@@ -244,7 +244,9 @@ def test_every_task_metric_names_an_existing_metric_folder():
 @pytest.fixture(scope="module")
 def if_task():
     task = pytest.importorskip("spac_hf.tasks.instruction_following")
-    task.ifeval_modules()  # NLTK's Punkt data on NLTK_DATA, as the metric's card tells offline users to do
+    from benchmarks.eval_data.fetch import ensure_punkt
+
+    ensure_punkt()  # NLTK's Punkt data on NLTK_DATA, as the metric's card tells offline users to do
     return task
 
 
@@ -271,7 +273,9 @@ def if_responses(base: str) -> list[str]:
 
 
 def test_instruction_following_metric_equals_the_task_reward(if_task, if_metric):
-    rows = if_task.build_prompts(seed=0)[::40]  # 39 real prompts, every kind of constraint the registry draws
+    from benchmarks.instruction_following.data import build_prompts
+
+    rows = build_prompts(seed=0)[::40]  # 39 real prompts, every kind of constraint the registry draws
     cases = [(row, r) for i, row in enumerate(rows) for r in if_responses(row["base_prompt"])[i % 3 :: 3]]
     hand = {"id": "hand/0", "prompt": "Describe a cat.", "instruction_id_list":
             ["change_case:english_lowercase", "punctuation:no_comma"], "kwargs": [{}, {}]}  # fmt: skip

@@ -340,6 +340,6 @@ def test_the_default_recipe_model_takes_the_shared_layout():
         config = yaml.safe_load(path.read_text()) or {}
         assert config.get("share_prompt", True) is True, path
         assert config.get("attn_implementation", "sdpa") in MASKED_IMPLEMENTATIONS, path
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(root / "recipes/default/model"))
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(root / "src/spac_hf/default/model"))
     assert packing_unsupported_reason(model, torch.device("cpu"), "keep_start", True) is None
     assert SPACConfig(output_dir="unused", use_cpu=True).share_prompt is True

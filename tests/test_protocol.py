@@ -17,6 +17,8 @@ from benchmarks.protocol import (
     check_spent,
     decide,
     group_arm,
+    quote,
+    quoted,
     record,
     select_checkpoint,
     tune,
@@ -54,8 +56,9 @@ def test_undecided_by_hand_reports_the_smallest_detectable_difference():
     d = decide(diffs, contrast())
     assert d.verdict == "undecided" and d.mdd == pytest.approx((T975[3] + T80[3]) * se, abs=1e-4)
     assert d.ci_high == pytest.approx(T975[3] * se, abs=1e-4)
-    assert d.line == ("A minus B: +0.000 (95% CI -0.291 to +0.291, 4 seeds, 2 wins): undecided, smallest detectable "
-                      "difference 0.380")  # fmt: skip
+    assert d.line == (
+        "A minus B: +0.000 (95% CI -0.291 to +0.291, 4 seeds, 2 wins): undecided, smallest detectable difference 0.380"
+    )
 
 
 def test_noninferiority_needs_the_interval_above_minus_delta():
@@ -123,8 +126,11 @@ def test_validate_refuses_arms_with_unequal_trials_or_budgets():
     with pytest.raises(ProtocolError, match="arm 'spac_theory': trials 2 differs from trials_per_arm 3"):
         comparison(arms=unequal_trials).validate()
     longer = Arm("spac_theory", space, budget=Budget(3000, 30000, (1000, 2000, 3000)))
-    with pytest.raises(ProtocolError, match="arm 'spac_theory': budget.optimizer_steps 3000 differs from the "
-                                            "comparison's 300; arm 'spac_theory': budget.pairs_seen"):  # fmt: skip
+    with pytest.raises(
+        ProtocolError,
+        match="arm 'spac_theory': budget.optimizer_steps 3000 differs from the "
+        "comparison's 300; arm 'spac_theory': budget.pairs_seen",
+    ):
         comparison(arms=(Arm("dpo", space), longer)).validate()
     with pytest.raises(ProtocolError, match="arm 'nope': variant 'nope' is not in"):
         comparison(arms=(Arm("dpo", space), Arm("nope", space))).validate()
@@ -164,8 +170,11 @@ def test_select_checkpoint_and_tune_break_ties_towards_the_earlier():
     assert select_checkpoint({300: 0.5, 100: 0.7, 200: 0.7}) == 100
     assert select_checkpoint({100: 0.3, 200: 0.1, 300: 0.1}, higher_is_better=False) == 200
     arm = Arm("dpo", SearchSpace({"beta": [0.1, 1.0]}))
-    trials = [{"arm": "dpo", "trial": 0, "val": 0.2}, {"arm": "dpo", "trial": 1, "val": 0.4},
-              {"arm": "dpo", "trial": 2, "val": 0.4}]  # fmt: skip
+    trials = [
+        {"arm": "dpo", "trial": 0, "val": 0.2},
+        {"arm": "dpo", "trial": 1, "val": 0.4},
+        {"arm": "dpo", "trial": 2, "val": 0.4},
+    ]
     assert tune(arm, trials, "val")["trial"] == 1
     assert tune(arm, trials, lambda t: t["val"], higher_is_better=False)["trial"] == 0
     with pytest.raises(ProtocolError, match=r"trials of other arms passed to tune: \['spin'\]"):
@@ -201,3 +210,11 @@ def test_record_refuses_missing_and_unknown_fields():
         record(**full_record(checkpoint_rule="best"))
     with pytest.raises(ProtocolError, match="variant 'dpo2' is not in"):
         record(**full_record(variant="dpo2"))
+
+
+def test_quotes_are_found_across_line_breaks():
+    d = decide([0.02, 0.05, 0.01, 0.04, 0.03], contrast())
+    row = {"regime": "toy n=30 steps=300", "checkpoint_rule": "validation", "line": d.line}
+    text = "As measured, " + quote(row).replace(" (95% CI", "\n  (95% CI") + ", and so on."
+    assert quoted(text) == [("toy n=30 steps=300", "validation", d.line)]
+    assert quoted("[toy, validation rule] A minus B: +0.030 (95% CI +0.010 to +0.050, 5 seeds, 5 wins): best") == []

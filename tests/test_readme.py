@@ -33,10 +33,16 @@ def test_ci_runs_the_readme_test_command_which_installs_pinned_torch_then_runs_p
     assert torch < package < commands.index(f"{tmp_path / 'venv'}/bin/python -m pytest")
 
 
-def test_make_lint_runs_ruff_check_and_format_check(tmp_path):
+def test_make_lint_runs_ruff_check_and_format_check_and_the_fmt_skip_ceiling(tmp_path):
     commands = make_dry_run("lint", tmp_path)
-    assert commands[-2:] == [f"{tmp_path / 'venv'}/bin/ruff check .", f"{tmp_path / 'venv'}/bin/ruff format --check ."]
+    ruff = [f"{tmp_path / 'venv'}/bin/ruff check .", f"{tmp_path / 'venv'}/bin/ruff format --check ."]
+    assert commands[commands.index(ruff[0]) : commands.index(ruff[0]) + 2] == ruff
     assert "ruff==0.17.6" in (ROOT / "setup.cfg").read_text()  # the version CI installs through the dev extra
+    # The gate's count, run here: over the ceiling, `make lint` fails.
+    (ceiling,) = re.findall(r"^FMT_SKIP_CEILING := (\d+)$", (ROOT / "Makefile").read_text(), flags=re.M)
+    (gate,) = [c for c in commands if "git grep -c" in c]
+    count = subprocess.run(["bash", "-c", gate.split(";")[0] + "; echo $n"], cwd=ROOT, capture_output=True, text=True)
+    assert 0 < int(count.stdout.split()[-1]) <= int(ceiling)
 
 
 def test_readme_cites_spac_with_the_bibtex_of_the_model_cards():
@@ -66,41 +72,22 @@ def test_readme_python_example_runs_as_written(index):
             shutil.rmtree(out, ignore_errors=True)
 
 
-def test_the_headline_numbers_come_from_the_committed_results():
-    import csv
-    import json
+def test_the_headline_claims_are_decision_lines_from_the_committed_results():
+    """Every number in "Is SPAC worth using" sits in a decision line: the theory benchmark's quotes (tied to
+    results/theory/results.json by tests/test_theory_readme.py) or the review task's line, recomputed here."""
+    from test_theory_readme import review_task_lines
+
+    from benchmarks.protocol import quoted
 
     headline = README.split("## Is SPAC worth using", 1)[1].split("\n## ", 1)[0]
-    theory = {
-        (row["environment"], row["method"], int(row["n"])): float(row["mean"])
-        for row in csv.DictReader((ROOT / "results" / "theory" / "table.csv").open())
-    }
-    quoted = {
-        ("sparse-30", "dpo", 1000): "1.054",
-        ("sparse-30", "spac", 1000): "0.632",
-        ("sparse-30", "spac_theory", 1000): "0.289",
-        ("uncovered-better", "dpo", 3000): "-0.327",
-        ("uncovered-better", "spac_theory", 3000): "-0.068",
-    }
-    for key, text in quoted.items():
-        assert f"{theory[key]:.3f}" == text and text in headline, key
-    assert theory[("sparse-30", "spac_theory", 1000)] < theory[("sparse-30", "dpo", 1000)]  # the claim, not a number
-
-    comparison = json.loads((ROOT / "results" / "default" / "comparison.json").read_text())["methods"]
-    final = {name: run["points"][-1]["mean"] for name, run in comparison.items()}
-    sft = comparison["spac"]["points"][0]["mean"]
-    for value in (final["spac"], final["dpo"], final["spin"], sft):
-        assert f"{value:.3f}" in headline
-    assert final["dpo"] > final["spac"]  # "SPAC loses to iterative DPO" is what the file says
-
-    # The real chat model: IFEval instruction-level strict accuracy of every model, and SPAC - DPO seed by seed.
-    results = json.loads((ROOT / "results" / "instruction_following" / "results.json").read_text())
-    summary, key = results["summary"], "ifeval_inst_level_strict_acc"
-    assert f"{summary['sft'][key]:.3f}" in headline
-    for method in ("dpo", "iterative_dpo", "spin", "spac", "spac_theory"):
-        assert f"{summary['cells'][method][key]['mean']:.3f}" in headline, method
-    paired = summary["paired_vs_dpo"]["spac"][key]
-    assert f"{paired['mean']:+.3f} ± {paired['ci95']:.3f}" in headline
-    assert paired["ci_low"] < 0 < paired["ci_high"]  # "SPAC ties DPO": the interval holds 0
-    seeds = results["settings"]["seeds"]
-    assert f"{len(seeds)} seeds" in headline and (results["status"] == "complete") == ("PARTIAL" not in headline)
+    placeholder, claims = headline.split("**Short answer", 1)
+    assert "placeholder, results pending" in placeholder and not re.search(r"\d\.\d", placeholder)
+    text = " ".join(claims.split())
+    confirmation = review_task_lines()[0]
+    assert confirmation in text and confirmation.endswith(": worse")
+    lines = [line for _, _, line in quoted(text)] + [confirmation]
+    numbers = re.findall(r"[+-]?\d+\.\d{3}", text)
+    assert len(numbers) >= 20 and all(any(n in line for line in lines) for n in numbers)
+    # The withdrawn claim is named only as withdrawn; the runs that break the protocol say which rule.
+    assert text.count("by a lot") == 1 and "early stopping chosen on held-out seeds removes it" in text
+    assert "break the protocol" in text and "rule 1, equal compute" in text

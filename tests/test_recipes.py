@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from spac_hf.methods import METHODS
+from spac_hf.scripts import EMBEDDED_DEFAULT
 
 from helpers import preference_rows
 
@@ -18,7 +19,7 @@ from helpers import preference_rows
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-# One recipe script per paper's method (`recipes/<key>.py`): plain and iterative DPO share `recipes/dpo.py`.
+# One recipe script per paper's method (`spac_hf.scripts.<key>`): plain and iterative DPO share `spac_hf.scripts.dpo`.
 RECIPE_METHODS = {method.paper.key: method for method in METHODS.values() if method.iterative}
 
 
@@ -27,21 +28,23 @@ def method_of(config: Path) -> str:
     return config.parent.name if config.parent.name in RECIPE_METHODS else config.stem.removesuffix("_theory")
 
 
-RECIPE_CONFIGS = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate_configs" not in p.parts)
+RECIPE_CONFIGS = sorted(
+    p for p in [*RECIPES.rglob("*.yaml"), *EMBEDDED_DEFAULT.glob("*.yaml")] if "accelerate_configs" not in p.parts
+)
 FULL_CONFIGS = sorted(RECIPES.glob("zephyr-7b/*/config_full.yaml"))
 
 
 def test_every_method_has_its_configs():
     assert {method_of(p) for p in FULL_CONFIGS} == set(RECIPE_METHODS) == {"spac", "dpo", "spin"}
     assert {method_of(p) for p in RECIPES.glob("zephyr-7b/*/config_qlora.yaml")} == set(RECIPE_METHODS)
-    assert {p.stem for p in RECIPES.glob("default/*.yaml")} == set(RECIPE_METHODS) | {"spac_theory"}
-    shared = {"self_play", "script_utils", "arguments", "compare", "console"}  # the scripts share these
-    assert {p.stem for p in RECIPES.glob("*.py")} == set(RECIPE_METHODS) | shared
+    assert {p.stem for p in EMBEDDED_DEFAULT.glob("*.yaml")} == set(RECIPE_METHODS) | {"spac_theory"}
+    shared = {"__init__", "self_play", "script_utils", "arguments", "compare", "console", "space"}  # shared, launcher
+    assert {p.stem for p in (ROOT / "src" / "spac_hf" / "scripts").glob("*.py")} == set(RECIPE_METHODS) | shared
 
 
-@pytest.mark.parametrize("config", RECIPE_CONFIGS, ids=lambda p: str(p.relative_to(RECIPES)))
+@pytest.mark.parametrize("config", RECIPE_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_parses_with_its_script(config):
-    from recipes.self_play import parse_recipe_args
+    from spac_hf.scripts.self_play import parse_recipe_args
 
     config_class = RECIPE_METHODS[method_of(config)].config_class
     # --use_cpu: the paper configs ask for bf16, which TrainingArguments refuses on a machine without a GPU otherwise.
@@ -49,7 +52,7 @@ def test_config_parses_with_its_script(config):
     script_args, training_args, model_args, _ = parse_recipe_args(config_class, config, argv)
     raw = yaml.safe_load(config.read_text())
     # Every key landed somewhere (TrlParser errors on unknown keys; this checks the values arrived as written).
-    assert model_args.model_name_or_path == raw["model_name_or_path"]
+    assert model_args.model_name_or_path.endswith(raw["model_name_or_path"])  # the shipped YAMLs' paths are found
     assert training_args.output_dir == raw["output_dir"]
     assert training_args.num_iterations == raw["num_iterations"]
     assert training_args.beta == raw["beta"]
@@ -59,11 +62,10 @@ def test_config_parses_with_its_script(config):
 
 def test_a_misspelt_key_is_an_error(tmp_path):
     from spac_hf import SPACConfig
-
-    from recipes.self_play import parse_recipe_args
+    from spac_hf.scripts.self_play import parse_recipe_args
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text((RECIPES / "default" / "spac.yaml").read_text() + "\nlambda_: 2.0\n")
+    bad.write_text((EMBEDDED_DEFAULT / "spac.yaml").read_text() + "\nlambda_: 2.0\n")
     with pytest.raises(ValueError, match="lambda_"):
         parse_recipe_args(SPACConfig, bad, ["--config", str(bad)])
 
@@ -98,7 +100,7 @@ def swapped(model, data, out) -> list[str]:
 
 
 def run_recipe(method, config, *overrides, timeout=300):
-    command = [sys.executable, str(RECIPES / f"{method}.py"), "--config", str(config), *overrides]
+    command = [sys.executable, "-m", f"spac_hf.scripts.{method}", "--config", str(config), *overrides]
     return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
@@ -144,7 +146,7 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
     out = tmp_path / "default"
     result = run_recipe(
         "spac",
-        RECIPES / "default" / "spac.yaml",
+        EMBEDDED_DEFAULT / "spac.yaml",
         "--output_dir",
         str(out),
         "--max_train_samples",
@@ -162,7 +164,9 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
     # Each model is evaluated on its own samples: the trained iterates do not score exactly like the starting model.
     assert len({score["mean"] for score in scores}) == 3
     report = (out / "summary.md").read_text()
-    assert all(f"{score['mean']:.3f} ± {score['mean_stderr']:.3f}" in report for score in scores)
+    # The one uncertainty every report shows: the 95% CI, 1.96 standard errors, named in the column.
+    assert "true_reward_reviews ± 95% CI" in report
+    assert all(f"{score['mean']:.3f} ± {1.959964 * score['mean_stderr']:.3f}" in report for score in scores)
     assert (out / "true_reward.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (out / "results" / "data" / "results.jsonl").read_text().splitlines()]
     run = f"{tmp_path.name}-default"  # <parent>-<run folder>: unique across runs
@@ -178,19 +182,18 @@ def test_embedded_default_runs_and_reports_the_true_reward(tmp_path):
 
 def test_no_arguments_means_the_embedded_default(monkeypatch):
     from spac_hf import SPACConfig
+    from spac_hf.scripts.self_play import parse_recipe_args
 
-    from recipes.self_play import parse_recipe_args
-
-    monkeypatch.setattr(sys, "argv", ["recipes/spac.py"])
-    script_args, training_args, model_args, _ = parse_recipe_args(SPACConfig, RECIPES / "default" / "spac.yaml")
-    assert model_args.model_name_or_path == "recipes/default/model"
+    monkeypatch.setattr(sys, "argv", ["spac-hf"])
+    script_args, training_args, model_args, _ = parse_recipe_args(SPACConfig, EMBEDDED_DEFAULT / "spac.yaml")
+    assert Path(model_args.model_name_or_path) == EMBEDDED_DEFAULT / "model"  # from the YAML's folder, any cwd
     assert training_args.output_dir == "outputs/default/spac" and script_args.true_reward_task == "reviews"
 
 
 def test_missing_local_model_is_named_before_anything_runs(tmp_path):
     result = run_recipe(
         "spac",
-        RECIPES / "default" / "spac.yaml",
+        EMBEDDED_DEFAULT / "spac.yaml",
         "--model_name_or_path",
         "no/such/model/dir",
         "--output_dir",

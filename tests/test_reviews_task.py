@@ -22,7 +22,7 @@ from spac_hf.tasks.reviews import (
 )
 
 
-ASSETS = Path(__file__).resolve().parents[1] / "recipes" / "default"
+ASSETS = Path(__file__).resolve().parents[1] / "src" / "spac_hf" / "default"
 PROMPT = "Review of the blue camera:"
 
 

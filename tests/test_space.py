@@ -245,7 +245,9 @@ def test_committed_ground_truth_ranking_matches_its_results_file():
     table = results.leaderboard(results.rankings(frame)[name])
     expected = {"sft": summary["sft"]["mean"]}
     expected.update({f"{c['method']}-iter{c['iteration']}": c["mean"] for c in summary["cells"]})
-    shown = dict(zip(table["model"].str.replace("SFT: recipes/default/model", "sft"), table["Average"]))
+    shown = dict(
+        zip(table["model"].str.replace("SFT: tiny review model (0.9M)", "sft", regex=False), table["Average"])
+    )
     assert shown == pytest.approx({k: round(v, 3) for k, v in expected.items()}, abs=1e-9)
     assert list(table["Average"]) == sorted(table["Average"], reverse=True)
     assert (table["method"] == "SFT").sum() == 1
@@ -271,6 +273,99 @@ def test_the_instruction_following_results_rank_apart_from_the_review_task():
     assert expected and {m: shown[m] for m in expected} == pytest.approx(expected)
 
 
+def test_the_theory_preset_is_its_own_line_and_the_page_names_models_not_machine_paths():
+    """The committed instruction-following results: the theory preset (rows of method `spac`, model
+    `smollm2-if/spac_theory`) is its own method line, never SPAC's iteration 4; the starting model is named, never a
+    path of the machine that made the results; every title fits its figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    root = SPACE_DIR.parent / "results"
+    frame, _ = results.load_results([root / "instruction_following" / "dataset", root / "ground_truth"])
+    ranks = results.rankings(frame)
+    name = list(ranks)[-1]  # the ranking the page opens on
+    assert name == "means over 3 seeds from SmolLM2-135M-Instruct"
+    table = results.leaderboard(ranks[name]).set_index("model")
+    assert table.loc["smollm2-if/spac_theory", "method"] == "SPAC (theory preset)"
+    assert table.loc["smollm2-if/spac", "method"] == "SPAC"
+    assert "SFT: SmolLM2-135M-Instruct" in table.index
+    curves = plots.iteration_curves(ranks[name])
+    for methods in curves.values():
+        assert methods["spac"]["iteration"].tolist() == [0, 3]  # SPAC's own iterate, not the preset's
+        assert methods["spac_theory"]["iteration"].tolist() == [0, 4]
+    assert {results.model_name(b) for b in frame["base_model"]} == {
+        "SmolLM2-135M-Instruct",
+        "tiny review model (0.9M)",
+    }
+    assert results.model_name("/somewhere/on/a/machine/my-sft/model") == "my-sft"
+    assert results.model_name("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+    figure = app.ranking_view(ranks, name, None, None)[2]
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer, box = canvas.get_renderer(), figure.bbox
+    titles = [figure._suptitle, *(ax.title for ax in figure.axes)]
+    assert "SmolLM2-135M-Instruct" in figure.get_suptitle() and len(titles) == 4
+    for title in titles:
+        extent = title.get_window_extent(renderer)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, title.get_text()  # never cut at either end
+    for ax in figure.axes:
+        legend = ax.get_legend()
+        assert legend.get_title().get_text() == "error bars: 95% CI"  # the one uncertainty measure, labelled
+        assert {"SPAC", "SPAC (theory preset)"} <= {t.get_text() for t in legend.get_texts()}
+
+
+def test_space_copy_of_the_variants_matches_spac_hf():
+    from spac_hf.methods import METHODS
+    from spac_hf.variants import VARIANTS
+
+    # Every variant that is not a method of its own, with its label and method: its own line, never its method's.
+    expected = {v.name: (v.label, v.method) for v in VARIANTS.values() if v.name not in METHODS}
+    assert {name: (label, method) for name, (label, _colour, method) in results.VARIANTS.items()} == expected
+    colours = [colour for _, colour in results.STYLES.values()] + [results.SFT_STYLE[1]]
+    assert len(set(colours)) == len(colours)  # every line tells itself apart
+    # A row that names its variant is drawn on the variant's line, whatever the model is called.
+    rows = [
+        result_row("runs/a/iter_1", "spac", 1, "t", "mean", 0.2),
+        result_row("runs/b/iter_1", "spac", 1, "t", "mean", 0.3),
+    ]
+    frame = results.rows_frame([{**rows[0], "variant": "spac_theory"}, {**rows[1], "variant": "spac"}])
+    assert sorted(results.models_frame(frame)["method"]) == ["spac", "spac_theory"]
+
+
+def test_each_ranking_says_where_its_rows_come_from_and_whether_they_are_todays_default(tmp_path):
+    import json
+
+    import provenance
+
+    root = SPACE_DIR.parent / "results"
+    frame, _ = results.load_results([root / "instruction_following" / "dataset", root / "ground_truth"])
+    ranks = results.rankings(frame)
+    notes = {name: app.ranking_view(ranks, name, None, None)[1] for name in ranks}
+    ground_truth = notes["means over 5 seeds from tiny review model (0.9M)"]
+    assert "Results from `results/ground_truth/dataset`" in ground_truth
+    assert "`python benchmarks/ground_truth/run.py`" in ground_truth and "seeds [0, 1, 2, 3, 4]" in ground_truth
+    # Run at learning rate 5e-4 before the default moved to 2e-4 (recipes/default/tuning): said, with both values,
+    # against the YAML where it is today (recorded as recipes/default/dpo.yaml, now shipped in the package).
+    assert "**Not today's default settings**" in ground_truth
+    assert "learning_rate 0.0005 (today's src/spac_hf/default/dpo.yaml" in ground_truth and ": 0.0002)" in ground_truth
+    following = notes["means over 3 seeds from SmolLM2-135M-Instruct"]
+    assert "Results from `results/instruction_following/dataset`" in following
+
+    # A benchmark folder of its own, against a YAML that then changes.
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "x.yaml").write_text("learning_rate: 0.001\nbeta: 0.5\n")
+    per_method = {"spac": {"recipe_args": ["--config", "recipes/x.yaml", "--beta", "0.1"], "learning_rate": 0.001,
+                           "beta": 0.1}}  # fmt: skip
+    bench = tmp_path / "bench"
+    (bench / "dataset").mkdir(parents=True)
+    (bench / "results.json").write_text(json.dumps({"command": "run it", "settings": {"per_method": per_method}}))
+    assert provenance.describe(bench / "dataset", tmp_path).endswith("with the settings of today's recipe YAMLs.")
+    (tmp_path / "recipes" / "x.yaml").write_text("learning_rate: 0.002\nbeta: 0.7\n")  # beta was set explicitly
+    assert provenance.describe(bench / "dataset", tmp_path).endswith(
+        "**Not today's default settings**: learning_rate 0.001 (today's recipes/x.yaml: 0.002)."
+    )
+
+
 def test_later_files_win_for_the_same_key_and_incomplete_rows_are_dropped():
     rows = [result_row("m", "spac", 1, "t", "mean", 0.1), result_row("m", "spac", 1, "t", "mean", 0.2)]
     rows.append({"model": "m", "task": "t2", "metric": "mean", "value": None})
@@ -283,7 +378,7 @@ def test_results_from_a_hub_dataset(hub_server, tmp_path):  # noqa: F811
     push_results_dataset(ALL_ROWS, repo_id, local_dir=tmp_path / "pushed")
     frame, notes = results.load_results([], dataset_id=repo_id)
     assert notes == [f"Hub dataset `{repo_id}`: 1 file(s)."]
-    expected = results.rows_frame(ALL_ROWS)
+    expected = results.rows_frame([{**row, results.SOURCE: f"hub:{repo_id}"} for row in ALL_ROWS])
     pd.testing.assert_frame_equal(frame.sort_values(["model", "task"]), expected.sort_values(["model", "task"]))
     # A dataset that is not there leaves the page up, with the reason instead of rows.
     frame, notes = results.load_results([], dataset_id=f"{USER}/missing")
@@ -367,9 +462,9 @@ def test_no_iterates_note_and_build_commands(tmp_path, models_file):
     settings = Settings(models_file=models_file, discover_root=tmp_path)
     with_note = app.build_demo(settings)
     assert any(c.get("props", {}).get("elem_id") == "no-iterates" for c in with_note.config["components"])
-    commands = [" ".join(c[-3:]) for c in build_commands(tmp_path)]
+    commands = [" ".join(c[-4:]) for c in build_commands(tmp_path)]
     assert commands[0].endswith("recipes/default/build_assets.py")  # no shipped model in this fake checkout
-    assert commands[1:] == [f"accelerate launch recipes/{m}.py" for m in ("spac", "dpo", "spin")]
+    assert commands[1:] == [f"accelerate launch -m spac_hf.scripts.{m}" for m in ("spac", "dpo", "spin")]
 
 
 def test_model_cache_keeps_the_most_recently_used():
@@ -441,7 +536,7 @@ def test_client_generates_with_two_allowed_models(client, launched, settings):
     assert launched._queue.max_size == settings.queue_size
 
 
-@pytest.mark.parametrize("label", ["no such model", "gpt2", "../recipes/default/model", "/etc", ""])
+@pytest.mark.parametrize("label", ["no such model", "gpt2", "../src/spac_hf/default/model", "/etc", ""])
 def test_client_cannot_choose_a_model_outside_the_allowlist(client, launched, label, tiny_model_dir):
     from gradio_client.exceptions import AppError
 
@@ -575,6 +670,17 @@ def test_browser_rankings_filters_plots_and_side_by_side(launched, tmp_path):
             first = page.locator("#left-output textarea").input_value()
             assert first.strip() and page.locator("#right-output textarea").input_value().strip()
             _screenshot(page, tmp_path, "side_by_side")
+            # A rejected prompt clears the previous answers: none stays on screen under the error as if it answered.
+            page.locator("#prompt textarea").fill("x" * 201)
+            page.locator("#generate").click()
+            expect(page.get_by_text("Prompt too long").first).to_be_visible(timeout=20_000)
+            for side in ("left", "right"):
+                expect(page.locator(f"#{side}-output textarea")).to_have_value("", timeout=20_000)
+                expect(page.locator(f"#{side}-reward")).not_to_contain_text("True reward")
+            page.locator("#prompt textarea").fill("Review of the blue camera:")
+            page.locator("#generate").click()
+            expect(page.locator("#left-reward")).to_contain_text("True reward (reviews task)", timeout=60_000)
+            first = page.locator("#left-output textarea").input_value()
             page.locator("#regenerate").click()
             page.wait_for_function(
                 "(first) => { const v = document.querySelector('#left-output textarea')?.value;"

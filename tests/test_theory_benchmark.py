@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
+from spac_hf.losses import spac_loss
+from spac_hf.variants import VARIANTS, get_variant, variant_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
-
-from spac_hf.losses import spac_loss  # noqa: E402
-
-from benchmarks.theory.bandit import (  # noqa: E402
+from benchmarks.protocol import RECORD_FIELDS, ProtocolError
+from benchmarks.theory.bandit import (
     Bandit,
     BanditConfig,
     PreferenceData,
@@ -27,18 +24,28 @@ from benchmarks.theory.bandit import (  # noqa: E402
     make_instances,
     sample_preferences,
 )
-from benchmarks.theory.experiment import good_policy  # noqa: E402
-from benchmarks.theory.methods import (  # noqa: E402
-    METHODS,
+from benchmarks.theory.experiment import ARMS, CONTRASTS, comparison, good_policy
+from benchmarks.theory.methods import (
     TrainConfig,
+    aggregate,
     dpo_objective,
     pick,
     rows,
-    run_method,
     spac_objective,
     spin_objective,
+    train,
 )
-from benchmarks.theory.stats import mean_ci95  # noqa: E402
+from benchmarks.theory.stats import mean_ci95
+
+
+THEORY = variant_config("spac_theory", TrainConfig())
+
+
+def final_policy(variant: str, behaviour, data, config: TrainConfig) -> torch.Tensor:
+    """The policy a run ends with: its score function records the policy it is given."""
+    seen = []
+    train(get_variant(variant), config, behaviour, data, [config.max_steps], lambda p: seen.append(p) or p.sum())
+    return seen[-1]
 
 
 @pytest.fixture(autouse=True)
@@ -74,10 +81,17 @@ def test_exact_self_play_expectation_matches_monte_carlo():
     ref_x, logp_x = rows(ref_logp, data.contexts), rows(logp, data.contexts)
     generated = torch.multinomial(ref_x.exp(), samples, replacement=True, generator=generator)  # [n, samples]
     losses, _, _ = spac_loss(
-        pick(logp_x, data.chosen), pick(logp_x, data.rejected), logp_x.gather(-1, generated),
-        pick(ref_x, data.chosen), pick(ref_x, data.rejected), ref_x.gather(-1, generated),
-        beta=config.beta, lam=config.lam, real=config.real, smoothing=config.smoothing,
-    )  # fmt: skip
+        pick(logp_x, data.chosen),
+        pick(logp_x, data.rejected),
+        logp_x.gather(-1, generated),
+        pick(ref_x, data.chosen),
+        pick(ref_x, data.rejected),
+        ref_x.gather(-1, generated),
+        beta=config.beta,
+        lam=config.lam,
+        real=config.real_response,
+        smoothing=config.smoothing,
+    )
     per_sample = losses.mean(0)  # the data-set loss for each independent draw of the generated responses
     standard_error = per_sample.std() / math.sqrt(samples)
     assert abs(per_sample.mean() - exact) < 4 * standard_error + 1e-9
@@ -138,19 +152,20 @@ def test_split_is_disjoint_and_complete():
     assert torch.equal(torch.cat([p.contexts for p in parts]), data.contexts)
 
 
-def test_vectorised_seeds_train_exactly_like_separate_runs():
-    config = TrainConfig(steps=15)
+@pytest.mark.parametrize("variant", ["spac", "algorithm1"])
+def test_vectorised_seeds_train_exactly_like_separate_runs(variant):
+    config = variant_config(variant, TrainConfig(max_steps=30, critic_bound=1.5))
     bandit, data = make_instances(BanditConfig(), [0, 1], 45)
-    together = run_method("spac", bandit.behaviour, data, config)[-1]
+    together = final_policy(variant, bandit.behaviour, data, config)
     for i in range(2):
         alone_data = PreferenceData(data.contexts[i], data.chosen[i], data.rejected[i])
-        alone = run_method("spac", bandit.behaviour[i], alone_data, config)[-1]
+        alone = final_policy(variant, bandit.behaviour[i], alone_data, config)
         assert torch.allclose(together[i], alone, atol=1e-10)
 
 
 def test_spac_beats_the_behaviour_policy_with_lots_of_data():
     bandit, data = make_instances(BanditConfig(), list(range(4)), 3000)
-    policy = run_method("spac", bandit.behaviour, data, TrainConfig(steps=150))[-1]
+    policy = final_policy("spac", bandit.behaviour, data, TrainConfig(max_steps=450))
     best = expected_reward(bandit, best_covered_policy(bandit, 2.0))
     suboptimality = best - expected_reward(bandit, policy)
     behaviour_suboptimality = best - expected_reward(bandit, bandit.behaviour)
@@ -163,34 +178,120 @@ def test_mean_ci95_uses_student_t():
     assert stats["ci95"] == pytest.approx(4.303 / math.sqrt(3))
 
 
-def test_quick_run_writes_all_outputs(tmp_path):
-    from benchmarks.theory.run import main
+def test_quick_run_writes_protocol_records_and_decisions(tmp_path):
+    from benchmarks.theory.run import QUICK, main
 
-    main(["--quick", "--out", str(tmp_path)])
-    for name in ("results.json", "table.md", "table.csv", "suboptimality.png"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert {"settings", "environments", "environment", "runtime_seconds"} <= results.keys()
-    ns = results["settings"]["ns"]
-    for environment in results["environments"]:
-        assert environment["coverage"]["constructed"] == 2.0
-        assert environment["references"]["best_covered"]["mean"] == 0.0
-        assert environment["references"]["behaviour"]["mean"] > 0
-        assert {(row["method"], row["n"]) for row in environment["rows"]} == {(m, n) for m in METHODS for n in ns}
-        for row in environment["rows"]:
-            assert len(row["per_seed"]) == len(results["settings"]["seeds"])
-            assert all(
-                math.isfinite(v) for v in [row["mean"], row["ci95"], *row["per_seed"], *row["per_iterate_mean"]]
-            )
-    csv_lines = (tmp_path / "table.csv").read_text().splitlines()
-    assert len(csv_lines) == 1 + len(results["environments"]) * len(METHODS) * len(ns)
-    assert (tmp_path / "suboptimality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    main(["--quick", "--out", str(tmp_path / "out"), "--cells", str(tmp_path / "cells")])
+    for name in ("results.json", "table.md", "table.csv", "suboptimality.png", "budget.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0, name
+    assert (tmp_path / "out" / "budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["partial"] is False and results["spent_flags"] == []
+    regimes = [r["regime"] for r in results["regimes"]]
+    seeds = QUICK["test_seeds"]
+    assert len(regimes) == len(QUICK["ns"]) * (1 + len(QUICK["sweep"]))
+    # One record per (regime, arm, test seed, checkpoint rule), every field of the protocol, the budget spent exactly.
+    assert len(results["records"]) == len(regimes) * len(ARMS) * len(seeds) * 2
+    for row in results["records"]:
+        assert tuple(row) == RECORD_FIELDS and row["seed"] in seeds and math.isfinite(row["test_score"])
+        steps = int(row["regime"].rsplit("steps=", 1)[1])
+        assert row["optimizer_steps"] == steps and row["checkpoint"] <= steps and len(row["data_sha256"]) == 64
+        assert row["self_play_samples"] == (0 if row["arm"] != "spac_theory_sampled" else row["pairs_seen"] * 10)
+    # Equal tuning effort: 4 trials per arm and regime, all on tuning seeds.
+    declared = comparison(30, 30, tuning_seeds=QUICK["tuning_seeds"], test_seeds=seeds)
+    declared.check_trials(results["trials"])
+    # A decision per contrast, regime and rule; the line quotes the paired mean and interval.
+    assert len(results["decisions"]) == len(regimes) * len(CONTRASTS) * 2
+    for d in results["decisions"]:
+        assert (
+            d["seeds"] == len(seeds) and d["ci_low"] <= d["mean"] <= d["ci_high"] and f"{d['mean']:+.3f}" in d["line"]
+        )
+    # The report is rebuilt from results.json alone and shows every decision line.
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert all(d["line"] in table for d in results["decisions"])
+    # A rerun reuses every finished regime: nothing recomputed, the same rows.
+    again = main(["--quick", "--out", str(tmp_path / "out"), "--cells", str(tmp_path / "nowhere")])
+    assert again["records"] == results["records"] and not (tmp_path / "nowhere").exists()
+
+
+def test_the_design_is_equal_for_every_arm_and_refuses_a_budget_a_schedule_cannot_spend():
+    for n in (30, 3000):
+        for steps in (30, 150, 300):
+            plan = comparison(n, steps)
+            plan.validate()
+            assert {arm.budget.optimizer_steps for arm in plan.arms} == {steps}
+            assert {arm.search.size for arm in plan.arms} == {plan.trials_per_arm}
+    assert not set(comparison(30, 30).tuning_seeds) & set(comparison(30, 30).test_seeds)
+    with pytest.raises(
+        ProtocolError, match="arm 'iterative_dpo': budget.optimizer_steps 99 differs from the comparison's 100"
+    ):
+        comparison(300, 100).validate()
+    with pytest.raises(ProtocolError, match="no primary contrast declared"):
+        comparison(300, 300, contrasts=()).validate()
+
+
+def test_sampled_self_play_is_the_mean_of_the_per_example_sampled_loss():
+    """One y ~ pi_t per pair, merged with its group: the objective is the mean over examples of the LLM loss."""
+    bandit, data = make_instances(BanditConfig(n_actions=4), [0, 1], 200)  # few actions: groups with many samples
+    logp = torch.log_softmax(random_logits(bandit.rewards.shape, 5), -1)
+    ref_logp = torch.log_softmax(random_logits(bandit.rewards.shape, 6), -1)
+    generated = torch.randint(4, (2, 200), generator=torch.Generator().manual_seed(7))
+    groups = aggregate(data, 4, generated)
+    logp_x, ref_x = rows(logp, data.contexts), rows(ref_logp, data.contexts)
+    losses, _, _ = spac_loss(
+        pick(logp_x, data.chosen),
+        pick(logp_x, data.rejected),
+        pick(logp_x, generated),
+        pick(ref_x, data.chosen),
+        pick(ref_x, data.rejected),
+        pick(ref_x, generated),
+        beta=THEORY.beta,
+        lam=THEORY.lam * math.sqrt(200),
+    )
+    per_example = losses.squeeze(-1).mean(-1).sum()
+    assert float(spac_objective(THEORY)(logp, ref_logp, groups)) == pytest.approx(float(per_example), rel=1e-12)
+    exact = float(spac_objective(THEORY)(logp, ref_logp, aggregate(data, 4)))
+    assert abs(exact - float(per_example)) > 1e-3  # the sample is not the expectation
+
+
+def test_mixture_output_is_the_mean_of_the_iterates_scores():
+    bandit, data = make_instances(BanditConfig(), [0, 1], 90)
+    config = variant_config("spac_theory", TrainConfig(max_steps=20, num_iterations=10))
+    scores = {}
+    for output in ("last", "mixture"):
+        variant = replace(get_variant("spac_theory"), output=output)
+        trained = train(variant, config, bandit.behaviour, data, range(1, 21), lambda p: expected_reward(bandit, p))
+        scores[output] = trained.curve
+    iterate_ends = [scores["last"][s] for s in range(2, 21, 2)]  # T = 10 iterations of 2 steps
+    torch.testing.assert_close(scores["mixture"][20], torch.stack(iterate_ends).mean(0))
+    torch.testing.assert_close(scores["mixture"][5], torch.stack([scores["last"][s] for s in (2, 4, 5)]).mean(0))
+
+
+def test_projected_adam_reaches_the_exact_bounded_critic():
+    """The bounded arms train their table by projected Adam; with enough steps it is the exact solver's solution."""
+    from benchmarks.theory.methods import critic_objective, critic_problem, solve_bounded_critic
+
+    bandit, data = make_instances(BanditConfig(n_actions=6), [0, 1], 120)
+    groups = aggregate(data, 6)
+    linear = critic_problem(groups, bandit.rewards.shape, bandit.behaviour)
+    exact, _ = solve_bounded_critic(linear, groups, bandit.rewards.shape, 2.5, 1.0)
+    config = replace(
+        variant_config("algorithm1", TrainConfig(max_steps=3000, critic_bound=1.0)),
+        num_iterations=1,
+        lam=2.5,
+        lam_scaling="constant",
+        learning_rate=0.05,
+    )
+    seen = []
+    train(get_variant("algorithm1"), config, bandit.behaviour, data, [3000], lambda p: seen.append(p) or p.sum())
+    # pi = mu exp(f / beta) / Z gives f up to a shift per context, which the critic objective does not see.
+    critic = (seen[-1].log() - bandit.behaviour.log()) * config.beta
+    gap = critic_objective(critic, linear, groups, 2.5) - critic_objective(exact, linear, groups, 2.5)
+    assert (gap > -1e-9).all() and (gap < 1e-3).all()
 
 
 def test_aggregated_objective_equals_the_per_example_mean():
     """Merging repeated (x, y+, y-) triples changes nothing: the loss is the mean over the examples."""
-    from benchmarks.theory.methods import THEORY, aggregate
-
     bandit, data = make_instances(BanditConfig(n_actions=4), [0, 1], 200)  # few actions: many repeated triples
     groups = aggregate(data, 4)
     assert groups.contexts.shape[-1] < 200
@@ -200,9 +301,15 @@ def test_aggregated_objective_equals_the_per_example_mean():
     logp_x, ref_x = rows(logp, data.contexts), rows(ref_logp, data.contexts)
     lam = THEORY.lam * math.sqrt(200)
     losses, _, _ = spac_loss(
-        pick(logp_x, data.chosen), pick(logp_x, data.rejected), logp_x,
-        pick(ref_x, data.chosen), pick(ref_x, data.rejected), ref_x, beta=THEORY.beta, lam=lam,
-    )  # fmt: skip
+        pick(logp_x, data.chosen),
+        pick(logp_x, data.rejected),
+        logp_x,
+        pick(ref_x, data.chosen),
+        pick(ref_x, data.rejected),
+        ref_x,
+        beta=THEORY.beta,
+        lam=lam,
+    )
     per_example = (ref_x.exp() * losses).sum(-1).mean(-1).sum()
     assert float(spac_objective(THEORY)(logp, ref_logp, groups)) == pytest.approx(float(per_example), rel=1e-12)
 
@@ -220,9 +327,16 @@ def test_bounded_critic_objective_is_the_linear_spac_loss_and_is_solved():
     f_x, pi_x = rows(f, data.contexts), rows(policy, data.contexts)
     zero = torch.zeros_like(f_x)
     losses, _, _ = spac_loss(
-        pick(f_x, data.chosen), pick(f_x, data.rejected), f_x,
-        pick(zero, data.chosen), pick(zero, data.rejected), zero, beta=1.0, lam=2.5, smoothing="linear",
-    )  # fmt: skip
+        pick(f_x, data.chosen),
+        pick(f_x, data.rejected),
+        f_x,
+        pick(zero, data.chosen),
+        pick(zero, data.rejected),
+        zero,
+        beta=1.0,
+        lam=2.5,
+        smoothing="linear",
+    )
     direct = (pi_x * losses).sum(-1).mean(-1)
     torch.testing.assert_close(critic_objective(f, linear, groups, 2.5), direct)
 
@@ -236,29 +350,10 @@ def test_bounded_critic_objective_is_the_linear_spac_loss_and_is_solved():
         assert (critic_objective(nearby, linear, groups, 2.5) >= best - 1e-12).all()
 
 
-def test_theory_settings_come_from_the_library_preset():
-    from spac_hf.presets import THEORY_PRESET
-
-    from benchmarks.theory.methods import METHOD_BY_NAME, THEORY
-
-    assert (THEORY.beta, THEORY.lam, THEORY.lam_scaling, THEORY.iteration_data, THEORY.iterations) == (
-        THEORY_PRESET["beta"], THEORY_PRESET["lam"], THEORY_PRESET["lam_scaling"], THEORY_PRESET["iteration_data"],
-        THEORY_PRESET["num_iterations"],
-    )  # fmt: skip
-    assert METHOD_BY_NAME["spac_theory_no_pessimism"].config == replace(THEORY, pessimism=False)
-    assert METHOD_BY_NAME["algorithm1"].output == "mixture"
-
-
-def test_the_theory_methods_are_the_library_methods_and_variants_of_them():
-    from spac_hf.methods import METHODS as LIBRARY_METHODS
-
-    from benchmarks.theory.methods import METHOD_LIST
-
-    at_paper_settings = [m.name for m in METHOD_LIST if not m.variant and m.name != "algorithm1"]
-    assert at_paper_settings == list(LIBRARY_METHODS)
-    assert all(m.record is LIBRARY_METHODS[m.record.name] for m in METHOD_LIST)
-    # The exact-critic procedures keep the names the committed cells were computed under.
-    assert {m.name: m.kind for m in METHOD_LIST if m.exact_critic} == {
-        "dpo_bounded": "dpo_bounded",
-        "algorithm1": "algorithm1",
-    }
+def test_theory_settings_come_from_the_variant_records():
+    assert {k: getattr(THEORY, k) for k in VARIANTS["spac_theory"].overrides} == dict(
+        VARIANTS["spac_theory"].overrides
+    )
+    assert variant_config("spac_theory_no_pessimism", TrainConfig()) == replace(THEORY, use_pessimism=False)
+    assert {arm.variant for arm in ARMS} <= set(VARIANTS)
+    assert get_variant("algorithm1").output == get_variant("spac_theory").output == "mixture"

@@ -113,7 +113,7 @@ def test_typed_and_positional_log_probs_agree():
 
 @pytest.mark.parametrize("config", THEORY_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_theory_preset_files_hold_the_preset(config):
-    from recipes.self_play import parse_recipe_args
+    from spac_hf.scripts.self_play import parse_recipe_args
 
     _, training_args, _, _ = parse_recipe_args(SPACConfig, config, ["--config", str(config), "--use_cpu", "true"])
     assert {key: getattr(training_args, key) for key in THEORY_PRESET} == THEORY_PRESET
@@ -123,11 +123,10 @@ def test_theory_preset_files_hold_the_preset(config):
 def test_theory_preset_loads_and_runs(tiny_model_dir, tmp_path):
     """The default preset file, with the model and data swapped for tiny ones and 2 of its 10 iterations."""
     from spac_hf import run_self_play
-
-    from recipes.self_play import parse_recipe_args
+    from spac_hf.scripts.self_play import parse_recipe_args
 
     assert THEORY_CONFIGS, "no spac_theory.yaml"
-    config = ROOT / "recipes" / "default" / "spac_theory.yaml"
+    config = ROOT / "src" / "spac_hf" / "default" / "spac_theory.yaml"
     out = tmp_path / "theory"
     argv = ["--config", str(config), "--model_name_or_path", tiny_model_dir, "--output_dir", str(out),
             "--num_iterations", "2", "--max_new_tokens", "6", "--generation_batch_size", "8",

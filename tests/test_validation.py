@@ -183,6 +183,46 @@ def test_bad_options_are_named_as_the_user_spelt_them(make_args, overrides, opti
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "config_class, overrides, option",
+    [
+        ("SPACConfig", {"learning_rate": -1.0}, "learning_rate"),
+        ("SPACConfig", {"learning_rate": float("nan")}, "learning_rate"),
+        ("SPACConfig", {"per_device_train_batch_size": 0}, "per_device_train_batch_size"),
+        ("SPACConfig", {"per_device_eval_batch_size": 0}, "per_device_eval_batch_size"),
+        ("SPACConfig", {"gradient_accumulation_steps": 0}, "gradient_accumulation_steps"),
+        ("SPACConfig", {"max_steps": 0}, "max_steps"),
+        ("SPACConfig", {"num_train_epochs": 0}, "num_train_epochs"),
+        ("SPACConfig", {"warmup_steps": -1}, "warmup_steps"),
+        ("SPACConfig", {"seed": -1}, "seed"),
+        ("SPACConfig", {"lam_scaling": "cubic"}, "lam_scaling"),
+        ("SelfPlayConfig", {"beta": -1.0}, "beta"),  # DPO and SPIN: TRL's beta, checked like SPAC's
+        ("SelfPlayConfig", {"logging_steps": 0}, "logging_steps"),
+    ],
+)
+def test_the_trainers_own_options_are_checked_when_the_config_is_made(make_args, config_class, overrides, option,
+                                                                      tmp_path):  # fmt: skip
+    import spac_hf
+    from spac_hf.config import OptionError
+
+    with pytest.raises(OptionError, match=rf"^`{option}` must be ") as raised:
+        make_args(getattr(spac_hf, config_class), **overrides)
+    assert [p[0] for p in raised.value.problems] == [option]
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_bad_option_is_reported_at_once_one_line_each(make_args):
+    from spac_hf.config import OptionError
+
+    with pytest.raises(OptionError) as raised:
+        make_args(learning_rate=-1.0, per_device_train_batch_size=0, lam=-1.0, real_response="best")
+    lines = str(raised.value).splitlines()
+    assert [line.split("`")[1] for line in lines] == ["learning_rate", "per_device_train_batch_size", "lam",
+                                                      "real_response"]  # fmt: skip
+    # max_steps set: the epochs no longer decide the length of training, so 0 epochs is not an error then.
+    assert make_args(max_steps=3, num_train_epochs=0).max_steps == 3
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # A prompt too long in a later part: the user's row, before iteration 1 runs; the corrected rerun is not refused
 # ---------------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from spac_hf.methods import METHODS
@@ -17,17 +18,32 @@ ROOT = Path(__file__).resolve().parents[1]
 # Recipe files that stand for a variant: `<method>_theory.yaml` (and the Zephyr layout's `spac/config_theory.yaml`).
 VARIANT_FILES = {
     **{p: "spac_theory" for p in ROOT.glob("recipes/*/spac_theory.yaml")},
+    **{p: "spac_theory" for p in ROOT.glob("src/spac_hf/default/spac_theory.yaml")},  # the embedded default's
     **{p: "spac_theory" for p in ROOT.glob("recipes/*/spac/config_theory.yaml")},
 }
 
 
 def test_every_variant_names_a_library_method_and_the_theory_preset_is_defined_once():
-    assert set(VARIANTS) >= {"spac", "spac_theory", "spac_theory_no_pessimism", "dpo", "iterative_dpo", "spin",
-                             "rpo", "ipo", "sft_chosen"}  # fmt: skip
+    assert set(VARIANTS) >= {
+        "spac",
+        "spac_theory",
+        "spac_theory_no_pessimism",
+        "dpo",
+        "iterative_dpo",
+        "spin",
+        "rpo",
+        "ipo",
+        "sft_chosen",
+    }
     assert all(v.method in METHODS and name == v.name for name, v in VARIANTS.items())
     theory = VARIANTS["spac_theory"].overrides
-    assert dict(theory) == {"beta": 1.0, "lam": 0.1, "lam_scaling": "sqrt_n", "iteration_data": "full",
-                            "num_iterations": 10}  # fmt: skip
+    assert dict(theory) == {
+        "beta": 1.0,
+        "lam": 0.1,
+        "lam_scaling": "sqrt_n",
+        "iteration_data": "full",
+        "num_iterations": 10,
+    }
     # spac_hf.presets is a view, not a second definition.
     assert THEORY_PRESET == dict(theory) and THEORY_OUTPUT == VARIANTS["spac_theory"].output == "mixture"
     assert PAPER_PRESET == dict(VARIANTS["spac"].overrides)
@@ -51,7 +67,12 @@ def test_variant_config_applies_the_overrides_to_real_configs(make_args):
 
     theory = variant_config("spac_theory", make_args())
     assert (theory.beta, theory.lam, theory.lam_scaling, theory.iteration_data, theory.num_iterations) == (
-        1.0, 0.1, "sqrt_n", "full", 10)  # fmt: skip
+        1.0,
+        0.1,
+        "sqrt_n",
+        "full",
+        10,
+    )
     assert theory.effective_lam(400) == pytest.approx(2.0)  # 0.1 * sqrt(400)
     assert variant_config("spac_theory_no_pessimism", make_args()).use_pessimism is False
 
@@ -67,8 +88,11 @@ def test_variant_config_applies_the_overrides_to_real_configs(make_args):
 def test_variant_config_refuses_what_the_config_cannot_hold(make_args):
     from spac_hf import SelfPlayConfig
 
-    with pytest.raises(ValueError, match=r"variant 'spac' sets \['lam', 'lam_scaling'\], which SelfPlayConfig has no "
-                                         r"field for \(method 'spac' needs SPACConfig\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"variant 'spac' sets \['lam', 'lam_scaling'\], which SelfPlayConfig has no "
+        r"field for \(method 'spac' needs SPACConfig\)",
+    ):
         variant_config("spac", make_args(SelfPlayConfig))
     with pytest.raises(ValueError, match="variant 'algorithm1' runs on tables only"):
         variant_config("algorithm1", make_args())
@@ -84,7 +108,7 @@ def test_recipe_files_hold_their_variant(path):
 
 
 def test_recipe_variant_files_exist():
-    assert {p.relative_to(ROOT).as_posix() for p in VARIANT_FILES} >= {"recipes/default/spac_theory.yaml"}
+    assert {p.relative_to(ROOT).as_posix() for p in VARIANT_FILES} >= {"src/spac_hf/default/spac_theory.yaml"}
 
 
 def test_the_module_stays_light():
@@ -96,10 +120,41 @@ def test_the_module_stays_light():
 def test_results_rows_carry_the_variant():
     from spac_hf.hub import RESULT_COLUMNS, results_dataset_rows, validate_results_rows
 
-    (row,) = results_dataset_rows({"ground_truth_reward": {"reward": 0.4}}, model="m", method="spac",
-                                  variant="spac_theory", iteration=10)  # fmt: skip
+    (row,) = results_dataset_rows(
+        {"ground_truth_reward": {"reward": 0.4}}, model="m", method="spac", variant="spac_theory", iteration=10
+    )
     assert list(row) == list(RESULT_COLUMNS) and row["variant"] == "spac_theory"
     (plain,) = validate_results_rows([{"model": "m", "task": "t", "metric": "r", "value": 1}])
     assert plain["variant"] is None  # rows written before the column existed still load
     with pytest.raises(ValueError, match="unknown variant 'theory'"):
         validate_results_rows([{"model": "m", "task": "t", "metric": "r", "value": 1, "variant": "theory"}])
+
+
+def test_trl_sft_term_is_the_token_average_over_the_batch(tiny_model_dir, tokenizer, make_args):
+    """What the RPO and SFT-on-chosen descriptions state: TRL's `sft` loss is the mean NLL over all chosen tokens of
+    the batch, so a pair's weight is its length (not 1 per pair, as a per-sequence mean would give)."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    from spac_hf import SelfPlayConfig
+
+    from helpers import preference_rows
+
+    rows = preference_rows(8)
+    args = variant_config("sft_chosen", make_args(SelfPlayConfig))
+    trainer = DPOTrainer(tiny_model_dir, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer.model.eval()
+
+    def loss_and_tokens(indices):
+        inputs = trainer.data_collator([trainer.train_dataset[i] for i in indices])
+        with torch.no_grad():
+            loss = trainer.compute_loss(trainer.model, inputs)
+        chosen_tokens = inputs["completion_mask"][: len(indices), 1:].sum()  # the batch is [chosen..., rejected...]
+        return float(loss), int(chosen_tokens)
+
+    lengths = {i: loss_and_tokens([i])[1] for i in range(8)}
+    a, b = next((i, j) for i in range(8) for j in range(8) if lengths[i] != lengths[j])
+    (loss_a, n_a), (loss_b, n_b), (loss_ab, _) = loss_and_tokens([a]), loss_and_tokens([b]), loss_and_tokens([a, b])
+    assert loss_ab == pytest.approx((n_a * loss_a + n_b * loss_b) / (n_a + n_b), rel=1e-5)
+    assert abs(loss_ab - (loss_a + loss_b) / 2) > 1e-4  # a per-sequence mean would differ
+    assert "token-averaged" in VARIANTS["rpo"].description and "token-averaged" in VARIANTS["sft_chosen"].description

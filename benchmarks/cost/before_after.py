@@ -1,7 +1,7 @@
 """Before/after for a change to `src/spac_hf/trainer.py`: the committed SPACTrainer against the working tree's.
 
-    python benchmarks/cost/before_after.py                 # HEAD against the working tree, sizes 0.1M and 10M
-    python benchmarks/cost/before_after.py --ref HEAD~1 --sizes 0.1M --steps 40
+    python -m benchmarks.cost.before_after                 # HEAD against the working tree, sizes 0.1M and 10M
+    python -m benchmarks.cost.before_after --ref HEAD~1 --sizes 0.1M --steps 40
 
 The committed file (`git show <ref>:src/spac_hf/trainer.py`) is loaded as a second module of the installed package,
 so both classes run in the same process on the same weights and batch, interleaved:
@@ -24,22 +24,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import torch  # noqa: E402
-
-from spac_hf.utils import (  # noqa: E402
+from spac_hf.utils import (
     atomic_write_json,
     atomic_write_text,
-    environment_info,  # noqa: E402
+    environment_info,
 )
 
-from benchmarks.cost.clock import PHASES, StepClock  # noqa: E402
-from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
-from benchmarks.cost.timing import run_interleaved, summarize  # noqa: E402
-from benchmarks.cost.variants import StepSettings, trainer_args  # noqa: E402
+from benchmarks.cost.clock import PHASES, StepClock
+from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows
+from benchmarks.cost.timing import run_interleaved, summarize
+from benchmarks.cost.variants import StepSettings, trainer_args
 
 
 REPO = Path(__file__).resolve().parents[2]

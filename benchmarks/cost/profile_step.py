@@ -1,7 +1,7 @@
 """Where a training step's time goes: torch.profiler (operators) and cProfile (Python) of the DPO and SPAC steps.
 
-    python benchmarks/cost/profile_step.py                        # sizes 0.1M and 10M, into results/cost/profile/
-    python benchmarks/cost/profile_step.py --sizes 0.1M --steps 5
+    python -m benchmarks.cost.profile_step                        # sizes 0.1M and 10M, into results/cost/profile/
+    python -m benchmarks.cost.profile_step --sizes 0.1M --steps 5
 
 Both trainers are built as in the benchmark (same weights, batch and lengths, precomputed reference log-probs), warmed
 up, then profiled over the same number of real `train()` steps, one trainer after the other. Writes per size:
@@ -16,26 +16,21 @@ import cProfile
 import io
 import pstats
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
+import torch
+from transformers import TrainerCallback
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.cost` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import torch  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
-
-from spac_hf.utils import (  # noqa: E402
+from spac_hf.utils import (
     atomic_write_json,
     atomic_write_text,
-    environment_info,  # noqa: E402
+    environment_info,
 )
 
-from benchmarks.cost.clock import PHASES, StepClock  # noqa: E402
-from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
-from benchmarks.cost.variants import StepSettings, build_trainer  # noqa: E402
+from benchmarks.cost.clock import PHASES, StepClock
+from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows
+from benchmarks.cost.variants import StepSettings, build_trainer
 
 
 PROFILED = ("dpo", "spac")

@@ -14,13 +14,13 @@ import matplotlib.ticker
 
 
 matplotlib.use("Agg")  # headless
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from spac_hf.utils import atomic_write_text  # noqa: E402
+from spac_hf.scripts.script_utils import save_figure
+from spac_hf.utils import atomic_write_text
 
-from .clock import PHASES  # noqa: E402
-from .variants import LABELS  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
+from .clock import PHASES
+from .variants import LABELS
 
 
 MIB = 2**20

@@ -1,10 +1,10 @@
 """The cost benchmark: SPACTrainer's training step against TRL's DPOTrainer's, time and memory, from ~0.1M to ~100M
 parameters; self-play generation throughput; the share of a SPAC iteration spent generating.
 
-    python benchmarks/cost/run.py                          # the committed run: 4 sizes, CPU (about 10 minutes)
-    python benchmarks/cost/run.py --quick                  # seconds: the smoke run the tests use
-    python benchmarks/cost/run.py --device cuda --bf16 --threads 4     # on a GPU machine
-    python benchmarks/cost/run.py --sizes 10M 50M --steps 10 --out results/cost
+    python -m benchmarks.cost.run                          # the committed run: 4 sizes, CPU (about 10 minutes)
+    python -m benchmarks.cost.run --quick                  # seconds: the smoke run the tests use
+    python -m benchmarks.cost.run --device cuda --bf16 --threads 4     # on a GPU machine
+    python -m benchmarks.cost.run --sizes 10M 50M --steps 10 --out results/cost
 
 For each size, in one process: the three trainers (`variants.py`) are built on the same weights and data, warmed up,
 then trained in interleaved rounds (`timing.py`) with a step clock on the real `train()` loop (`clock.py`); the
@@ -24,31 +24,28 @@ import time
 from pathlib import Path
 
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.cost` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 # Set before the libraries load: no per-row progress bars from `datasets`, no telemetry, no Hub.
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import torch
+from tqdm.auto import tqdm
 
-from spac_hf.utils import (  # noqa: E402
-    atomic_write_json,  # noqa: E402
+from spac_hf.utils import (
+    atomic_write_json,
     environment_info,
     torch_threads,
 )
 
-from benchmarks.cost import iteration_share, memory  # noqa: E402
-from benchmarks.cost.clock import StepClock  # noqa: E402
-from benchmarks.cost.fresh_process import FreshProcesses  # noqa: E402
-from benchmarks.cost.generation_speed import measure_generation  # noqa: E402
-from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows  # noqa: E402
-from benchmarks.cost.timing import run_interleaved, summarize  # noqa: E402
-from benchmarks.cost.variants import VARIANTS, StepSettings, build_trainer  # noqa: E402
+from benchmarks.cost import iteration_share, memory
+from benchmarks.cost.clock import StepClock
+from benchmarks.cost.fresh_process import FreshProcesses
+from benchmarks.cost.generation_speed import measure_generation
+from benchmarks.cost.models import SIZES, build_model, build_tokenizer, count_parameters, preference_rows
+from benchmarks.cost.timing import run_interleaved, summarize
+from benchmarks.cost.variants import VARIANTS, StepSettings, build_trainer
 
 
 DEFAULT_SIZES = ["0.1M", "10M", "50M", "100M"]
@@ -243,7 +240,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
             sizes.append(entry)
     results = {
         "benchmark": "cost",
-        "command": " ".join(["python", "benchmarks/cost/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "benchmarks.cost.run", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {
             "step": settings.as_dict(),
             "threads": args.threads,

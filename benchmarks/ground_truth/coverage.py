@@ -22,13 +22,12 @@ import random
 import shutil
 from pathlib import Path
 
+from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.tasks import reviews
 from spac_hf.utils import atomic_directory
 
-from .methods import REPO_ROOT
 
-
-SHIPPED_DATA = REPO_ROOT / "recipes" / "default" / "data"
+SHIPPED_DATA = EMBEDDED_DEFAULT / "data"
 CANDIDATES = 16  # reviews drawn per prompt to pick the good one
 
 

@@ -1,7 +1,7 @@
 """The compared methods: `spac_hf.methods.METHODS`, each run by its recipe on its embedded default config.
 
-Every method runs the recipe code path (`recipes/self_play.py`: `parse_recipe_args` + `main`) on its
-`recipes/default/<recipe>.yaml`, unchanged: those files share the model, data, learning rate, schedule, batch size,
+Every method runs the recipe code path (`spac_hf.scripts.self_play`: `parse_recipe_args` + `main`) on its
+`spac_hf/default/<recipe>.yaml`, unchanged: those files share the model, data, learning rate, schedule, batch size,
 epochs and beta, so the only differences between methods are the loss, what is generated, and (plain DPO) how the
 same 810 pairs are cut into iterations. The SFT model is not a run of its own: it is iteration 0 of every run.
 """
@@ -13,10 +13,11 @@ from pathlib import Path
 
 from spac_hf.methods import METHODS as LIBRARY_METHODS
 from spac_hf.methods import Method as LibraryMethod
+from spac_hf.scripts import EMBEDDED_DEFAULT
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIGS = REPO_ROOT / "recipes" / "default"
+DEFAULT_CONFIGS = EMBEDDED_DEFAULT
 # One iteration over all the pairs: as many examples and optimizer steps as T iterations on T parts.
 ONE_PASS_ARGS = ("--num_iterations", "1", "--iteration_data", "full")
 
@@ -26,7 +27,7 @@ class Method:
     """A method of `spac_hf.methods`, as this benchmark runs it."""
 
     record: LibraryMethod
-    preset: str = ""  # a named configuration of the method: recipes/default/<recipe>_<preset>.yaml
+    preset: str = ""  # a named configuration of the method: spac_hf/default/<recipe>_<preset>.yaml
     preset_label: str = ""
 
     @property
@@ -38,7 +39,7 @@ class Method:
         return f"{self.record.label} ({self.preset_label})" if self.preset else self.record.label
 
     @property
-    def recipe(self) -> str:  # `recipes/<recipe>.py` and `recipes/default/<recipe>.yaml`
+    def recipe(self) -> str:  # `spac-hf train --method <recipe>` and `spac_hf/default/<recipe>.yaml`
         return self.record.paper.key
 
     @property
@@ -59,7 +60,8 @@ class Method:
 
 
 METHODS: dict[str, Method] = {name: Method(record) for name, record in LIBRARY_METHODS.items()}
-# SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n), T = 10 over all the pairs; spac_hf.presets).
+# SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n), T = 10 over all the pairs): its recipe file
+# src/spac_hf/default/spac_theory.yaml is checked against spac_hf.variants.VARIANTS["spac_theory"] (test_variants.py).
 PRESETS = (Method(LIBRARY_METHODS["spac"], preset="theory", preset_label="theory preset"),)
 METHODS.update({method.name: method for method in PRESETS})
 # A preset's budget is its own (the theory preset makes 10 passes over the pairs): left out of the same-budget check.

@@ -1,6 +1,6 @@
 """The true reward of the theory's output policy, the uniform mixture of the iterates, for finished benchmark runs.
 
-    python benchmarks/ground_truth/mixture_eval.py results/ground_truth_coverage_g0.5_k29 --methods spac_theory
+    python -m benchmarks.ground_truth.mixture_eval results/ground_truth_coverage_g0.5_k29 --methods spac_theory
 
 For each run of the given methods in `<results>/results.json`, the held-out prompts are answered by the run's
 iterates through `spac_hf.mixture.IterateMixture` (one iterate drawn uniformly per prompt and sample, seeded by the
@@ -19,14 +19,12 @@ from pathlib import Path
 
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS  # noqa: E402  (as the recipes' evaluation samples)
-from spac_hf.utils import atomic_write_json, read_json  # noqa: E402
+from spac_hf.scripts import EMBEDDED_DEFAULT
+from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS  # as the recipes' evaluation samples
+from spac_hf.utils import atomic_write_json, read_json
 
-from benchmarks.ground_truth.methods import REPO_ROOT  # noqa: E402
-from benchmarks.ground_truth.stats import mean_ci95  # noqa: E402
+from benchmarks.ground_truth.stats import mean_ci95
 
 
 def mixture_true_reward(run_dir: Path, seed: int, prompts: list[str], num_samples: int, max_new_tokens: int) -> float:
@@ -53,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = read_json(args.results / "results.json")
     settings = results["settings"]
     data = next(iter(settings["per_method"].values()))["recipe_args"]
-    test_file = REPO_ROOT / "recipes" / "default" / "data" / "test.jsonl"  # the coverage data keep the shipped test
+    test_file = EMBEDDED_DEFAULT / "data" / "test.jsonl"  # the coverage data keep the shipped test
     unique = dict.fromkeys(json.loads(line)["prompt"] for line in test_file.read_text().splitlines())
     prompts = list(unique)[: settings["true_reward_prompts"]]  # the recipes' evaluation prompts
     rows, per_method = [], {}
@@ -68,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         per_method.setdefault(run["method"], []).append(value - last)
         print(f"{run['method']} seed {run['seed']}: mixture {value:.3f}, last iterate {last:.3f}", flush=True)
     out = {
-        "command": " ".join(["python", "benchmarks/ground_truth/mixture_eval.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "benchmarks.ground_truth.mixture_eval", *(argv or sys.argv[1:])]),
         "recipe_args_of_first_method": data,
         "runs": rows,
         "mixture_minus_last": {m: mean_ci95(v) if len(v) > 1 else {"mean": v[0]} for m, v in per_method.items()},

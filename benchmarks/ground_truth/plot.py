@@ -6,10 +6,10 @@ import matplotlib
 
 
 matplotlib.use("Agg")  # headless: no display on the benchmark machines
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from benchmarks.ground_truth.methods import METHODS, SFT_LABEL  # noqa: E402
-from benchmarks.ground_truth.tables import budget_points, column_title, finite, methods_in  # noqa: E402
+from benchmarks.ground_truth.methods import METHODS, SFT_LABEL
+from benchmarks.ground_truth.tables import budget_points, column_title, finite, methods_in
 
 
 def plot_figure(summary: dict):

@@ -1,7 +1,7 @@
 """Write the benchmark's report next to results.json: table.md, table.csv, true_reward.png and dataset/ (Hub layout).
 
 Every number comes from `results.json`, so the report can be rebuilt from it alone:
-`python benchmarks/ground_truth/report.py results/ground_truth`.
+`python -m benchmarks.ground_truth.report results/ground_truth`.
 """
 
 from __future__ import annotations
@@ -11,16 +11,12 @@ import math
 import sys
 from pathlib import Path
 
+from spac_hf.hub import save_results_dataset
+from spac_hf.scripts.script_utils import save_figure
+from spac_hf.utils import atomic_write_text
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from spac_hf.hub import save_results_dataset  # noqa: E402
-from spac_hf.utils import atomic_write_text  # noqa: E402
-
-from benchmarks.ground_truth.plot import plot_figure  # noqa: E402
-from benchmarks.ground_truth.tables import finite, ordered_cells, table_csv, table_markdown  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
+from benchmarks.ground_truth.plot import plot_figure
+from benchmarks.ground_truth.tables import finite, ordered_cells, table_csv, table_markdown
 
 
 def dataset_rows(results: dict) -> list[dict]:

@@ -1,9 +1,9 @@
 """The ground-truth benchmark: SFT, DPO, iterative DPO, SPIN and SPAC on the shipped reviews task, several seeds.
 
-    python benchmarks/ground_truth/run.py                   # the committed run: 5 seeds, about 6 min on 2 CPU cores
-    python benchmarks/ground_truth/run.py --seeds 8         # 3 more seeds; seeds 0-4 are reused from the first run
-    python benchmarks/ground_truth/run.py --quick           # seconds: 2 seeds, DPO and SPAC, tiny budget (tests)
-    python benchmarks/ground_truth/run.py -- --true_reward_samples 4      # recipe overrides, for every method
+    python -m benchmarks.ground_truth.run                   # the committed run: 5 seeds, about 6 min on 2 CPU cores
+    python -m benchmarks.ground_truth.run --seeds 8         # 3 more seeds; seeds 0-4 are reused from the first run
+    python -m benchmarks.ground_truth.run --quick           # seconds: 2 seeds, DPO and SPAC, tiny budget (tests)
+    python -m benchmarks.ground_truth.run -- --true_reward_samples 4      # recipe overrides, for every method
 
 Each (method, seed) is one run of the recipe code path on its embedded default (`recipes/default/<recipe>.yaml`),
 in `<work-dir>/<method>/seed_<seed>/`; a finished run is reused. Writes results.json (every per-seed, per-iteration
@@ -27,21 +27,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.ground_truth` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from spac_hf.hub import check_repo_id, push_folder  # noqa: E402
-from spac_hf.utils import (  # noqa: E402
-    atomic_write_json,  # noqa: E402
+from spac_hf.hub import check_repo_id, push_folder
+from spac_hf.utils import (
+    atomic_write_json,
     environment_info,
     torch_threads,
 )
 
-from benchmarks.ground_truth.coverage import coverage_name, ensure_coverage_data  # noqa: E402
-from benchmarks.ground_truth.methods import METHODS, OWN_BUDGET, REPO_ROOT  # noqa: E402
-from benchmarks.ground_truth.report import write_report  # noqa: E402
-from benchmarks.ground_truth.runs import run_method  # noqa: E402
-from benchmarks.ground_truth.stats import (  # noqa: E402
+from benchmarks.ground_truth.coverage import coverage_name, ensure_coverage_data
+from benchmarks.ground_truth.methods import METHODS, OWN_BUDGET, REPO_ROOT
+from benchmarks.ground_truth.report import write_report
+from benchmarks.ground_truth.runs import run_method
+from benchmarks.ground_truth.stats import (
     final_paired_differences,
     gains_over_sft,
     method_cells,
@@ -200,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = _json_safe(
         {
             "benchmark": "ground_truth",
-            "command": " ".join(["python", "benchmarks/ground_truth/run.py", *args.argv]),
+            "command": " ".join(["python", "-m", "benchmarks.ground_truth.run", *args.argv]),
             "settings": {
                 "seeds": summary["seeds"],
                 "methods": args.methods,

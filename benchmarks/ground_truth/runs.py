@@ -26,7 +26,7 @@ RECORD_FILE = "benchmark_run.json"
 
 @contextlib.contextmanager
 def _working_directory(path: Path) -> Iterator[None]:
-    """The default configs use paths relative to the repository root (`recipes/default/model`): run from there."""
+    """The default configs use paths relative to the repository root (`src/spac_hf/default/model`): run from there."""
     previous = Path.cwd()
     os.chdir(path)
     try:
@@ -105,7 +105,7 @@ def iteration_records(summary: dict, task_key: str, num_train_epochs: float) -> 
 
 def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[str] = ()) -> tuple[dict, bool]:
     """Run `method` with `seed` (or read back its finished run). Returns (the run's record, whether it was reused)."""
-    from recipes.self_play import main, parse_recipe_args
+    from spac_hf.scripts.self_play import main, parse_recipe_args
 
     out = run_dir(work_dir, method, seed)
     args = recipe_args(method, seed, overrides)

@@ -35,7 +35,7 @@ def _stderr(values: Sequence[float]) -> float:
 
 def score_responses(docs: Sequence[dict], responses: Sequence[str]) -> dict:
     """lm-eval's IFEval metrics of `responses` to `docs` (IFEval rows), aggregated as lm-eval aggregates them."""
-    from spac_hf.tasks.instruction_following import ifeval_modules
+    from benchmarks.instruction_following.data import registry_modules as ifeval_modules
 
     _, utils = ifeval_modules()
     per_doc = [utils.process_results(doc, [response]) for doc, response in zip(docs, responses)]
@@ -65,9 +65,10 @@ def run_ifeval(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from spac_hf.eval_data import ifeval_rows
     from spac_hf.generation import generate_responses
     from spac_hf.tasks.instruction_following import is_degenerate
+
+    from benchmarks.eval_data.fetch import ifeval_rows
 
     record = Path(record)
     docs = list(ifeval_rows() if docs is None else docs)
@@ -143,7 +144,7 @@ def run_ifeval(
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    """`python benchmarks/instruction_following/ifeval.py <model folder>`: IFEval for one model (e.g. a recipe's
+    """`python -m benchmarks.instruction_following.ifeval <model folder>`: IFEval for one model (e.g. a recipe's
     starting model and its iterates: the recipes' "before and after"), written to <model folder>/ifeval.json."""
     import argparse
 
@@ -166,7 +167,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     main()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spac_hf.methods import METHODS as LIBRARY_METHODS
+from spac_hf.variants import VARIANTS
 
 from benchmarks.ground_truth.methods import ONE_PASS_ARGS
 
@@ -23,10 +24,11 @@ from benchmarks.ground_truth.methods import ONE_PASS_ARGS
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = REPO_ROOT / "recipes" / "smollm2"
 
-# The theory preset (issue 11): a smaller mirror-descent step, all the data every iteration, lambda growing like
-# sqrt(n). T / beta = 1 / beta_DPO would ask for T = 10 at beta 1; the CPU budget affords `THEORY_ITERATIONS` passes.
-THEORY_BETA = 1.0
-THEORY_LAM_COEFFICIENT = 0.1  # lambda = 0.1 * sqrt(n)
+# The theory preset (`spac_hf.variants.VARIANTS["spac_theory"]`): beta and lambda from the record. Its T = 10 is cut to
+# `THEORY_ITERATIONS` passes here (the CPU budget): this run is not the variant, and it gave the preset 20 optimizer
+# steps against the other methods' 5 or 6, which breaks the protocol's equal-compute rule (benchmarks/protocol.py).
+THEORY_BETA = VARIANTS["spac_theory"].overrides["beta"]
+THEORY_LAM_COEFFICIENT = VARIANTS["spac_theory"].overrides["lam"]  # lambda = 0.1 * sqrt(n)
 THEORY_ITERATIONS = 4
 
 
@@ -34,7 +36,7 @@ THEORY_ITERATIONS = 4
 class Method:
     name: str  # key in results.json and the folder name of its runs
     label: str  # what the table and the plot call it
-    recipe: str  # the recipe (`recipes/<recipe>.py`): "spac", "spin" or "dpo"
+    recipe: str  # the recipe (`spac-hf train --method <recipe>`): "spac", "spin" or "dpo"
     extra_args: tuple[str, ...] = field(default=())  # after the shared overrides, so they win (argparse: last wins)
 
     @property

@@ -2,7 +2,7 @@
 results dataset in the Hub layout, which the Space reads).
 
 Every number comes from `results.json`, so the report can be rebuilt from it alone:
-`python benchmarks/instruction_following/report.py results/instruction_following`.
+`python -m benchmarks.instruction_following.report results/instruction_following`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,11 @@ import math
 import sys
 from pathlib import Path
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from spac_hf.hub import save_results_dataset
+from spac_hf.scripts.script_utils import save_figure
 from spac_hf.utils import atomic_write_text
 
 from benchmarks.ground_truth.report import over_seeds_rows
-from recipes.script_utils import save_figure
 
 
 COLUMNS = (  # (results key, header)

@@ -2,10 +2,10 @@
 defaults and the theory preset) on real prompts with verifiable constraints, scored by IFEval and an
 in-distribution reward, several seeds.
 
-    python benchmarks/instruction_following/run.py                 # the CPU configuration, 3 seeds (hours: resumable)
-    python benchmarks/instruction_following/run.py --seeds 5       # 2 more seeds; finished runs are reused
-    python benchmarks/instruction_following/run.py --gpu           # the paper-like configuration, for a GPU
-    python benchmarks/instruction_following/run.py -- --learning_rate 2e-5     # recipe overrides, for every method
+    python -m benchmarks.instruction_following.run                 # the CPU configuration, 3 seeds (hours: resumable)
+    python -m benchmarks.instruction_following.run --seeds 5       # 2 more seeds; finished runs are reused
+    python -m benchmarks.instruction_following.run --gpu           # the paper-like configuration, for a GPU
+    python -m benchmarks.instruction_following.run -- --learning_rate 2e-5     # recipe overrides, for every method
 
 Steps, in the order that gives the most informative numbers first: the preference data (mu = the SFT model sampling K
 responses per prompt), then seed 0 of every method (per-iteration in-distribution reward), IFEval of the SFT model,
@@ -28,9 +28,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from spac_hf.scripts.console import quiet_libraries
 from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
 
 from benchmarks.ground_truth.run import _json_safe
@@ -39,7 +38,6 @@ from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS, LEADERBOAR
 from benchmarks.instruction_following.methods import METHOD_NAMES, REPO_ROOT, methods, theory_preset_args
 from benchmarks.instruction_following.report import write_report
 from benchmarks.instruction_following.runs import final_iterate, ifeval_record, train
-from recipes.console import quiet_libraries
 
 
 DEFAULT_MODEL = "outputs/smollm2/model"  # recipes/smollm2/convert.py writes it
@@ -91,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data",
         type=Path,
         default=None,
-        help="an existing data set folder (python -m spac_hf.tasks.instruction_following) instead of "
+        help="an existing data set folder (python -m benchmarks.instruction_following.data) instead of "
         "building <work-dir>/data",
     )
     parser.add_argument("--gpu", action="store_true", help="the paper-like configuration (see GPU in this file)")
@@ -151,7 +149,7 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
     first = runs[0]["settings"] if runs else {}
     # The command that runs (and resumes) the benchmark: a --report-only call reports on that run, it is not one.
     command = " ".join(
-        ["python", "benchmarks/instruction_following/run.py", *(a for a in args.argv if a != "--report-only")]
+        ["python", "-m", "benchmarks.instruction_following.run", *(a for a in args.argv if a != "--report-only")]
     )
     return _json_safe(
         {
@@ -230,12 +228,13 @@ def _finished(args, table, kind, seed, name, records) -> bool:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from spac_hf.tasks.instruction_following import build_preference_data, mu_coverage
+    from benchmarks.instruction_following.data import build_preference_data, mu_coverage
 
     args = parse_args(argv)
     quiet_libraries()  # no "Loading weights" bar per model scored
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("spac_hf").setLevel(logging.INFO)  # the data builder's progress
+    logging.getLogger("spac_hf").setLevel(logging.INFO)
+    logging.getLogger("benchmarks").setLevel(logging.INFO)  # the data builder's progress
     started = time.perf_counter()
     if args.data is not None:
         data_dir = args.data.resolve()

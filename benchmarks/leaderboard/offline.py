@@ -11,17 +11,12 @@ that score one model at a time, such as the instruction-following benchmark scor
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from spac_hf.eval_tasks import provenance
 from spac_hf.utils import environment_info
 
+from benchmarks.eval_data.tasks import provenance
 from benchmarks.leaderboard.run import evaluate_model, task_samples
 from benchmarks.leaderboard.suites import OFFLINE_V2, task_manager
 

@@ -1,7 +1,7 @@
 """The comparison of the evaluated models: a table (CSV, Markdown) with the change against the base, plots of every
 column against the iteration, and the results as a Hub-layout dataset.
 
-    python benchmarks/leaderboard/report.py results/leaderboard/<name>   # rebuild from the per-model JSONs
+    python -m benchmarks.leaderboard.report results/leaderboard/<name>   # rebuild from the per-model JSONs
 
 Scores are shown as the leaderboard shows them: percentages, the average being the plain mean of the columns.
 """
@@ -14,16 +14,12 @@ import json
 import sys
 from pathlib import Path
 
+from spac_hf.hub import results_dataset_rows, save_results_dataset
+from spac_hf.scripts.script_utils import save_figure
+from spac_hf.utils import atomic_write_text
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from spac_hf.hub import results_dataset_rows, save_results_dataset  # noqa: E402
-from spac_hf.utils import atomic_write_text  # noqa: E402
-
-from benchmarks.leaderboard.models import ModelSpec  # noqa: E402
-from benchmarks.leaderboard.suites import SUITES, Suite, column_value  # noqa: E402
-from recipes.script_utils import save_figure  # noqa: E402
+from benchmarks.leaderboard.models import ModelSpec
+from benchmarks.leaderboard.suites import SUITES, Suite, column_value
 
 
 def comparison(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_label: str = "base") -> list[dict]:

@@ -1,10 +1,10 @@
 """Open LLM Leaderboard (v1 or v2) with lm-eval on a list of checkpoints, e.g. the iterates of SPAC, SPIN and DPO.
 
-    accelerate launch benchmarks/leaderboard/run.py --suite v1 --out results/leaderboard/<name> \\
+    accelerate launch -m benchmarks.leaderboard.run --suite v1 --out results/leaderboard/<name> \\
         --models base=<path-or-hub-id> spac-iter1=<...> spac-iter2=<...>
-    accelerate launch --multi_gpu --num_processes 8 benchmarks/leaderboard/run.py --suite v1 \\
+    accelerate launch --multi_gpu --num_processes 8 -m benchmarks.leaderboard.run --suite v1 \\
         --runs outputs/zephyr-7b-spac outputs/zephyr-7b-spin --out results/leaderboard/zephyr-7b
-    python benchmarks/leaderboard/run.py --suite v1 --tasks-dir tests/fixtures/lm_eval ...   # CPU smoke run
+    python -m benchmarks.leaderboard.run --suite v1 --tasks-dir tests/fixtures/lm_eval ...   # CPU smoke run
 
 Per model `<out>/<label>.json` (lm-eval's output; a model whose file exists is skipped, so a long benchmark resumes),
 then `comparison.csv`, `comparison.md` (change against the model labelled `base`), `plots/<column>.png`,
@@ -23,20 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-
-if __package__ in (None, ""):  # run as a script: make `benchmarks.leaderboard` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from spac_hf.hub import check_repo_id, push_results_dataset  # noqa: E402
-from spac_hf.utils import (  # noqa: E402
+from spac_hf.hub import check_repo_id, push_results_dataset
+from spac_hf.utils import (
     atomic_write_json,
     atomic_write_text,
-    environment_info,  # noqa: E402
+    environment_info,
 )
 
-from benchmarks.leaderboard.models import ModelSpec, check_specs, collect_runs, parse_models  # noqa: E402
-from benchmarks.leaderboard.report import dataset_card, dataset_rows, load_entries, write_report  # noqa: E402
-from benchmarks.leaderboard.suites import SUITES, Suite, task_manager  # noqa: E402
+from benchmarks.leaderboard.models import ModelSpec, check_specs, collect_runs, parse_models
+from benchmarks.leaderboard.report import dataset_card, dataset_rows, load_entries, write_report
+from benchmarks.leaderboard.suites import SUITES, Suite, task_manager
 
 
 # A results file is reused only if it was made with these settings; anything else would mix incomparable numbers.
@@ -352,7 +348,7 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
                 "environment": environment_info(),
             }
             if suite.make_tasks_dir is not None:  # real data from registry packages: their licences and citations
-                from spac_hf.eval_tasks import provenance
+                from benchmarks.eval_data.tasks import provenance
 
                 output["spac_hf"]["data_sources"] = provenance()
             write_json(path, output)

@@ -94,13 +94,14 @@ V2 = Suite(
 
 
 def _offline_tasks_dir() -> Path:
-    from spac_hf.eval_tasks import write_task_folder
+    from benchmarks.eval_data.tasks import write_task_folder
 
     return write_task_folder()
 
 
-# Real data without the Hub (spac_hf.eval_tasks): IFEval is the leaderboard's exact task on its exact 541 prompts;
-# the BBH column is the leaderboard's BBH format and few-shot examples on BIG-bench's examples (not BBH's subsets);
+# Real data without the Hub (benchmarks.eval_data.tasks): IFEval is the leaderboard's exact task on its exact 541
+# prompts; the BBH column is the leaderboard's BBH format and few-shot examples on BIG-bench's examples (not BBH's
+# subsets);
 # HHH alignment is lm-eval's BIG-bench task on BIG-bench's data, overall and per category.
 OFFLINE_V2 = Suite(
     name="offline-v2",

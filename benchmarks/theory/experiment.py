@@ -112,9 +112,15 @@ CONTRASTS = (
     Contrast("SPAC (theory preset) minus SPIN", "spac_theory", "spin", **LOWER),
     Contrast("SPAC (paper settings) minus DPO", "spac", "dpo", **LOWER),
     Contrast("SPAC (theory preset) minus pessimism off", "spac_theory", "spac_theory_no_pessimism", **LOWER),
-    Contrast("SPAC (theory preset), one sampled y minus exact", "spac_theory_sampled", "spac_theory",
-             "noninferiority", DELTA, **LOWER),
-)  # fmt: skip
+    Contrast(
+        "SPAC (theory preset), one sampled y minus exact",
+        "spac_theory_sampled",
+        "spac_theory",
+        "noninferiority",
+        DELTA,
+        **LOWER,
+    ),
+)
 ARM_LABELS = {arm.name: get_variant(arm.variant).label for arm in ARMS} | {
     "spac_theory_sampled": "SPAC (theory preset), one sampled y per pair"
 }
@@ -141,8 +147,15 @@ def planned_budget(arm: Arm, steps: int, n: int) -> Budget:
     return Budget(iterations * (steps // iterations), n, checkpoints(steps))
 
 
-def comparison(n: int, steps: int, arms: tuple[Arm, ...] = ARMS, contrasts=CONTRASTS, trials=TRIALS_PER_ARM,
-               tuning_seeds=TUNING_SEEDS, test_seeds=TEST_SEEDS) -> Comparison:  # fmt: skip
+def comparison(
+    n: int,
+    steps: int,
+    arms: tuple[Arm, ...] = ARMS,
+    contrasts=CONTRASTS,
+    trials=TRIALS_PER_ARM,
+    tuning_seeds=TUNING_SEEDS,
+    test_seeds=TEST_SEEDS,
+) -> Comparison:
     """The comparison at data size n and budget `steps`, each arm carrying the budget its schedule plans to spend (so
     `validate` refuses an arm whose schedule does not fit the budget)."""
     planned = tuple(replace(arm, budget=planned_budget(arm, steps, n), trials=trials) for arm in arms)
@@ -261,15 +274,34 @@ def run_regime(
         curves = []
         for index, params in enumerate(points):
             config = arm_config(arm, params, steps, bandit_config)
-            identity = {"regime": regime, "arm": arm.name, "split": "tuning", "seeds": splits["tuning"].seeds,
-                        "config": asdict(config), "variant": arm.variant, "bandit": asdict(bandit_config)}  # fmt: skip
+            identity = {
+                "regime": regime,
+                "arm": arm.name,
+                "split": "tuning",
+                "seeds": splits["tuning"].seeds,
+                "config": asdict(config),
+                "variant": arm.variant,
+                "bandit": asdict(bandit_config),
+            }
             path = cells / instance / f"n{n}_steps{steps}" / f"{arm.name}_tuning_{index}.json" if cells else None
             result = cached(path, identity, lambda a=arm, c=config: run_arm(a, c, splits["tuning"], n, steps, n))
             curve = _mean_curve(result)
             curves.append(curve)
-            trials.append({"regime": regime, "instance": instance, "n": n, "budget": steps, "arm": arm.name,
-                           "variant": arm.variant, "trial": index, "params": params, "val_curve": curve,
-                           "wall_s": result["wall_s"], "cpu_s": result["cpu_s"]})  # fmt: skip
+            trials.append(
+                {
+                    "regime": regime,
+                    "instance": instance,
+                    "n": n,
+                    "budget": steps,
+                    "arm": arm.name,
+                    "variant": arm.variant,
+                    "trial": index,
+                    "params": params,
+                    "val_curve": curve,
+                    "wall_s": result["wall_s"],
+                    "cpu_s": result["cpu_s"],
+                }
+            )
             on_run(f"{regime} {arm.name} trial {index}")
         # The validation rule: the best (trial, checkpoint); the last rule: the best trial at the last checkpoint.
         best = {c: select_checkpoint(curve, higher_is_better=False) for c, curve in enumerate(curves)}
@@ -279,46 +311,95 @@ def run_regime(
         for rule, (index, checkpoint) in rules.items():
             params = points[index]
             config = arm_config(arm, params, steps, bandit_config)
-            identity = {"regime": regime, "arm": arm.name, "split": "test", "seeds": splits["test"].seeds,
-                        "config": asdict(config), "variant": arm.variant, "bandit": asdict(bandit_config)}  # fmt: skip
+            identity = {
+                "regime": regime,
+                "arm": arm.name,
+                "split": "test",
+                "seeds": splits["test"].seeds,
+                "config": asdict(config),
+                "variant": arm.variant,
+                "bandit": asdict(bandit_config),
+            }
             path = cells / instance / f"n{n}_steps{steps}" / f"{arm.name}_test_{index}.json" if cells else None
             result = cached(path, identity, lambda a=arm, c=config: run_arm(a, c, splits["test"], n, steps, n + 1))
             arm_runs[(arm.name, rule)] = result
-            chosen[(arm.name, rule)] = {"trial": index, "params": params, "checkpoint": checkpoint,
-                                        "val_score": curves[index][checkpoint]}  # fmt: skip
+            chosen[(arm.name, rule)] = {
+                "trial": index,
+                "params": params,
+                "checkpoint": checkpoint,
+                "val_score": curves[index][checkpoint],
+            }
             test_scores = result["curve"][str(checkpoint)]
             seeds = splits["test"].seeds
             shas = splits["test"].data_sha256(n)
             for i, seed in enumerate(seeds):
-                records.append(record(
-                    benchmark="theory", regime=regime, arm=arm.name, variant=arm.variant, method=get_variant(
-                        arm.variant).method, seed=seed, optimizer_steps=result["optimizer_steps"], pairs_seen=n,
-                    self_play_samples=result["self_play_samples"], tokens_trained=result["pair_evaluations"],
-                    wall_s=round(result["wall_s"] / len(seeds), 4), cpu_s=round(result["cpu_s"] / len(seeds), 4),
-                    data_sha256=shas[i], trial=index, params=params, checkpoint=checkpoint, checkpoint_rule=rule,
-                    val_score=chosen[(arm.name, rule)]["val_score"], test_score=test_scores[i],
-                    config_hash=config_hash(config, arm.variant),
-                ))  # fmt: skip
+                records.append(
+                    record(
+                        benchmark="theory",
+                        regime=regime,
+                        arm=arm.name,
+                        variant=arm.variant,
+                        method=get_variant(arm.variant).method,
+                        seed=seed,
+                        optimizer_steps=result["optimizer_steps"],
+                        pairs_seen=n,
+                        self_play_samples=result["self_play_samples"],
+                        tokens_trained=result["pair_evaluations"],
+                        wall_s=round(result["wall_s"] / len(seeds), 4),
+                        cpu_s=round(result["cpu_s"] / len(seeds), 4),
+                        data_sha256=shas[i],
+                        trial=index,
+                        params=params,
+                        checkpoint=checkpoint,
+                        checkpoint_rule=rule,
+                        val_score=chosen[(arm.name, rule)]["val_score"],
+                        test_score=test_scores[i],
+                        config_hash=config_hash(config, arm.variant),
+                    )
+                )
         on_run(f"{regime} {arm.name} test")
     decisions = []
     for rule in ("validation", "last"):
         validation = {arm.name: chosen[(arm.name, rule)]["val_score"] for arm in plan.arms}
-        scores = {arm.name: [r["test_score"] for r in records if r["arm"] == arm.name and r["checkpoint_rule"] == rule]
-                  for arm in plan.arms}  # fmt: skip
+        scores = {
+            arm.name: [r["test_score"] for r in records if r["arm"] == arm.name and r["checkpoint_rule"] == rule]
+            for arm in plan.arms
+        }
         for contrast in plan.contrasts:
             a = group_arm(contrast.a, validation, contrast.higher_is_better)
             b = group_arm(contrast.b, validation, contrast.higher_is_better)
             decision = decide([x - y for x, y in zip(scores[a], scores[b], strict=True)], contrast)
             # The decision's `n` counts seeds; in these rows `n` is the data size, as everywhere in the benchmark.
-            decisions.append({**asdict(decision), "seeds": decision.n, "regime": regime, "instance": instance, "n": n,
-                              "budget": steps, "checkpoint_rule": rule, "a_arm": a, "b_arm": b})  # fmt: skip
+            decisions.append(
+                {
+                    **asdict(decision),
+                    "seeds": decision.n,
+                    "regime": regime,
+                    "instance": instance,
+                    "n": n,
+                    "budget": steps,
+                    "checkpoint_rule": rule,
+                    "a_arm": a,
+                    "b_arm": b,
+                }
+            )
     summary = []
     for arm in plan.arms:
         for rule in ("validation", "last"):
             values = [r["test_score"] for r in records if r["arm"] == arm.name and r["checkpoint_rule"] == rule]
-            summary.append({"regime": regime, "instance": instance, "n": n, "budget": steps, "arm": arm.name,
-                            "label": ARM_LABELS[arm.name], "checkpoint_rule": rule, **chosen[(arm.name, rule)],
-                            **mean_ci95(values)})  # fmt: skip
+            summary.append(
+                {
+                    "regime": regime,
+                    "instance": instance,
+                    "n": n,
+                    "budget": steps,
+                    "arm": arm.name,
+                    "label": ARM_LABELS[arm.name],
+                    "checkpoint_rule": rule,
+                    **chosen[(arm.name, rule)],
+                    **mean_ci95(values),
+                }
+            )
     test = splits["test"]
     references = {key: mean_ci95([float(v) for v in test.score(policy)]) for key, policy in test.references.items()}
     return {

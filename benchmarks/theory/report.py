@@ -7,15 +7,20 @@ import io
 import json
 from pathlib import Path
 
-import matplotlib
+from spac_hf.scripts.script_utils import save_figure
+from spac_hf.utils import atomic_write_text
+
+from benchmarks.protocol import quote
 
 
-matplotlib.use("Agg")  # headless: no display on the benchmark machines
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    """pyplot on the headless backend (no display on the benchmark machines), imported only to draw."""
+    import matplotlib
 
-from spac_hf.utils import atomic_write_text  # noqa: E402
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-from recipes.script_utils import save_figure  # noqa: E402
+    return plt
 
 
 REFERENCE_LABELS = {
@@ -61,6 +66,26 @@ def choices_table(results: dict, instance: str, budget: int) -> str:
     return "\n".join(lines)
 
 
+def verdict_table(results: dict, instance: str, budget: int, rule: str) -> str:
+    """Every contrast at every n: the paired mean difference and the verdict (the lines below give the intervals)."""
+    rows = [
+        d
+        for d in results["decisions"]
+        if (d["instance"], d["budget"], d["checkpoint_rule"]) == (instance, budget, rule)
+    ]
+    ns = sorted({d["n"] for d in rows})
+    lines = [f"| contrast ({rule} rule) | " + " | ".join(f"n = {n}" for n in ns) + " |", "|" + "---|" * (len(ns) + 1)]
+    for contrast in dict.fromkeys(d["contrast"] for d in rows):
+        cells = {d["n"]: d for d in rows if d["contrast"] == contrast}
+        verdict = {
+            n: d["line"].rsplit(": ", 1)[1] if d["verdict"] == "no worse than" else d["verdict"]
+            for n, d in cells.items()
+        }
+        text = {n: f"{cells[n]['mean']:+.3f} {verdict[n]}" if n in cells else "" for n in ns}
+        lines.append(f"| {contrast} | " + " | ".join(text[n] for n in ns) + " |")
+    return "\n".join(lines)
+
+
 def decision_lines(results: dict, instance: str, budget: int, rule: str) -> list[str]:
     rows = [
         d
@@ -70,8 +95,8 @@ def decision_lines(results: dict, instance: str, budget: int, rule: str) -> list
     out = []
     for n in sorted({d["n"] for d in rows}):
         for d in (d for d in rows if d["n"] == n):
-            chosen = f" [{d['a_arm']} vs {d['b_arm']}]" if "best" in d["contrast"] else ""
-            out.append(f"- n = {n}: {d['line']}{chosen}")
+            chosen = f" ({d['a_arm']} vs {d['b_arm']})" if "best" in d["contrast"] else ""
+            out.append(f"- {quote(d)}{chosen}")
     return out
 
 
@@ -83,20 +108,25 @@ def table_markdown(results: dict) -> str:
         "",
     ]
     if results["partial"]:
-        parts += [f"**PARTIAL: {results['regimes_done']} of {results['regimes_total']} regimes.** Resume with "
-                  f"`{results['resume']}`.", ""]  # fmt: skip
+        parts += [
+            f"**PARTIAL: {results['regimes_done']} of {results['regimes_total']} regimes.** Resume with "
+            f"`{results['resume']}`.",
+            "",
+        ]
     parts += [
         f"Test seeds: {seeds} (a new bandit and data set each). Mean ± half-width of the 95% t-interval; lower is "
         "better; 0 = the best policy with concentrability <= C; negative = better than it. Every arm: the same step "
         f"budget, {results['comparisons'][0]['trials_per_arm']} tuning trials on held-out seeds, the same checkpoints."
         " "
-        "Decision lines: paired differences over the test seeds, a minus b (negative: a better); 'wins' counts the "
+        "Decision lines, `[instance n=... steps=..., rule] line` as READMEs quote them: paired differences over the "
+        "test seeds, a minus b (negative: a better); 'wins' counts the "
         f"seeds in which a was better; non-inferiority margin delta = {design['delta']}.",
     ]
     if results["spent_flags"]:
         parts += ["", "Runs whose spend differs from the budget by more than 5%:", ""]
         parts += [f"- {flag}" for flag in results["spent_flags"]]
-    budgets = sorted({r["budget"] for r in results["regimes"]})
+    primary = design["primary_budget"]
+    budgets = sorted({r["budget"] for r in results["regimes"]}, key=lambda b: (b != primary, b))  # primary first
     for instance in dict.fromkeys(r["instance"] for r in results["regimes"]):
         for budget in [
             b for b in budgets if any((r["instance"], r["budget"]) == (instance, b) for r in results["regimes"])
@@ -104,31 +134,85 @@ def table_markdown(results: dict) -> str:
             parts += ["", f"## {instance}, {budget} optimizer steps: {design['descriptions'][instance]}"]
             for rule, what in RULES.items():
                 parts += ["", f"Suboptimality, {what}:", "", summary_table(results, instance, budget, rule)]
-            parts += ["", "Chosen on the tuning seeds (validation rule): trial settings and checkpoint:", "",
-                      choices_table(results, instance, budget)]  # fmt: skip
+            parts += [
+                "",
+                "Chosen on the tuning seeds (validation rule): trial settings and checkpoint:",
+                "",
+                choices_table(results, instance, budget),
+            ]
             for rule, what in RULES.items():
-                parts += ["", f"Decisions, {what}:", "", *decision_lines(results, instance, budget, rule)]
+                parts += [
+                    "",
+                    f"Decisions, {what} (a minus b, negative: a better):",
+                    "",
+                    verdict_table(results, instance, budget, rule),
+                    "",
+                    *decision_lines(results, instance, budget, rule),
+                ]
     return "\n".join(parts) + "\n"
 
 
 def table_csv(results: dict) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["kind", "instance", "budget", "n", "arm_or_contrast", "checkpoint_rule", "mean", "ci95_or_low",
-                     "count_or_high", "params", "checkpoint", "val_score", "verdict"])  # fmt: skip
+    writer.writerow(
+        [
+            "kind",
+            "instance",
+            "budget",
+            "n",
+            "arm_or_contrast",
+            "checkpoint_rule",
+            "mean",
+            "ci95_or_low",
+            "count_or_high",
+            "params",
+            "checkpoint",
+            "val_score",
+            "verdict",
+        ]
+    )
     for r in results["summary"]:
-        writer.writerow(["suboptimality", r["instance"], r["budget"], r["n"], r["arm"], r["checkpoint_rule"],
-                         f"{r['mean']:.6f}", f"{r['ci95']:.6f}", r["count"], json.dumps(r["params"]), r["checkpoint"],
-                         f"{r['val_score']:.6f}", ""])  # fmt: skip
+        writer.writerow(
+            [
+                "suboptimality",
+                r["instance"],
+                r["budget"],
+                r["n"],
+                r["arm"],
+                r["checkpoint_rule"],
+                f"{r['mean']:.6f}",
+                f"{r['ci95']:.6f}",
+                r["count"],
+                json.dumps(r["params"]),
+                r["checkpoint"],
+                f"{r['val_score']:.6f}",
+                "",
+            ]
+        )
     for d in results["decisions"]:
-        writer.writerow(["decision", d["instance"], d["budget"], d["n"], d["contrast"], d["checkpoint_rule"],
-                         f"{d['mean']:.6f}", f"{d['ci_low']:.6f}", f"{d['ci_high']:.6f}",
-                         json.dumps([d["a_arm"], d["b_arm"]]), "", "", d["verdict"]])  # fmt: skip
+        writer.writerow(
+            [
+                "decision",
+                d["instance"],
+                d["budget"],
+                d["n"],
+                d["contrast"],
+                d["checkpoint_rule"],
+                f"{d['mean']:.6f}",
+                f"{d['ci_low']:.6f}",
+                f"{d['ci_high']:.6f}",
+                json.dumps([d["a_arm"], d["b_arm"]]),
+                "",
+                "",
+                d["verdict"],
+            ]
+        )
     return buffer.getvalue()
 
 
 def _colours(arms: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
+    cmap = _pyplot().get_cmap("tab10")
     return {arm: cmap(i % 10) for i, arm in enumerate(arms)}
 
 
@@ -136,6 +220,7 @@ def plot_suboptimality(results: dict, path: Path, budget: int) -> None:
     instances = list(dict.fromkeys(r["instance"] for r in results["regimes"] if r["budget"] == budget))
     if not instances:
         return
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(instances), figsize=(5.2 * len(instances), 4.4), squeeze=False)
     arms = list(dict.fromkeys(r["arm"] for r in results["summary"]))
     colours = _colours(arms)
@@ -154,8 +239,13 @@ def plot_suboptimality(results: dict, path: Path, budget: int) -> None:
             ci = [r["ci95"] for r in cells]
             style = "-" if arm.startswith(("spac", "algorithm1")) else "--"
             ax.plot(ns, means, style, marker="o", ms=3, color=colours[arm], label=cells[0]["label"])
-            ax.fill_between(ns, [m - c for m, c in zip(means, ci)], [m + c for m, c in zip(means, ci)],
-                            color=colours[arm], alpha=0.12)  # fmt: skip
+            ax.fill_between(
+                ns,
+                [m - c for m, c in zip(means, ci)],
+                [m + c for m, c in zip(means, ci)],
+                color=colours[arm],
+                alpha=0.12,
+            )
         ax.axhline(0.0, color="black", lw=0.6)
         ax.set_xscale("log")
         ax.set_title(f"{instance} ({budget} steps)")
@@ -175,6 +265,7 @@ def plot_budget(results: dict, path: Path) -> None:
     budgets = sorted({r["budget"] for r in rows})
     if len(budgets) < 2:
         return
+    plt = _pyplot()
     ns = sorted({r["n"] for r in rows})
     fig, axes = plt.subplots(1, len(ns), figsize=(3.6 * len(ns), 3.8), squeeze=False, sharey=False)
     arms = list(dict.fromkeys(r["arm"] for r in rows))
@@ -188,9 +279,12 @@ def plot_budget(results: dict, path: Path) -> None:
             means = [r["mean"] for r in cells]
             ci = [r["ci95"] for r in cells]
             style = "-" if arm.startswith(("spac", "algorithm1")) else "--"
-            ax.errorbar(xs, means, yerr=ci, fmt=style, marker="o", ms=3, capsize=2, color=colours[arm],
-                        label=cells[0]["label"])  # fmt: skip
+            ax.errorbar(
+                xs, means, yerr=ci, fmt=style, marker="o", ms=3, capsize=2, color=colours[arm], label=cells[0]["label"]
+            )
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(budgets, [str(b) for b in budgets])
         ax.set_title(f"{sweep['instance']}, n = {n}")
         ax.set_xlabel("optimizer steps (budget)")
     axes[0][0].set_ylabel("suboptimality (lower is better), 95% CI")

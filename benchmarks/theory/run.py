@@ -30,8 +30,14 @@ from benchmarks.theory.experiment import ENVIRONMENTS, Split, comparison, run_re
 from benchmarks.theory.report import write_report
 
 
-QUICK = {"instances": ["sparse-30"], "ns": [30, 100], "budgets": [30], "sweep": [60],
-         "tuning_seeds": [100, 101], "test_seeds": [0, 1, 2]}  # fmt: skip
+QUICK = {
+    "instances": ["sparse-30"],
+    "ns": [30],
+    "budgets": [30],
+    "sweep": [60],
+    "tuning_seeds": [100, 101],
+    "test_seeds": [0, 1, 2],
+}
 COMMAND = "python -m benchmarks.theory.run"
 
 
@@ -116,15 +122,21 @@ def run(args: argparse.Namespace, argv: list[str] | None, declared: dict) -> dic
         "checkpoint_rules": {
             "validation": "the (trial, checkpoint) with the best mean tuning-seed score",
             "last": "the trial with the best tuning-seed score at the last checkpoint",
-        },  # fmt: skip
+        },
         "pairs_seen": "n, the preference pairs every arm trains on (tokens_trained: pair-gradient evaluations)",
     }
     comparisons = [{"n": n, "budget": steps, **c.to_dict()} for (n, steps), c in declared.items()]
     previous = read_json(args.out / "results.json")
     reusable = previous is not None and previous.get("design") == design_record
     done = {r["regime"]: restore(previous, r) for r in previous["regimes"]} if reusable else {}
-    results = {"benchmark": "theory", "partial": True, "command": command, "resume": command, "design": design_record,
-               "comparisons": comparisons}  # fmt: skip
+    results = {
+        "benchmark": "theory",
+        "partial": True,
+        "command": command,
+        "resume": command,
+        "design": design_record,
+        "comparisons": comparisons,
+    }
     finished = [done[f"{i} n={n} steps={s}"] for i, n, s in plan if f"{i} n={n} steps={s}" in done]
     splits: dict[str, dict] = {}
     start = time.perf_counter()
@@ -136,11 +148,14 @@ def run(args: argparse.Namespace, argv: list[str] | None, declared: dict) -> dic
         for instance, n, steps in todo:
             if instance not in splits:
                 size = max(args.ns)
-                splits[instance] = {"tuning": Split(ENVIRONMENTS[instance], args.tuning_seeds, size),
-                                    "test": Split(ENVIRONMENTS[instance], args.test_seeds, size)}  # fmt: skip
+                splits[instance] = {
+                    "tuning": Split(ENVIRONMENTS[instance], args.tuning_seeds, size),
+                    "test": Split(ENVIRONMENTS[instance], args.test_seeds, size),
+                }
             began = time.perf_counter()
-            outcome = run_regime(instance, n, steps, splits[instance], declared[(n, steps)], cells=args.cells,
-                                 on_run=step)  # fmt: skip
+            outcome = run_regime(
+                instance, n, steps, splits[instance], declared[(n, steps)], cells=args.cells, on_run=step
+            )
             outcome["seconds"] = round(time.perf_counter() - began, 1)
             finished.append(outcome)
             finished.sort(key=lambda r: plan.index((r["instance"], r["n"], r["budget"])))

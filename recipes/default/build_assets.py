@@ -1,6 +1,6 @@
 """Rebuild the shipped default task assets: tokenizer, SFT model and offline preference data (seeded, offline, CPU).
 
-    python recipes/default/build_assets.py            # writes recipes/default/{model,data}/ and build_stats.json
+    python recipes/default/build_assets.py    # writes src/spac_hf/default/{model,data}/, build_stats.json
 
 Steps (the task itself, its grammar and its true reward are in `spac_hf.tasks.reviews`):
   1. split the task's 960 prompts into held-out test prompts and training prompts;
@@ -31,17 +31,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # when the cores are free.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
-from cards import dataset_card, model_card  # noqa: E402  (next to this script)
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+import torch
+from cards import dataset_card, model_card  # next to this script
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from spac_hf.generation import generate_responses  # noqa: E402
-from spac_hf.tasks import reviews  # noqa: E402
-from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS, mean_true_reward  # noqa: E402
+from spac_hf.generation import generate_responses
+from spac_hf.scripts import EMBEDDED_DEFAULT
+from spac_hf.tasks import reviews
+from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS, mean_true_reward
 
-
-HERE = Path(__file__).resolve().parent
 
 NUM_TEST_PROMPTS = 150  # held-out prompts: the reward evaluation set (and one preference pair each, as an eval set)
 SFT_REVIEWS_PER_PROMPT = 12  # SFT corpus: reviews per training prompt (810 prompts -> 9,720 reviews)
@@ -243,7 +242,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", type=Path, default=HERE, help="where model/, data/ go (default: next to me)")
+    parser.add_argument("--output-dir", type=Path, default=EMBEDDED_DEFAULT,
+                        help="where model/ and data/ go (default: the package's embedded default)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out, seed = args.output_dir, args.seed

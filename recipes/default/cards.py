@@ -44,7 +44,7 @@ tags: [spac-hf, toy, sft]
 
 A tiny `LlamaForCausalLM` ({stats["parameters"]:,} parameters, float32) with a byte-level BPE tokenizer \
 ({stats["vocab_size"]} tokens), trained from scratch on a synthetic corpus of short product reviews. It is the starting \
-model (pi_1 = pi_ref) of the shipped SPAC task: `accelerate launch recipes/spac.py` aligns it on CPU in minutes, and its \
+model (pi_1 = pi_ref) of the shipped SPAC task: `accelerate launch -m spac_hf.scripts.spac` aligns it on CPU in minutes, and its \
 quality is measured exactly by the task's programmatic true reward. It is a test and demonstration model, nothing else.
 
 - Format: standard text, no chat template. Prompt "Review of the blue camera:", response " The camera is great.", \

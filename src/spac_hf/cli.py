@@ -1,15 +1,15 @@
 """`spac-hf`, the command installed with the package: train, compare and browse from any directory.
 
-    spac-hf train --method spac                         # the embedded default (recipes/default/spac.yaml)
+    spac-hf train --method spac                         # the embedded default (spac_hf/default/spac.yaml)
     spac-hf train --method spac --num_iterations 2      # ... with an override: the default is the base config
     spac-hf train --method dpo --config my.yaml         # any YAML; `spac-hf train --method spac --help` lists options
     spac-hf compare                                     # SPAC, iterative DPO and SPIN side by side: table and plot
     spac-hf space                                       # the Gradio app on the runs' results and iterates
 
-`train` is `recipes/<method>.py`, `compare` is `recipes/compare.py`, `space` is `space/app.py`: the recipes, the
-embedded default's model and data, and the Space live in the spac-hf repository, next to `src/`, so these commands
-need the package installed from a clone (`pip install -e .`). The paths in the shipped YAMLs are found from any
-directory; outputs go under the current one. Errors are one line; `--debug` shows the traceback. Several processes:
+`train` is `spac_hf.scripts.<method>`, `compare` is `spac_hf.scripts.compare`, `space` is `spac_hf.scripts.space`
+(it needs a spac-hf checkout: the Space is not part of the package). The embedded default's model, data and YAMLs
+ship with the package, so `train` and `compare` work from a plain `pip install`; outputs go under the current
+directory. Errors are one line; `--debug` shows the traceback. Several processes:
 `accelerate launch -m spac_hf.cli train --method spac ...`.
 """
 
@@ -17,22 +17,10 @@ from __future__ import annotations
 
 import difflib
 import sys
-from pathlib import Path
 
 
 COMMANDS = ("train", "compare", "space")
 TRAIN_METHODS = ("spac", "dpo", "spin")  # the recipe scripts; `dpo` over T > 1 iterations is iterative DPO
-
-
-def repository_root() -> Path:
-    """The clone this package is installed from (editable install), where the recipes and the Space are."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "recipes" / "self_play.py").is_file():
-        raise SystemExit(
-            "error: spac-hf's recipes and Space were not found next to this installation "
-            f"({root}); install the package from a clone: `git clone <spac-hf> && pip install -e ./spac-hf`."
-        )
-    return root
 
 
 def _pop_method(argv: list[str]) -> tuple[str, list[str]]:
@@ -58,30 +46,24 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         raise _unknown("command", command, COMMANDS)
-    root = repository_root()
-    sys.path.insert(0, str(root))  # `recipes.*`, as the scripts themselves do
-    from recipes.arguments import run_with_clean_errors
+    if command == "space":
+        from spac_hf.scripts.space import main as space
+
+        space(rest)
+        return
+    from spac_hf.scripts.arguments import run_with_clean_errors
 
     if command == "train":
         method, rest = _pop_method(rest)
         if method not in TRAIN_METHODS:
             raise _unknown("method", method, TRAIN_METHODS)
-        from recipes.self_play import run_recipe
+        from spac_hf.scripts.self_play import run_recipe
 
         run_with_clean_errors(lambda args: run_recipe(method, args), rest)
-    elif command == "compare":
-        from recipes.compare import main as compare
+    else:
+        from spac_hf.scripts.compare import main as compare
 
         run_with_clean_errors(compare, rest)
-    else:
-        sys.path.insert(0, str(root / "space"))  # the Space's modules import each other by plain name
-        from app import main as space
-
-        here = Path.cwd() / "outputs" / "default"
-        if "--results" not in rest and here.is_dir() and Path.cwd().resolve() != root:
-            # Runs made from this directory (`spac-hf train` writes under it), with the clone's benchmark results.
-            rest = [*rest, "--results", str(here), "--results", str(root / "results" / "ground_truth")]
-        run_with_clean_errors(space, rest)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 
 from trl import DPOConfig
 
-from .losses import LAM_SCALINGS, REAL_RESPONSES, SMOOTHINGS, check_spac_options, scaled_lam
+from .losses import LAM_SCALINGS, REAL_RESPONSES, SMOOTHINGS, scaled_lam, spac_option_problems
 
 
 GENERATION_BACKENDS = ("hf", "vllm")
 ITERATION_DATA = ("split", "full")
+
+
+class OptionError(ValueError):
+    """Options out of their domain, every one at once: `problems` holds (option, value, what it must be), and the
+    message has one line per problem, each naming the option as the config spells it."""
+
+    def __init__(self, problems: list[tuple[str, object, str]]):
+        self.problems = list(problems)
+        super().__init__("\n".join(f"`{name}` must be {need}, got {value!r}." for name, value, need in self.problems))
 
 
 @dataclass
@@ -116,28 +125,50 @@ class SelfPlayConfig(DPOConfig):
     )
 
     def __post_init__(self):
-        # Checked before TrainingArguments.__post_init__, which initialises devices and distributed state.
-        if self.max_new_tokens < 1:
-            raise ValueError(f"`max_new_tokens` must be >= 1, got {self.max_new_tokens}.")
-        if not self.temperature >= 0:
-            raise ValueError(f"`temperature` must be >= 0, got {self.temperature}.")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"`top_p` must be in (0, 1], got {self.top_p}.")
-        if self.top_k < 0:
-            raise ValueError(f"`top_k` must be >= 0, got {self.top_k}.")
-        if self.generation_batch_size < 1:
-            raise ValueError(f"`generation_batch_size` must be >= 1, got {self.generation_batch_size}.")
-        if self.generation_backend not in GENERATION_BACKENDS:
-            raise ValueError(
-                f"`generation_backend` must be one of {GENERATION_BACKENDS}, got {self.generation_backend!r}."
-            )
-        if self.num_iterations < 1:
-            raise ValueError(f"`num_iterations` must be >= 1, got {self.num_iterations}.")
-        if self.iteration_data not in ITERATION_DATA:
-            raise ValueError(f"`iteration_data` must be one of {ITERATION_DATA}, got {self.iteration_data!r}.")
-        if self.history_iterations < 0:
-            raise ValueError(f"`history_iterations` must be >= 0, got {self.history_iterations}.")
+        # Checked before TrainingArguments.__post_init__, which initialises devices and distributed state, and before
+        # any work: a run with an option out of its domain fails here, every problem at once, and writes nothing.
+        problems = self.option_problems()
+        if problems:
+            raise OptionError(problems)
         super().__post_init__()
+
+    def option_problems(self) -> list[tuple[str, object, str]]:
+        """(option, value, what it must be) for every option out of its domain: the loop's, the generation's and the
+        trainer's own numeric options (a negative learning rate would otherwise fail after a minute of work)."""
+        problems = []
+
+        def need(ok: bool, name: str, requirement: str) -> None:
+            if not ok:
+                problems.append((name, getattr(self, name), requirement))
+
+        # The trainer's options (transformers' TrainingArguments, TRL's DPOConfig) that have a domain.
+        need(self.learning_rate > 0, "learning_rate", "> 0")  # `not >` style comparisons also reject NaN
+        need(self.per_device_train_batch_size >= 1, "per_device_train_batch_size", ">= 1")
+        need(self.per_device_eval_batch_size >= 1, "per_device_eval_batch_size", ">= 1")
+        need(self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", ">= 1")
+        need(self.max_steps == -1 or self.max_steps >= 1, "max_steps", ">= 1, or -1 to train num_train_epochs")
+        if self.max_steps <= 0:  # the epochs decide the length of training
+            need(self.num_train_epochs > 0, "num_train_epochs", "> 0")
+        need(self.warmup_steps >= 0, "warmup_steps", ">= 0")
+        need(self.weight_decay >= 0, "weight_decay", ">= 0")
+        need(self.max_grad_norm is None or self.max_grad_norm >= 0, "max_grad_norm", ">= 0")
+        need(self.logging_steps > 0, "logging_steps", "> 0")
+        need(self.save_steps > 0, "save_steps", "> 0")
+        need(self.eval_steps is None or self.eval_steps > 0, "eval_steps", "> 0")
+        need(0 <= self.seed < 2**32, "seed", "in [0, 2**32)")
+        need(self.max_length is None or self.max_length >= 1, "max_length", ">= 1")
+        need(self.beta > 0, "beta", "> 0")
+        # Generation and the loop.
+        need(self.max_new_tokens >= 1, "max_new_tokens", ">= 1")
+        need(self.temperature >= 0, "temperature", ">= 0")
+        need(0 < self.top_p <= 1, "top_p", "in (0, 1]")
+        need(self.top_k >= 0, "top_k", ">= 0")
+        need(self.generation_batch_size >= 1, "generation_batch_size", ">= 1")
+        need(self.generation_backend in GENERATION_BACKENDS, "generation_backend", f"one of {GENERATION_BACKENDS}")
+        need(self.num_iterations >= 1, "num_iterations", ">= 1")
+        need(self.iteration_data in ITERATION_DATA, "iteration_data", f"one of {ITERATION_DATA}")
+        need(self.history_iterations >= 0, "history_iterations", ">= 0")
+        return problems
 
     @property
     def generation_kwargs(self) -> dict:
@@ -278,37 +309,33 @@ class SPACConfig(SelfPlayConfig):
         },
     )
 
-    def __post_init__(self):
-        # The loss names this option `real`; the user wrote `real_response`, so the error must say that.
-        if self.real_response not in REAL_RESPONSES:
-            raise ValueError(f"`real_response` must be one of {REAL_RESPONSES}, got {self.real_response!r}.")
-        check_spac_options(
-            lam=self.lam, real=self.real_response, smoothing=self.smoothing, beta=self.beta,
-            pessimism_weight=self.pessimism_weight,
-        )  # fmt: skip
+    def option_problems(self) -> list[tuple[str, object, str]]:
+        problems = super().option_problems()
+        # The loss's own check names its argument `real`; here the user wrote `real_response`.
+        loss_problems = spac_option_problems(
+            lam=self.lam, real=self.real_response, smoothing=self.smoothing, pessimism_weight=self.pessimism_weight
+        )
+        problems += [("real_response" if name == "real" else name, value, need) for name, value, need in loss_problems]
         if self.lam_scaling not in LAM_SCALINGS:
-            raise ValueError(f"`lam_scaling` must be one of {LAM_SCALINGS}, got {self.lam_scaling!r}.")
+            problems.append(("lam_scaling", self.lam_scaling, f"one of {LAM_SCALINGS}"))
         # The DPO options below change the loss or the log-probs in ways the SPAC loss does not define.
         loss_type = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
-        if loss_type != ["sigmoid"] or self.loss_weights not in (None, [1.0]):
-            raise ValueError(
-                f"SPACTrainer computes its own loss: `loss_type` must stay ['sigmoid'] and `loss_weights` unset, got "
-                f"loss_type={loss_type}, loss_weights={self.loss_weights}."
-            )
+        if loss_type != ["sigmoid"]:
+            problems.append(("loss_type", loss_type, "['sigmoid'] (SPACTrainer computes its own loss)"))
+        if self.loss_weights not in (None, [1.0]):
+            problems.append(("loss_weights", self.loss_weights, "unset (SPACTrainer computes its own loss)"))
         unsupported = {
-            "ld_alpha": (self.ld_alpha, None),
-            "f_divergence_type": (self.f_divergence_type, "reverse_kl"),
-            "use_weighting": (self.use_weighting, False),
-            "label_smoothing": (self.label_smoothing, 0.0),
-            "sync_ref_model": (self.sync_ref_model, False),
+            "ld_alpha": None,
+            "f_divergence_type": "reverse_kl",
+            "use_weighting": False,
+            "label_smoothing": 0.0,
+            "sync_ref_model": False,
         }
-        for name, (value, default) in unsupported.items():
-            if value != default:
-                raise ValueError(
-                    f"`{name}={value!r}` is not supported by SPACTrainer (the reference must stay the iterate pi_t "
-                    f"and the loss is SPAC's); leave it at {default!r}."
-                )
-        super().__post_init__()
+        for name, default in unsupported.items():
+            if getattr(self, name) != default:
+                # The reference must stay the iterate pi_t and the loss is SPAC's.
+                problems.append((name, getattr(self, name), f"{default!r}: not supported by SPACTrainer"))
+        return problems
 
     def effective_lam(self, num_pairs: int | None) -> float:
         """The lambda the loss uses when an iteration trains on `num_pairs` preference pairs: `lam`, or

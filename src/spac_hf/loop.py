@@ -28,11 +28,12 @@ from transformers import PreTrainedTokenizerBase
 
 from .config import SelfPlayConfig
 from .generation import add_self_play_column, free_memory
-from .integrity import load_cached_dataset, remove_leftovers
-from .methods import Method
-from .preflight import validate_run
+from .integrity import load_cached_dataset
+from .preflight import ValidatedRun, validate_run
 from .run_folder import (
     RunFolder,
+    barrier,
+    clean_up_after_a_kill,
     last_complete_checkpoint,
     main_only,
     record_run,
@@ -54,29 +55,21 @@ class SelfPlayResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _SelfPlayRun:
-    """One run of `run_self_play`: what every step needs, so the steps stay short. Every process holds one."""
+@dataclass(frozen=True)
+class _SelfPlayLoop:
+    """The steps of one run over its state (`run`, built by `validate_run` and shared by reference with `outputs`,
+    which publishes). Every process holds one."""
 
-    method: Method
-    base_model: str
-    args: SelfPlayConfig
-    train_dataset: Dataset
-    eval_dataset: Dataset | None
-    tokenizer: PreTrainedTokenizerBase
-    conversational: bool
+    run: ValidatedRun
     outputs: RunOutputs
-    parts: list[Dataset]  # one per iteration, made (and checked) by `validate_run`
-    peft_config: Any = None
-    callbacks: list | None = None
 
-    def __post_init__(self):
-        self.folder = self.outputs.folder
-        self.generates = self.method.needs_generation(self.args)
+    @property
+    def folder(self) -> RunFolder:
+        return self.run.folder
 
-    def policy_path(self, t: int) -> str:
-        """pi_t: the starting model for t = 1, else the iterate saved by iteration t - 1."""
-        return self.base_model if t == 1 else str(self.folder.iterate(t - 1))
+    @property
+    def args(self) -> SelfPlayConfig:
+        return self.run.args
 
     # -------------------------------------------------------------- data
 
@@ -88,10 +81,10 @@ class _SelfPlayRun:
         if not self.folder.exists(path):
             generated = add_self_play_column(
                 dataset,
-                self.tokenizer,
+                self.run.tokenizer,
                 self.args,
-                conversational=self.conversational,
-                policy_path=self.policy_path(t),
+                conversational=self.run.conversational,
+                policy_path=self.folder.policy(t),
                 name=f"iteration {t}, {name}",
             )
             _save_dataset(generated, path)
@@ -100,31 +93,31 @@ class _SelfPlayRun:
     def training_data(self, t: int, part: Dataset, name: str, history: bool = True) -> Dataset:
         """What iteration t trains (or evaluates) on, in its trainer's format. With `history`, the generated data of
         the `history_iterations` previous iterations is added (training data only)."""
-        if not self.generates:
-            return self.method.build_training_data(part)
+        if not self.run.generates:
+            return self.run.method.build_training_data(part)
         earlier = range(max(1, t - self.args.history_iterations), t) if history else range(0)
-        data = [self.self_play_data(s, self.parts[s - 1], name) for s in earlier]
-        return self.method.build_training_data(concatenate_datasets([*data, self.self_play_data(t, part, name)]))
+        data = [self.self_play_data(s, self.run.parts[s - 1], name) for s in earlier]
+        return self.run.method.build_training_data(concatenate_datasets([*data, self.self_play_data(t, part, name)]))
 
     # -------------------------------------------------------------- training
 
     def train_iteration(self, t: int, part: Dataset) -> None:
         train = self.training_data(t, part, "generated")
         evaluation = None
-        if self.eval_dataset is not None:
-            evaluation = self.training_data(t, self.eval_dataset, "generated_eval", history=False)
+        if self.run.eval_dataset is not None:
+            evaluation = self.training_data(t, self.run.eval_dataset, "generated_eval", history=False)
         args = copy.copy(self.args)
         args.output_dir = str(self.folder.checkpoints(t))
         args.run_name = f"{self.args.run_name or self.folder.root.name}-iter{t}"
         args.push_to_hub = False  # iterates are pushed by the loop once they are complete
-        trainer = self.method.trainer_class(
-            model=self.policy_path(t),
+        trainer = self.run.method.trainer_class(
+            model=self.folder.policy(t),
             args=args,
             train_dataset=train,
             eval_dataset=evaluation,
-            processing_class=self.tokenizer,
-            peft_config=self.peft_config,
-            callbacks=self.callbacks,
+            processing_class=self.run.tokenizer,
+            peft_config=self.run.peft_config,
+            callbacks=list(self.run.callbacks) or None,
         )
         checkpoint = last_complete_checkpoint(self.folder.checkpoints(t))
         if checkpoint:
@@ -147,9 +140,9 @@ class _SelfPlayRun:
         record = {
             "iteration": t,
             "num_iterations": self.args.num_iterations,
-            "method": self.method.name,
-            "base_model": self.base_model,
-            "trained_from": self.policy_path(t),
+            "method": self.run.method.name,
+            "base_model": self.run.base_model,
+            "trained_from": self.folder.policy(t),
             "train_rows": train_rows,
             "resumed_from_checkpoint": resumed_from.name if resumed_from else None,
             "train_metrics": metrics,
@@ -159,19 +152,19 @@ class _SelfPlayRun:
             record["loss"] = trainer.loss_settings
         self.outputs.publish_iterate(t, record)
 
-    def run(self) -> SelfPlayResult:
-        parts = self.parts
+    def iterations(self) -> SelfPlayResult:
+        parts = self.run.parts
         evaluations = {0: self.outputs.evaluation(0)}
         num_iterations = self.args.num_iterations
         for t in range(1, num_iterations + 1):
             if self.folder.is_done(t):
                 logger.info("Iteration %d/%d: already done, reusing %s", t, num_iterations, self.folder.iterate(t))
             else:
-                policy = self.policy_path(t)
-                logger.info("Iteration %d/%d (%s): training from %s", t, num_iterations, self.method.name, policy)
+                policy = self.folder.policy(t)
+                logger.info("Iteration %d/%d (%s): training from %s", t, num_iterations, self.run.method.name, policy)
                 self.train_iteration(t, parts[t - 1])
             evaluations[t] = self.outputs.evaluation(t)
-            self.outputs.finish_iterate(t, self.outputs.result_rows(t, evaluations[t]))
+            self.outputs.finish_iterate(t, evaluations[0], evaluations[t])
         summary = self.outputs.summary(evaluations)
         iterates = [str(self.folder.iterate(t)) for t in range(1, num_iterations + 1)]
         return SelfPlayResult(output_dir=str(self.folder.root), iterates=iterates, summary=summary)
@@ -220,34 +213,20 @@ def run_self_play(
             starting model), its results saved beside the iterate and added to the model card.
     """
     state = PartialState()  # the process group and accelerate's logger, before anything else
-    # Everything is checked before any generation, training step or file write (`spac_hf.preflight`).
-    checked = validate_run(
+    # Everything is checked before any generation, training step or file write (`spac_hf.preflight`); the result is
+    # the run's state, shared by reference from here on.
+    run = validate_run(
         model, args, train_dataset, method=method, eval_dataset=eval_dataset, processing_class=processing_class,
-        peft_config=peft_config, world_size=state.num_processes,
+        peft_config=peft_config, world_size=state.num_processes, callbacks=callbacks, dataset_names=dataset_names,
+        evaluate=evaluate,
     )  # fmt: skip
     # Every process has read the run folder (is this a resume?) before the main process writes into it: otherwise a
     # slow process could see the record a fast main process just wrote, take the resume branch and skip a barrier.
-    state.wait_for_everyone()
-    if checked.method.name == "spac" and not args.use_pessimism:
+    barrier("run_self_play: every process has read the run folder")
+    if run.method.name == "spac" and not args.use_pessimism:
         logger.warning("use_pessimism=False: SPAC without its pessimism term is iterative DPO; consider method='dpo'.")
-    folder = RunFolder(Path(args.output_dir))
-    outputs = RunOutputs(folder, checked.method, args, model, checked.tokenizer, dataset_names, evaluate)
-    run = _SelfPlayRun(
-        method=checked.method,
-        base_model=model,
-        args=args,
-        train_dataset=checked.train_dataset,
-        eval_dataset=checked.eval_dataset,
-        tokenizer=checked.tokenizer,
-        conversational=checked.conversational,
-        parts=checked.parts,
-        peft_config=peft_config,
-        callbacks=callbacks,
-        outputs=outputs,
-    )
     # Only now is the run recorded (or recognised as the one being resumed), and what a kill left behind removed.
-    if not checked.resuming:
-        record_run(folder, checked.identity)
-    finished = [t for t in range(1, args.num_iterations + 1) if folder.is_done(t)]
-    main_only(remove_leftovers)(folder, args.num_iterations, finished)
-    return run.run()
+    if not run.resuming:
+        record_run(run.folder, run.identity)
+    clean_up_after_a_kill(run.folder, args.num_iterations)
+    return _SelfPlayLoop(run, RunOutputs(run)).iterations()

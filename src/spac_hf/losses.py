@@ -50,22 +50,33 @@ def scaled_lam(lam: float, scaling: str, num_pairs: int | None) -> float:
     raise ValueError(f"`lam_scaling` must be one of {LAM_SCALINGS}, got {scaling!r}.")
 
 
+def spac_option_problems(
+    *, lam: float, real: str, smoothing: str, beta: float | None = None, pessimism_weight: float = 1.0
+) -> list[tuple[str, object, str]]:
+    """(argument, value, what it must be) for every SPAC hyperparameter out of its domain."""
+    problems = []
+    if beta is not None and not beta > 0:
+        problems.append(("beta", beta, "> 0"))
+    if not lam >= 0:  # also rejects NaN
+        problems.append(("lam", lam, ">= 0 (lambda, the weight of the preference term)"))
+    if not (pessimism_weight >= 0 and math.isfinite(pessimism_weight)):
+        problems.append(("pessimism_weight", pessimism_weight, ">= 0 (the weight of the pessimism term)"))
+    if real not in REAL_RESPONSES:
+        problems.append(("real", real, f"one of {REAL_RESPONSES}"))
+    if smoothing not in SMOOTHINGS:
+        problems.append(("smoothing", smoothing, f"one of {SMOOTHINGS}"))
+    return problems
+
+
 def check_spac_options(
     *, lam: float, real: str, smoothing: str, beta: float | None = None, pessimism_weight: float = 1.0
 ) -> None:
     """Raise a `ValueError` naming the option if any SPAC hyperparameter is out of its domain."""
-    if beta is not None and not beta > 0:
-        raise ValueError(f"`beta` must be > 0, got {beta}.")
-    if not lam >= 0:  # also rejects NaN
-        raise ValueError(f"`lam` (the weight of the preference term, lambda) must be >= 0, got {lam}.")
-    if not (pessimism_weight >= 0 and math.isfinite(pessimism_weight)):
-        raise ValueError(
-            f"`pessimism_weight` (the weight of the pessimism term) must be >= 0, got {pessimism_weight}."
-        )
-    if real not in REAL_RESPONSES:
-        raise ValueError(f"`real` must be one of {REAL_RESPONSES}, got {real!r}.")
-    if smoothing not in SMOOTHINGS:
-        raise ValueError(f"`smoothing` must be one of {SMOOTHINGS}, got {smoothing!r}.")
+    problems = spac_option_problems(
+        lam=lam, real=real, smoothing=smoothing, beta=beta, pessimism_weight=pessimism_weight
+    )
+    if problems:
+        raise ValueError(" ".join(f"`{name}` must be {need}, got {value!r}." for name, value, need in problems))
 
 
 def real_response_reward(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor, real: str) -> torch.Tensor:
@@ -97,9 +108,40 @@ def preference_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor
     return -F.logsigmoid(chosen_rewards - rejected_rewards)
 
 
+LOGPS_NAMES = tuple(f"{model}_{response}_logps" for model in ("policy", "ref")
+                    for response in ("chosen", "rejected", "generated"))  # fmt: skip
+
+
+def _log_probs_arguments(policy, ref, legacy: tuple, logps: dict) -> tuple[LogProbs, LogProbs]:
+    """`spac_loss`'s three call forms -> (policy, ref): two `LogProbs`, six positional tensors, six named ones."""
+    unknown = sorted(set(logps) - set(LOGPS_NAMES))
+    if unknown:
+        raise TypeError(
+            f"spac_loss got unexpected keyword arguments {unknown}; the log-probs are {list(LOGPS_NAMES)}."
+        )
+    if logps:
+        if policy is not None or ref is not None or legacy:
+            raise TypeError("spac_loss takes the log-probs either positionally or by name, not both.")
+        missing = [n for n in LOGPS_NAMES if "generated" not in n and logps.get(n) is None]
+        if missing:
+            raise TypeError(f"spac_loss is missing the log-probs {missing}.")
+        tensors = [logps.get(n) for n in LOGPS_NAMES]
+        return LogProbs(*tensors[:3]), LogProbs(*tensors[3:])
+    if legacy:
+        if len(legacy) != 4:
+            raise TypeError(
+                "spac_loss takes `(policy: LogProbs, ref: LogProbs)` or the six log-prob tensors (policy chosen, "
+                f"rejected, generated, then the reference's), got {2 + len(legacy)} positional arguments."
+            )
+        return LogProbs(policy, ref, legacy[0]), LogProbs(*legacy[1:])
+    if policy is None or ref is None:
+        raise TypeError("spac_loss needs the policy's and the reference's log-probs (`policy`, `ref`).")
+    return policy, ref
+
+
 def spac_loss(
-    policy: LogProbs | torch.Tensor,
-    ref: LogProbs | torch.Tensor,
+    policy: LogProbs | torch.Tensor | None = None,
+    ref: LogProbs | torch.Tensor | None = None,
     *legacy: torch.Tensor | None,
     beta: float = 0.1,
     lam: float = 1.0,
@@ -107,6 +149,7 @@ def spac_loss(
     smoothing: str = "sigmoid",
     pessimism: bool = True,
     pessimism_weight: float = 1.0,
+    **logps: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-example SPAC loss (Algorithm 2 of arXiv 2406.04274, as derived in docs/algorithm.md).
 
@@ -116,8 +159,9 @@ def spac_loss(
         policy: `LogProbs(chosen, rejected, generated)`, the summed log-probs of the chosen (y+), rejected (y-) and
             self-play generated (y_gen ~ pi_t) responses under the policy being trained, shape [batch].
         ref: the same under the reference pi_t (the iterate the iteration started from). They carry no gradient.
-        legacy: the older positional form `spac_loss(policy_chosen, policy_rejected, policy_generated, ref_chosen,
-            ref_rejected, ref_generated, ...)` is still accepted: six tensors instead of two `LogProbs`.
+        legacy: the six-tensor form `spac_loss(policy_chosen_logps, policy_rejected_logps, policy_generated_logps,
+            ref_chosen_logps, ref_rejected_logps, ref_generated_logps, ...)` is accepted too: six tensors instead of
+            two `LogProbs`, positional or by those names (TRL's names for log-probs).
         beta: 1 / eta, the inverse mirror-descent step; the KL strength, as in DPO.
         lam: weight of the preference (Bradley-Terry) term, lambda, as the loss uses it (already scaled: see
             `scaled_lam`); 0 leaves only the pessimism term.
@@ -133,13 +177,7 @@ def spac_loss(
         `losses == pessimism_weight * pessimism_losses + lam * preference_losses` (the two terms are returned
         unweighted; `pessimism_losses` is zeros when `pessimism=False`).
     """
-    if legacy:
-        if len(legacy) != 4:
-            raise TypeError(
-                "spac_loss takes `(policy: LogProbs, ref: LogProbs)` or the six log-prob tensors (policy chosen, "
-                f"rejected, generated, then the reference's), got {2 + len(legacy)} positional arguments."
-            )
-        policy, ref = LogProbs(policy, ref, legacy[0]), LogProbs(*legacy[1:])
+    policy, ref = _log_probs_arguments(policy, ref, legacy, logps)
     check_spac_options(lam=lam, real=real, smoothing=smoothing, beta=beta, pessimism_weight=pessimism_weight)
     chosen_rewards = beta * (policy.chosen - ref.chosen.detach())
     rejected_rewards = beta * (policy.rejected - ref.rejected.detach())

@@ -62,7 +62,7 @@ TRL_BIBTEX = """\
 
 @dataclass(frozen=True)
 class Paper:
-    key: str  # "spac", "spin", "dpo": the Hub tag of its models, and the recipe script (`recipes/<key>.py`)
+    key: str  # "spac", "spin", "dpo": the Hub tag of its models, and the recipe script (`spac_hf.scripts.<key>`)
     title: str  # "SPAC (Self-Play with Adversarial Critic)": how a card names the method and links the paper
     full_title: str  # the paper's own title, as TRL's card template shows it
     arxiv_id: str

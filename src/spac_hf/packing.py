@@ -48,6 +48,10 @@ def _response_keep(prompt_len: int, response_len: int, max_length: int | None) -
     return max(min(prompt_len + response_len, max_length) - prompt_len, 0)
 
 
+# One sequence or shared-prompt block of a row: tokens, positions, branch ids, shift labels, sequence ids.
+Unit = tuple[list[int], list[int], list[int], list[int], list[int]]
+
+
 def pack_examples(
     examples: list[dict[str, Any]],
     responses: tuple[str, ...],
@@ -72,74 +76,87 @@ def pack_examples(
             "share_prompt needs truncation_mode='keep_start': keep_end cuts each sequence's prompt apart."
         )
     batch = len(examples)
-    units: list[tuple[list[int], list[int], list[int], list[int], list[int]]] = []  # tokens, pos, branch, label, seq
+    units: list[Unit] = []
     lengths = np.zeros(len(responses) * batch, dtype=np.int64)
     for i, example in enumerate(examples):
-        prompt = list(example["prompt_ids"])
         if share_prompt:
-            tokens, positions = prompt[:-1], list(range(len(prompt) - 1))
-            branch, labels, seq = [0] * len(tokens), [-100] * len(tokens), [-1] * len(tokens)
-            start = max(len(prompt) - 1, 0)
-            for k, response in enumerate(responses):
-                ids = list(example[f"{response}_ids"])
-                block = prompt[-1:] + ids[: _response_keep(len(prompt), len(ids), max_length)]
-                s = k * batch + i
-                tokens += block
-                positions += range(start, start + len(block))
-                branch += [k + 1] * len(block)
-                labels += block[1:] + [-100]
-                seq += [s] * (len(block) - 1) + [-1]
-                lengths[s] = len(block) - 1
-            units.append((tokens, positions, branch, labels, seq))
-            continue
-        for k, response in enumerate(responses):
-            full = prompt + list(example[f"{response}_ids"])
-            n = len(full)
-            kept = n if max_length is None else min(n, max_length)
-            start = n - kept if truncation_mode == "keep_end" else 0
-            tokens = full[start : start + kept]
-            first = max(len(prompt) - start, 0)  # first completion token within `tokens`
-            s = k * batch + i
-            # Position t predicts token t + 1, scored when that token is a completion token.
-            labels = [tokens[t + 1] if t + 1 >= first else -100 for t in range(kept - 1)] + [-100]
-            seq = [s if t + 1 >= first else -1 for t in range(kept - 1)] + [-1]
-            lengths[s] = sum(1 for x in seq if x >= 0)
-            units.append((tokens, list(range(kept)), [0] * kept, labels, seq))
-
+            units.append(_shared_prompt_unit(example, responses, i, batch, max_length, lengths))
+        else:
+            units += _separate_units(example, responses, i, batch, max_length, truncation_mode, lengths)
     rows = [units] if padding_free else [[unit] for unit in units]
+    out = {**_lay_out(rows, pad_token_id, pad_to_multiple_of), "completion_lengths": lengths}
+    return {key: torch.from_numpy(value) for key, value in out.items()}
+
+
+def _shared_prompt_unit(example, responses, i: int, batch: int, max_length: int | None, lengths) -> Unit:
+    """Example `i`'s prompt once (but its last token), then each response as a branch starting from that token."""
+    prompt = list(example["prompt_ids"])
+    tokens, positions = prompt[:-1], list(range(len(prompt) - 1))
+    branch, labels, seq = [0] * len(tokens), [-100] * len(tokens), [-1] * len(tokens)
+    start = max(len(prompt) - 1, 0)
+    for k, response in enumerate(responses):
+        ids = list(example[f"{response}_ids"])
+        block = prompt[-1:] + ids[: _response_keep(len(prompt), len(ids), max_length)]
+        s = k * batch + i
+        tokens += block
+        positions += range(start, start + len(block))
+        branch += [k + 1] * len(block)
+        labels += block[1:] + [-100]
+        seq += [s] * (len(block) - 1) + [-1]
+        lengths[s] = len(block) - 1
+    return tokens, positions, branch, labels, seq
+
+
+def _separate_units(
+    example, responses, i: int, batch: int, max_length: int | None, truncation_mode: str, lengths
+) -> list[Unit]:
+    """Example `i` as one (prompt + response) sequence per response, truncated as `truncation_mode` says."""
+    prompt = list(example["prompt_ids"])
+    units = []
+    for k, response in enumerate(responses):
+        full = prompt + list(example[f"{response}_ids"])
+        n = len(full)
+        kept = n if max_length is None else min(n, max_length)
+        start = n - kept if truncation_mode == "keep_end" else 0
+        tokens = full[start : start + kept]
+        first = max(len(prompt) - start, 0)  # first completion token within `tokens`
+        s = k * batch + i
+        # Position t predicts token t + 1, scored when that token is a completion token.
+        labels = [tokens[t + 1] if t + 1 >= first else -100 for t in range(kept - 1)] + [-100]
+        seq = [s if t + 1 >= first else -1 for t in range(kept - 1)] + [-1]
+        lengths[s] = sum(1 for x in seq if x >= 0)
+        units.append((tokens, list(range(kept)), [0] * kept, labels, seq))
+    return units
+
+
+def _lay_out(rows: list[list[Unit]], pad_token_id: int, pad_to_multiple_of: int | None) -> dict[str, np.ndarray]:
+    """The units of each row side by side, padded to one width; each unit is a document of its own."""
     width = max(sum(len(unit[0]) for unit in row) for row in rows)
     if pad_to_multiple_of is not None and width % pad_to_multiple_of != 0:
         width += pad_to_multiple_of - width % pad_to_multiple_of
     shape = (len(rows), width)
-    input_ids = np.full(shape, pad_token_id, dtype=np.int64)
-    position_ids = np.zeros(shape, dtype=np.int64)
-    shift_labels = np.full(shape, -100, dtype=np.int64)
-    sequence_ids = np.full(shape, -1, dtype=np.int64)
-    document_ids = np.full(shape, -1, dtype=np.int64)
-    branch_ids = np.zeros(shape, dtype=np.int64)
+    out = {
+        "input_ids": np.full(shape, pad_token_id, dtype=np.int64),
+        "position_ids": np.zeros(shape, dtype=np.int64),
+        "shift_labels": np.full(shape, -100, dtype=np.int64),
+        "sequence_ids": np.full(shape, -1, dtype=np.int64),
+        "document_ids": np.full(shape, -1, dtype=np.int64),
+        "branch_ids": np.zeros(shape, dtype=np.int64),
+    }
     document = 0
     for r, row in enumerate(rows):
         offset = 0
         for tokens, positions, branch, labels, seq in row:
             end = offset + len(tokens)
-            input_ids[r, offset:end] = tokens
-            position_ids[r, offset:end] = positions
-            branch_ids[r, offset:end] = branch
-            shift_labels[r, offset:end] = labels
-            sequence_ids[r, offset:end] = seq
-            document_ids[r, offset:end] = document
+            out["input_ids"][r, offset:end] = tokens
+            out["position_ids"][r, offset:end] = positions
+            out["branch_ids"][r, offset:end] = branch
+            out["shift_labels"][r, offset:end] = labels
+            out["sequence_ids"][r, offset:end] = seq
+            out["document_ids"][r, offset:end] = document
             document += 1
             offset = end
-    out = {
-        "input_ids": input_ids,
-        "position_ids": position_ids,
-        "shift_labels": shift_labels,
-        "sequence_ids": sequence_ids,
-        "document_ids": document_ids,
-        "branch_ids": branch_ids,
-        "completion_lengths": lengths,
-    }
-    return {key: torch.from_numpy(value) for key, value in out.items()}
+    return out
 
 
 def allowed_attention(

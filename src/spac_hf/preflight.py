@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -31,23 +31,38 @@ from .integrity import check_saved_model
 from .methods import Method, get_method, method_of_run
 from .run_folder import RunFolder
 from .run_identity import check_run_record, run_identity
-from .run_outputs import hub_repo
 
 
-@dataclass
+if TYPE_CHECKING:
+    from .run_outputs import EvaluateFn
+
+
+@dataclass(frozen=True)
 class ValidatedRun:
-    """What `validate_run` checked, ready for the loop: nothing in it needs checking again."""
+    """The state of one run, built once by `validate_run` and shared by reference by the loop (`loop.py`) and what it
+    publishes (`run_outputs.py`): nothing in it needs checking again, and nothing replaces it during the run."""
 
     method: Method  # the record of the method this run is (`"dpo"` with T > 1 is iterative DPO)
-    base_model: str
     args: SelfPlayConfig
-    train_dataset: Dataset  # prompts explicit, rows in the user's order
-    eval_dataset: Dataset | None
+    folder: RunFolder  # every path: the run folder's files, pi_t, the Hub repos
+    eval_dataset: Dataset | None  # prompts explicit
     tokenizer: PreTrainedTokenizerBase
     conversational: bool
-    parts: list[Dataset]  # one per iteration
+    parts: tuple[Dataset, ...]  # one per iteration, prompts explicit, rows in the user's order
     identity: dict[str, Any]
     resuming: bool  # `output_dir` already holds this run
+    peft_config: Any = None
+    callbacks: tuple = ()
+    dataset_names: tuple[str, ...] = ()  # for the model cards
+    evaluate: EvaluateFn | None = None
+
+    @property
+    def base_model(self) -> str:
+        return self.folder.base_model
+
+    @property
+    def generates(self) -> bool:
+        return self.method.needs_generation(self.args)
 
 
 def _check_arguments(model: Any, args: Any, method: str) -> Method:
@@ -84,12 +99,12 @@ def _check_datasets(method: Method, datasets: dict[str, Dataset | None]) -> dict
     return formats
 
 
-def _check_hub_ids(args: SelfPlayConfig) -> None:
+def _check_hub_ids(args: SelfPlayConfig, folder: RunFolder) -> None:
     option = "hub_model_id" if args.hub_model_id else "output_dir (its last part names the repos)"
     value = args.hub_model_id or args.output_dir
     for suffix in [f"iter{t}" for t in range(1, args.num_iterations + 1)] + ["results"]:
         try:
-            check_repo_id(hub_repo(args, suffix))
+            check_repo_id(folder.repo_id(suffix))
         except ValueError as err:
             raise ValueError(f"`push_to_hub=True` with `{option}`={value!r}: {err}") from None
 
@@ -119,14 +134,14 @@ def _check_prompts(args: SelfPlayConfig, tokenizer, datasets: dict[str, Dataset]
             check_prompt_lengths(dataset, args.max_length, name, lengths=lengths)
 
 
-def _check_finished_iterates(folder: RunFolder, num_iterations: int, base_model: str) -> None:
+def _check_finished_iterates(folder: RunFolder, num_iterations: int) -> None:
     for t in range(1, num_iterations + 1):
         if not folder.iterate_record(t).exists():
             continue
-        previous = base_model if t == 1 else str(folder.iterate(t - 1))
         hint = (
             f"Iterate {t} cannot be recomputed from a damaged copy: delete the folder {str(folder.iterate(t))!r} and "
-            f"rerun with the same settings; iteration {t} is then trained again from {previous!r} on its saved data."
+            f"rerun with the same settings; iteration {t} is then trained again from {folder.policy(t)!r} on its "
+            "saved data."
         )
         check_saved_model(folder.iterate(t), hint)  # the weights, the configs and the iterate's record
 
@@ -141,15 +156,20 @@ def validate_run(
     processing_class: PreTrainedTokenizerBase | None = None,
     peft_config=None,
     world_size: int = 1,
+    callbacks=None,
+    dataset_names: list[str] | None = None,
+    evaluate: EvaluateFn | None = None,
 ) -> ValidatedRun:
     """Check everything a run needs, cheapest first; raise naming the user's argument, row, column or option.
 
-    Writes nothing. Returns the prepared data (explicit prompts, the per-iteration parts) and the run's identity.
+    Writes nothing. Returns the run's state: the prepared data (explicit prompts, the per-iteration parts), the run's
+    identity and its folder, with what the caller passed for the run (callbacks, data set names, evaluation).
     """
     record = _check_arguments(model, args, method)
+    folder = RunFolder(Path(args.output_dir), base_model=model, hub_model_id=args.hub_model_id)
     formats = _check_datasets(record, {"train_dataset": train_dataset, "eval_dataset": eval_dataset})
     if args.push_to_hub:
-        _check_hub_ids(args)
+        _check_hub_ids(args, folder)
     tokenizer = _tokenizer(model, processing_class)
     train = with_explicit_prompt(train_dataset)
     evaluation = with_explicit_prompt(eval_dataset) if eval_dataset is not None else None
@@ -165,13 +185,13 @@ def validate_run(
         method=record.name, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
         tokenizer=tokenizer, peft_config=peft_config, world_size=world_size,
     )  # fmt: skip
-    folder = RunFolder(Path(args.output_dir))
     # No record yet (a new folder, or one whose damaged record was deleted as `read_run_record` advises): the loop
     # writes it, and reuses whatever finished iterates the folder holds.
     resuming = check_run_record(folder.run_file, identity)
-    _check_finished_iterates(folder, args.num_iterations, model)
+    _check_finished_iterates(folder, args.num_iterations)
     return ValidatedRun(
-        method=record, base_model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-        tokenizer=tokenizer, conversational=formats["train_dataset"] == "conversational", parts=parts,
-        identity=identity, resuming=resuming,
+        method=record, args=args, folder=folder, eval_dataset=evaluation, tokenizer=tokenizer,
+        conversational=formats["train_dataset"] == "conversational", parts=tuple(parts), identity=identity,
+        resuming=resuming, peft_config=peft_config, callbacks=tuple(callbacks or ()),
+        dataset_names=tuple(dataset_names or ()), evaluate=evaluate,
     )  # fmt: skip

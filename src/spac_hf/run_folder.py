@@ -1,7 +1,7 @@
 """The folder of one `run_self_play` run: its layout, its identity record, its checkpoints, and how processes share it.
 
-Layout of `output_dir`; every path is built here, and every step is durable and written atomically (a step is done
-when its marker exists):
+Layout of `output_dir`; every path is built here (pi_t's, the Hub repos' names and the models' labels too), and every
+step is durable and written atomically (a step is done when its marker exists):
 
     self_play_run.json          what this run is (every option that changes results, `run_identity.py`);
                                 written once the inputs are validated, checked on resume
@@ -20,6 +20,12 @@ gathering of DeepSpeed and FSDP). Only the main process writes into the run fold
 decorated with `main_only`, which ends with a barrier. Whether a step is done is read with `RunFolder.exists`, after a
 barrier: since nothing is written between that barrier and the read, every process sees the same answer and takes the
 same branch, so the processes never wait at different barriers.
+
+The rule holds by construction: a main-only function runs on one process, so nothing inside it may wait for the
+others. Every barrier of the run goes through `barrier`, which raises `RankRuleError` at once when it is reached
+inside a main-only function (a nested `main_only`, `RunFolder.exists`, a cached read): the mistake fails in any
+one-process test instead of hanging a multi-process run. Main-only steps therefore receive what they need as values
+(evaluations are computed, or read, by every process before the main process writes a card or a results dataset).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import functools
 import json
 import shutil
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,7 +42,7 @@ from typing import Any, TypeVar
 from accelerate import PartialState
 from accelerate.logging import get_logger
 
-from .integrity import damaged_file
+from .integrity import damaged_file, remove_leftovers
 from .run_identity import write_run_record
 
 
@@ -48,15 +55,46 @@ EVAL_FILE = "eval.json"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# The main-only function running on this process, if any (a context variable: threads and tasks each have their own).
+_INSIDE_MAIN_ONLY: ContextVar[str | None] = ContextVar("spac_hf_inside_main_only", default=None)
+
+
+class RankRuleError(RuntimeError):
+    """Something that waits for every process was called inside a main-only function (see the rank rule above)."""
+
+
+def _check_not_main_only(what: str) -> None:
+    inside = _INSIDE_MAIN_ONLY.get()
+    if inside is not None:
+        raise RankRuleError(
+            f"{what} waits for every process, but it was called inside the main-only function `{inside}`, which the "
+            "other processes never enter: a multi-process run would hang here. Compute or read the value before the "
+            "main-only step and pass it in (the rank rule, spac_hf/run_folder.py)."
+        )
+
+
+def barrier(what: str) -> None:
+    """Wait for every process: the one barrier of a run, refused inside a main-only function."""
+    _check_not_main_only(what)
+    PartialState().wait_for_everyone()
+
+
 def main_only(fn: F) -> F:
     """Run `fn` on the main process only (the others get None), then wait for every process: the only way the loop
-    writes into its run folder (see the rank rule above)."""
+    writes into its run folder (see the rank rule above). Inside `fn`, any `barrier` raises `RankRuleError`."""
+    name = getattr(fn, "__qualname__", repr(fn))
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        state = PartialState()
-        result = fn(*args, **kwargs) if state.is_main_process else None
-        state.wait_for_everyone()
+        _check_not_main_only(f"main_only({name})")  # it ends with a barrier
+        result = None
+        if PartialState().is_main_process:
+            token = _INSIDE_MAIN_ONLY.set(name)
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                _INSIDE_MAIN_ONLY.reset(token)
+        barrier(f"main_only({name})")
         return result
 
     return wrapper  # type: ignore[return-value]
@@ -64,13 +102,27 @@ def main_only(fn: F) -> F:
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Every path of a run folder, built once."""
+    """Every path of a run folder, built once: the folder's files, pi_t, and the Hub repos the run pushes to."""
 
     root: Path
+    base_model: str = ""  # pi_1, the starting model (a path or a Hub id)
+    hub_model_id: str | None = None  # the prefix of the Hub repos (default: the folder's name)
+
+    def policy(self, t: int) -> str:
+        """pi_t, where iteration t starts: the starting model for t = 1, else the iterate iteration t - 1 saved."""
+        return self.model(t - 1)
+
+    def model(self, t: int) -> str:
+        """Model t: the starting model for t = 0, else iterate t."""
+        return self.base_model if t == 0 else str(self.iterate(t))
+
+    def repo_id(self, suffix: str) -> str:
+        """Where a run pushes: `<hub_model_id, or the folder's name>-iter<t>` and `...-results`."""
+        return f"{self.hub_model_id or self.root.name}-{suffix}"
 
     def exists(self, path: Path) -> bool:
         """`path.exists()`, the same on every process: read after a barrier, and only `main_only` writes."""
-        PartialState().wait_for_everyone()
+        barrier(f"RunFolder.exists({path})")
         return path.exists()
 
     @property
@@ -131,6 +183,13 @@ class RunFolder:
 def record_run(folder: RunFolder, identity: dict[str, Any]) -> None:
     """Write the run record; only once every input has been validated (`spac_hf.preflight`)."""
     write_run_record(folder.run_file, identity)
+
+
+@main_only
+def clean_up_after_a_kill(folder: RunFolder, num_iterations: int) -> None:
+    """Remove what a kill left behind (temporary files, checkpoints of finished iterations; `integrity`)."""
+    finished = [t for t in range(1, num_iterations + 1) if folder.iterate_record(t).exists()]
+    remove_leftovers(folder, num_iterations, finished)
 
 
 # --------------------------------------------------------------------------------------------------------------------

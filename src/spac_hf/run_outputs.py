@@ -10,18 +10,20 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate.logging import get_logger
-from transformers import PreTrainedTokenizerBase
 
 from .hub import push_folder, push_results_dataset, results_dataset_rows, save_model_card, save_results_dataset
 from .hub.card_content import paired_samples
 from .integrity import read_json_cache
-from .methods import Method
 from .run_folder import ITERATE_FILE, RunFolder, main_only
 from .utils import atomic_directory, atomic_write_json, kill_point, read_json
+
+
+if TYPE_CHECKING:
+    from .preflight import ValidatedRun
 
 
 logger = get_logger(__name__)
@@ -35,23 +37,20 @@ the iterate's `eval.json`.
 """
 
 
-def hub_repo(args: Any, suffix: str) -> str:
-    """Where a run pushes: `<hub_model_id, or the output folder's name>-iter<t>` and `...-results`."""
-    return f"{args.hub_model_id or Path(args.output_dir).name}-{suffix}"
-
-
-@dataclass
+@dataclass(frozen=True)
 class RunOutputs:
-    folder: RunFolder
-    method: Method
-    args: Any  # SelfPlayConfig
-    base_model: str
-    tokenizer: PreTrainedTokenizerBase
-    dataset_names: list[str] | None = None
-    evaluate: EvaluateFn | None = None
+    """The writer of everything but the iterates' weights and the generated data, over the run's state (shared by
+    reference with the loop: `ValidatedRun`)."""
 
-    def model_path(self, t: int) -> str:
-        return self.base_model if t == 0 else str(self.folder.iterate(t))
+    run: ValidatedRun
+
+    @property
+    def folder(self) -> RunFolder:
+        return self.run.folder
+
+    @property
+    def args(self) -> Any:  # SelfPlayConfig
+        return self.run.args
 
     # -------------------------------------------------------------- iterates
 
@@ -60,7 +59,7 @@ class RunOutputs:
         """Move the staged iterate t, with its record and card, into place with one rename; drop its checkpoints."""
         staging, final = self.folder.staging(t), self.folder.iterate(t)
         kill_point("iterate.weights_written")
-        self.tokenizer.save_pretrained(str(staging))
+        self.run.tokenizer.save_pretrained(str(staging))
         atomic_write_json(staging / ITERATE_FILE, record)
         self.write_card(staging, t)
         if final.exists():  # without its marker (is_done was False): a leftover, never a finished iterate
@@ -70,23 +69,27 @@ class RunOutputs:
         kill_point("iterate.after_rename")  # its checkpoints still there: `remove_leftovers` deletes them on resume
         shutil.rmtree(self.folder.checkpoints(t), ignore_errors=True)
 
-    def write_card(self, folder: Path, t: int, eval_results: list[dict] | None = None) -> None:
-        hyperparameters = {k: getattr(self.args, k) for k in self.method.card_hyperparameters if hasattr(self.args, k)}
+    def write_card(
+        self, folder: Path, t: int, eval_results: list[dict] | None = None, samples: list[dict] | None = None
+    ) -> None:
+        """Model card of iterate t in `folder`: with its evaluation rows and samples when given (values computed by
+        every process before this main-only write: nothing here may wait for the other processes)."""
+        method = self.run.method
+        hyperparameters = {k: getattr(self.args, k) for k in method.card_hyperparameters if hasattr(self.args, k)}
         loss = read_json(folder / ITERATE_FILE, {}).get("loss") or {}
         if "effective_lam" in loss:  # lambda as the loss used it for this iterate (lam * sqrt(n) with sqrt_n)
             hyperparameters["effective_lam"] = loss["effective_lam"]
         # Where a reader finds the model: its Hub repo when the run pushes, else the iterate's own folder.
-        where = self.hub_repo(f"iter{t}") if self.args.push_to_hub else str(self.folder.iterate(t).resolve())
-        samples = paired_samples(self.evaluation(0), self.evaluation(t)) if eval_results else None
+        where = self.folder.repo_id(f"iter{t}") if self.args.push_to_hub else str(self.folder.iterate(t).resolve())
         save_model_card(
             folder,
             repo_id=where,
-            chat=bool(getattr(self.tokenizer, "chat_template", None)),
+            chat=bool(getattr(self.run.tokenizer, "chat_template", None)),
             samples=samples,
             model_name=self.folder.model_label(t),
-            base_model=self.base_model,
-            datasets=list(self.dataset_names or []),
-            method=self.method.name,
+            base_model=self.run.base_model,
+            datasets=list(self.run.dataset_names),
+            method=method.name,
             iteration=t,
             num_iterations=self.args.num_iterations,
             hyperparameters=hyperparameters,
@@ -94,8 +97,9 @@ class RunOutputs:
         )
 
     def evaluation(self, t: int) -> dict | None:
-        """The evaluation of model t (0: the starting model), computed once on the main process, then read back."""
-        if self.evaluate is None:
+        """The evaluation of model t (0: the starting model), computed once on the main process, then read back by
+        every process. Every process calls it (it holds barriers), never from inside a main-only step."""
+        if self.run.evaluate is None:
             return None
         main_only(read_json_cache)(self.folder.eval_record(t), "the evaluation")  # damaged: evaluated again
         if not self.folder.exists(self.folder.eval_record(t)):
@@ -104,7 +108,7 @@ class RunOutputs:
 
     @main_only
     def _save_evaluation(self, t: int) -> None:
-        atomic_write_json(self.folder.eval_record(t), self.evaluate(self.model_path(t), t))
+        atomic_write_json(self.folder.eval_record(t), self.run.evaluate(self.folder.model(t), t))
 
     def result_rows(self, t: int, evaluation: dict | None) -> list[dict]:
         if not evaluation or not evaluation.get("results"):
@@ -112,40 +116,39 @@ class RunOutputs:
         return results_dataset_rows(
             {"results": evaluation["results"], "n-shot": evaluation.get("n-shot", {})},
             model=self.folder.model_label(t),
-            method=self.method.name if t else None,
+            method=self.run.method.name if t else None,
             iteration=t,
-            base_model=self.base_model,
+            base_model=self.run.base_model,
         )
 
     @main_only
-    def finish_iterate(self, t: int, rows: list[dict]) -> None:
-        """Add the evaluation to iterate t's card, and push the iterate when asked (an unchanged folder makes no new
-        commit, so a resumed run pushes again safely)."""
+    def finish_iterate(self, t: int, base_evaluation: dict | None, evaluation: dict | None) -> None:
+        """Add the evaluation to iterate t's card (with samples beside the starting model's), and push the iterate
+        when asked (an unchanged folder makes no new commit, so a resumed run pushes again safely). The evaluations
+        come as values: every process read them before this main-only step."""
+        rows = self.result_rows(t, evaluation)
         if rows:
-            self.write_card(self.folder.iterate(t), t, rows)
+            self.write_card(self.folder.iterate(t), t, rows, paired_samples(base_evaluation, evaluation))
         if self.args.push_to_hub:
             url = push_folder(
                 self.folder.iterate(t),
-                self.hub_repo(f"iter{t}"),
+                self.folder.repo_id(f"iter{t}"),
                 private=self.args.hub_private_repo,
                 token=self.args.hub_token,
             )
             logger.info("Pushed %s to %s", self.folder.iterate(t), url)
 
-    def hub_repo(self, suffix: str) -> str:
-        return hub_repo(self.args, suffix)
-
     # -------------------------------------------------------------- the run
 
     @main_only
     def publish_results(self, rows: list[dict]) -> None:
-        name = self.folder.root.name
-        description = f"Evaluation of the {self.method.label} iterates of `{name}`, starting from {self.base_model}."
+        name, run = self.folder.root.name, self.run
+        description = f"Evaluation of the {run.method.label} iterates of `{name}`, starting from {run.base_model}."
         save_results_dataset(rows, self.folder.results, dataset_name=f"{name}-results", description=description)
         if self.args.push_to_hub:
             push_results_dataset(
                 rows,
-                self.hub_repo("results"),
+                self.folder.repo_id("results"),
                 local_dir=self.folder.results,
                 description=description,
                 private=self.args.hub_private_repo,
@@ -172,7 +175,7 @@ class RunOutputs:
         model.load_state_dict({k: v / len(iterates) for k, v in total.items()})
         with atomic_directory(self.folder.average) as tmp:
             model.save_pretrained(str(tmp))
-            self.tokenizer.save_pretrained(str(tmp))
+            self.run.tokenizer.save_pretrained(str(tmp))
             atomic_write_json(tmp / ITERATE_FILE, {"iteration": "average", "of": iterates})
 
     def summary(self, evaluations: dict[int, dict | None]) -> dict[str, Any]:
@@ -183,8 +186,8 @@ class RunOutputs:
             record.pop("log_history", None)
             iterates.append({"iteration": t, "path": str(self.folder.iterate(t)), **record})
         summary = {
-            "method": self.method.name,
-            "base_model": self.base_model,
+            "method": self.run.method.name,
+            "base_model": self.run.base_model,
             "iterates": iterates,
             "evaluations": {str(t): e for t, e in evaluations.items() if e is not None},
         }

@@ -15,6 +15,17 @@ from pathlib import Path
 from typing import Any
 
 
+CACHE_ENV = "SPAC_HF_CACHE"
+
+
+def cache_root() -> Path:
+    """The one folder spac-hf caches into (fetched evaluation data, NLTK's Punkt, scores of a starting model):
+    `$SPAC_HF_CACHE`, else `$XDG_CACHE_HOME/spac-hf`, else `~/.cache/spac-hf`."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spac-hf"
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` so that readers see either the old file or the whole new one, never a part."""
     path = Path(path)

@@ -1,6 +1,6 @@
 """Named variants: a method of `spac_hf.methods` with a set of option overrides, each defined once, here.
 
-A variant is what a benchmark arm, a recipe file (`recipes/<setup>/spac_theory.yaml`), a results row (its `variant`
+A variant is what a benchmark arm, a recipe file (`<setup>/spac_theory.yaml`), a results row (its `variant`
 column) and a table name: "SPAC at the theory preset" is `VARIANTS["spac_theory"]`, and nothing else defines it (a
 test checks every recipe file that claims a variant against its record; `spac_hf.presets` is a view of these).
 

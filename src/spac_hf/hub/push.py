@@ -35,14 +35,9 @@ def push_folder(
     repo_type: str = "model",
     private: bool | None = None,
     token: str | None = None,
-    commit_message: str | None = None,
-    revision: str | None = None,
 ) -> str:
-    """Create `repo_id` if needed and upload `folder` to it in one commit; return the commit URL.
-
-    `revision` names a branch, created from `main` if it does not exist (one branch per iterate is a way to keep them
-    in one repo). The arguments are checked before any network call.
-    """
+    """Create `repo_id` if needed and upload `folder` to its `main` branch in one commit; return the commit URL.
+    The arguments are checked before any network call."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"Cannot push {folder}: not a directory")
@@ -59,14 +54,8 @@ def push_folder(
     api = HfApi(token=token)
     # The Hub fills in the namespace when `repo_id` has none: upload to the id it answers with.
     repo_id = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True).repo_id
-    if revision is not None and revision != constants.DEFAULT_REVISION:
-        api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
     commit = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=folder,
-        repo_type=repo_type,
-        revision=revision,
-        commit_message=commit_message or f"Upload {folder.name} with spac-hf",
+        repo_id=repo_id, folder_path=folder, repo_type=repo_type, commit_message=f"Upload {folder.name} with spac-hf"
     )
     return commit.commit_url
 
@@ -78,10 +67,8 @@ def push_results_dataset(
     local_dir: str | os.PathLike,
     dataset_name: str | None = None,
     description: str = "Evaluation results of SPAC, SPIN and DPO models trained with spac-hf.",
-    merge: bool = False,
     private: bool | None = None,
     token: str | None = None,
-    commit_message: str | None = None,
 ) -> str:
     """Save the results dataset to `local_dir` (see [`save_results_dataset`]), then push it as a dataset repo.
 
@@ -95,13 +82,5 @@ def push_results_dataset(
         dataset_name=dataset_name or repo_id.split("/")[-1],
         description=description,
         repo_id=repo_id,
-        merge=merge,
     )
-    return push_folder(
-        local_dir,
-        repo_id,
-        repo_type="dataset",
-        private=private,
-        token=token,
-        commit_message=commit_message or "Upload evaluation results with spac-hf",
-    )
+    return push_folder(local_dir, repo_id, repo_type="dataset", private=private, token=token)

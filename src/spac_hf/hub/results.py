@@ -147,20 +147,11 @@ def save_results_dataset(
     dataset_name: str,
     description: str,
     repo_id: str | None = None,
-    merge: bool = False,
 ) -> Path:
-    """Write a results dataset in the Hub layout (`data/results.jsonl` + `README.md`) to `local_dir`; return it.
-
-    With `merge=True`, rows already in `local_dir` are kept unless a new row has the same (model, task, metric,
-    num_fewshot), which replaces them: benchmark runs of one model at a time can then accumulate into one dataset.
-    """
+    """Write a results dataset in the Hub layout (`data/results.jsonl` + `README.md`) to `local_dir`; return it. The
+    rows are the whole dataset: what `local_dir` held before is replaced."""
     local_dir = Path(local_dir)
     rows = validate_results_rows(rows)
-    if merge and (local_dir / _RESULTS_FILE).exists():
-        new_keys = {_row_key(row) for row in rows}
-        lines = (local_dir / _RESULTS_FILE).read_text(encoding="utf-8").splitlines()
-        old = [json.loads(line) for line in lines if line.strip()]
-        rows = validate_results_rows([row for row in old if _row_key(row) not in new_keys] + rows)
     data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     atomic_write_text(local_dir / _RESULTS_FILE, data)
     card = _results_card(rows, dataset_name=dataset_name, description=description, repo_id=repo_id)

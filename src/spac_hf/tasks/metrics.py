@@ -14,15 +14,14 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+from .registry import TASKS
+
 
 # The Hub namespace the metric Spaces are published under (the `--repo-id` of src/spac_hf/metrics/push.py).
 METRICS_NAMESPACE = "spac-hf"
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
 # The evaluation's task key (`true_reward_<task>`, as the recipes' evaluator names it) -> the metric module's name.
-TASK_METRICS = {
-    "true_reward_reviews": "review_reward",
-    "true_reward_instruction_following": "instruction_following_reward",
-}
+TASK_METRICS = {task.key: task.metric for task in TASKS.values()}
 
 
 def metric_fields(task: str, metric: str = "mean", namespace: str = METRICS_NAMESPACE) -> dict[str, str]:

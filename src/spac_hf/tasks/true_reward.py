@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ..generation import generate_responses
 from .metrics import task_rewards
 from .reviews import REWARD_RANGE, mean_and_stderr
 
@@ -40,6 +39,8 @@ def mean_true_reward(
       examples       the first sample for the first `num_examples` prompts: {"prompt", "response", "reward"};
       n_prompts, num_samples, temperature, seconds (wall time of generation and scoring).
     """
+    from ..generation import generate_responses  # torch: `spac_hf.tasks` (the rewards, the registry) loads without it
+
     if num_samples < 1:
         raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
     prompts = list(prompts)

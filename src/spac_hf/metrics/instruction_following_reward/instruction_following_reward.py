@@ -84,7 +84,7 @@ class InstructionFollowingReward(evaluate.Metric):
 
     def _download_and_prepare(self, dl_manager):
         # lm-eval's IFEval code loads NLTK's Punkt sentence splitter at import, downloading `punkt_tab` if NLTK cannot
-        # find it: offline, put it on NLTK_DATA first (spac-hf's `spac_hf.eval_data.ensure_punkt` does).
+        # find it: offline, put it on NLTK_DATA first (spac-hf's `benchmarks.eval_data.fetch.ensure_punkt` does).
         import langdetect
         from lm_eval.tasks.ifeval import instructions_registry, utils
 

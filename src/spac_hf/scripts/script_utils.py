@@ -2,7 +2,8 @@
 dependency of the library). The machine record and the thread guard are `spac_hf.utils.environment_info` and
 `spac_hf.utils.torch_threads`: the library's data builders record them too.
 
-Imported as `recipes.script_utils` (the recipe scripts and the benchmarks put the repository root on `sys.path`).
+Imported as `spac_hf.scripts.script_utils` by the scripts and the benchmarks; matplotlib is imported when a figure
+is saved.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """SPAC, iterative DPO and SPIN side by side on the embedded default: one table and one plot with all three.
 
-    python recipes/compare.py                      # = make compare = spac-hf compare
-    python recipes/compare.py --seed 1 --output-dir outputs/compare-seed1
-    python recipes/compare.py --methods spac dpo   # a subset
-    python recipes/compare.py -- --num_iterations 2   # options after `--` go to every recipe
-    python recipes/compare.py --report-dir results/default   # the committed comparison (recipes/default/README.md)
+    spac-hf compare                                # = make compare = python -m spac_hf.scripts.compare
+    spac-hf compare --seed 1 --output-dir outputs/compare-seed1
+    spac-hf compare --methods spac dpo             # a subset
+    spac-hf compare -- --num_iterations 2          # options after `--` go to every recipe
+    spac-hf compare --report-dir results/default   # the committed comparison (recipes/default/README.md)
 
-Each method runs its recipe with the embedded default config (`recipes/default/<method>.yaml`), the same data,
+Each method runs its recipe with the embedded default config (`spac_hf/default/<method>.yaml`), the same data,
 model, budget and seed, into `<output-dir>/<method>/`; a finished run is reused, an interrupted one resumes. Then
 `<output-dir>/comparison.md` (the true reward of every iterate of every method, the wall time of each run) and
 `comparison.png` (one line per method, starting from the SFT model, error bars = 95% interval over the prompts)
@@ -22,14 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-
-if __package__ in (None, ""):  # run as a script: make `recipes.*` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from spac_hf.methods import method_of_run
+from spac_hf.scripts.script_utils import save_figure
 from spac_hf.utils import atomic_write_json, atomic_write_text, read_json
-
-from recipes.script_utils import save_figure
 
 
 RECIPES = ("spac", "dpo", "spin")  # the recipe scripts; `dpo` with T > 1 iterations is iterative DPO
@@ -51,7 +46,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run_methods(args: argparse.Namespace) -> dict[str, dict]:
     """Run (or reuse) each method's recipe; returns method -> {"summary", "wall_seconds"}."""
-    from recipes.self_play import run_recipe
+    from spac_hf.scripts.self_play import run_recipe
 
     runs = {}
     for name in args.methods:
@@ -97,8 +92,8 @@ def comparison_markdown(rows: dict[str, dict], seed) -> str:
     lines = [
         "# SPAC vs DPO vs SPIN on the embedded default",
         "",
-        f"Mean true reward (`{task}`) on the held-out prompts ± its standard error over prompts; seed {seed}. "
-        "Iteration 0 is the SFT model every method starts from.",
+        f"Mean true reward (`{task}`) on the held-out prompts ± its 95% CI (1.96 standard errors over the prompts); "
+        f"seed {seed}. Iteration 0 is the SFT model every method starts from.",
         "",
         "| model | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
@@ -110,7 +105,7 @@ def comparison_markdown(rows: dict[str, dict], seed) -> str:
             if point is None:
                 cells.append("")
                 continue
-            text = f"{point['mean']:.3f} ± {point['stderr']:.3f}"
+            text = f"{point['mean']:.3f} ± {_ci95(point['stderr']):.3f}"
             if (point.get("degenerate_fraction") or 0) >= 0.005:
                 text += f" ({point['degenerate_fraction']:.0%} degenerate)"
             cells.append(text)
@@ -122,6 +117,11 @@ def comparison_markdown(rows: dict[str, dict], seed) -> str:
         lines.append(f"| {r['label']} | `{r['output_dir']}` | {seconds}{load} |")
     lines += ["", "![true reward by iteration](comparison.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _ci95(stderr) -> float:
+    """The half-width of a 95% normal interval: the one uncertainty every table and plot of spac-hf shows."""
+    return Z95 * stderr if stderr is not None and math.isfinite(stderr) else 0.0
 
 
 def comparison_figure(rows: dict[str, dict]):
@@ -136,15 +136,14 @@ def comparison_figure(rows: dict[str, dict]):
     for r in rows.values():
         xs = [p["iteration"] for p in r["points"]]
         ys = [p["mean"] for p in r["points"]]
-        errors = [Z95 * p["stderr"] if p["stderr"] is not None and math.isfinite(p["stderr"]) else 0.0
-                  for p in r["points"]]  # fmt: skip
+        errors = [_ci95(p["stderr"]) for p in r["points"]]
         ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=r["label"], color=METHODS[r["method"]].colour)
     ax.set_xlabel("iteration (0 = the SFT model)")
     ax.set_ylabel(f"mean true reward ({next(iter(rows.values()))['task']})")
     ax.set_title("SPAC vs DPO vs SPIN on the embedded default")
     ax.set_xticks(sorted({p["iteration"] for r in rows.values() for p in r["points"]}))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="error bars: 95% CI", title_fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
             "seed", "of the YAMLs"
         )
     )
-    command = " ".join(["python recipes/compare.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["spac-hf compare", *(argv if argv is not None else sys.argv[1:])])
     atomic_write_json(out / "comparison.json", {"command": command, "seed": seed, "methods": rows,
                                                 "passthrough": args.passthrough})  # fmt: skip
     atomic_write_text(out / "comparison.md", comparison_markdown(rows, seed))
@@ -173,6 +172,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from recipes.arguments import run_with_clean_errors
+    from spac_hf.scripts.arguments import run_with_clean_errors
 
     run_with_clean_errors(main)

@@ -2,11 +2,11 @@
 run will really use, "did you mean" for a misspelt option, paths of the shipped YAMLs that work from any directory,
 and one-line errors unless `--debug`.
 
-    python recipes/spac.py                          # the embedded default, recipes/default/spac.yaml
-    python recipes/spac.py --num_iterations 2       # the same, with one override: the default is the base config
-    python recipes/spac.py --config my.yaml --lam 0.5
-    python recipes/spac.py --help                   # SPAC's own options first, then the loop, data, model, training
-    python recipes/spac.py --help-all               # every option of TRL's DPOConfig and transformers' Trainer
+    spac-hf train --method spac                     # the embedded default, spac_hf/default/spac.yaml
+    spac-hf train --method spac --num_iterations 2  # the same, with one override: the default is the base config
+    spac-hf train --method spac --config my.yaml --lam 0.5
+    spac-hf train --method spac --help              # SPAC's own options first, then the loop, data, model, training
+    spac-hf train --method spac --help-all          # every option of TRL's DPOConfig and transformers' Trainer
 
 Parsing itself is TRL's (`TrlParser.parse_args_and_config`); this module only decides what it is given.
 """
@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HELP_ALL = "--help-all"
 DEBUG = "--debug"
 
@@ -36,12 +36,55 @@ DPO_OPTIONS = ("beta", "loss_type", "label_smoothing", "max_length", "precompute
 MODEL_OPTIONS = ("model_name_or_path", "dtype", "attn_implementation", "use_peft", "lora_r", "lora_alpha",
                  "load_in_4bit")  # fmt: skip
 DATA_OPTIONS = ("dataset_name", "dataset_config", "dataset_train_split", "dataset_test_split")
-# Options whose value is a path; in the shipped YAMLs they are relative to the repository root.
+# Options whose value is a path; a YAML may write them relative to its own folder or one above it.
 PATH_OPTIONS = ("model_name_or_path", "dataset_name")
 
 
 class RecipeError(ValueError):
-    """A mistake in what the user asked for: shown as one line, without a traceback."""
+    """A mistake in what the user asked for: shown without a traceback, one line per problem."""
+
+
+def _one_line_errors(sources: dict[str, str]) -> Callable[[str], None]:
+    """argparse's `error`: the problem in one line, with where the value came from, instead of the whole usage
+    (`--help` shows the usage)."""
+
+    def error(message: str) -> None:
+        match = re.match(r"argument --([\w-]+)", message)
+        source = sources.get(match.group(1).replace("-", "_")) if match else None
+        raise RecipeError(f"{message} (from {source})" if source else message)
+
+    return error
+
+
+def option_sources(argv: Sequence[str], config_path: str) -> dict[str, str]:
+    """Where each option set by the user got its value: "the command line" or the YAML file (TRL's parser reads the
+    YAML as defaults, so an option given on both comes from the command line)."""
+    import yaml
+
+    sources = {}
+    try:
+        loaded = yaml.safe_load(Path(config_path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        loaded = {}
+    for key in loaded if isinstance(loaded, dict) else {}:
+        sources[str(key)] = config_path
+    for token in argv:
+        if token.startswith("--") and token != "--config" and not token.startswith("--config="):
+            sources[token[2:].split("=", 1)[0]] = "the command line"
+    return sources
+
+
+def _option_error(err: Exception, argv: Sequence[str], config_path: str) -> RecipeError:
+    """An `OptionError` as one line per option, each naming it as typed (`--learning_rate`) and where its value came
+    from; any other error of the config classes, prefixed with the YAML it was read with."""
+    from spac_hf.config import OptionError
+
+    if not isinstance(err, OptionError):
+        return RecipeError(f"{config_path}: {err}")
+    sources = option_sources(argv, config_path)
+    lines = [f"--{name} {value!r} ({'from ' + sources[name] if name in sources else 'the default'}): must be {need}"
+             for name, value, need in err.problems]  # fmt: skip
+    return RecipeError("\n".join(lines))
 
 
 def _own_fields(cls: type, base: type | None) -> list[dataclasses.Field]:
@@ -139,15 +182,18 @@ def with_base_config(argv: list[str], default_config: Path) -> tuple[list[str], 
 
 
 def resolve_paths(config_path: str, *dataclass_objects) -> None:
-    """A relative model or data path that does not exist from the current directory, but does from the repository
-    root (how the shipped YAMLs write them), is made absolute: the recipes then run from any directory."""
+    """A relative model or data path that does not exist from the current directory, but does from the YAML's folder
+    or a folder above it, is made absolute: the shipped YAMLs (`spac_hf/default/spac.yaml` writes
+    `spac_hf/default/model`, `recipes/smollm2/spac.yaml` writes `results/...`) then run from any directory."""
+    folders = Path(config_path).resolve().parents
     for obj in dataclass_objects:
         for name in PATH_OPTIONS:
             value = getattr(obj, name, None)
-            if isinstance(value, str) and value and not os.path.isabs(value) and not Path(value).exists():
-                candidate = REPO_ROOT / value
-                if candidate.exists():
-                    setattr(obj, name, str(candidate))
+            if not isinstance(value, str) or not value or os.path.isabs(value) or Path(value).exists():
+                continue
+            found = next((folder / value for folder in folders if (folder / value).exists()), None)
+            if found is not None:
+                setattr(obj, name, str(found))
 
 
 def parse(parser, argv: list[str], default_config: Path, method_label: str, prog: str):
@@ -159,11 +205,15 @@ def parse(parser, argv: list[str], default_config: Path, method_label: str, prog
     wants_help = any(a in ("-h", "--help") for a in argv)
     argv = [a for a in argv if a not in ("-h", "--help")]
     check_options(parser, argv)
+    user_argv = argv
     argv, config_path = with_base_config(argv, default_config)
+    parser.error = _one_line_errors(option_sources(user_argv, config_path))  # a bad choice or type: one line
     try:
         parsed = parser.parse_args_and_config(args=argv)
-    except ValueError as err:  # TRL's "unknown arguments from config file", a bad value, ...
-        raise RecipeError(f"{config_path}: {err}") from err
+    except RecipeError:
+        raise
+    except ValueError as err:  # an option out of its domain, TRL's "unknown arguments from config file", ...
+        raise _option_error(err, user_argv, config_path) from err
     resolve_paths(config_path, *parsed)
     if wants_help:
         values = {f.name: getattr(obj, f.name) for obj in parsed for f in dataclasses.fields(obj)}
@@ -186,7 +236,10 @@ def run_with_clean_errors(function: Callable[[list[str]], Any], argv: Sequence[s
     except Exception as err:
         if debug:
             raise
+        if isinstance(err, RecipeError):  # the user's mistakes, one line each
+            lines = [" ".join(line.split()) for line in str(err).splitlines() if line.strip()]
+            sys.stderr.write("".join(f"error: {line}\n" for line in lines))
+            raise SystemExit(1) from None
         message = " ".join(str(err).split()) or type(err).__name__
-        kind = "" if isinstance(err, RecipeError) else f"{type(err).__name__}: "
-        sys.stderr.write(f"error: {kind}{message} ({DEBUG} shows the traceback)\n")
+        sys.stderr.write(f"error: {type(err).__name__}: {message} ({DEBUG} shows the traceback)\n")
         raise SystemExit(1) from None

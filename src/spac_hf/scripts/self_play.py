@@ -1,26 +1,22 @@
-"""What `recipes/{spac,dpo,spin}.py` share: parse, load, run the loop, report. The scripts only pick the method.
+"""What `spac_hf.scripts.{spac,dpo,spin}` share: parse, load, run the loop, report. The scripts only pick the method.
 
 Supports: every method of `spac_hf.methods` through `run_self_play`, standard and conversational data from a local
 folder, a Hub id or a `datasets:` mixture, LoRA/QLoRA through TRL's `ModelConfig`, and a programmatic true reward
-(`--true_reward_task reviews`) evaluated on the starting model and every iterate. Assumes: it runs from the repository
-root (relative paths in the YAMLs), the whole data set fits on disk (no streaming).
+(`--true_reward_task reviews`) evaluated on the starting model and every iterate. Assumes: the whole data set fits on
+disk (no streaming). Relative paths in a YAML are found from the current directory, else from the YAML's folder up.
 
 Parsing is TRL's: `TrlParser((SelfPlayScriptArguments, <config>, ModelConfig, DatasetMixtureConfig))`, so a YAML given
 with `--config` sets defaults and command-line flags override them. A script run with no argument at all runs its
-embedded default config (`recipes/default/<method>.yaml`): a complete run on CPU, on the shipped model and data.
+embedded default config (`spac_hf/default/<method>.yaml`, shipped with the package): a complete run on CPU, on the
+shipped model and data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-
-if __package__ in (None, ""):  # run as a script: make `recipes.*` importable from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub.errors import HFValidationError
@@ -35,19 +31,22 @@ from trl import (
     get_quantization_config,
 )
 
-from spac_hf.config import SelfPlayConfig
+from spac_hf.config import OptionError, SelfPlayConfig
 from spac_hf.data import drop_long_prompts, normalize_prompt_column
 from spac_hf.loop import SelfPlayResult, run_self_play
 from spac_hf.methods import get_method
+from spac_hf.scripts import EMBEDDED_DEFAULT
+from spac_hf.scripts.console import console_logging, library_defaults, quiet_libraries
+from spac_hf.scripts.script_utils import save_figure
+from spac_hf.tasks.evaluators import evaluator_of
+from spac_hf.tasks.registry import TASKS, get_task
 from spac_hf.utils import atomic_write_text
-
-from recipes.console import quiet_libraries
-from recipes.script_utils import save_figure
 
 
 logger = logging.getLogger(__name__)
 
-TRUE_REWARD_TASKS = ("reviews", "instruction_following")
+TRUE_REWARD_TASKS = tuple(TASKS)  # spac_hf.tasks.registry: one record per task
+Z95 = 1.959964  # the 95% normal interval from a standard error: the one uncertainty the reports show
 
 
 @dataclass
@@ -72,10 +71,9 @@ class SelfPlayScriptArguments(ScriptArguments):
     true_reward_task: str | None = field(
         default=None,
         metadata={
-            "help": "A task with a programmatic reward (`reviews`, the shipped task; `instruction_following`, "
-            "IFEval's checkers on real prompts, see spac_hf.tasks.instruction_following): the starting model and "
-            "every "
-            "iterate are scored by their mean true reward on the test split's prompts.",
+            "help": "A task with a programmatic reward (spac_hf.tasks.registry: `reviews`, the shipped task; "
+            "`instruction_following`, IFEval's checkers on real prompts): the starting model and every iterate are "
+            "scored by their mean true reward on the test split's prompts.",
             "choices": list(TRUE_REWARD_TASKS),
         },
     )
@@ -92,20 +90,32 @@ class SelfPlayScriptArguments(ScriptArguments):
         metadata={"help": "Longest response scored by the true reward (default: the task's own)."},
     )
 
+    def __post_init__(self):
+        # Checked at parsing, with the training options: a bad count fails before any work, one line per option.
+        counts = {"max_train_samples": self.max_train_samples, "max_eval_samples": self.max_eval_samples,
+                  "true_reward_prompts": self.true_reward_prompts, "true_reward_samples": self.true_reward_samples,
+                  "true_reward_max_new_tokens": self.true_reward_max_new_tokens}  # fmt: skip
+        problems = [(name, value, ">= 1") for name, value in counts.items() if value is not None and value < 1]
+        if problems:
+            raise OptionError(problems)
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
+
 
 def parse_recipe_args(
     config_class: type[SelfPlayConfig], default_config: str | Path, argv: list[str] | None = None, method: str = ""
 ):
     """Parse `argv` (default: the command line). The embedded `default_config` is the base config unless `--config`
-    names another; any option overrides it (`recipes/arguments.py`: grouped `--help`, "did you mean").
+    names another; any option overrides it (`spac_hf.scripts.arguments`: grouped `--help`, "did you mean").
     Returns (script_args, training_args, model_args, dataset_args)."""
-    from recipes.arguments import parse
+    from spac_hf.scripts.arguments import parse
 
     parser = TrlParser((SelfPlayScriptArguments, config_class, ModelConfig, DatasetMixtureConfig))
     argv = sys.argv[1:] if argv is None else list(argv)
     label = get_method(method).label if method else config_class.__name__
-    prog = f"recipes/{get_method(method).paper.key}.py" if method else "recipe"
-    return parse(parser, argv, Path(default_config), label, prog)
+    prog = f"spac-hf train --method {get_method(method).paper.key}" if method else "recipe"
+    with library_defaults():  # the config's defaults as on a fresh start, whatever an earlier run in this process did
+        return parse(parser, argv, Path(default_config), label, prog)
 
 
 def _check_local_path(path: str, what: str) -> None:
@@ -117,7 +127,7 @@ def _check_local_path(path: str, what: str) -> None:
     except HFValidationError:
         raise FileNotFoundError(
             f"{what} {path!r} is neither an existing local path nor a Hub id. Relative paths are resolved from the "
-            f"current directory ({Path.cwd()}); the recipes expect to be run from the repository root."
+            f"current directory ({Path.cwd()}), then from the YAML's folder and the folders above it."
         ) from None
 
 
@@ -146,53 +156,27 @@ def load_preference_data(script_args, dataset_args, seed: int) -> tuple[Dataset,
 
 
 def true_reward_evaluator(script_args, test: Dataset, tokenizer, seed: int):
-    """`evaluate(model_path, iteration)` scoring a model by its mean true reward on held-out prompts."""
-    from spac_hf.tasks import mean_true_reward
-
+    """`evaluate(model_path, iteration)` scoring a model by its task's true reward on held-out prompts: the task
+    record's evaluator (`spac_hf.tasks.registry`)."""
     if test is None:
         raise ValueError(
             f"`true_reward_task` needs a test split ({script_args.dataset_test_split!r}) for its prompts."
         )
-    if script_args.true_reward_task == "instruction_following":  # the task's own hook: greedy, IFEval's checkers
-        from spac_hf.tasks.instruction_following import recipe_evaluator
-
-        return recipe_evaluator(
-            test,
-            tokenizer,
-            num_prompts=script_args.true_reward_prompts,
-            max_new_tokens=script_args.true_reward_max_new_tokens,
-            seed=seed,
-        )
-    unique = {json.dumps(p, sort_keys=True): p for p in test["prompt"]}  # conversational prompts are not hashable
-    prompts = list(unique.values())[: script_args.true_reward_prompts]
-
-    def evaluate(model_path: str, iteration: int) -> dict:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        model.to("cuda" if torch.cuda.is_available() else "cpu")
-        score = mean_true_reward(model, tokenizer, prompts, num_samples=script_args.true_reward_samples, seed=seed)
-        logger.info(
-            "Evaluation: true reward of %s %.3f ± %.3f (%.0f%% degenerate)",
-            "the starting model" if iteration == 0 else f"iterate {iteration}",
-            score["mean"], score["stderr"], 100 * score["degenerate_fraction"],
-        )  # fmt: skip
-        results = {"mean": score["mean"], "mean_stderr": score["stderr"]}
-        return {
-            "results": {f"true_reward_{script_args.true_reward_task}": results},
-            "degenerate_fraction": score["degenerate_fraction"],  # beside the results: a share, not a score to average
-            "examples": score["examples"],
-        }
-
-    return evaluate
+    return evaluator_of(get_task(script_args.true_reward_task))(
+        test,
+        tokenizer,
+        num_prompts=script_args.true_reward_prompts,
+        num_samples=script_args.true_reward_samples,
+        max_new_tokens=script_args.true_reward_max_new_tokens,
+        seed=seed,
+    )
 
 
 def run_recipe(method: str, argv: list[str] | None = None) -> SelfPlayResult:
-    """What `recipes/<method>.py` runs: its arguments over the base config `recipes/default/<method>.yaml` (or the
-    one `--config` names), then `main`."""
+    """What `spac-hf train --method <method>` runs: its arguments over the base config `spac_hf/default/<method>.yaml`
+    (or the one `--config` names), then `main`."""
     record = get_method(method)
-    default_config = Path(__file__).parent / "default" / f"{record.paper.key}.yaml"
+    default_config = EMBEDDED_DEFAULT / f"{record.paper.key}.yaml"
     return main(method, *parse_recipe_args(record.config_class, default_config, argv, method=method))
 
 
@@ -201,10 +185,9 @@ def main(method: str, script_args, training_args, model_args, dataset_args) -> S
     from transformers import AutoTokenizer
 
     # Progress at INFO, from the main process only (the library logs through accelerate's logger).
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("spac_hf").setLevel(logging.INFO)
+    console_logging()
     logger.setLevel(logging.INFO)
-    quiet_libraries()  # recipes/console.py: no internal bars, no warnings the user cannot act on
+    quiet_libraries()  # spac_hf.scripts.console: no internal bars, no warnings the user cannot act on
 
     _check_local_path(model_args.model_name_or_path, "model_name_or_path")
     model_init_kwargs = {
@@ -276,7 +259,7 @@ def write_report(result: SelfPlayResult) -> str:
         "",
         f"Run folder `{out}`. Iterates: {', '.join(f'`{Path(p).name}`' for p in iterates)}.",
         "",
-        "| " + " | ".join(["model", "train loss", "train rows", *tasks]) + " |",
+        "| " + " | ".join(["model", "train loss", "train rows", *(f"{t} ± 95% CI" for t in tasks)]) + " |",
         "|" + "---|" * (3 + len(tasks)),
     ]
     rows = [("starting model", None, None, evaluations.get("0"))]
@@ -323,7 +306,7 @@ def _format_score(evaluation: dict | None, task: str) -> str:
     if not evaluation or task not in evaluation.get("results", {}):
         return ""
     metrics = evaluation["results"][task]
-    text = f"{metrics['mean']:.3f} ± {metrics.get('mean_stderr', float('nan')):.3f}"
+    text = f"{metrics['mean']:.3f} ± {Z95 * metrics.get('mean_stderr', float('nan')):.3f}"
     if evaluation.get("degenerate_fraction"):
         text += f" ({evaluation['degenerate_fraction']:.0%} degenerate)"
     return text
@@ -340,13 +323,13 @@ def _plot_evaluations(evaluations: dict, path: Path, label: str) -> None:
         points = sorted((int(t), e["results"][task]) for t, e in evaluations.items() if task in e.get("results", {}))
         xs = [t for t, _ in points]
         means = [m["mean"] for _, m in points]
-        errors = [m.get("mean_stderr", 0.0) for _, m in points]
+        errors = [Z95 * m.get("mean_stderr", 0.0) for _, m in points]
         ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=task)
     ax.set_xlabel("iteration (0 = starting model)")
     ax.set_ylabel("mean true reward")
     ax.set_title(f"{label}: held-out true reward by iteration")
     ax.set_xticks(sorted(int(t) for t in evaluations))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="error bars: 95% CI", title_fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)

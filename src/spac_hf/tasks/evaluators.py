@@ -1,0 +1,161 @@
+"""Each task's evaluator: `evaluator(test, tokenizer, *, num_prompts, num_samples, max_new_tokens, seed)` returns the
+`evaluate(model_path, iteration)` a run calls on its starting model and every iterate (`run_self_play(evaluate=...)`),
+scoring on the held-out prompts of `test` through the task's `evaluate` metric. `spac_hf.tasks.registry` names each
+task's evaluator (`evaluator_of`); the recipes pick it by `--true_reward_task`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from ..utils import atomic_write_json, cache_root, read_json
+from .registry import Task
+
+
+logger = logging.getLogger(__name__)
+
+
+def reward_of(task: Task) -> Callable:
+    """The task's true reward r(x, y), from its module (imported now: instruction following needs lm-eval)."""
+    return importlib.import_module(f"spac_hf.tasks.{task.module}").reward
+
+
+def evaluator_of(task: Task) -> Callable:
+    """The task's evaluator, a function of this module."""
+    return globals()[task.evaluator]
+
+
+def review_evaluator(
+    test, tokenizer, *, num_prompts: int, num_samples: int = 2, max_new_tokens: int | None = None, seed: int = 0
+):
+    """The reviews task: the mean true reward of `num_samples` sampled responses on each of the first `num_prompts`
+    distinct held-out prompts, with its standard error over prompts and the share of degenerate responses."""
+    from .true_reward import DEFAULT_MAX_NEW_TOKENS
+
+    unique = {json.dumps(p, sort_keys=True): p for p in test["prompt"]}  # conversational prompts are not hashable
+    prompts = list(unique.values())[:num_prompts]
+
+    def evaluate(model_path: str, iteration: int) -> dict:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from .true_reward import mean_true_reward
+
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model.to("cuda" if torch.cuda.is_available() else "cpu")
+        score = mean_true_reward(
+            model,
+            tokenizer,
+            prompts,
+            num_samples=num_samples,
+            seed=seed,
+            max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+        )
+        logger.info(
+            "Evaluation: true reward of %s %.3f ± %.3f (%.0f%% degenerate)",
+            "the starting model" if iteration == 0 else f"iterate {iteration}",
+            score["mean"], score["stderr"], 100 * score["degenerate_fraction"],
+        )  # fmt: skip
+        return {
+            "results": {"true_reward_reviews": {"mean": score["mean"], "mean_stderr": score["stderr"]}},
+            "degenerate_fraction": score["degenerate_fraction"],  # beside the results: a share, not a score to average
+            "examples": score["examples"],
+        }
+
+    return evaluate
+
+
+# Greedy responses of at most this many tokens score the in-distribution reward: the data's response budget.
+DEFAULT_EVAL_MAX_NEW_TOKENS = 48
+
+
+def _weights_stamp(model_path: str) -> str:
+    """What identifies a saved model's weights cheaply: the weight files' names, sizes and modification times."""
+    files = sorted(Path(model_path).glob("*.safetensors")) + sorted(Path(model_path).glob("*.bin"))
+    return json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
+
+def instruction_following_evaluator(
+    test,
+    tokenizer,
+    *,
+    num_prompts: int,
+    num_samples: int = 1,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+):
+    """The recipes' `evaluate(model_path, iteration)` for `true_reward_task: instruction_following`: the greedy
+    in-distribution reward on the first `num_prompts` held-out prompts of `test` (a split with a `constraints` column).
+
+    Greedy scores do not depend on the seed, so the starting model's score is cached (in `cache_dir`, default
+    `<cache root>/instruction_following`, keyed by its weights, the prompts and the length): every run of a benchmark
+    starts from the same model, and scoring it once instead of once per run saves minutes a run on a CPU. Greedy:
+    `num_samples` is not used."""
+    from .instruction_following import TASK_NAME, mean_task_reward, row_from_messages
+
+    if "constraints" not in test.column_names:
+        raise ValueError(
+            "`true_reward_task: instruction_following` needs a test split with a `constraints` column "
+            f"(built by benchmarks.instruction_following.data); its columns: {test.column_names}."
+        )
+    max_new_tokens = max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS
+    rows, seen = [], set()
+    for prompt, constraints in zip(test["prompt"], test["constraints"]):
+        row = row_from_messages(prompt, constraints)
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            rows.append(row)
+    rows = rows[:num_prompts]
+    cache = Path(cache_dir) if cache_dir is not None else cache_root() / TASK_NAME
+
+    def evaluate(model_path: str, iteration: int) -> dict:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    str(Path(model_path).resolve()),
+                    _weights_stamp(model_path),
+                    [r["prompt"] for r in rows],
+                    max_new_tokens,
+                ]
+            ).encode()
+        ).hexdigest()[:20]
+        cached = read_json(cache / f"{key}.json") if iteration == 0 else None
+        if cached is not None:
+            score = cached
+        else:
+            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+            model.to("cuda" if torch.cuda.is_available() else "cpu")
+            score = mean_task_reward(model, tokenizer, rows, max_new_tokens=max_new_tokens, seed=seed)
+            if iteration == 0:
+                atomic_write_json(cache / f"{key}.json", score)
+        logger.info(
+            "Instruction-following reward of %s: %.3f +- %.3f (mean length %.0f tokens)",
+            "the starting model" if iteration == 0 else f"iterate {iteration}",
+            score["mean"],
+            score["stderr"],
+            score["mean_length_tokens"],
+        )
+        results = {"mean": score["mean"], "mean_stderr": score["stderr"],
+                   "prompt_level_strict": score["prompt_level_strict"]}  # fmt: skip
+        return {
+            "results": {f"true_reward_{TASK_NAME}": results},
+            # Beside the results: shares and lengths that make a win by writing longer or looping visible.
+            "degenerate_fraction": score["degenerate_fraction"],
+            "mean_length_tokens": score["mean_length_tokens"],
+            "truncated_fraction": score["truncated_fraction"],
+            "per_prompt": score["per_prompt"],
+            "examples": score["examples"],
+            "max_new_tokens": max_new_tokens,
+            "seconds": score["seconds"],
+        }
+
+    return evaluate

@@ -30,12 +30,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.tasks import reviews
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_DATA = REPO_ROOT / "recipes" / "default" / "data"
-SHIPPED_MODEL = REPO_ROOT / "recipes" / "default" / "model"
+SHIPPED_DATA = EMBEDDED_DEFAULT / "data"
+SHIPPED_MODEL = EMBEDDED_DEFAULT / "model"
 
 VALIDATION_PROMPTS = 90
 VALIDATION_DRAW_SEED = 24  # fixed: the validation split is the same for every regime, arm and seed

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     settings, comparison = check_args(args)
     import torch
 
-    from recipes.console import quiet_libraries
+    from spac_hf.scripts.console import quiet_libraries
 
     torch.set_num_threads(1)
     quiet_libraries()  # no per-step dicts or bars from the libraries: the progress lines are the benchmark's

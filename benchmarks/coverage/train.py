@@ -33,7 +33,7 @@ BATCH_SIZE = 16
 VALIDATION_SAMPLES = 2  # samples per validation prompt at each checkpoint
 TEST_SAMPLES = 8  # samples per test prompt for the two scored checkpoints
 MAX_NEW_TOKENS = 48  # as every evaluation of the task (spac_hf.tasks.true_reward.DEFAULT_MAX_NEW_TOKENS)
-# What every arm shares: the shipped default's training settings (recipes/default/*.yaml) minus what is tuned.
+# What every arm shares: the shipped default's training settings (src/spac_hf/default/*.yaml) minus what is tuned.
 COMMON = {
     "use_cpu": True,
     "bf16": False,

@@ -139,6 +139,7 @@ class Runner:
             "test": test[: settings["test_prompts"] or None],
         }
         self.started = time.perf_counter()
+        self.ran = 0  # runs this process trained (not read back, not left to another process)
         self.log_file = args.work_dir / f"progress_{'_'.join(args.regimes)}.log"
 
     def log(self, message: str) -> None:
@@ -169,27 +170,41 @@ class Runner:
                 self.log(f"{regime} seed {seed}: fine-tuning pi_1 on mu's samples")
             return mu_start_model(data.mu_samples, path, seed)
 
-    def one(self, regime: str, arm, params: dict, seed: int, tag: str, test: bool, trial: int) -> dict:
-        """One run, or its finished result read back (a result of other settings is refused)."""
+    def one(self, regime: str, arm, params: dict, seed: int, tag: str, test: bool, trial: int,
+            wait: bool = True) -> dict | None:  # fmt: skip
+        """One run, or its finished result read back (a result of other settings is refused). A run another live
+        process has claimed is waited for (`wait`) or skipped (returns None), so several processes running the
+        same command share the work."""
         from .train import run_arm
 
         steps = self.args.budget
         spec = RunSpec(regime, arm.name, arm.variant, design.schedule_settings(arm, steps), params, seed, steps,
                        self.comparison.budget.checkpoints)  # fmt: skip
         path = self.run_path(regime, arm.name, tag)
-        done = read_json(path)
-        if done is not None:
-            if done["config_hash"] != spec.config_hash():
-                raise SystemExit(f"{path} was run with other settings ({done['identity']}); use another --out.")
-            return done
-        data = self.data(regime, seed)
-        start = self.start_model(regime, seed, data)
-        scratch = self.args.work_dir / "scratch" / regime / arm.name / tag
-        result = run_arm(spec, data.pairs, start, self.prompts, scratch, test=test, log=self.log)
-        result.update(trial=trial, data_sha256=data.sha256, data_stats=data.stats, start_model=str(start))
-        if test and REGIMES[regime].start == "mu":
-            result["start_scores"] = self.start_scores(start, seed)
-        atomic_write_json(path, result)
+        claim = self.args.work_dir / "claims" / regime / arm.name / f"{tag}.pid"
+        while True:
+            done = read_json(path)
+            if done is not None:
+                if done["config_hash"] != spec.config_hash():
+                    raise SystemExit(f"{path} was run with other settings ({done['identity']}); use another --out.")
+                return done
+            if _claim(claim):
+                break
+            if not wait:
+                return None
+            time.sleep(15)
+        try:
+            data = self.data(regime, seed)
+            start = self.start_model(regime, seed, data)
+            scratch = self.args.work_dir / "scratch" / regime / arm.name / tag
+            result = run_arm(spec, data.pairs, start, self.prompts, scratch, test=test, log=self.log)
+            result.update(trial=trial, data_sha256=data.sha256, data_stats=data.stats, start_model=str(start))
+            if test and REGIMES[regime].start == "mu":
+                result["start_scores"] = self.start_scores(start, seed)
+            atomic_write_json(path, result)
+        finally:
+            claim.unlink(missing_ok=True)
+        self.ran += 1
         return result
 
     def start_scores(self, start: Path, seed: int) -> dict:
@@ -203,6 +218,11 @@ class Runner:
             "validation": score_policy([str(start)], tokenizer, self.prompts["validation"], VALIDATION_SAMPLES, seed),
             "test": score_policy([str(start)], tokenizer, self.prompts["test"], TEST_SAMPLES, seed),
         }
+
+    def tuning_runs(self, regime: str, arm) -> list[tuple]:
+        return [(params, seed, f"tune_seed{seed}_trial{k}", k)
+                for k, params in enumerate(arm.search.trials(self.comparison.trials_per_arm))
+                for seed in self.comparison.tuning_seeds]  # fmt: skip
 
     def tuned(self, regime: str, arm) -> dict:
         trials = []
@@ -218,19 +238,29 @@ class Runner:
             arms = [self.comparison.arm(name) for name in self.args.arms]
             self.log(f"{regime}: tuning {len(arms)} arms x {self.comparison.trials_per_arm} trials x "
                      f"{len(self.comparison.tuning_seeds)} seeds")  # fmt: skip
+            for arm in arms:  # first the runs no other process has claimed, then wait for the rest
+                ran = self.ran
+                for params, seed, tag, k in self.tuning_runs(regime, arm):
+                    self.one(regime, arm, params, seed, tag, False, k, wait=False)
+                if self.ran > ran:
+                    self.cell(f"{regime}: {arm.name} tuning runs")
             chosen = {}
             for arm in arms:
                 chosen[arm.name] = self.tuned(regime, arm)
                 self.log(f"{regime}/{arm.name}: tuned {chosen[arm.name]['params']} "
                          f"(validation {chosen[arm.name]['val_score']:.3f})")  # fmt: skip
-                self.cell(f"{regime}: {arm.name} tuned")
+
             if self.args.tune_only:
                 continue
+            self.cell(f"{regime}: every arm tuned")
             for seed in self.comparison.test_seeds:
+                ran = self.ran
                 for arm in arms:
                     trial = chosen[arm.name]
-                    self.one(regime, arm, dict(trial["params"]), seed, f"test_seed{seed}", True, trial["trial"])
-                self.cell(f"{regime}: test seed {seed} of every arm")
+                    self.one(regime, arm, dict(trial["params"]), seed, f"test_seed{seed}", True, trial["trial"],
+                             wait=False)  # fmt: skip
+                if self.ran > ran:
+                    self.cell(f"{regime}: test seed {seed}")
         self.log("done")
 
     def cell(self, what: str) -> None:
@@ -250,6 +280,25 @@ class Runner:
                 subprocess.run(["git", "add", *paths], cwd=REPO_ROOT, check=False)  # a busy index: next cell
                 message = f"Coverage benchmark (PARTIAL): {what}; {summary}"
                 subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=REPO_ROOT, check=False)
+
+
+def _claim(path: Path) -> bool:
+    """Claim a run for this process: True if the claim file is new, or stale (its process is gone)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(path.read_text() or 0), 0)
+                return False  # a live process runs it
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # left by a killed process: take it over
+                continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
 
 
 def _command(args: argparse.Namespace) -> str:

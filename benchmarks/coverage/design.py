@@ -49,8 +49,11 @@ NON_SPAC_ARMS = ("dpo", "rpo", "sft_chosen", "ipo", "iterative_dpo", "spin", "sp
 
 def budget(steps: int) -> Budget:
     every = steps // CHECKPOINTS_PER_RUN
-    return Budget(optimizer_steps=steps, pairs_seen=steps * BATCH_SIZE,
-                  checkpoints=tuple(range(every, steps + 1, every)) if every else ())  # fmt: skip
+    return Budget(
+        optimizer_steps=steps,
+        pairs_seen=steps * BATCH_SIZE,
+        checkpoints=tuple(range(every, steps + 1, every)) if every else (),
+    )
 
 
 def schedule_settings(arm: Arm, steps: int) -> dict:
@@ -74,8 +77,15 @@ def contrasts(arms: tuple[str, ...]) -> tuple[Contrast, ...]:
     out = []
     if spac and other:
         out.append(Contrast("best SPAC arm minus best non-SPAC arm", spac, other))
-        out.append(Contrast("best SPAC arm vs best non-SPAC arm (non-inferiority)", spac, other,
-                            kind="noninferiority", delta=NONINFERIORITY_DELTA))  # fmt: skip
+        out.append(
+            Contrast(
+                "best SPAC arm vs best non-SPAC arm (non-inferiority)",
+                spac,
+                other,
+                kind="noninferiority",
+                delta=NONINFERIORITY_DELTA,
+            )
+        )
     for b, name in (("spac_theory_no_pessimism", "pessimism off"), ("rpo", "RPO"), ("sft_chosen", "SFT on chosen")):
         if "spac_theory" in arms and b in arms:
             out.append(Contrast(f"theory preset minus {name}", "spac_theory", b))

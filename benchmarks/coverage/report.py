@@ -63,10 +63,16 @@ def collect(out: Path) -> dict:
         for arm, by_trial in entry["trial_runs"].items():
             rows = []
             for k, rs in sorted(by_trial.items()):
-                row = {"regime": regime, "arm": arm, "trial": k, "params": rs[0]["identity"]["params"],
-                       "seeds": [r["identity"]["seed"] for r in rs],
-                       "val_score": statistics.fmean(r["curve"][str(r["chosen"])] for r in rs),
-                       "chosen_checkpoints": [r["chosen"] for r in rs], "complete": len(rs) == n_tuning}  # fmt: skip
+                row = {
+                    "regime": regime,
+                    "arm": arm,
+                    "trial": k,
+                    "params": rs[0]["identity"]["params"],
+                    "seeds": [r["identity"]["seed"] for r in rs],
+                    "val_score": statistics.fmean(r["curve"][str(r["chosen"])] for r in rs),
+                    "chosen_checkpoints": [r["chosen"] for r in rs],
+                    "complete": len(rs) == n_tuning,
+                }
                 rows.append(row)
             trials += rows
             complete = [r for r in rows if r["complete"]]
@@ -79,15 +85,35 @@ def collect(out: Path) -> dict:
             for seed, run in sorted(by_seed.items()):
                 for rule, step in (("validation", run["chosen"]), ("last", run["last"])):
                     test = run["test"][str(step)]
-                    records.append(record(
-                        benchmark=design.BENCHMARK, regime=regime, arm=arm, variant=variant.name,
-                        method=variant.method, seed=seed, **run["spent"], data_sha256=run["data_sha256"],
-                        trial=run["trial"], params=run["identity"]["params"], checkpoint=step, checkpoint_rule=rule,
-                        val_score=run["curve"][str(step)], test_score=test["reward"], config_hash=run["config_hash"],
-                    ))  # fmt: skip
-                    extras.append({"regime": regime, "arm": arm, "seed": seed, "checkpoint_rule": rule,
-                                   "degenerate_fraction": test["degenerate_fraction"],
-                                   "mean_words": test["mean_words"]})  # fmt: skip
+                    records.append(
+                        record(
+                            benchmark=design.BENCHMARK,
+                            regime=regime,
+                            arm=arm,
+                            variant=variant.name,
+                            method=variant.method,
+                            seed=seed,
+                            **run["spent"],
+                            data_sha256=run["data_sha256"],
+                            trial=run["trial"],
+                            params=run["identity"]["params"],
+                            checkpoint=step,
+                            checkpoint_rule=rule,
+                            val_score=run["curve"][str(step)],
+                            test_score=test["reward"],
+                            config_hash=run["config_hash"],
+                        )
+                    )
+                    extras.append(
+                        {
+                            "regime": regime,
+                            "arm": arm,
+                            "seed": seed,
+                            "checkpoint_rule": rule,
+                            "degenerate_fraction": test["degenerate_fraction"],
+                            "mean_words": test["mean_words"],
+                        }
+                    )
     return {"settings": settings, "regimes": regimes, "trials": trials, "records": records, "extras": extras}
 
 
@@ -107,8 +133,16 @@ def decisions(regime: str, entry: dict, arms: list[str]) -> list[dict]:
             continue
         diffs = [_test(tests[a][s]) - _test(tests[b][s]) for s in seeds]
         decision = decide(diffs, contrast)
-        out.append({"regime": regime, "a": a, "b": b, "seeds": seeds, **decision.__dict__,
-                    "line": f"{regime}: {decision.line} [{a} vs {b}]"})  # fmt: skip
+        out.append(
+            {
+                "regime": regime,
+                "a": a,
+                "b": b,
+                "seeds": seeds,
+                **decision.__dict__,
+                "line": f"{regime}: {decision.line} [{a} vs {b}]",
+            }
+        )
     return out
 
 
@@ -130,18 +164,27 @@ def table_rows(collected: dict) -> list[dict]:
             runs = list(entry["tests"][arm].values())
             chosen_mean, chosen_ci = _ci([_test(r) for r in runs])
             last_mean, last_ci = _ci([_test(r, "last") for r in runs])
-            rows.append({
-                "regime": regime, "arm": arm, "label": get_variant(design.ARMS[arm].variant).label,
-                "params": entry["tuned"].get(arm, {}).get("params"), "seeds": len(runs),
-                "test_reward": chosen_mean, "ci95": chosen_ci, "test_reward_last": last_mean, "ci95_last": last_ci,
-                "degenerate_fraction": statistics.fmean(_metric(r, "degenerate_fraction") for r in runs),
-                "mean_words": statistics.fmean(_metric(r, "mean_words") for r in runs),
-                "checkpoint_median": statistics.median(r["chosen"] for r in runs),
-                "tuning_val_score": entry["tuned"].get(arm, {}).get("val_score"),
-                "optimizer_steps": runs[0]["spent"]["optimizer_steps"], "pairs_seen": runs[0]["spent"]["pairs_seen"],
-                "self_play_samples": runs[0]["spent"]["self_play_samples"],
-                "wall_s_mean": statistics.fmean(r["wall_s_total"] for r in runs),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "regime": regime,
+                    "arm": arm,
+                    "label": get_variant(design.ARMS[arm].variant).label,
+                    "params": entry["tuned"].get(arm, {}).get("params"),
+                    "seeds": len(runs),
+                    "test_reward": chosen_mean,
+                    "ci95": chosen_ci,
+                    "test_reward_last": last_mean,
+                    "ci95_last": last_ci,
+                    "degenerate_fraction": statistics.fmean(_metric(r, "degenerate_fraction") for r in runs),
+                    "mean_words": statistics.fmean(_metric(r, "mean_words") for r in runs),
+                    "checkpoint_median": statistics.median(r["chosen"] for r in runs),
+                    "tuning_val_score": entry["tuned"].get(arm, {}).get("val_score"),
+                    "optimizer_steps": runs[0]["spent"]["optimizer_steps"],
+                    "pairs_seen": runs[0]["spent"]["pairs_seen"],
+                    "self_play_samples": runs[0]["spent"]["self_play_samples"],
+                    "wall_s_mean": statistics.fmean(r["wall_s_total"] for r in runs),
+                }
+            )
     return rows
 
 
@@ -155,10 +198,14 @@ def start_rows(collected: dict) -> list[dict]:
         by_seed = {r["identity"]["seed"]: r for r in runs}
         mu = [r["data_stats"].get("mu_true_reward") for r in by_seed.values()]
         start = [r["start_scores"]["test"]["reward"] for r in by_seed.values() if "start_scores" in r]
-        rows.append({
-            "regime": regime, "mu_true_reward_train_prompts": statistics.fmean(mu) if None not in mu else None,
-            "start_test_reward": statistics.fmean(start) if start else None, "seeds": len(by_seed),
-        })  # fmt: skip
+        rows.append(
+            {
+                "regime": regime,
+                "mu_true_reward_train_prompts": statistics.fmean(mu) if None not in mu else None,
+                "start_test_reward": statistics.fmean(start) if start else None,
+                "seeds": len(by_seed),
+            }
+        )
     return rows
 
 
@@ -178,16 +225,28 @@ def write_tables(out: Path, rows: list[dict], starts: list[dict], lines: list[st
     ]
     for r in rows:
         params = ", ".join(f"{k} {v:g}" for k, v in (r["params"] or {}).items())
-        md.append(f"| {r['regime']} | {r['label']} | {params} | {r['seeds']} | {_fmt(r['test_reward'])} ± "
-                  f"{_fmt(r['ci95'])} | {_fmt(r['test_reward_last'])} ± {_fmt(r['ci95_last'])} | "
-                  f"{_fmt(r['degenerate_fraction'], 3)} | {_fmt(r['mean_words'], 1)} | "
-                  f"{r['checkpoint_median']:g} |")  # fmt: skip
-    md += ["", "Starting points: mu's expected true reward (exact, training prompts) and pi_1's test reward.", "",
-           "| regime | mu | pi_1 (test) |", "|---|---|---|"]  # fmt: skip
-    md += [f"| {s['regime']} | {_fmt(s['mu_true_reward_train_prompts'])} | {_fmt(s['start_test_reward'])} |"
-           for s in starts]  # fmt: skip
-    md += ["", "Decision lines (paired per-seed differences of the test reward at the validation-chosen checkpoint):",
-           ""] + [f"- {line}" for line in lines]  # fmt: skip
+        md.append(
+            f"| {r['regime']} | {r['label']} | {params} | {r['seeds']} | {_fmt(r['test_reward'])} ± "
+            f"{_fmt(r['ci95'])} | {_fmt(r['test_reward_last'])} ± {_fmt(r['ci95_last'])} | "
+            f"{_fmt(r['degenerate_fraction'], 3)} | {_fmt(r['mean_words'], 1)} | "
+            f"{r['checkpoint_median']:g} |"
+        )
+    md += [
+        "",
+        "Starting points: mu's expected true reward (exact, training prompts) and pi_1's test reward.",
+        "",
+        "| regime | mu | pi_1 (test) |",
+        "|---|---|---|",
+    ]
+    md += [
+        f"| {s['regime']} | {_fmt(s['mu_true_reward_train_prompts'])} | {_fmt(s['start_test_reward'])} |"
+        for s in starts
+    ]
+    md += [
+        "",
+        "Decision lines (paired per-seed differences of the test reward at the validation-chosen checkpoint):",
+        "",
+    ] + [f"- {line}" for line in lines]
     atomic_write_text(out / "table.md", "\n".join(md) + "\n")
     buffer = io.StringIO()
     if rows:
@@ -209,8 +268,14 @@ def write_plots(out: Path, collected: dict, rows: list[dict]) -> None:
         if mine:
             fig, ax = plt.subplots(figsize=(7.2, 3.8), dpi=120)
             ys = range(len(mine))
-            ax.errorbar([r["test_reward"] for r in mine], ys, xerr=[0 if math.isnan(r["ci95"]) else r["ci95"]
-                        for r in mine], fmt="o", capsize=4, color="#1f77b4")  # fmt: skip
+            ax.errorbar(
+                [r["test_reward"] for r in mine],
+                ys,
+                xerr=[0 if math.isnan(r["ci95"]) else r["ci95"] for r in mine],
+                fmt="o",
+                capsize=4,
+                color="#1f77b4",
+            )
             for y, r in zip(ys, mine):
                 values = [_test(run) for run in entry["tests"][r["arm"]].values()]
                 ax.scatter(values, [y] * len(values), s=9, alpha=0.35, color="black", linewidth=0)
@@ -226,8 +291,12 @@ def write_plots(out: Path, collected: dict, rows: list[dict]) -> None:
         for arm, by_seed in entry["tests"].items():
             runs = list(by_seed.values())
             steps = sorted(int(s) for s in runs[0]["curve"])
-            ax.plot(steps, [statistics.fmean(r["curve"][str(s)] for r in runs) for s in steps], marker="o",
-                    label=f"{arm} ({len(runs)} seeds)")  # fmt: skip
+            ax.plot(
+                steps,
+                [statistics.fmean(r["curve"][str(s)] for r in runs) for s in steps],
+                marker="o",
+                label=f"{arm} ({len(runs)} seeds)",
+            )
             drawn = True
         if drawn:
             ax.set_xlabel("optimizer steps")
@@ -263,8 +332,9 @@ def build_report(out: Path, command: str | None = None, readme: Path | None = No
     from benchmarks.protocol import Budget, Comparison
 
     steps = settings.get("budget", design.DEFAULT_BUDGET)
-    comparison = design.comparison(steps, tuple(a for a in design.ARMS if any(r["arm"] == a for r in rows))
-                                   or design.DEFAULT_ARMS)  # fmt: skip
+    comparison = design.comparison(
+        steps, tuple(a for a in design.ARMS if any(r["arm"] == a for r in rows)) or design.DEFAULT_ARMS
+    )
     if settings.get("budget") and settings["budget"] < design.CHECKPOINTS_PER_RUN:  # the quick mode's tiny budget
         comparison = Comparison(**{**comparison.__dict__, "budget": Budget(steps, steps * 16, (1, 2))})
     previous = read_json(out / "results.json", {})
@@ -318,14 +388,18 @@ def results_block(results: dict) -> str:
         rows = sorted((r for r in results["table"] if r["regime"] == regime), key=lambda r: -r["test_reward"])
         start = starts.get(regime, {})
         mu, pi1 = _fmt(start.get("mu_true_reward_train_prompts")), _fmt(start.get("start_test_reward"))
-        lines.append(f"**{regime}** ({REGIMES[regime].description}; mu's true reward {mu}, pi_1's {pi1}). Test "
-                     "reward at the validation-chosen checkpoint, mean over seeds ± 95% CI:")  # fmt: skip
+        lines.append(
+            f"**{regime}** ({REGIMES[regime].description}; mu's true reward {mu}, pi_1's {pi1}). Test "
+            "reward at the validation-chosen checkpoint, mean over seeds ± 95% CI:"
+        )
         lines.append("")
         for r in rows:
             seeds = f"{r['seeds']} of {expected} seeds"
-            lines.append(f"- {get_variant(design.ARMS[r['arm']].variant).label}: {_fmt(r['test_reward'])} ± "
-                         f"{_fmt(r['ci95'])} ({seeds}; {100 * r['degenerate_fraction']:.1f}% degenerate, "
-                         f"{r['mean_words']:.1f} words)")  # fmt: skip
+            lines.append(
+                f"- {get_variant(design.ARMS[r['arm']].variant).label}: {_fmt(r['test_reward'])} ± "
+                f"{_fmt(r['ci95'])} ({seeds}; {100 * r['degenerate_fraction']:.1f}% degenerate, "
+                f"{r['mean_words']:.1f} words)"
+            )
         decisions = [d for d in results["decisions"] if d["regime"] == regime]
         if decisions:
             lines += ["", "Decisions:", ""]

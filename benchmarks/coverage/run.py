@@ -36,8 +36,17 @@ from .train import RunSpec
 from benchmarks.protocol import ProtocolError, tune
 
 
-QUICK = {"budget": 2, "arms": ("spac_theory", "dpo"), "regimes": ("covered",), "test_seeds": (0, 1),
-         "tuning_seeds": (100,), "trials": 1, "max_pairs": 32, "validation_prompts": 6, "test_prompts": 6}  # fmt: skip
+QUICK = {
+    "budget": 2,
+    "arms": ("spac_theory", "dpo"),
+    "regimes": ("covered",),
+    "test_seeds": (0, 1),
+    "tuning_seeds": (100,),
+    "trials": 1,
+    "max_pairs": 32,
+    "validation_prompts": 6,
+    "test_prompts": 6,
+}
 
 
 DEFAULT_OUT = REPO_ROOT / "results" / design.BENCHMARK
@@ -64,9 +73,14 @@ def settings_of(args: argparse.Namespace) -> dict:
             key: list(v) if isinstance(v, tuple) else v for key, v in QUICK.items() if key not in ("arms", "regimes")
         }
     return {
-        "budget": args.budget, "test_seeds": list(design.TEST_SEEDS), "tuning_seeds": list(design.TUNING_SEEDS),
-        "trials": design.TRIALS_PER_ARM, "max_pairs": None, "validation_prompts": None, "test_prompts": None,
-    }  # fmt: skip
+        "budget": args.budget,
+        "test_seeds": list(design.TEST_SEEDS),
+        "tuning_seeds": list(design.TUNING_SEEDS),
+        "trials": design.TRIALS_PER_ARM,
+        "max_pairs": None,
+        "validation_prompts": None,
+        "test_prompts": None,
+    }
 
 
 def check_args(args: argparse.Namespace) -> tuple[dict, object]:
@@ -88,9 +102,12 @@ def check_args(args: argparse.Namespace) -> tuple[dict, object]:
         import dataclasses
 
         comparison = dataclasses.replace(
-            comparison, trials_per_arm=QUICK["trials"], tuning_seeds=QUICK["tuning_seeds"],
-            test_seeds=QUICK["test_seeds"], budget=dataclasses.replace(comparison.budget, checkpoints=(1, 2)),
-        )  # fmt: skip
+            comparison,
+            trials_per_arm=QUICK["trials"],
+            tuning_seeds=QUICK["tuning_seeds"],
+            test_seeds=QUICK["test_seeds"],
+            budget=dataclasses.replace(comparison.budget, checkpoints=(1, 2)),
+        )
     try:
         comparison.validate()
     except ProtocolError as error:
@@ -100,8 +117,9 @@ def check_args(args: argparse.Namespace) -> tuple[dict, object]:
 
     for arm in comparison.arms:
         try:
-            fit_schedule({**_variant_overrides(arm.variant), **design.schedule_settings(arm, args.budget)}, pairs,
-                         args.budget)  # fmt: skip
+            fit_schedule(
+                {**_variant_overrides(arm.variant), **design.schedule_settings(arm, args.budget)}, pairs, args.budget
+            )
         except ValueError as error:
             raise SystemExit(f"{error} (arm {arm.name!r})") from None
     recorded = read_json(args.out / "settings.json")
@@ -170,16 +188,25 @@ class Runner:
                 self.log(f"{regime} seed {seed}: fine-tuning pi_1 on mu's samples")
             return mu_start_model(data.mu_samples, path, seed)
 
-    def one(self, regime: str, arm, params: dict, seed: int, tag: str, test: bool, trial: int,
-            wait: bool = True) -> dict | None:  # fmt: skip
+    def one(
+        self, regime: str, arm, params: dict, seed: int, tag: str, test: bool, trial: int, wait: bool = True
+    ) -> dict | None:
         """One run, or its finished result read back (a result of other settings is refused). A run another live
         process has claimed is waited for (`wait`) or skipped (returns None), so several processes running the
         same command share the work."""
         from .train import run_arm
 
         steps = self.args.budget
-        spec = RunSpec(regime, arm.name, arm.variant, design.schedule_settings(arm, steps), params, seed, steps,
-                       self.comparison.budget.checkpoints)  # fmt: skip
+        spec = RunSpec(
+            regime,
+            arm.name,
+            arm.variant,
+            design.schedule_settings(arm, steps),
+            params,
+            seed,
+            steps,
+            self.comparison.budget.checkpoints,
+        )
         path = self.run_path(regime, arm.name, tag)
         claim = self.args.work_dir / "claims" / regime / arm.name / f"{tag}.pid"
         while True:
@@ -220,15 +247,19 @@ class Runner:
         }
 
     def tuning_runs(self, regime: str, arm) -> list[tuple]:
-        return [(params, seed, f"tune_seed{seed}_trial{k}", k)
-                for k, params in enumerate(arm.search.trials(self.comparison.trials_per_arm))
-                for seed in self.comparison.tuning_seeds]  # fmt: skip
+        return [
+            (params, seed, f"tune_seed{seed}_trial{k}", k)
+            for k, params in enumerate(arm.search.trials(self.comparison.trials_per_arm))
+            for seed in self.comparison.tuning_seeds
+        ]
 
     def tuned(self, regime: str, arm) -> dict:
         trials = []
         for k, params in enumerate(arm.search.trials(self.comparison.trials_per_arm)):
-            runs = [self.one(regime, arm, params, seed, f"tune_seed{seed}_trial{k}", False, k)
-                    for seed in self.comparison.tuning_seeds]  # fmt: skip
+            runs = [
+                self.one(regime, arm, params, seed, f"tune_seed{seed}_trial{k}", False, k)
+                for seed in self.comparison.tuning_seeds
+            ]
             score = sum(r["curve"][str(r["chosen"])] for r in runs) / len(runs)
             trials.append({"regime": regime, "arm": arm.name, "trial": k, "params": params, "val_score": score})
         return tune(arm, trials, "val_score")
@@ -236,8 +267,10 @@ class Runner:
     def run(self) -> None:
         for regime in self.args.regimes:
             arms = [self.comparison.arm(name) for name in self.args.arms]
-            self.log(f"{regime}: tuning {len(arms)} arms x {self.comparison.trials_per_arm} trials x "
-                     f"{len(self.comparison.tuning_seeds)} seeds")  # fmt: skip
+            self.log(
+                f"{regime}: tuning {len(arms)} arms x {self.comparison.trials_per_arm} trials x "
+                f"{len(self.comparison.tuning_seeds)} seeds"
+            )
             for arm in arms:  # first the runs no other process has claimed, then wait for the rest
                 ran = self.ran
                 for params, seed, tag, k in self.tuning_runs(regime, arm):
@@ -247,8 +280,10 @@ class Runner:
             chosen = {}
             for arm in arms:
                 chosen[arm.name] = self.tuned(regime, arm)
-                self.log(f"{regime}/{arm.name}: tuned {chosen[arm.name]['params']} "
-                         f"(validation {chosen[arm.name]['val_score']:.3f})")  # fmt: skip
+                self.log(
+                    f"{regime}/{arm.name}: tuned {chosen[arm.name]['params']} "
+                    f"(validation {chosen[arm.name]['val_score']:.3f})"
+                )
 
             if self.args.tune_only:
                 continue
@@ -257,8 +292,9 @@ class Runner:
                 ran = self.ran
                 for arm in arms:
                     trial = chosen[arm.name]
-                    self.one(regime, arm, dict(trial["params"]), seed, f"test_seed{seed}", True, trial["trial"],
-                             wait=False)  # fmt: skip
+                    self.one(
+                        regime, arm, dict(trial["params"]), seed, f"test_seed{seed}", True, trial["trial"], wait=False
+                    )
                 if self.ran > ran:
                     self.cell(f"{regime}: test seed {seed}")
         self.log("done")
@@ -316,8 +352,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     quiet_libraries()  # no per-step dicts or bars from the libraries: the progress lines are the benchmark's
     runner = Runner(args, settings, comparison)
-    runner.log(f"coverage benchmark: regimes {args.regimes}, arms {args.arms}, budget {args.budget} steps, "
-               f"{len(comparison.test_seeds)} test seeds -> {args.out}")  # fmt: skip
+    runner.log(
+        f"coverage benchmark: regimes {args.regimes}, arms {args.arms}, budget {args.budget} steps, "
+        f"{len(comparison.test_seeds)} test seeds -> {args.out}"
+    )
     runner.run()
     runner.cell("finished the selected regimes")
 

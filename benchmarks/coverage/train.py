@@ -79,8 +79,15 @@ def fit_schedule(overrides: Mapping[str, Any], pairs: int, budget_steps: int) ->
     return Schedule(iterations, data, per_iteration // steps_per_epoch, per_iteration)
 
 
-def arm_config(arm_variant: str, settings: Mapping[str, Any], params: Mapping[str, Any], pairs: int, budget: int,
-               seed: int, output_dir: Path):  # fmt: skip
+def arm_config(
+    arm_variant: str,
+    settings: Mapping[str, Any],
+    params: Mapping[str, Any],
+    pairs: int,
+    budget: int,
+    seed: int,
+    output_dir: Path,
+):
     """The run's config: COMMON, the variant's overrides, the arm's fixed settings, the schedule, the trial's
     parameters (`rpo_alpha` becomes TRL's `loss_weights` [1, alpha]), the seed."""
     import dataclasses
@@ -96,8 +103,13 @@ def arm_config(arm_variant: str, settings: Mapping[str, Any], params: Mapping[st
     tuned = dict(params)
     if "rpo_alpha" in tuned:
         tuned["loss_weights"] = [1.0, float(tuned.pop("rpo_alpha"))]
-    fields = {**settings, "num_iterations": schedule.num_iterations, "iteration_data": schedule.iteration_data,
-              "num_train_epochs": schedule.num_train_epochs, **tuned}  # fmt: skip
+    fields = {
+        **settings,
+        "num_iterations": schedule.num_iterations,
+        "iteration_data": schedule.iteration_data,
+        "num_train_epochs": schedule.num_train_epochs,
+        **tuned,
+    }
     return dataclasses.replace(config, **fields), schedule
 
 
@@ -141,8 +153,17 @@ def score_policy(paths: Sequence[str], tokenizer, prompts: Sequence[str], sample
     flat = [p for p in prompts for _ in range(samples)]
     if len(paths) == 1:
         model = AutoModelForCausalLM.from_pretrained(paths[0], dtype=torch.float32)
-        texts = generate_responses(model, tokenizer, flat, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0,
-                                   seed=seed, batch_size=128, distributed=False, desc="scoring")  # fmt: skip
+        texts = generate_responses(
+            model,
+            tokenizer,
+            flat,
+            max_new_tokens=MAX_NEW_TOKENS,
+            temperature=1.0,
+            seed=seed,
+            batch_size=128,
+            distributed=False,
+            desc="scoring",
+        )
     else:
         texts = IterateMixture(tuple(paths), seed=seed).generate(
             tokenizer, flat, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0, batch_size=128
@@ -169,18 +190,32 @@ class RunSpec:
 
     def identity(self) -> dict:
         return {
-            "regime": self.regime, "arm": self.arm, "variant": self.variant, "settings": dict(self.settings),
-            "params": dict(self.params), "seed": self.seed, "budget": self.budget,
-            "checkpoints": list(self.checkpoints), "common": COMMON, "validation_samples": VALIDATION_SAMPLES,
+            "regime": self.regime,
+            "arm": self.arm,
+            "variant": self.variant,
+            "settings": dict(self.settings),
+            "params": dict(self.params),
+            "seed": self.seed,
+            "budget": self.budget,
+            "checkpoints": list(self.checkpoints),
+            "common": COMMON,
+            "validation_samples": VALIDATION_SAMPLES,
             "test_samples": TEST_SAMPLES,
-        }  # fmt: skip
+        }
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_arm(spec: RunSpec, pairs: list[dict], start_model: Path, prompts: dict[str, list[str]], scratch: Path,
-            test: bool, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+def run_arm(
+    spec: RunSpec,
+    pairs: list[dict],
+    start_model: Path,
+    prompts: dict[str, list[str]],
+    scratch: Path,
+    test: bool,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Train, checkpoint and score one run; `test=False` (a tuning trial) scores validation only. Returns the run's
     result: the validation curve, the chosen checkpoint, test scores of the chosen and the last checkpoint, what
     was spent. `scratch` (iterates, checkpoints) is deleted at the end."""
@@ -192,20 +227,26 @@ def run_arm(spec: RunSpec, pairs: list[dict], start_model: Path, prompts: dict[s
     variant = get_variant(spec.variant)
     shutil.rmtree(scratch, ignore_errors=True)  # an interrupted run restarts from the beginning
     ckpt_dir = scratch / "checkpoints"
-    config, schedule = arm_config(spec.variant, spec.settings, spec.params, len(pairs), spec.budget, spec.seed,
-                                  scratch / "run")  # fmt: skip
+    config, schedule = arm_config(
+        spec.variant, spec.settings, spec.params, len(pairs), spec.budget, spec.seed, scratch / "run"
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(SHIPPED_MODEL))
     callback = _make_callback(spec.checkpoints, ckpt_dir)
     wall, cpu = time.perf_counter(), time.process_time()
     result = run_self_play(
-        str(start_model), config, Dataset.from_list(pairs), method=variant.method, processing_class=tokenizer,
+        str(start_model),
+        config,
+        Dataset.from_list(pairs),
+        method=variant.method,
+        processing_class=tokenizer,
         callbacks=[callback],
-    )  # fmt: skip
+    )
     train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
     iterate_rows = [json.loads((Path(p) / "iterate.json").read_text())["train_rows"] for p in result.iterates]
     pairs_seen = sum(rows * schedule.num_train_epochs for rows in iterate_rows)
-    self_play = sum(iterate_rows) if variant.method in ("spac", "spin") and config.__dict__.get(
-        "use_pessimism", True) else 0  # fmt: skip
+    self_play = (
+        sum(iterate_rows) if variant.method in ("spac", "spin") and config.__dict__.get("use_pessimism", True) else 0
+    )
     if callback.steps != spec.budget or set(spec.checkpoints) - {int(p.name[5:]) for p in ckpt_dir.iterdir()}:
         raise RuntimeError(f"{spec.arm}: trained {callback.steps} optimizer steps, budget {spec.budget}")
 
@@ -218,8 +259,7 @@ def run_arm(spec: RunSpec, pairs: list[dict], start_model: Path, prompts: dict[s
 
     curve, val_metrics = {}, {}
     for step in spec.checkpoints:
-        val_metrics[step] = score_policy(policy(step), tokenizer, prompts["validation"], VALIDATION_SAMPLES,
-                                         spec.seed)  # fmt: skip
+        val_metrics[step] = score_policy(policy(step), tokenizer, prompts["validation"], VALIDATION_SAMPLES, spec.seed)
         curve[step] = val_metrics[step]["reward"]
     from benchmarks.protocol import select_checkpoint
 
@@ -238,7 +278,7 @@ def run_arm(spec: RunSpec, pairs: list[dict], start_model: Path, prompts: dict[s
             "tokens_trained": callback.tokens,
             "wall_s": round(train_wall, 2),
             "cpu_s": round(train_cpu, 2),
-        },  # fmt: skip
+        },
         "schedule": schedule.__dict__,
         "test": {},
     }
@@ -247,9 +287,11 @@ def run_arm(spec: RunSpec, pairs: list[dict], start_model: Path, prompts: dict[s
             out["test"][str(step)] = score_policy(policy(step), tokenizer, prompts["test"], TEST_SAMPLES, spec.seed)
     out["wall_s_total"] = round(time.perf_counter() - wall, 2)
     shutil.rmtree(scratch, ignore_errors=True)
-    log(f"{spec.regime}/{spec.arm} seed {spec.seed} {dict(spec.params)}: val {curve[chosen]:.3f} at step {chosen}"
+    log(
+        f"{spec.regime}/{spec.arm} seed {spec.seed} {dict(spec.params)}: val {curve[chosen]:.3f} at step {chosen}"
         + (f", test {out['test'][str(chosen)]['reward']:.3f}" if test else "")
-        + f" ({out['wall_s_total']:.0f} s)")  # fmt: skip
+        + f" ({out['wall_s_total']:.0f} s)"
+    )
     return out
 
 
@@ -266,12 +308,23 @@ def mu_start_model(samples: list[dict], out: Path, seed: int) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(str(SHIPPED_MODEL))
     args = SFTConfig(
-        output_dir=str(out) + ".tmp_trainer", use_cpu=True, bf16=False, seed=seed, learning_rate=MU_SFT["lr"],
-        num_train_epochs=MU_SFT["epochs"], per_device_train_batch_size=MU_SFT["batch"], lr_scheduler_type="linear",
-        save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=20, max_length=64,
-    )  # fmt: skip
-    trainer = SFTTrainer(model=str(SHIPPED_MODEL), args=args, train_dataset=Dataset.from_list(samples),
-                         processing_class=tokenizer)  # fmt: skip
+        output_dir=str(out) + ".tmp_trainer",
+        use_cpu=True,
+        bf16=False,
+        seed=seed,
+        learning_rate=MU_SFT["lr"],
+        num_train_epochs=MU_SFT["epochs"],
+        per_device_train_batch_size=MU_SFT["batch"],
+        lr_scheduler_type="linear",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        logging_steps=20,
+        max_length=64,
+    )
+    trainer = SFTTrainer(
+        model=str(SHIPPED_MODEL), args=args, train_dataset=Dataset.from_list(samples), processing_class=tokenizer
+    )
     trainer.train()
     with atomic_directory(out) as tmp:
         trainer.save_model(str(tmp))

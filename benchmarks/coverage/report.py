@@ -188,8 +188,9 @@ def table_rows(collected: dict) -> list[dict]:
     return rows
 
 
-def start_rows(collected: dict) -> list[dict]:
-    """pi_1 and mu, per regime: what imitation alone could reach."""
+def start_rows(collected: dict, out: Path) -> list[dict]:
+    """pi_1 and mu, per regime: what imitation alone could reach. pi_1's test reward per seed is
+    `<out>/start/<regime>/seed<s>.json` (the first runs kept it inside each test run, `start_scores`)."""
     rows = []
     for regime in [r for r in REGIMES if r in collected["regimes"]]:
         runs = [r for by_seed in collected["regimes"][regime]["tests"].values() for r in by_seed.values()]
@@ -197,7 +198,11 @@ def start_rows(collected: dict) -> list[dict]:
             continue
         by_seed = {r["identity"]["seed"]: r for r in runs}
         mu = [r["data_stats"].get("mu_true_reward") for r in by_seed.values()]
-        start = [r["start_scores"]["test"]["reward"] for r in by_seed.values() if "start_scores" in r]
+        scores = {r["identity"]["seed"]: r["start_scores"]["test"]["reward"] for r in runs if "start_scores" in r}
+        for path in sorted((out / "start" / regime).glob("seed*.json")):
+            record = read_json(path)
+            scores[record["seed"]] = record["test"]["reward"]
+        start = list(scores.values())
         rows.append(
             {
                 "regime": regime,
@@ -321,7 +326,7 @@ def build_report(out: Path, command: str | None = None, readme: Path | None = No
             all_decisions.append(decision)
             lines.append(decision["line"])
     rows = table_rows(collected)
-    starts = start_rows(collected)
+    starts = start_rows(collected, out)
     expected = len(settings.get("test_seeds", design.TEST_SEEDS))
     # Complete only when every arm that has runs in a regime has every test seed there (and some regime has runs).
     partial = not rows or any(
@@ -401,6 +406,7 @@ def results_block(results: dict) -> str:
                 f"{r['mean_words']:.1f} words)"
             )
         decisions = [d for d in results["decisions"] if d["regime"] == regime]
+        lines += ["", _plain_words(rows, decisions)]
         if decisions:
             lines += ["", "Decisions:", ""]
             lines += [f"- {d['line'].split(': ', 1)[1]} ({_VERDICT[d['verdict']]})" for d in decisions]
@@ -408,6 +414,32 @@ def results_block(results: dict) -> str:
     if not lines:
         lines = ["No finished test run yet.", ""]
     return "\n".join(lines)
+
+
+def _plain_words(rows: list[dict], decisions: list[dict]) -> str:
+    """One sentence per regime: who scores highest, and what the two SPAC contrasts decided."""
+    from spac_hf.variants import get_variant
+
+    def label(arm: str) -> str:
+        return get_variant(design.ARMS[arm].variant).label
+
+    def verdict(d: dict) -> str:
+        if d["verdict"] == "undecided":
+            return f"no decision on {d['n']} seeds (smallest detectable difference {d['mdd']:.3f})"
+        if d["verdict"] == "no worse than":
+            return f"no worse than -{d['delta']:g} on {d['n']} seeds"
+        return f"{d['verdict']} on {d['n']} seeds ({d['mean']:+.3f})"
+
+    text = f"In plain words: {label(rows[0]['arm'])} scores highest here."
+    by_name = {d["contrast"]: d for d in decisions}
+    best = by_name.get("best SPAC arm minus best non-SPAC arm")
+    if best:
+        a, b = label(best["a"]), label(best["b"])
+        text += f" The best SPAC arm ({a}) against the best other arm ({b}): {verdict(best)}."
+    ablation = by_name.get("theory preset minus pessimism off")
+    if ablation:
+        text += f" Pessimism alone (the preset minus its ablation): {verdict(ablation)}."
+    return text
 
 
 def update_readme(readme: Path, results: dict) -> None:

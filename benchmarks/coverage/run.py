@@ -226,13 +226,26 @@ class Runner:
             scratch = self.args.work_dir / "scratch" / regime / arm.name / tag
             result = run_arm(spec, data.pairs, start, self.prompts, scratch, test=test, log=self.log)
             result.update(trial=trial, data_sha256=data.sha256, data_stats=data.stats, start_model=str(start))
-            if test and REGIMES[regime].start == "mu":
-                result["start_scores"] = self.start_scores(start, seed)
             atomic_write_json(path, result)
         finally:
             claim.unlink(missing_ok=True)
         self.ran += 1
+        if test:
+            self.ensure_start_scores(regime, seed, start)
         return result
+
+    def ensure_start_scores(self, regime: str, seed: int, start: Path) -> None:
+        """pi_1 scored once per regime and test seed, like an arm's checkpoint: `<out>/start/<regime>/seed<s>.json`."""
+        path = self.args.out / "start" / regime / f"seed{seed}.json"
+        claim = self.args.work_dir / "claims" / regime / "_start" / f"seed{seed}.pid"
+        if path.is_file() or not _claim(claim):
+            return
+        try:
+            atomic_write_json(
+                path, {"regime": regime, "seed": seed, "start_model": str(start), **self.start_scores(start, seed)}
+            )
+        finally:
+            claim.unlink(missing_ok=True)
 
     def start_scores(self, start: Path, seed: int) -> dict:
         from transformers import AutoTokenizer

@@ -55,7 +55,7 @@ VARIANTS = {
     "sft_chosen": ("SFT on chosen", "#17becf", "dpo"),
     "spac_theory": ("SPAC (theory preset)", "#9467bd", "spac"),
     "spac_theory_no_pessimism": ("theory preset, pessimism off", "#ff7f0e", "spac"),
-    "algorithm1": ("Algorithm 1 (bounded critic, exact)", "#aec7e8", "spac"),
+    "algorithm1": ("Algorithm 1 (bounded critic)", "#aec7e8", "spac"),
 }
 STYLES = {**METHODS, **{name: (label, colour) for name, (label, colour, _) in VARIANTS.items()}}
 METHOD_ORDER = {name: index for index, name in enumerate(reversed(METHODS))}  # the model list shows SPAC first

@@ -139,3 +139,16 @@ def test_readme_results_section_is_the_committed_results():
         assert section == "No finished test run yet."
         return
     assert section == results_block(json.loads(path.read_text())).strip()
+
+
+def test_readme_tuning_note_matches_the_trials():
+    from pathlib import Path
+
+    root = Path(design.__file__).resolve().parents[2]
+    readme = (root / "benchmarks" / "coverage" / "README.md").read_text()
+    assert "the tuning chose the smallest" in readme
+    results = json.loads((root / "results" / "coverage" / "results.json").read_text())
+    tuned = {row["arm"]: row["params"] for row in results["table"] if row["regime"] == "covered_mu"}
+    for arm in ("spac_theory", "spac_theory_no_pessimism", "dpo"):
+        assert tuned[arm]["learning_rate"] == min(design.ARMS[arm].search.params["learning_rate"])
+    assert tuned["rpo"]["rpo_alpha"] == min(design.ARMS["rpo"].search.params["rpo_alpha"])

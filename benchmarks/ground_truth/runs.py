@@ -47,7 +47,7 @@ def recipe_args(method: Method, seed: int, overrides: Sequence[str]) -> list[str
     return ["--config", config, *overrides, "--seed", str(seed), *method.extra_args]
 
 
-def _config_hash(method: Method) -> str:
+def config_hash(method: Method) -> str:
     return hashlib.sha256(method.config_path.read_bytes()).hexdigest()[:16]
 
 
@@ -109,7 +109,7 @@ def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[st
 
     out = run_dir(work_dir, method, seed)
     args = recipe_args(method, seed, overrides)
-    identity = {"method": method.name, "seed": seed, "recipe_args": args, "config_sha256": _config_hash(method)}
+    identity = {"method": method.name, "seed": seed, "recipe_args": args, "config_sha256": config_hash(method)}
     record = read_json(out / RECORD_FILE)
     if record is not None:
         recorded = {key: record.get(key) for key in identity}

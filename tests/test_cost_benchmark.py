@@ -10,19 +10,15 @@ import csv
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
-
-from benchmarks.cost import run as cost_run  # noqa: E402
-from benchmarks.cost import shared_prompt  # noqa: E402
-from benchmarks.cost.models import SIZES, build_tokenizer, flop_floor, preference_rows, ultrafeedback_like_lengths  # noqa: E402
-from benchmarks.cost.variants import SEQUENCES_PER_EXAMPLE, VARIANTS  # noqa: E402
+from benchmarks.cost import run as cost_run
+from benchmarks.cost import shared_prompt
+from benchmarks.cost.models import SIZES, build_tokenizer, flop_floor, preference_rows, ultrafeedback_like_lengths
+from benchmarks.cost.variants import SEQUENCES_PER_EXAMPLE, VARIANTS
 
 
 OUTPUTS = ("results.json", "table.md", "table.csv", "ratios.png", "iteration_share.png")

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
+from spac_hf.hub import validate_results_rows
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks/`
-
-from spac_hf.hub import validate_results_rows  # noqa: E402
-
-from benchmarks.ground_truth import run as benchmark  # noqa: E402
-from benchmarks.ground_truth.methods import METHODS  # noqa: E402
-from benchmarks.ground_truth.runs import RECORD_FILE, recipe_args, run_method  # noqa: E402
-from benchmarks.ground_truth.stats import (  # noqa: E402
+from benchmarks.ground_truth import run as benchmark
+from benchmarks.ground_truth.methods import METHODS
+from benchmarks.ground_truth.runs import RECORD_FILE, recipe_args, run_method
+from benchmarks.ground_truth.stats import (
     gains_over_sft,
     mean_ci95,
     method_cells,

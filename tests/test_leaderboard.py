@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.leaderboard import run as leaderboard
+from benchmarks.leaderboard.models import collect_runs, parse_models
+from benchmarks.leaderboard.suites import LM_EVAL_TASKS, TASKS_DIR, V1, V2, task_manager
+from hub_server import USER
+
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the repository root holds `benchmarks/`
-
-from benchmarks.leaderboard import run as leaderboard  # noqa: E402
-from benchmarks.leaderboard.models import collect_runs, parse_models  # noqa: E402
-from benchmarks.leaderboard.suites import LM_EVAL_TASKS, TASKS_DIR, V1, V2, task_manager  # noqa: E402
-from hub_server import USER  # noqa: E402
 
 
 FIXTURES = REPO / "tests" / "fixtures" / "lm_eval"

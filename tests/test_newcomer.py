@@ -17,7 +17,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "recipes" / "default"  # the README, the tuning, the build scripts
 SHIPPED = ROOT / "src" / "spac_hf" / "default"  # the model, data and YAMLs, shipped with the package
-sys.path.insert(0, str(ROOT))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -104,3 +104,7 @@ def test_spac_hf_train_runs_the_embedded_default_from_an_installed_wheel(tmp_pat
     evaluation = json.loads((run / "iter_1" / "eval.json").read_text())
     assert -1.0 <= evaluation["results"]["true_reward_reviews"]["mean"] <= 1.0
     assert json.loads((run / "summary.json").read_text())["iterates"][0]["iteration"] == 1
+    # The Space is a folder of the repository, not of the package: one line saying so, not a traceback.
+    space = subprocess.run([bin_dir / "spac-hf", "space"], cwd=empty, env=env, capture_output=True, text=True)
+    assert space.returncode != 0 and "Space is not part of the installed package" in space.stderr
+    assert "Traceback" not in space.stderr

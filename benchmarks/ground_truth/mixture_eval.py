@@ -33,12 +33,13 @@ def mixture_true_reward(run_dir: Path, seed: int, prompts: list[str], num_sample
 
     from spac_hf.mixture import IterateMixture
     from spac_hf.tasks.metrics import task_rewards
+    from spac_hf.tasks.registry import TASKS
 
     mixture = IterateMixture.from_run(run_dir, seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(mixture.iterates[0])
     flat = [p for p in prompts for _ in range(num_samples)]
     texts = mixture.generate(tokenizer, flat, max_new_tokens=max_new_tokens, temperature=1.0, batch_size=64)
-    rewards = task_rewards("true_reward_reviews", flat, texts)["rewards"]  # the metric, as every evaluation
+    rewards = task_rewards(TASKS["reviews"].key, flat, texts)["rewards"]  # the metric, as every evaluation
     per_prompt = [sum(rewards[i * num_samples : (i + 1) * num_samples]) / num_samples for i in range(len(prompts))]
     return sum(per_prompt) / len(per_prompt)
 

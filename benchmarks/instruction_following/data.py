@@ -250,11 +250,7 @@ def build_preference_data(
     Test rows: the held-out prompts (`prompt, id, constraints`, and placeholder responses: the loop needs the columns,
     nothing trains on them) for the in-distribution reward.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from spac_hf.generation import generate_responses
-    from spac_hf.utils import environment_info, torch_threads
+    from transformers import AutoTokenizer
 
     out = Path(out)
     settings = {
@@ -279,71 +275,123 @@ def build_preference_data(
     atomic_write_json(work / "settings.json", settings)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    rows = build_prompts(seed=seed)
     train_rows, test_rows = split_prompts(
-        rows, tokenizer, num_train=num_train, num_test=num_test, max_prompt_tokens=max_prompt_tokens, seed=seed
+        build_prompts(seed=seed),
+        tokenizer,
+        num_train=num_train,
+        num_test=num_test,
+        max_prompt_tokens=max_prompt_tokens,
+        seed=seed,
     )
-    progress = work / PROGRESS_FILE
-    done = {item["id"]: item for chunk in _read_progress(progress) for item in chunk["items"]}
-    todo = [row for row in train_rows if row["id"] not in done]
-    _started, generated_tokens = time.perf_counter(), 0
-    if todo:
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        with torch_threads(threads or torch.get_num_threads()):
-            for start in range(0, len(todo), chunk_prompts):
-                chunk = todo[start : start + chunk_prompts]
-                prompts = [[{"role": "user", "content": row["prompt"]}] for row in chunk
-                           for _ in range(responses_per_prompt)]  # fmt: skip
-                # The sampling seed is the chunk's first prompt: a resumed run draws what an uninterrupted one would.
-                chunk_seed = int(hashlib.sha256(f"{seed}/{chunk[0]['id']}".encode()).hexdigest()[:8], 16)
-                t0 = time.perf_counter()
-                responses = generate_responses(
-                    model,
-                    tokenizer,
-                    prompts,
-                    max_new_tokens=max_new_tokens,
-                    temperature=temperature,
-                    seed=chunk_seed,
-                    batch_size=batch_size,
-                    distributed=False,
-                    desc="Sampling from mu",
-                )
-                tokens = sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses)
-                generated_tokens += tokens
-                items = []
-                for i, row in enumerate(chunk):
-                    texts = responses[i * responses_per_prompt : (i + 1) * responses_per_prompt]
-                    items.append({"id": row["id"], "responses": texts, "rewards": [reward(row, t) for t in texts]})
-                line = json.dumps({"items": items, "seconds": time.perf_counter() - t0, "tokens": tokens})
-                with progress.open("a") as f:  # one line per chunk, flushed: a crash loses at most this chunk
-                    f.write(line + "\n")
-                    f.flush()
-                done.update({item["id"]: item for item in items})
-                rate = tokens / (time.perf_counter() - t0)
-                logger.info("mu samples: %d/%d prompts, %.1f tokens/s", len(done), len(train_rows), rate)
-    chunks = _read_progress(progress)
-    sampling_seconds = sum(c["seconds"] for c in chunks)
-    sampling_tokens = sum(c["tokens"] for c in chunks)
-
-    label_rng = random.Random(f"labels/{seed}")
-    train, ties = [], 0
-    all_rewards = []
-    for row in train_rows:
-        item = done[row["id"]]
-        all_rewards += item["rewards"]
-        pair = bradley_terry_pair(row, item["responses"], item["rewards"], label_rng, tau)
-        if pair is None:
-            ties += 1
-        else:
-            train.append(pair)
+    sampling = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "seed": seed,
+        "batch_size": batch_size,
+        "chunk_prompts": chunk_prompts,
+        "threads": threads,
+    }
+    done = sample_mu(model_path, tokenizer, train_rows, work / PROGRESS_FILE, responses_per_prompt, **sampling)
+    train, ties, all_rewards = label_pairs(train_rows, done, random.Random(f"labels/{seed}"), tau)
     if not train:
         raise ValueError(
             f"No pair: on all {len(train_rows)} training prompts, mu's {responses_per_prompt} responses "
             "have the same reward. Sample more responses per prompt or more prompts."
         )
     test = [held_out_row(row) for row in test_rows]
+    counts = {
+        "train_prompts": len(train_rows),
+        "train_pairs": len(train),
+        "prompts_without_pair": ties,
+        "test_prompts": len(test),
+    }
+    provenance = data_provenance(settings, counts, all_rewards, _read_progress(work / PROGRESS_FILE))
+    samples = [done[row["id"]] for row in train_rows]
+    return write_dataset(out, train, test, train_rows + test_rows, provenance, samples=samples)
+
+
+def sample_mu(
+    model_path,
+    tokenizer,
+    rows: Sequence[dict],
+    progress: Path,
+    responses_per_prompt: int,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    batch_size: int,
+    chunk_prompts: int,
+    threads: int | None,
+) -> dict[str, dict]:
+    """K responses per prompt from mu with their rewards, id -> {id, responses, rewards}: the chunks `progress`
+    already holds, then the rest, chunk by chunk, each appended to `progress` as it completes."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from spac_hf.generation import generate_responses
+    from spac_hf.utils import torch_threads
+
+    done = {item["id"]: item for chunk in _read_progress(progress) for item in chunk["items"]}
+    todo = [row for row in rows if row["id"] not in done]
+    if not todo:
+        return done
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    with torch_threads(threads or torch.get_num_threads()):
+        for start in range(0, len(todo), chunk_prompts):
+            chunk = todo[start : start + chunk_prompts]
+            prompts = [[{"role": "user", "content": row["prompt"]}] for row in chunk
+                       for _ in range(responses_per_prompt)]  # fmt: skip
+            # The sampling seed is the chunk's first prompt: a resumed run draws what an uninterrupted one would.
+            chunk_seed = int(hashlib.sha256(f"{seed}/{chunk[0]['id']}".encode()).hexdigest()[:8], 16)
+            t0 = time.perf_counter()
+            responses = generate_responses(
+                model,
+                tokenizer,
+                prompts,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=chunk_seed,
+                batch_size=batch_size,
+                distributed=False,
+                desc="Sampling from mu",
+            )
+            tokens = sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses)
+            items = []
+            for i, row in enumerate(chunk):
+                texts = responses[i * responses_per_prompt : (i + 1) * responses_per_prompt]
+                items.append({"id": row["id"], "responses": texts, "rewards": [reward(row, t) for t in texts]})
+            line = json.dumps({"items": items, "seconds": time.perf_counter() - t0, "tokens": tokens})
+            with progress.open("a") as f:  # one line per chunk, flushed: a crash loses at most this chunk
+                f.write(line + "\n")
+                f.flush()
+            done.update({item["id"]: item for item in items})
+            rate = tokens / (time.perf_counter() - t0)
+            logger.info("mu samples: %d/%d prompts, %.1f tokens/s", len(done), len(rows), rate)
+    return done
+
+
+def label_pairs(rows: Sequence[dict], done: dict[str, dict], rng: random.Random, tau: float):
+    """(pairs, prompts without a pair, every sampled reward): a Bradley-Terry pair per prompt whose samples differ."""
+    train, ties, all_rewards = [], 0, []
+    for row in rows:
+        item = done[row["id"]]
+        all_rewards += item["rewards"]
+        pair = bradley_terry_pair(row, item["responses"], item["rewards"], rng, tau)
+        if pair is None:
+            ties += 1
+        else:
+            train.append(pair)
+    return train, ties, all_rewards
+
+
+def data_provenance(settings: dict, counts: dict, all_rewards: list[float], chunks: list[dict]) -> dict:
+    """What the data card and `provenance.json` say: settings, sources, counts, mu's reward and sampling speed."""
+    from spac_hf.utils import environment_info
+
     mu_mean, mu_stderr = mean_and_stderr(all_rewards)
-    provenance = {
+    seconds, tokens = sum(c["seconds"] for c in chunks), sum(c["tokens"] for c in chunks)
+    return {
         "task": TASK_NAME,
         "settings": settings,
         "prompt_sources": {
@@ -353,22 +401,15 @@ def build_preference_data(
         },
         "constraints": "lm-eval IFEval instruction registry (lm_eval.tasks.ifeval.instructions_registry), 1-3 per "
         "prompt, never conflicting; reward = fraction followed, lm-eval strict checker",
-        "counts": {
-            "train_prompts": len(train_rows),
-            "train_pairs": len(train),
-            "prompts_without_pair": ties,
-            "test_prompts": len(test),
-        },
+        "counts": counts,
         "mu_reward": {"mean": mu_mean, "stderr": mu_stderr, "samples": len(all_rewards)},
         "mu_sampling": {
-            "seconds": round(sampling_seconds, 1),
-            "tokens": sampling_tokens,
-            "tokens_per_second": round(sampling_tokens / sampling_seconds, 1) if sampling_seconds else None,
+            "seconds": round(seconds, 1),
+            "tokens": tokens,
+            "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
         },
         "environment": environment_info(),
     }
-    samples = [done[row["id"]] for row in train_rows]
-    return write_dataset(out, train, test, train_rows + test_rows, provenance, samples=samples)
 
 
 def held_out_row(row: dict) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from spac_hf.hub import save_results_dataset
 from spac_hf.scripts.script_utils import save_figure
+from spac_hf.tasks.registry import TASKS
 from spac_hf.utils import atomic_write_text
 from spac_hf.variants import VARIANTS
 
@@ -279,7 +280,7 @@ def update_readme(results: dict, readme: Path) -> None:
 DATASET_TASKS = {
     "ifeval_inst_level_strict_acc": "ifeval_inst_level_strict_acc",
     "ifeval_prompt_level_strict_acc": "ifeval_prompt_level_strict_acc",
-    "in_dist_true_reward": "true_reward_instruction_following",
+    "in_dist_true_reward": TASKS["instruction_following"].key,
 }
 MODEL_PREFIX = "smollm2-if/"  # keeps these models apart from the review task's `sft`, `spac-iter3`, ... in the Space
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..utils import atomic_write_json, cache_root, read_json
-from .registry import Task
+from .registry import TASKS, Task
 
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def review_evaluator(
             score["mean"], score["stderr"], 100 * score["degenerate_fraction"],
         )  # fmt: skip
         return {
-            "results": {"true_reward_reviews": {"mean": score["mean"], "mean_stderr": score["stderr"]}},
+            "results": {TASKS["reviews"].key: {"mean": score["mean"], "mean_stderr": score["stderr"]}},
             "degenerate_fraction": score["degenerate_fraction"],  # beside the results: a share, not a score to average
             "examples": score["examples"],
         }
@@ -147,7 +147,7 @@ def instruction_following_evaluator(
         results = {"mean": score["mean"], "mean_stderr": score["stderr"],
                    "prompt_level_strict": score["prompt_level_strict"]}  # fmt: skip
         return {
-            "results": {f"true_reward_{TASK_NAME}": results},
+            "results": {TASKS[TASK_NAME].key: results},
             # Beside the results: shares and lengths that make a win by writing longer or looping visible.
             "degenerate_fraction": score["degenerate_fraction"],
             "mean_length_tokens": score["mean_length_tokens"],

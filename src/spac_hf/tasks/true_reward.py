@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from .metrics import task_rewards
+from .registry import TASKS
 from .reviews import REWARD_RANGE, mean_and_stderr
 
 
@@ -61,7 +62,7 @@ def mean_true_reward(
     # Scored by the task's `evaluate` metric (spac_hf/metrics/review_reward), the one scoring path; a conversational
     # prompt by its last user message, the review request.
     texts = [p if isinstance(p, str) else p[-1]["content"] for p in flat_prompts]
-    rewards = task_rewards("true_reward_reviews", texts, responses)["rewards"]
+    rewards = task_rewards(TASKS["reviews"].key, texts, responses)["rewards"]
     per_prompt = [sum(rewards[i * num_samples : (i + 1) * num_samples]) / num_samples for i in range(len(prompts))]
     mean, stderr = mean_and_stderr(per_prompt)
     # Collapsed iterates (repetition loops, gibberish) score the minimum: their share makes a collapse visible.

@@ -139,3 +139,19 @@ def test_default_protocol_is_what_the_code_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "COMPARISON", tmp_path / "comparison.json")
     (tmp_path / "comparison.json").write_text((ROOT / "results/default/comparison.json").read_text())
     assert run.comparison_protocol() == committed
+
+
+def test_readme_decision_lines_come_from_the_protocol_files():
+    """The review-task lines the READMEs quote are decide()'s lines in the protocol.json of the run they cite."""
+    lines = {
+        "results/ground_truth": (
+            "SPAC (paper settings) minus SPIN: +0.082 (95% CI +0.050 to +0.115, 5 seeds, 5 wins): better"
+        ),
+        "recipes/default/tuning/confirmation": (
+            "SPAC (paper settings) minus SPIN: +0.095 (95% CI +0.038 to +0.152, 5 seeds, 5 wins): better"
+        ),
+    }
+    for folder, line in lines.items():
+        assert line in [d["line"] for d in _load(ROOT / folder / PROTOCOL_FILE)["decisions"]], folder
+        for readme in ("benchmarks/README.md", "benchmarks/ground_truth/README.md"):
+            assert line in " ".join((ROOT / readme).read_text(encoding="utf-8").split()), (folder, readme)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -101,6 +102,30 @@ def iteration_records(summary: dict, task_key: str, num_train_epochs: float) -> 
             "train_loss": iterate.get("train_metrics", {}).get("train_loss"),
         })  # fmt: skip
     return records
+
+
+def planned_spend(method: Method, seed: int, overrides: Sequence[str] = ()) -> tuple[int, int]:
+    """(optimizer steps, pairs seen) that `method` will spend with these arguments, before it runs: its parsed
+    schedule on its training split, cut as the loop cuts it (`spac_hf.data.split_into_parts`: T nearly equal parts, or
+    all the data T times)."""
+    from spac_hf.scripts.self_play import load_preference_data, parse_recipe_args
+
+    with _working_directory(REPO_ROOT):
+        script_args, training_args, _, dataset_args = parse_recipe_args(
+            method.config_class(),
+            method.config_path,
+            argv=[*recipe_args(method, seed, overrides), "--output_dir", "-"],
+        )
+        train, _ = load_preference_data(script_args, dataset_args, seed)
+    n, parts = len(train), training_args.num_iterations
+    if training_args.iteration_data == "full":
+        sizes = [n] * parts
+    else:
+        sizes = [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    epochs = training_args.num_train_epochs
+    steps = sum(math.ceil(math.ceil(size / batch) * epochs) for size in sizes)
+    return steps, int(sum(sizes) * epochs)
 
 
 def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[str] = ()) -> tuple[dict, bool]:

@@ -156,3 +156,13 @@ def test_readme_decision_lines_come_from_the_protocol_files():
         assert line in [d["line"] for d in _load(ROOT / folder / PROTOCOL_FILE)["decisions"]], folder
         for readme in ("benchmarks/README.md", "benchmarks/ground_truth/README.md"):
             assert line in " ".join((ROOT / readme).read_text(encoding="utf-8").split()), (folder, readme)
+
+
+def test_instruction_following_readme_spend_is_the_protocol_files():
+    view = _load(ROOT / "results/instruction_following" / PROTOCOL_FILE)
+    spent = {arm: (v["spent"]["optimizer_steps"], v["spent"]["pairs_seen"]) for arm, v in view["arms"].items()}
+    theory, spac, dpo = spent["spac_theory"], spent["spac"], spent["dpo"]
+    text = " ".join((ROOT / "benchmarks/instruction_following/README.md").read_text(encoding="utf-8").split())
+    assert f"the preset's {theory[0]} steps and {theory[1]} pairs against SPAC's {spac[0]} and {spac[1]}" in text
+    assert f"one-pass DPO's {dpo[0]} steps" in text and f"one-pass DPO ({dpo[0]} steps)" in text
+    assert all(d["verdict"] == "undecided" for d in view["decisions"]) and "(all undecided)" in text

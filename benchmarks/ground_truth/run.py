@@ -38,7 +38,7 @@ from spac_hf.utils import (
 from benchmarks.ground_truth.coverage import coverage_name, ensure_coverage_data
 from benchmarks.ground_truth.methods import METHODS, REPO_ROOT
 from benchmarks.ground_truth.report import write_report
-from benchmarks.ground_truth.runs import planned_spend, run_method
+from benchmarks.ground_truth.runs import declare_comparison, run_method
 from benchmarks.ground_truth.stats import (
     final_paired_differences,
     gains_over_sft,
@@ -46,7 +46,6 @@ from benchmarks.ground_truth.stats import (
     paired_differences,
     sft_by_seed,
 )
-from benchmarks.protocol import Arm, Budget, Comparison, Contrast, SearchSpace
 
 
 QUICK = {
@@ -144,38 +143,6 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict], int]:
     return records, reused
 
 
-# Each arm runs its recipe YAML once: one trial, no search, so no tuning data (the embedded default's settings were
-# chosen on a validation split of the training pairs, benchmarks/default_tuning, before this benchmark runs).
-ONE_TRIAL = "none: each arm runs its recipe YAML once"
-
-
-def declare(args: argparse.Namespace) -> Comparison:
-    """The comparison this run makes, with each arm's planned budget; `validate()` refuses it before any run when the
-    arms' optimizer steps or pairs differ, or when no primary contrast (SPAC, or else the theory preset, minus each
-    other arm) can be declared."""
-    planned = {name: planned_spend(METHODS[name], 0, args.overrides) for name in args.methods}
-    subject = next((m for m in ("spac", "spac_theory") if m in args.methods), None)
-    reference = planned[subject or args.methods[0]]
-    arms = tuple(
-        Arm(name, SearchSpace({}), trials=1, budget=Budget(steps, pairs, (steps,)))
-        for name, (steps, pairs) in planned.items()
-    )
-    contrasts = tuple(
-        Contrast(f"{METHODS[subject].label} minus {METHODS[other].label}", subject, other)
-        for other in args.methods
-        if subject and other != subject
-    )
-    return Comparison(
-        benchmark="ground_truth",
-        arms=arms,
-        budget=Budget(reference[0], reference[1], (reference[0],)),
-        trials_per_arm=1,
-        tuning_seeds=(ONE_TRIAL,),
-        test_seeds=tuple(range(args.seeds)),
-        contrasts=contrasts,
-    )
-
-
 def budget_check(records: list[dict]) -> dict:
     """Each same-budget setting's values across all runs (one value each when the claim holds), and the optimizer steps
     and pairs seen at each method's last iterate."""
@@ -204,7 +171,8 @@ def _json_safe(value):
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    declare(args).validate()  # before any run: equal budgets, equal trials, a decision rule
+    # Before any run: equal budgets, equal trials, a decision rule.
+    declare_comparison("ground_truth", {m: METHODS[m] for m in args.methods}, args.seeds, args.overrides).validate()
     started = time.perf_counter()
     with torch_threads(args.threads):
         records, reused = run_all(args)

@@ -20,6 +20,7 @@ from pathlib import Path
 from spac_hf.utils import atomic_write_json, read_json
 
 from .methods import REPO_ROOT, Method
+from benchmarks.protocol import Arm, Budget, Comparison, Contrast, SearchSpace
 
 
 RECORD_FILE = "benchmark_run.json"
@@ -126,6 +127,36 @@ def planned_spend(method: Method, seed: int, overrides: Sequence[str] = ()) -> t
     epochs = training_args.num_train_epochs
     steps = sum(math.ceil(math.ceil(size / batch) * epochs) for size in sizes)
     return steps, int(sum(sizes) * epochs)
+
+
+# Each arm runs its recipe YAML once: one trial, no search, so no tuning data (the embedded default's settings were
+# chosen on a validation split of the training pairs, benchmarks/default_tuning, before a benchmark runs).
+ONE_TRIAL = "none: each arm runs its recipe YAML once"
+
+
+def declare_comparison(benchmark: str, arms: dict[str, Method], seeds: int, overrides: Sequence[str]) -> Comparison:
+    """The comparison a recipe-runner benchmark makes, each arm with its planned budget; its `validate()` refuses it
+    before any run when the arms' optimizer steps or pairs differ, or when no primary contrast (SPAC, or else the
+    theory preset, minus each other arm) can be declared. `arms` maps each arm's name to how it runs."""
+    planned = {name: planned_spend(method, 0, overrides) for name, method in arms.items()}
+    subject = next((name for name in ("spac", "spac_theory") if name in arms), None)
+    steps, pairs = planned[subject or next(iter(arms))]
+    contrasts = tuple(
+        Contrast(f"{arms[subject].label} minus {arms[other].label}", subject, other)
+        for other in arms
+        if subject and other != subject
+    )
+    return Comparison(
+        benchmark=benchmark,
+        arms=tuple(
+            Arm(name, SearchSpace({}), trials=1, budget=Budget(s, p, (s,))) for name, (s, p) in planned.items()
+        ),
+        budget=Budget(steps, pairs, (steps,)),
+        trials_per_arm=1,
+        tuning_seeds=(ONE_TRIAL,),
+        test_seeds=tuple(range(seeds)),
+        contrasts=contrasts,
+    )
 
 
 def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[str] = ()) -> tuple[dict, bool]:

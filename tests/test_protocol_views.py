@@ -166,3 +166,13 @@ def test_instruction_following_readme_spend_is_the_protocol_files():
     assert f"the preset's {theory[0]} steps and {theory[1]} pairs against SPAC's {spac[0]} and {spac[1]}" in text
     assert f"one-pass DPO's {dpo[0]} steps" in text and f"one-pass DPO ({dpo[0]} steps)" in text
     assert all(d["verdict"] == "undecided" for d in view["decisions"]) and "(all undecided)" in text
+
+
+def test_the_coverage_readme_quotes_the_equal_steps_decision():
+    view = _load(ROOT / "results/ground_truth_coverage_g0.5_k29" / PROTOCOL_FILE)
+    (line,) = [
+        d["line"]
+        for d in view["decisions"]
+        if d["regime"].endswith("each arm at 51 steps") and (d["a_arm"], d["b_arm"]) == ("spac_theory", "spac")
+    ]
+    assert line in " ".join((ROOT / "benchmarks/ground_truth/README.md").read_text(encoding="utf-8").split())

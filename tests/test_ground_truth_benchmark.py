@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -148,9 +149,9 @@ def test_quick_run_writes_every_output(quick):
     assert summary["seeds"] == [0, 1]
     assert summary["sft"]["max_discrepancy"] == 0.0  # same model, same seed: the same evaluation in every run
     cells = {(c["method"], c["examples_seen"]): c for c in summary["cells"]}
-    assert set(cells) == {("dpo", 48), ("spac", 24), ("spac", 48)}  # 48 pairs: 2 x 24 for SPAC, once for DPO
+    assert set(cells) == {("dpo", 64), ("spac", 32), ("spac", 64)}  # 64 pairs: 2 x 32 for SPAC, once for DPO
     assert all(set(c["values"]) == {"0", "1"} for c in cells.values())
-    assert [(p["baseline"], p["examples_seen"]) for p in summary["paired"]] == [("dpo", 48)]
+    assert [(p["baseline"], p["examples_seen"]) for p in summary["paired"]] == [("dpo", 64)]
     assert {(g["method"], g["examples_seen"]) for g in summary["gains_over_sft"]} == set(cells)
     assert saved["settings"]["budget_check"]["all_equal"]
     assert len(saved["runs"]) == 4 and saved["runs_reused"] == 0
@@ -169,7 +170,15 @@ def test_quick_run_writes_every_output(quick):
     validate_results_rows(rows)
     means = {r["model"]: r["value"] for r in rows if r["metric"] == "mean_over_seeds"}
     assert set(means) == {"sft", "dpo-iter1", "spac-iter1", "spac-iter2"}
-    assert means["spac-iter2"] == pytest.approx(cells[("spac", 48)]["mean"])
+    assert means["spac-iter2"] == pytest.approx(cells[("spac", 64)]["mean"])
+    variants = {(r["model"], r["method"], r["variant"]) for r in rows if r["metric"] == "num_seeds"}
+    assert {("dpo-iter1", "dpo", "dpo"), ("spac-iter2", "spac", "spac")} <= variants
+
+    # The protocol's view of the run: equal planned and spent budgets (4 steps, 64 pairs), one decision line.
+    view = json.loads((out / "protocol.json").read_text())
+    spent = {a: (v["spent"]["optimizer_steps"], v["spent"]["pairs_seen"]) for a, v in view["arms"].items()}
+    assert spent == {"dpo": (4, 64), "spac": (4, 64)}
+    assert view["spent_flags"] == [] and [d["a_arm"] + "-" + d["b_arm"] for d in view["decisions"]] == ["spac-dpo"]
 
 
 def test_rerun_reuses_finished_runs(quick):
@@ -198,6 +207,29 @@ def test_push_to_hub_uploads_the_results_dataset(quick, hub_server):
     stored = hub_server.files(f"{USER}/spac-ground-truth", repo_type="dataset")
     assert stored["data/results.jsonl"] == (root / "out" / "dataset" / "data" / "results.jsonl").read_bytes()
     assert "configs:" in stored["README.md"].decode()
+
+
+@pytest.mark.parametrize(
+    "methods, overrides, refusal",
+    [
+        # 48 pairs, batch 16: one pass of DPO is 3 steps, SPAC's 2 parts of 24 pairs 2 x 2 = 4.
+        (
+            ["dpo", "spac"],
+            ["--max_train_samples", "48"],
+            "arm 'dpo': budget.optimizer_steps 3 differs from the comparison's 4",
+        ),
+        # The theory preset trains every iteration on all the pairs: twice SPAC's steps and pairs here.
+        (["spac", "spac_theory"], [], "arm 'spac_theory': budget.pairs_seen 128 differs from the comparison's 64"),
+        (["dpo", "iterative_dpo"], [], "no primary contrast declared"),
+    ],
+)
+def test_an_unfair_comparison_is_refused_before_any_run(tmp_path, methods, overrides, refusal):
+    from benchmarks.protocol import ProtocolError
+
+    argv = ["--quick", "--methods", *methods, "--work-dir", str(tmp_path / "w"), "--out", str(tmp_path / "o")]
+    with pytest.raises(ProtocolError, match=re.escape(refusal)):
+        benchmark.main([*argv, "--", *overrides])
+    assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()
 
 
 def test_a_bad_dataset_id_fails_before_any_run(tmp_path):

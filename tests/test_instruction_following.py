@@ -245,7 +245,7 @@ def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompt
         "2",
         "--methods",
         "dpo",
-        "spac_theory",
+        "spac",
         "--no-ifeval",
         "--threads",
         "1",
@@ -257,19 +257,19 @@ def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompt
     results = benchmark.main(argv)
     assert results["status"] == "complete" and not results["left"]
     cells = results["summary"]["cells"]
-    assert set(cells) == {"dpo", "spac_theory"}
+    assert set(cells) == {"dpo", "spac"}
     assert cells["dpo"]["in_dist_true_reward"]["count"] == 2
-    paired = results["summary"]["paired_vs_dpo"]["spac_theory"]["in_dist_true_reward"]
+    paired = results["summary"]["paired_vs_dpo"]["spac"]["in_dist_true_reward"]
     assert paired["mean"] == pytest.approx(
-        cells["spac_theory"]["in_dist_true_reward"]["mean"] - cells["dpo"]["in_dist_true_reward"]["mean"]
+        cells["spac"]["in_dist_true_reward"]["mean"] - cells["dpo"]["in_dist_true_reward"]["mean"]
     )
     preset = results["settings"]["theory_preset"]
     assert preset["n_pairs"] == 16 and preset["lam"] == pytest.approx(0.1 * 4)
-    theory_run = next(r for r in results["runs"] if r["method"] == "spac_theory")
-    assert theory_run["settings"]["beta"] == 1.0 and theory_run["settings"]["iteration_data"] == "full"
-    for name in ("results.json", "table.md", "table.csv", "instruction_following.png"):
+    # 16 pairs, batch 4: one pass of DPO and SPAC's 2 parts of 8 are 4 optimizer steps each: the protocol let it run.
+    assert {r["method"]: r["iterations"][-1]["optimizer_steps"] for r in results["runs"]} == {"dpo": 4, "spac": 4}
+    for name in ("results.json", "table.md", "table.csv", "instruction_following.png", "protocol.json"):
         assert (tmp_path / "out" / name).exists()
-    assert "SPAC (theory preset)" in (tmp_path / "out" / "table.md").read_text()
+    assert "| SPAC |" in (tmp_path / "out" / "table.md").read_text()
     assert all(r["iterations"][-1]["prompts_changed_vs_sft"] >= 0 for r in results["runs"])
     # A rerun reuses every finished run.
     again = benchmark.main(argv)
@@ -279,6 +279,21 @@ def test_tiny_benchmark_end_to_end(tiny_model_dir, tmp_path, monkeypatch, prompt
     assert report["summary"]["cells"] == results["summary"]["cells"]
     assert report["status"] == "partial" and {s["step"] for s in report["left"]} == {"ifeval"}
     assert "--report-only" not in report["command"]
+
+
+def test_the_theory_preset_at_its_own_budget_is_refused_before_training(tiny_model_dir, tmp_path, prompts):
+    """The preset trains every iteration on all the pairs: against DPO's one pass the arms' budgets differ, and the
+    comparison is refused, naming the arm and the field, before any run folder exists."""
+    from benchmarks.instruction_following import run as benchmark
+    from benchmarks.protocol import ProtocolError
+
+    data = hand_made_data(tmp_path / "data", [r for r in prompts if len(r["prompt"]) < 200])
+    argv = ["--quick", "--model", tiny_model_dir, "--data", str(data), "--methods", "dpo", "spac_theory"]
+    argv += ["--no-ifeval", "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    # The preset's 4 iterations over all 16 pairs: 16 steps and 64 pairs, against DPO's 4 and 16.
+    with pytest.raises(ProtocolError, match=r"arm 'dpo': budget\.optimizer_steps 4 differs from the comparison's 16"):
+        benchmark.main(argv)
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
 
 
 def test_readme_states_the_configuration_the_code_runs():

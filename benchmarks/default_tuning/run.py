@@ -16,6 +16,9 @@ iterates; a candidate with a degenerate collapse (more than 5% degenerate answer
         --out recipes/default/tuning/confirmation                    # the chosen setting, 5 seeds, test prompts
     python -m benchmarks.default_tuning.run --degenerate   # each confirmation run's largest degenerate share
     python -m benchmarks.default_tuning.run --readme       # the tables of recipes/default/README.md, from those files
+    python -m benchmarks.ground_truth.report recipes/default/tuning/confirmation \
+        --tuning-search recipes/default/tuning/search.json  # the confirmation's protocol.json (trials: the search)
+    python -m benchmarks.default_tuning.run --protocol     # results/default/protocol.json (spac-hf compare, one seed)
 
 Runs resume (each candidate's runs live in `outputs/default_tuning/<candidate>/`); `search.json` and `search.md` are
 rewritten after every candidate.
@@ -24,6 +27,7 @@ rewritten after every candidate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -203,11 +207,71 @@ def readme_tables() -> str:
     return "\n".join(lines) + "\n"
 
 
+def comparison_protocol() -> dict:
+    """results/default/protocol.json: the protocol's view of the one-seed `spac-hf compare` run (comparison.json).
+
+    comparison.json records each arm's true reward per iterate and its wall time, not its optimizer steps, pairs,
+    config or seeds beyond one: those fields say "not recorded", no spend can be checked, and one seed gives no
+    paired interval, so no contrast is decided."""
+    from spac_hf.utils import atomic_write_json
+    from spac_hf.variants import VARIANTS
+
+    from benchmarks.ground_truth.protocol_view import NOT_RECORDED, PROTOCOL_FILE
+    from benchmarks.protocol import Spent
+
+    comparison = json.loads(COMPARISON.read_text())
+    arms = {}
+    for row in comparison["methods"].values():
+        spent = {f.name: NOT_RECORDED for f in dataclasses.fields(Spent)}
+        spent["wall_s"] = row.get("wall_seconds") if row.get("wall_seconds") is not None else NOT_RECORDED
+        arms[row["method"]] = {
+            "variant": row["method"],
+            "label": VARIANTS[row["method"]].label,
+            "spent": spent,
+            "tuning_trials": NOT_RECORDED,
+            "tuning": "not recorded: comparison.json names no config (the embedded default's YAMLs were tuned by a "
+            "joint search, recipes/default/tuning/search.json, but this file does not say which YAMLs ran)",
+            "seeds": [comparison["seed"]],
+            "config_sha256": NOT_RECORDED,
+        }
+    contrasts = [("spac", b) for b in arms if b != "spac"] if "spac" in arms else []
+    view = {
+        "benchmark": "spac-hf compare (the embedded default, one seed)",
+        "source": "comparison.json (this folder)",
+        "written_by": "python -m benchmarks.default_tuning.run --protocol",
+        "regime": "reviews, the embedded default",
+        "score": "true_reward: the mean true reward on the held-out test prompts",
+        "declared_budget": NOT_RECORDED,
+        "checkpoint_rule": "last: each arm's last iterate (no validation split recorded)",
+        "arms": arms,
+        "spent_flags": ["not checked: no arm's optimizer steps or pairs seen are recorded"],
+        "validate": [
+            f"test_seeds: need at least 2 distinct seeds for an interval, got ({comparison['seed']},)",
+            "tuning trials not recorded",
+            "contrasts: none declared when it ran",
+        ],
+        "decisions": [
+            {
+                "regime": "reviews, the embedded default",
+                "checkpoint_rule": "last",
+                "a_arm": a,
+                "b_arm": b,
+                "seeds": [comparison["seed"]],
+                "line": f"{VARIANTS[a].label} minus {VARIANTS[b].label}: no decision (1 paired seed; decide needs 2)",
+            }
+            for a, b in contrasts
+        ],
+    }
+    atomic_write_json(COMPARISON.parent / PROTOCOL_FILE, view)
+    return view
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-split", action="store_true", help="rewrite data/tuning/ and stop")
     parser.add_argument("--readme", action="store_true", help="print the tables of recipes/default/README.md")
     parser.add_argument("--degenerate", action="store_true", help="write confirmation/degenerate.jsonl")
+    parser.add_argument("--protocol", action="store_true", help="write results/default/protocol.json and stop")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--candidates", nargs="*", help="names to run (default: all), e.g. lr0.0002_ep2_beta0.1")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "default_tuning")
@@ -217,6 +281,9 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     if args.degenerate:
         print(record_degenerate())
+        return {}
+    if args.protocol:
+        print(json.dumps(comparison_protocol()["decisions"], indent=1))
         return {}
     if args.readme:
         print(readme_tables(), end="")

@@ -1,4 +1,4 @@
-"""The compared methods: `spac_hf.methods.METHODS`, each run by its recipe on its embedded default config.
+"""The compared arms: variants of `spac_hf.variants`, each run by its method's recipe on its embedded default config.
 
 Every method runs the recipe code path (`spac_hf.scripts.self_play`: `parse_recipe_args` + `main`) on its
 `spac_hf/default/<recipe>.yaml`, unchanged: those files share the model, data, learning rate, schedule, batch size,
@@ -14,6 +14,7 @@ from pathlib import Path
 from spac_hf.methods import METHODS as LIBRARY_METHODS
 from spac_hf.methods import Method as LibraryMethod
 from spac_hf.scripts import EMBEDDED_DEFAULT
+from spac_hf.variants import VARIANTS, Variant
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,19 +25,21 @@ ONE_PASS_ARGS = ("--num_iterations", "1", "--iteration_data", "full")
 
 @dataclass(frozen=True)
 class Method:
-    """A method of `spac_hf.methods`, as this benchmark runs it."""
+    """An arm of this benchmark: a variant of `spac_hf.variants`, run by its library method's recipe."""
 
-    record: LibraryMethod
-    preset: str = ""  # a named configuration of the method: spac_hf/default/<recipe>_<preset>.yaml
-    preset_label: str = ""
+    variant: Variant
 
     @property
-    def name(self) -> str:  # key in results.json and the folder name of its runs
-        return f"{self.record.name}_{self.preset}" if self.preset else self.record.name
+    def name(self) -> str:  # key in results.json, the folder name of its runs, and the rows' `variant`
+        return self.variant.name
 
     @property
-    def label(self) -> str:  # what the table and the plot call it
-        return f"{self.record.label} ({self.preset_label})" if self.preset else self.record.label
+    def record(self) -> LibraryMethod:  # the library method the variant runs
+        return LIBRARY_METHODS[self.variant.method]
+
+    @property
+    def label(self) -> str:  # what the table and the plot call it: a library method's own label, else the variant's
+        return LIBRARY_METHODS[self.name].label if self.name in LIBRARY_METHODS else self.variant.label
 
     @property
     def recipe(self) -> str:  # `spac-hf train --method <recipe>` and `spac_hf/default/<recipe>.yaml`
@@ -53,18 +56,17 @@ class Method:
 
     @property
     def config_path(self) -> Path:
-        return DEFAULT_CONFIGS / (f"{self.recipe}_{self.preset}.yaml" if self.preset else f"{self.recipe}.yaml")
+        # A library method runs its recipe's YAML; another variant its own file, `<variant>.yaml`, whose settings
+        # tests/test_variants.py checks against the variant's overrides (the theory preset: spac_theory.yaml).
+        return DEFAULT_CONFIGS / f"{self.recipe if self.name in LIBRARY_METHODS else self.name}.yaml"
 
     def config_class(self):
         return self.record.config_class
 
 
-METHODS: dict[str, Method] = {name: Method(record) for name, record in LIBRARY_METHODS.items()}
-# SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n), T = 10 over all the pairs): its recipe file
-# src/spac_hf/default/spac_theory.yaml is checked against spac_hf.variants.VARIANTS["spac_theory"] (test_variants.py).
-PRESETS = (Method(LIBRARY_METHODS["spac"], preset="theory", preset_label="theory preset"),)
-METHODS.update({method.name: method for method in PRESETS})
-# A preset's budget is its own (the theory preset makes 10 passes over the pairs): left out of the same-budget check.
-OWN_BUDGET = tuple(method.name for method in PRESETS)
+# The variants this benchmark runs: the library methods, and SPAC at the theory preset (beta 1, lambda = 0.1 sqrt(n),
+# T = 10 over all the pairs). The preset spends 10 passes over the pairs, so a comparison with it and any other arm
+# is refused (benchmarks/protocol.py: Comparison.validate, budget.optimizer_steps).
+METHODS: dict[str, Method] = {name: Method(VARIANTS[name]) for name in (*LIBRARY_METHODS, "spac_theory")}
 
 SFT_LABEL = "SFT (starting model)"

@@ -36,9 +36,9 @@ from spac_hf.utils import (
 )
 
 from benchmarks.ground_truth.coverage import coverage_name, ensure_coverage_data
-from benchmarks.ground_truth.methods import METHODS, OWN_BUDGET, REPO_ROOT
+from benchmarks.ground_truth.methods import METHODS, REPO_ROOT
 from benchmarks.ground_truth.report import write_report
-from benchmarks.ground_truth.runs import run_method
+from benchmarks.ground_truth.runs import declare_comparison, run_method
 from benchmarks.ground_truth.stats import (
     final_paired_differences,
     gains_over_sft,
@@ -51,7 +51,8 @@ from benchmarks.ground_truth.stats import (
 QUICK = {
     "seeds": 2,  # two, so that the confidence intervals exist
     "methods": ["dpo", "spac"],
-    "overrides": ["--max_train_samples", "48", "--num_iterations", "2", "--true_reward_prompts", "10",
+    # 64 pairs: one pass for DPO and 2 x 32 for SPAC are 4 optimizer steps each (batch 16, 1 epoch): equal budgets.
+    "overrides": ["--max_train_samples", "64", "--num_iterations", "2", "--true_reward_prompts", "10",
                   "--true_reward_samples", "1", "--max_new_tokens", "16", "--num_train_epochs", "1"],
 }  # fmt: skip
 # Settings that must be equal across methods for "the same budget" to hold; checked on the parsed arguments.
@@ -145,7 +146,6 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict], int]:
 def budget_check(records: list[dict]) -> dict:
     """Each same-budget setting's values across all runs (one value each when the claim holds), and the optimizer steps
     and pairs seen at each method's last iterate."""
-    records = [r for r in records if r["method"] not in OWN_BUDGET]
     values = {key: sorted({str(r["settings"].get(key)) for r in records}) for key in SAME_BUDGET_KEYS}
     final = {}
     for record in records:
@@ -171,11 +171,13 @@ def _json_safe(value):
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    # Before any run: equal budgets, equal trials, a decision rule.
+    declare_comparison("ground_truth", {m: METHODS[m] for m in args.methods}, args.seeds, args.overrides).validate()
     started = time.perf_counter()
     with torch_threads(args.threads):
         records, reused = run_all(args)
     cells = method_cells(records)
-    baselines = [m for m in args.methods if m not in ("spac", *OWN_BUDGET)]
+    baselines = [m for m in args.methods if m not in ("spac", "spac_theory")]
     sft = sft_by_seed(records)
     summary = {
         "seeds": list(range(args.seeds)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from spac_hf.utils import atomic_write_json, read_json
 
 from .methods import REPO_ROOT, Method
+from benchmarks.protocol import Arm, Budget, Comparison, Contrast, SearchSpace
 
 
 RECORD_FILE = "benchmark_run.json"
@@ -47,7 +49,7 @@ def recipe_args(method: Method, seed: int, overrides: Sequence[str]) -> list[str
     return ["--config", config, *overrides, "--seed", str(seed), *method.extra_args]
 
 
-def _config_hash(method: Method) -> str:
+def config_hash(method: Method) -> str:
     return hashlib.sha256(method.config_path.read_bytes()).hexdigest()[:16]
 
 
@@ -103,13 +105,67 @@ def iteration_records(summary: dict, task_key: str, num_train_epochs: float) -> 
     return records
 
 
+def planned_spend(method: Method, seed: int, overrides: Sequence[str] = ()) -> tuple[int, int]:
+    """(optimizer steps, pairs seen) that `method` will spend with these arguments, before it runs: its parsed
+    schedule on its training split, cut as the loop cuts it (`spac_hf.data.split_into_parts`: T nearly equal parts, or
+    all the data T times)."""
+    from spac_hf.scripts.self_play import load_preference_data, parse_recipe_args
+
+    with _working_directory(REPO_ROOT):
+        script_args, training_args, _, dataset_args = parse_recipe_args(
+            method.config_class(),
+            method.config_path,
+            argv=[*recipe_args(method, seed, overrides), "--output_dir", "-"],
+        )
+        train, _ = load_preference_data(script_args, dataset_args, seed)
+    n, parts = len(train), training_args.num_iterations
+    if training_args.iteration_data == "full":
+        sizes = [n] * parts
+    else:
+        sizes = [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    epochs = training_args.num_train_epochs
+    steps = sum(math.ceil(math.ceil(size / batch) * epochs) for size in sizes)
+    return steps, int(sum(sizes) * epochs)
+
+
+# Each arm runs its recipe YAML once: one trial, no search, so no tuning data (the embedded default's settings were
+# chosen on a validation split of the training pairs, benchmarks/default_tuning, before a benchmark runs).
+ONE_TRIAL = "none: each arm runs its recipe YAML once"
+
+
+def declare_comparison(benchmark: str, arms: dict[str, Method], seeds: int, overrides: Sequence[str]) -> Comparison:
+    """The comparison a recipe-runner benchmark makes, each arm with its planned budget; its `validate()` refuses it
+    before any run when the arms' optimizer steps or pairs differ, or when no primary contrast (SPAC, or else the
+    theory preset, minus each other arm) can be declared. `arms` maps each arm's name to how it runs."""
+    planned = {name: planned_spend(method, 0, overrides) for name, method in arms.items()}
+    subject = next((name for name in ("spac", "spac_theory") if name in arms), None)
+    steps, pairs = planned[subject or next(iter(arms))]
+    contrasts = tuple(
+        Contrast(f"{arms[subject].label} minus {arms[other].label}", subject, other)
+        for other in arms
+        if subject and other != subject
+    )
+    return Comparison(
+        benchmark=benchmark,
+        arms=tuple(
+            Arm(name, SearchSpace({}), trials=1, budget=Budget(s, p, (s,))) for name, (s, p) in planned.items()
+        ),
+        budget=Budget(steps, pairs, (steps,)),
+        trials_per_arm=1,
+        tuning_seeds=(ONE_TRIAL,),
+        test_seeds=tuple(range(seeds)),
+        contrasts=contrasts,
+    )
+
+
 def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[str] = ()) -> tuple[dict, bool]:
     """Run `method` with `seed` (or read back its finished run). Returns (the run's record, whether it was reused)."""
     from spac_hf.scripts.self_play import main, parse_recipe_args
 
     out = run_dir(work_dir, method, seed)
     args = recipe_args(method, seed, overrides)
-    identity = {"method": method.name, "seed": seed, "recipe_args": args, "config_sha256": _config_hash(method)}
+    identity = {"method": method.name, "seed": seed, "recipe_args": args, "config_sha256": config_hash(method)}
     record = read_json(out / RECORD_FILE)
     if record is not None:
         recorded = {key: record.get(key) for key in identity}

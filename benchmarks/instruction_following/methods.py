@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spac_hf.methods import METHODS as LIBRARY_METHODS
-from spac_hf.variants import VARIANTS
+from spac_hf.variants import VARIANTS, Variant
 
 from benchmarks.ground_truth.methods import ONE_PASS_ARGS
 
@@ -34,19 +34,30 @@ THEORY_ITERATIONS = 4
 
 @dataclass(frozen=True)
 class Method:
-    name: str  # key in results.json and the folder name of its runs
-    label: str  # what the table and the plot call it
-    recipe: str  # the recipe (`spac-hf train --method <recipe>`): "spac", "spin" or "dpo"
+    """An arm of this benchmark: a variant of `spac_hf.variants`, run by its library method's recipe on
+    `recipes/smollm2/<recipe>.yaml` with `extra_args`."""
+
+    variant: Variant
     extra_args: tuple[str, ...] = field(default=())  # after the shared overrides, so they win (argparse: last wins)
+
+    @property
+    def name(self) -> str:  # key in results.json, the folder name of its runs, and the rows' `variant`
+        return self.variant.name
+
+    @property
+    def label(self) -> str:  # what the table and the plot call it: a library method's own label, else the variant's
+        return LIBRARY_METHODS[self.name].label if self.name in LIBRARY_METHODS else self.variant.label
+
+    @property
+    def recipe(self) -> str:  # the recipe (`spac-hf train --method <recipe>`): "spac", "spin" or "dpo"
+        return LIBRARY_METHODS[self.variant.method].paper.key
 
     @property
     def config_path(self) -> Path:
         return CONFIGS / f"{self.recipe}.yaml"
 
     def config_class(self):
-        from spac_hf import SelfPlayConfig, SPACConfig
-
-        return SPACConfig if self.recipe == "spac" else SelfPlayConfig
+        return LIBRARY_METHODS[self.variant.method].config_class
 
 
 def theory_preset_args(num_pairs: int) -> tuple[tuple[str, ...], dict]:
@@ -68,10 +79,10 @@ def methods(num_pairs: int) -> dict[str, Method]:
     """Every compared method, in the order of the table and the plot: `spac_hf.methods`, then the theory preset."""
     theory_args, _ = theory_preset_args(num_pairs)
     listed = {
-        name: Method(name, record.label, record.paper.key, () if record.iterative else ONE_PASS_ARGS)
+        name: Method(VARIANTS[name], () if record.iterative else ONE_PASS_ARGS)
         for name, record in LIBRARY_METHODS.items()
     }
-    listed["spac_theory"] = Method("spac_theory", "SPAC (theory preset)", "spac", theory_args)
+    listed["spac_theory"] = Method(VARIANTS["spac_theory"], theory_args)
     return listed
 
 

@@ -16,7 +16,9 @@ from spac_hf.hub import save_results_dataset
 from spac_hf.scripts.script_utils import save_figure
 from spac_hf.tasks.registry import TASKS
 from spac_hf.utils import atomic_write_text
+from spac_hf.variants import VARIANTS
 
+from benchmarks.ground_truth.protocol_view import Pair, protocol_view, write_protocol_view
 from benchmarks.ground_truth.report import over_seeds_rows
 
 
@@ -287,18 +289,19 @@ def dataset_rows(results: dict) -> list[dict]:
     """Results-dataset rows in the ground-truth benchmark's shape: the SFT model and every method's final iterate; per
     task of `DATASET_TASKS` the mean over seeds (`stderr`: the standard error across seeds), the 95% CI half-width
     and the seed count. The SFT model is scored once (greedy decoding: the same at every seed). The theory preset is
-    a SPAC model (`method` "spac"), told apart by its `model`."""
+    a SPAC model (`method` "spac", `variant` "spac_theory", cut to 4 iterations here: its schedule is in
+    protocol.json)."""
     summary, settings = results["summary"], results["settings"]
     seeds = len(settings["seeds"])
     rows = []
     models = [("sft", None, 0, {k: {"mean": v, "std": None, "ci95": None, "count": seeds}
                                 for k, v in summary["sft"].items()})]  # fmt: skip
-    models += [(name, "spac" if name.startswith("spac") else name,
-                settings["per_method"].get(name, {}).get("num_iterations"), cells)
+    models += [(name, name, settings["per_method"].get(name, {}).get("num_iterations"), cells)
                for name, cells in summary["cells"].items()]  # fmt: skip
-    for name, method, iteration, cells in models:
+    for name, variant, iteration, cells in models:
+        method = VARIANTS[variant].method if variant else None  # an arm is a variant of spac_hf.variants
         common = {"model": MODEL_PREFIX + name, "base_model": settings["base_model"], "method": method,
-                  "iteration": iteration}  # fmt: skip
+                  "variant": variant, "iteration": iteration}  # fmt: skip
         for key, task in DATASET_TASKS.items():
             stats = cells.get(key)
             if stats is not None and _finite(stats["mean"]):
@@ -306,8 +309,40 @@ def dataset_rows(results: dict) -> list[dict]:
     return rows
 
 
+PROTOCOL_SCORE = "inst_level_strict_acc"  # IFEval, instruction level, strict: the held-out score the contrasts use
+
+
+def write_protocol(results: dict, out: Path) -> Path:
+    """protocol.json: the protocol's view of this run (benchmarks/ground_truth/protocol_view.py), its contrasts on
+    IFEval's instruction-level strict accuracy of each arm's last iterate."""
+    from benchmarks.ground_truth.runs import config_hash
+    from benchmarks.instruction_following.methods import methods
+
+    methods_run = results["settings"]["methods"]
+    table = methods(results["settings"]["data"]["counts"]["train_pairs"])
+    scores = {}
+    for key, record in results["ifeval"].items():
+        if "/seed_" in key:
+            arm, seed = key.split("/seed_")
+            scores[(arm, int(seed))] = record[PROTOCOL_SCORE]
+    pairs = [Pair("spac", m) for m in methods_run if m not in ("spac", "spac_theory")]
+    pairs += [Pair("spac_theory", m) for m in methods_run if m != "spac_theory"]
+    view = protocol_view(
+        results,
+        regime=f"IFEval {PROTOCOL_SCORE}, {results['settings']['data']['counts']['train_pairs']} pairs",
+        pairs=[p for p in pairs if p.a in methods_run],
+        score_of=scores,
+        score_name=f"IFEval {PROTOCOL_SCORE} (541 held-out prompts) of each arm's last iterate",
+        config_hashes_now={m: config_hash(table[m]) for m in methods_run if m in table},
+        written_by="python -m benchmarks.instruction_following.report " + Path(out).as_posix(),
+    )
+    return write_protocol_view(view, out)
+
+
 def write_report(results: dict, out: Path) -> None:
     out = Path(out)
+    if results["runs"]:
+        write_protocol(results, out)
     atomic_write_text(out / "table.md", table_markdown(results))
     atomic_write_text(out / "table.csv", table_csv(results))
     save_figure(plot_figure(results), out / "instruction_following.png")
@@ -328,4 +363,7 @@ if __name__ == "__main__":
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     write_report(results, folder)
     update_readme(results, Path(__file__).resolve().parent / "README.md")
-    print(f"rewrote table.md, table.csv, instruction_following.png and dataset/ in {folder}, and the README's results")
+    print(
+        f"rewrote table.md, table.csv, instruction_following.png, dataset/ and protocol.json in {folder}, and the "
+        "README's results"
+    )

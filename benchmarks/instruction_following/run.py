@@ -33,6 +33,7 @@ from spac_hf.scripts.console import quiet_libraries
 from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
 
 from benchmarks.ground_truth.run import _json_safe
+from benchmarks.ground_truth.runs import declare_comparison
 from benchmarks.instruction_following import stats
 from benchmarks.instruction_following.ifeval import CPU_MAX_GEN_TOKS, LEADERBOARD_MAX_GEN_TOKS, run_ifeval
 from benchmarks.instruction_following.methods import METHOD_NAMES, REPO_ROOT, methods, theory_preset_args
@@ -259,6 +260,9 @@ def main(argv: list[str] | None = None) -> dict:
     table = methods(data_info["counts"]["train_pairs"])
     overrides = ["--model_name_or_path", str(Path(args.model).resolve()), "--dataset_name", str(data_dir),
                  *args.overrides]  # fmt: skip
+    # Before any training: equal budgets, equal trials, a decision rule (the data set is not an arm's: built first).
+    arms = {name: table[name] for name in args.methods}
+    declare_comparison("instruction_following", arms, args.seeds, overrides).validate()
     todo = jobs(args)
     records, ifevals, skipped = {}, {}, []
     args.out.mkdir(parents=True, exist_ok=True)

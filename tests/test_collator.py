@@ -11,7 +11,7 @@ import random
 import pytest
 import torch
 
-from spac_hf.trainer import DataCollatorForSPAC
+from spac_hf.collator import DataCollatorForSPAC
 
 
 def _reference_collate(examples, responses, pad_token_id, max_length, truncation_mode, pad_to_multiple_of):

@@ -15,8 +15,8 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
 from spac_hf import SPACConfig, SPACTrainer
+from spac_hf.collator import DataCollatorForSPAC
 from spac_hf.packing import allowed_attention, pack_examples
-from spac_hf.trainer import DataCollatorForSPAC
 
 from helpers import CPU_TRAINING, WORDS, build_tokenizer, sentence
 

@@ -18,7 +18,7 @@ _EXPORTS = {
     "SPACConfig": "config",
     "SelfPlayConfig": "config",
     "SPACTrainer": "trainer",
-    "DataCollatorForSPAC": "trainer",
+    "DataCollatorForSPAC": "collator",
     "generate_responses": "generation",
     "run_self_play": "loop",
     "validate_preference_dataset": "data",

@@ -117,6 +117,29 @@ def validate_preference_dataset(dataset: Dataset | IterableDataset, name: str = 
     return "conversational" if conversational else "standard"
 
 
+def named_datasets(eval_dataset: Any, name: str) -> list[tuple[str, Any]]:
+    """(name as the user passed it, data set) for `eval_dataset`: none, one, or a dict of them."""
+    if eval_dataset is None:
+        return []
+    if isinstance(eval_dataset, dict):
+        return [(f"{name}[{key!r}]", value) for key, value in eval_dataset.items()]
+    return [(name, eval_dataset)]
+
+
+def validate_trainer_datasets(train_dataset: Any, eval_dataset: Any, *, generates: bool) -> str:
+    """Check `SPACTrainer`'s data sets (every row; text only; map-style where pi_t must generate their `generated`
+    column) and return the training set's format, "standard" or "conversational"."""
+    formats = {}
+    for name, dataset in [("train_dataset", train_dataset), *named_datasets(eval_dataset, "eval_dataset")]:
+        formats[name] = validate_preference_dataset(dataset, name)
+        columns = dataset.column_names or []
+        if "image" in columns or "images" in columns:
+            raise ValueError(f"{name}: SPACTrainer supports text-only data; found an image column.")
+        if generates and "generated" not in columns:
+            require_map_style(dataset, name, "self-play generation (or a `generated` column)")
+    return formats["train_dataset"]
+
+
 def normalize_prompt_column(dataset: Dataset) -> Dataset:
     """Make a text `prompt` column agree with conversational responses (as in HuggingFaceH4/ultrafeedback_binarized).
 
@@ -187,6 +210,27 @@ def tokenize_preference_example(
     for response, ids in full_ids.items():
         output[f"{response}_ids"] = ids[prompt_len:]
     return output
+
+
+def tokenize_preference_dataset(
+    dataset: Dataset | IterableDataset, tokenizer: PreTrainedTokenizerBase, responses: tuple[str, ...], args, name: str
+) -> Dataset | IterableDataset:
+    """`dataset` tokenized for `SPACTrainer` (explicit prompt, `prompt_ids` and `<response>_ids`); a prompt too long
+    for `args.max_length` with `keep_start` is an error naming the row. Already tokenized data is returned as is."""
+    columns = dataset.column_names or list(next(iter(dataset)).keys())
+    if "prompt_ids" in columns:  # already tokenized: `evaluate` prepares prepared data again
+        return dataset
+    map_kwargs = {"num_proc": args.dataset_num_proc} if isinstance(dataset, Dataset) else {}
+    dataset = with_explicit_prompt(dataset)
+    if isinstance(dataset, Dataset):
+        map_kwargs["desc"] = f"Tokenizing {name} dataset"
+    fn_kwargs = {"tokenizer": tokenizer, "responses": responses}
+    dataset = dataset.map(tokenize_preference_example, fn_kwargs=fn_kwargs, **map_kwargs)
+    if isinstance(dataset, Dataset) and args.truncation_mode == "keep_start":
+        # TRL calls the data sets "train" and "eval"; the error names the argument the user passed.
+        names = {"train": "train_dataset", "eval": "eval_dataset"}
+        check_prompt_lengths(dataset, args.max_length, names.get(name, f"eval_dataset[{name!r}]"))
+    return dataset
 
 
 def check_prompt_lengths(

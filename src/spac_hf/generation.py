@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from accelerate import PartialState
-from accelerate.utils import gather_object
+from accelerate.utils import gather_object, is_peft_model
 from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -355,6 +355,30 @@ def _saved_policy(
                 tokenizer.save_pretrained(tmp)
     state.wait_for_everyone()
     return str(path)
+
+
+@contextlib.contextmanager
+def trainer_policy(accelerator, model, *, peft_reference: bool) -> Iterator[PreTrainedModel]:
+    """A trainer's pi_t on the accelerator, for `add_self_play_column`'s `policy`: `model` unwrapped, with ZeRO-3
+    shards gathered (ZeRO-3 and FSDP: untested), and with `peft_reference` PEFT's reference adapter (or the disabled
+    adapter) active."""
+    model = accelerator.unwrap_model(model)
+    deepspeed_plugin = accelerator.state.deepspeed_plugin
+    if deepspeed_plugin is not None and deepspeed_plugin.zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(model.parameters())):
+            yield model
+        return
+    if next(model.parameters()).device != accelerator.device:
+        model.to(accelerator.device)  # DeepSpeed ZeRO-1/2 and FSDP leave it on CPU until `train`
+    adapter = contextlib.nullcontext()
+    if peft_reference and is_peft_model(model):
+        from trl.trainer.utils import use_adapter
+
+        adapter = use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
+    with adapter:
+        yield model
 
 
 def add_self_play_column(

@@ -249,3 +249,21 @@ def packing_unsupported_reason(model, device: torch.device, truncation_mode: str
 
 def warn_fallback(option: str, reason: str) -> None:
     warnings.warn(f"`{option}=True` is not used: {reason}. Falling back to padded batches.", stacklevel=3)
+
+
+def usable_layout(
+    share_prompt: bool, padding_free: bool, models: list, model_name: str, device: torch.device, truncation_mode: str
+) -> tuple[bool, bool]:
+    """(share_prompt, padding_free) as a trainer uses them: the options asked for, less what `models` (policy and
+    reference) cannot take, with one warning naming the option and why."""
+    if not (share_prompt or padding_free):
+        return share_prompt, padding_free
+    reason = next((r for m in models if (r := packing_unsupported_reason(m, device, truncation_mode, False))), None)
+    if reason:
+        asked = [option for option, on in [("share_prompt", share_prompt), ("padding_free", padding_free)] if on]
+        warn_fallback(" / ".join(asked), f"{model_name}: {reason}")
+        return False, False
+    if share_prompt and (reason := packing_unsupported_reason(models[0], device, truncation_mode, True)):
+        warn_fallback("share_prompt", reason)
+        return False, padding_free
+    return share_prompt, padding_free

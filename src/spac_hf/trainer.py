@@ -15,8 +15,6 @@ These private methods are pinned by `tests/test_trl_compat.py`, which fails loud
 from __future__ import annotations
 
 import contextlib
-import os
-from typing import Any
 
 import torch
 from accelerate.utils import is_peft_model, tqdm
@@ -30,16 +28,17 @@ from .collator import DataCollatorForSPAC
 from .config import SPACConfig
 from .data import (
     RESPONSES,
-    check_prompt_lengths,
+    named_datasets,
     require_map_style,
-    tokenize_preference_example,
+    tokenize_preference_dataset,
     validate_preference_dataset,
-    with_explicit_prompt,
+    validate_trainer_datasets,
 )
-from .generation import add_self_play_column
-from .losses import LogProbs, real_response_reward, spac_loss
+from .generation import add_self_play_column, trainer_policy
+from .losses import LogProbs, spac_loss
 from .methods import METHODS
-from .packing import attention_mask_for, packing_unsupported_reason, sliding_window_of, warn_fallback
+from .packing import attention_mask_for, sliding_window_of, usable_layout
+from .trainer_metrics import step_metrics
 
 
 class SPACTrainer(DPOTrainer):
@@ -102,14 +101,7 @@ class SPACTrainer(DPOTrainer):
         if train_dataset is None:
             raise ValueError("`train_dataset` is required.")
         # Every data set is checked before a model is loaded or a token is generated.
-        formats = {}
-        for name, dataset in [("train_dataset", train_dataset), *_named(eval_dataset, "eval_dataset")]:
-            formats[name] = validate_preference_dataset(dataset, name)
-            columns = dataset.column_names or []
-            if "image" in columns or "images" in columns:
-                raise ValueError(f"{name}: SPACTrainer supports text-only data; found an image column.")
-            if args.use_pessimism and "generated" not in columns:
-                require_map_style(dataset, name, "self-play generation (or a `generated` column)")
+        train_format = validate_trainer_datasets(train_dataset, eval_dataset, generates=args.use_pessimism)
         if args.generation_backend == "vllm" and not isinstance(model, str):
             raise ValueError("generation_backend='vllm' loads pi_t from disk: pass `model` as a path.")
         # lambda as the loss uses it: `lam`, or lam * sqrt(n) for the n pairs this trainer trains on (theory issue).
@@ -120,7 +112,7 @@ class SPACTrainer(DPOTrainer):
                 "map-style `Dataset` (not streamed) or use `lam_scaling='constant'`."
             )
         self.lam = args.effective_lam(self.lam_num_pairs)
-        self._conversational = formats["train_dataset"] == "conversational"
+        self._conversational = train_format == "conversational"
         self._model_path = model if isinstance(model, str) else None
         self.responses = RESPONSES if args.use_pessimism else RESPONSES[:2]
 
@@ -157,24 +149,11 @@ class SPACTrainer(DPOTrainer):
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):
         """The card of `spac_hf.hub`, the one the loop's iterates get (method tags, paper, BibTeX, hyperparameters),
         instead of TRL's template; TRL's own extra tags (`tags`) are kept."""
-        if not self.is_world_process_zero():
-            return
-        from .hub import save_model_card
+        if self.is_world_process_zero():
+            from .hub import save_trainer_card
 
-        spac = METHODS["spac"]
-        loop_only = ("num_iterations", "iteration_data", "history_iterations")  # one trainer is one iteration
-        save_model_card(
-            self.args.output_dir,
-            model_name=model_name or os.path.basename(os.path.normpath(self.args.output_dir)),
-            base_model=get_config_model_id(self.model.config) or "unknown",
-            datasets=[dataset_name] if dataset_name else [],
-            method=spac.name,
-            iteration=1,
-            num_iterations=1,
-            hyperparameters={k: getattr(self.args, k) for k in spac.card_hyperparameters if k not in loop_only},
-            repo_id=self.hub_model_id,
-            extra_tags=[tags] if isinstance(tags, str) else tags,
-        )
+            base_model = get_config_model_id(self.model.config) or "unknown"
+            save_trainer_card(self.args, base_model, model_name, dataset_name, self.hub_model_id, tags)
 
     @property
     def loss_settings(self) -> dict:
@@ -192,23 +171,10 @@ class SPACTrainer(DPOTrainer):
     def _packing(self) -> tuple[bool, bool]:
         """(share_prompt, padding_free) as used: the options, less what the models cannot take (one warning)."""
         if self._packing_layout is None:
-            share, free = self._packing_requested
-            if share or free:
-                device = self.accelerator.device
-                models = [m for m in (self.model, self.ref_model) if m is not None]
-                truncation = self.args.truncation_mode
-                reasons = [packing_unsupported_reason(m, device, truncation, False) for m in models]
-                reason = next((r for r in reasons if r), None)
-                if reason:
-                    warn_fallback(
-                        " / ".join(o for o, on in [("share_prompt", share), ("padding_free", free)] if on),
-                        f"{type(self.accelerator.unwrap_model(self.model)).__name__}: {reason}",
-                    )
-                    share = free = False
-                elif share and (reason := packing_unsupported_reason(models[0], device, truncation, True)):
-                    warn_fallback("share_prompt", reason)
-                    share = False
-            self._packing_layout = (share, free)
+            models = [m for m in (self.model, self.ref_model) if m is not None]
+            name = type(self.accelerator.unwrap_model(self.model)).__name__
+            device, truncation = self.accelerator.device, self.args.truncation_mode
+            self._packing_layout = usable_layout(*self._packing_requested, models, name, device, truncation)
         return self._packing_layout
 
     def _spac_collator(self) -> DataCollatorForSPAC:
@@ -226,23 +192,7 @@ class SPACTrainer(DPOTrainer):
     # ------------------------------------------------------------------ data
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-        columns = dataset.column_names or list(next(iter(dataset)).keys())
-        if "prompt_ids" in columns:  # already tokenized: `evaluate` calls this again on prepared data
-            return dataset
-        map_kwargs = {"num_proc": args.dataset_num_proc} if isinstance(dataset, Dataset) else {}
-        dataset = with_explicit_prompt(dataset)
-        if isinstance(dataset, Dataset):
-            map_kwargs["desc"] = f"Tokenizing {dataset_name} dataset"
-        dataset = dataset.map(
-            tokenize_preference_example,
-            fn_kwargs={"tokenizer": self._tokenizer, "responses": self.responses},
-            **map_kwargs,
-        )
-        if isinstance(dataset, Dataset) and args.truncation_mode == "keep_start":
-            # TRL calls the data sets "train" and "eval"; the error names the argument the user passed.
-            names = {"train": "train_dataset", "eval": "eval_dataset"}
-            check_prompt_lengths(dataset, args.max_length, names.get(dataset_name, f"eval_dataset[{dataset_name!r}]"))
-        return dataset
+        return tokenize_preference_dataset(dataset, self._tokenizer, self.responses, args, dataset_name)
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
@@ -250,27 +200,9 @@ class SPACTrainer(DPOTrainer):
             for response in self.responses:
                 self._signature_columns += [f"{response}_ids", f"ref_{response}_logps"]
 
-    @contextlib.contextmanager
     def _model_for_generation(self):
-        """The reference pi_t, on the accelerator, with ZeRO-3 shards gathered (ZeRO-3 and FSDP: untested).
-
-        Before training the policy is pi_t; afterwards only the reference model (or, with PEFT, the reference
-        adapter or the disabled adapter) still is.
-        """
-        model = self.accelerator.unwrap_model(self.ref_model or self.model)
-        if self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
-            import deepspeed
-
-            with deepspeed.zero.GatheredParameters(list(model.parameters())):
-                yield model
-            return
-        if next(model.parameters()).device != self.accelerator.device:
-            model.to(self.accelerator.device)  # DeepSpeed ZeRO-1/2 and FSDP leave it on CPU until `train`
-        adapter = contextlib.nullcontext()
-        if self.ref_model is None and is_peft_model(model):
-            adapter = use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
-        with adapter:
-            yield model
+        """pi_t: before training the policy; afterwards only the reference model (or PEFT's reference adapter)."""
+        return trainer_policy(self.accelerator, self.ref_model or self.model, peft_reference=self.ref_model is None)
 
     def _ensure_generated(self, dataset, name: str):
         """Add the self-play responses y ~ pi_t (and their tokens) to a prepared data set that lacks them."""
@@ -295,7 +227,7 @@ class SPACTrainer(DPOTrainer):
         # DPOTrainer prepares a data set passed here, and precomputes its reference log-probs (which generates, see
         # `_precompute_ref_logps`); without precomputation the self-play responses must be added here.
         raw = eval_dataset is not None and not isinstance(eval_dataset, str)
-        for name, dataset in _named(eval_dataset, "eval_dataset") if raw else []:
+        for name, dataset in named_datasets(eval_dataset, "eval_dataset") if raw else []:
             if "prompt_ids" not in (dataset.column_names or []):
                 validate_preference_dataset(dataset, name)
         if raw and not self.precompute_ref_logps:
@@ -438,69 +370,15 @@ class SPACTrainer(DPOTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def _log_metrics(self, mode, inputs, outputs, policy, ref, pessimism_losses, preference_losses):
-        """DPO's metrics (same names as TRL's), per response, plus the two SPAC terms.
-
-        Every metric is reduced on the device and all of them are read back in one transfer: one gather per kind of
-        statistic and one host sync per step, where a gather and an `.item()` per metric cost ~25 of each (measured
-        in benchmarks/cost; on a GPU each `.item()` also stalls the queue before the backward is launched).
-        """
+        """Append the step's metrics (`spac_hf.trainer_metrics`) to TRL's metric lists."""
         gather = self.accelerator.gather_for_metrics
-        n = len(self.responses)
-        if "sequence_ids" in inputs:  # packed: every output position is an input position; masks pick the response
-            sequence_ids = inputs["sequence_ids"]
-            per_response = inputs["completion_lengths"].numel() // n
-            mask = sequence_ids >= 0
-            masks = [mask & (sequence_ids // per_response == k) for k in range(n)]
-            mean_logits, is_top1, entropy = [outputs.mean_logits] * n, outputs.is_top1, outputs.entropy
-            tokens = inputs["document_ids"] >= 0
-        else:
-            mask = inputs["completion_mask"][:, 1:]
-            seq_len = mask.size(1)
-            masks = mask.chunk(n, dim=0)
-            mean_logits = outputs.mean_logits[:, -seq_len:].chunk(n, dim=0)
-            is_top1 = outputs.is_top1[:, -seq_len:].chunk(n, dim=0)[0]
-            entropy = outputs.entropy[:, -seq_len:]
-            tokens = inputs["attention_mask"]
-
-        # Token-level means: (masked sum, token count) pairs, each summed over the processes, then divided.
-        token_names = ["entropy", *(f"logits/{r}" for r in self.responses), "mean_token_accuracy"]
-        pairs = [(entropy, mask), *zip(mean_logits, masks), (is_top1.float(), masks[0])]
-        sums = torch.stack([torch.stack([(v * m).sum(), m.sum().float()]) for v, m in pairs])  # [metrics, 2]
-        sums = gather(sums[None]).sum(dim=0)  # [1, metrics, 2] per process
-        token_means = sums[:, 0] / sums[:, 1].clamp(min=1)  # an empty mask has a zero sum: its mean is 0.0
-
-        # Example-level means: one column per metric, gathered over the processes' examples, then averaged.
-        rewards = {r: self.beta * (policy[r] - ref[r]).detach() for r in self.responses}
-        margins = rewards["chosen"] - rewards["rejected"]
-        columns = {}
-        for response in self.responses:
-            columns[f"rewards/{response}"] = rewards[response]
-            columns[f"logps/{response}"] = policy[response].detach()
-        columns["rewards/accuracies"] = (margins > 0).float()
-        columns["rewards/margins"] = margins
-        columns["spac/preference_loss"] = preference_losses.detach()
-        if "generated" in self.responses:
-            real = real_response_reward(rewards["chosen"], rewards["rejected"], self.args.real_response)
-            real_margins = real - rewards["generated"]
-            columns["rewards/real_generated_margins"] = real_margins
-            columns["rewards/real_generated_accuracies"] = (real_margins > 0).float()
-            columns["spac/pessimism_loss"] = pessimism_losses.detach()
-        example_means = gather(torch.stack(list(columns.values()), dim=1)).mean(dim=0)
-
-        values = dict(zip([*token_names, *columns], torch.cat([token_means, example_means]).tolist()))
+        settings = {"responses": self.responses, "beta": self.beta, "real_response": self.args.real_response}
+        losses = (pessimism_losses, preference_losses)
+        values, tokens = step_metrics(inputs, outputs, policy, ref, *losses, **settings, gather=gather)
         metrics = self._metrics[mode]
         metrics["entropy"].append(values.pop("entropy"))
         if mode == "train":  # an integer count, read after the sync above
-            # The tokens the model processed: a shared prompt counts once, padding not at all.
             self._total_train_tokens += gather(tokens.sum()).sum().item() // self._tp_size
         metrics["num_tokens"] = [self._total_train_tokens]
         for name, value in values.items():
             metrics[name].append(value)
-
-
-def _named(eval_dataset, name: str) -> list[tuple[str, Any]]:
-    if eval_dataset is None:
-        return []
-    if isinstance(eval_dataset, dict):
-        return [(f"{name}[{key!r}]", value) for key, value in eval_dataset.items()]
-    return [(name, eval_dataset)]

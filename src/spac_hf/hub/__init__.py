@@ -21,7 +21,7 @@ Everything goes through the public `huggingface_hub` API (`ModelCard`, `ModelCar
 the ones used.
 """
 
-from .cards import build_model_card, save_model_card
+from .cards import build_model_card, save_model_card, save_trainer_card
 from .push import check_repo_id, push_folder, push_results_dataset
 from .results import RESULT_COLUMNS, results_dataset_rows, save_results_dataset, validate_results_rows
 
@@ -34,6 +34,7 @@ __all__ = [
     "push_results_dataset",
     "results_dataset_rows",
     "save_model_card",
+    "save_trainer_card",
     "save_results_dataset",
     "validate_results_rows",
 ]

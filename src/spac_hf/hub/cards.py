@@ -214,3 +214,24 @@ def _eval_result(row: Mapping[str, Any]) -> EvalResult:
         source_name=row.get("source_name"),
         source_url=row.get("source_url"),
     )
+
+
+def save_trainer_card(args: Any, base_model: str, model_name=None, dataset_name=None, repo_id=None, tags=None) -> Path:
+    """`SPACTrainer.create_model_card`: the card the loop's iterates get (method tags, paper, BibTeX, hyperparameters)
+    for one trainer, which is one iteration; TRL's extra `tags` are kept."""
+    from ..methods import METHODS
+
+    spac = METHODS["spac"]
+    loop_only = ("num_iterations", "iteration_data", "history_iterations")
+    return save_model_card(
+        args.output_dir,
+        model_name=model_name or os.path.basename(os.path.normpath(args.output_dir)),
+        base_model=base_model,
+        datasets=[dataset_name] if dataset_name else [],
+        method=spac.name,
+        iteration=1,
+        num_iterations=1,
+        hyperparameters={k: getattr(args, k) for k in spac.card_hyperparameters if k not in loop_only},
+        repo_id=repo_id,
+        extra_tags=[tags] if isinstance(tags, str) else tags,
+    )

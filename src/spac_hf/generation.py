@@ -372,13 +372,17 @@ def trainer_policy(accelerator, model, *, peft_reference: bool) -> Iterator[PreT
         return
     if next(model.parameters()).device != accelerator.device:
         model.to(accelerator.device)  # DeepSpeed ZeRO-1/2 and FSDP leave it on CPU until `train`
-    adapter = contextlib.nullcontext()
-    if peft_reference and is_peft_model(model):
-        from trl.trainer.utils import use_adapter
-
-        adapter = use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
-    with adapter:
+    with reference_adapter(model) if peft_reference else contextlib.nullcontext():
         yield model
+
+
+def reference_adapter(model) -> AbstractContextManager:
+    """With a PEFT model, its reference adapter (`"ref"`, or else the adapter disabled) active; nothing otherwise."""
+    if not is_peft_model(model):
+        return contextlib.nullcontext()
+    from trl.trainer.utils import use_adapter
+
+    return use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None)
 
 
 def add_self_play_column(

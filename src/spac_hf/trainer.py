@@ -3,12 +3,11 @@
 What changes against `DPOTrainer` (TRL 1.16), and only this:
 - `_prepare_dataset` also tokenizes `generated`, and fails on over-long prompts instead of dropping them;
 - self-play generation: a data set without a `generated` column gets one from the model as given (pi_t);
-- the collator stacks [chosen; rejected; generated], or, with `share_prompt` (the default where the attention
-  implementation takes a custom mask), lays each example out as one row [prompt, chosen, rejected, generated] so the
-  prompt is processed once (`spac_hf.packing`; `padding_free` also drops the padding); `compute_ref_log_probs` /
-  `_precompute_ref_logps` handle the three blocks (by default the reference log-probs are computed once, before
-  training);
-- `_compute_loss` calls `spac_loss` and logs DPO's metrics plus the two SPAC terms.
+- the collator (`spac_hf.collator`) stacks [chosen; rejected; generated], or, with `share_prompt` (the default where
+  the attention implementation takes a custom mask), lays each example out as one row [prompt, chosen, rejected,
+  generated] so the prompt is processed once (`spac_hf.packing`; `padding_free` also drops the padding);
+  `compute_ref_log_probs` / `_precompute_ref_logps` handle the three blocks;
+- `_compute_loss` calls `spac_loss` and logs DPO's metrics plus the two SPAC terms (`spac_hf.trainer_metrics`).
 These private methods are pinned by `tests/test_trl_compat.py`, which fails loudly if TRL changes their signatures.
 """
 
@@ -17,12 +16,12 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from accelerate.utils import is_peft_model, tqdm
+from accelerate.utils import tqdm
 from datasets import Dataset, IterableDataset
 from torch.utils.data import DataLoader
 from trl import DPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import get_config_model_id, use_adapter
+from trl.trainer.utils import get_config_model_id
 
 from .collator import DataCollatorForSPAC
 from .config import SPACConfig
@@ -34,23 +33,38 @@ from .data import (
     validate_preference_dataset,
     validate_trainer_datasets,
 )
-from .generation import add_self_play_column, trainer_policy
+from .generation import add_self_play_column, reference_adapter, trainer_policy
 from .losses import LogProbs, spac_loss
 from .methods import METHODS
 from .packing import attention_mask_for, sliding_window_of, usable_layout
 from .trainer_metrics import step_metrics
 
 
+_SPAC = METHODS["spac"]
+
+
 class SPACTrainer(DPOTrainer):
     """Trainer for SPAC (Self-Play with Adversarial Critic, arXiv 2406.04274), a drop-in for TRL's `DPOTrainer`.
 
-    Takes the same arguments as `DPOTrainer`, with a [`SPACConfig`]. The data sets are the usual preference data
-    sets (standard or conversational, explicit or implicit prompt). A `generated` column, when present, holds one
-    response per prompt sampled from the model being trained as it is now (pi_t); when absent, the trainer samples
-    it itself before training, with the settings of the config (`max_new_tokens`, `temperature`, ...).
+    Takes the same arguments as `DPOTrainer`, with a [`SPACConfig`]. Lifecycle:
 
-    The reference is the model as it was when training started (or `ref_model`). By default
-    (`precompute_ref_log_probs=True`) its log-probs of the three responses are computed once, before training.
+    1. `__init__`, before any model is loaded: every data set is checked (every row; text only; map-style where
+       pi_t must generate for it) and lambda is fixed (`lam`, or lam * sqrt(n) for the n training pairs).
+    2. `DPOTrainer.__init__` loads the models and tokenizes the data sets (`_prepare_dataset`).
+    3. Generation, once per data set, still in `__init__`: a train or eval data set without a `generated` column gets
+       one response per prompt from pi_t, the model as given (`_ensure_generated`, the trainer's only call to
+       `generation.add_self_play_column`), and is tokenized again so the three responses share one prompt boundary.
+    4. Reference log-probs of the three responses: by default (`precompute_ref_log_probs=True`) once, in `__init__`
+       right after generation (`_precompute_ref_logps`, skipped when the `ref_*_logps` columns are already there, as
+       the loop computes them); otherwise in every step, in `_compute_loss`.
+    5. `evaluate(eval_dataset)` with a new, untokenized data set repeats 2-4 for it. After training, pi_t is still
+       available only as `ref_model` or PEFT's reference adapter: give such a data set its `generated` column.
+    6. Each step: one forward over [chosen; rejected; generated] (or packed), `spac_loss`, metrics (`trainer_metrics`).
+
+    Assumes a causal LM that takes TRL's fused LM head (log-probs, entropy, top-1 per token), a tokenizer with a pad
+    token, prompts that fit `max_length` with `truncation_mode="keep_start"` (a longer one is an error naming its
+    row), and a `generated` column, where given, sampled from this model as it is now (pi_t). The reference is the
+    model as training starts (or `ref_model`).
 
     Example:
 
@@ -67,13 +81,9 @@ class SPACTrainer(DPOTrainer):
     """
 
     # The Hub tags and paper of `spac_hf.methods`, the same as the loop's model cards show.
-    _tag_names = METHODS["spac"].tags
+    _tag_names = _SPAC.tags
     _name = "SPAC"
-    _paper = {
-        "title": METHODS["spac"].paper.full_title,
-        "id": METHODS["spac"].paper.arxiv_id,
-        "citation": METHODS["spac"].paper.bibtex,
-    }
+    _paper = {"title": _SPAC.paper.full_title, "id": _SPAC.paper.arxiv_id, "citation": _SPAC.paper.bibtex}
 
     def __init__(
         self,
@@ -278,10 +288,8 @@ class SPACTrainer(DPOTrainer):
 
     def compute_ref_log_probs(self, model, inputs):
         """Reference log-probs of one padded batch, one tensor per response block."""
-        adapter = contextlib.nullcontext()
-        if self.ref_model is None and is_peft_model(self.model):
-            unwrapped = self.accelerator.unwrap_model(self.model)
-            adapter = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        adapter = reference_adapter(unwrapped) if self.ref_model is None else contextlib.nullcontext()
         with (
             torch.no_grad(),
             disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),

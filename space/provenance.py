@@ -98,13 +98,18 @@ def describe(folder: Path | str, root: Path = REPO_ROOT) -> str:
     if record is None:
         return line + ": runs of the recipes (each run's `self_play_run.json` holds its settings)."
     settings = record["settings"]
-    seeds = settings.get("seeds")
+    seeds = settings.get("seeds") or settings.get("test_seeds")
     line += f", made by `{record.get('command', '?')}`" + (f" over seeds {seeds}" if seeds else "")
+    if record.get("partial"):
+        # A benchmark still running (or stopped): its rankings hold the seeds finished so far.
+        line += " (**PARTIAL**: not every run has finished; each ranking says its number of seeds)"
     changes = changed_defaults(settings.get("per_method", {}), root)
     if changes:
         line += ". **Not today's default settings**: " + "; ".join(changes) + "."
-    elif (root / "recipes").is_dir():
+    elif "per_method" in settings and (root / "recipes").is_dir():
         line += ", with the settings of today's recipe YAMLs."
+    else:
+        line += "."
     return line
 
 

@@ -87,9 +87,11 @@ def score_candidate(results: dict) -> dict:
     the largest degenerate fraction; then the candidate's worst gain and mean final gain over all methods."""
     from spac_hf.utils import read_json
 
+    from benchmarks.ground_truth.runs import run_folder_of
+
     per_method = {}
     for run in results["runs"]:
-        summary = read_json(Path(run["output_dir"]) / "summary.json", {})
+        summary = read_json(run_folder_of(run) / "summary.json", {})
         degenerate = [e.get("degenerate_fraction", 0.0) for t, e in summary.get("evaluations", {}).items() if t != "0"]
         rewards = [r["true_reward"] for r in run["iterations"]]
         gains = [round(r - rewards[0], 4) for r in rewards[1:]]
@@ -161,10 +163,12 @@ def record_degenerate() -> list[dict]:
     (the benchmark's results.json keeps the rewards only; the runs' own summaries have the shares)."""
     from spac_hf.utils import atomic_write_text, read_json
 
+    from benchmarks.ground_truth.runs import run_folder_of
+
     results = json.loads(CONFIRMATION.read_text())
     rows = []
     for run in results["runs"]:
-        evaluations = read_json(Path(run["output_dir"]) / "summary.json", {})["evaluations"]
+        evaluations = read_json(run_folder_of(run) / "summary.json", {})["evaluations"]
         shares = [e.get("degenerate_fraction", 0.0) for t, e in evaluations.items() if t != "0"]
         rows.append({"method": run["method"], "seed": run["seed"], "max_degenerate_fraction": max(shares)})
     atomic_write_text(CONFIRMATION.parent / "degenerate.jsonl", "".join(json.dumps(r) + "\n" for r in rows))

@@ -14,7 +14,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from spac_hf.utils import atomic_write_json, read_json
+from spac_hf.utils import atomic_write_json, read_json, recorded_path
+
+from benchmarks.instruction_following.methods import REPO_ROOT
 
 
 METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
@@ -72,7 +74,7 @@ def run_ifeval(
 
     record = Path(record)
     docs = list(ifeval_rows() if docs is None else docs)
-    settings = {"model": str(Path(model_path).resolve()), "max_gen_toks": max_gen_toks, "n_prompts": len(docs),
+    settings = {"model": recorded_path(model_path, REPO_ROOT), "max_gen_toks": max_gen_toks, "n_prompts": len(docs),
                 "decoding": "greedy", "chat_template": True}  # fmt: skip
     done = read_json(record)
     if done is not None and done.get("settings") == settings:

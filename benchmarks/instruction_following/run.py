@@ -30,7 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 from spac_hf.scripts.console import quiet_libraries
-from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
+from spac_hf.utils import atomic_write_json, environment_info, read_json, recorded_path, torch_threads
 
 from benchmarks.ground_truth.run import _json_safe
 from benchmarks.ground_truth.runs import declare_comparison
@@ -162,7 +162,7 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
             "settings": {
                 "seeds": list(range(args.seeds)),
                 "methods": args.methods,
-                "base_model": args.model,
+                "base_model": recorded_path(args.model, REPO_ROOT),
                 "configuration": "gpu" if args.gpu else ("quick" if args.quick else "cpu"),
                 "data": data_info,
                 "overrides": args.overrides,

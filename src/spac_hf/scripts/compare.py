@@ -27,7 +27,7 @@ from spac_hf.budget import run_spend
 from spac_hf.methods import get_method, method_of_run
 from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.scripts.script_utils import save_figure
-from spac_hf.utils import atomic_write_json, atomic_write_text, read_json
+from spac_hf.utils import atomic_write_json, atomic_write_text, read_json, recorded_path
 
 
 RECIPES = ("spac", "dpo", "spin")  # the recipe scripts; `dpo` with T > 1 iterations is iterative DPO
@@ -112,7 +112,7 @@ def comparison_rows(runs: dict[str, dict]) -> dict[str, dict]:
         method = method_of_run(summary["method"], len(summary["iterates"]))
         rows[name] = {"method": method.name, "label": method.label, "task": tasks[0], "points": points,
                       "wall_seconds": run["wall_seconds"], "load_average": run.get("load_average"),
-                      "output_dir": run["output_dir"],
+                      "output_dir": recorded_path(run["output_dir"]),
                       **{key: run[key] for key in PROTOCOL_KEYS if key in run}}  # fmt: skip
     return rows
 
@@ -187,9 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     seed = (
         args.seed
         if args.seed is not None
-        else read_json(Path(rows[args.methods[0]]["output_dir"]) / "self_play_run.json", {}).get(
-            "seed", "of the YAMLs"
-        )
+        else read_json(Path(args.output_dir) / args.methods[0] / "self_play_run.json", {}).get("seed", "of the YAMLs")
     )
     command = " ".join(["spac-hf compare", *(argv if argv is not None else sys.argv[1:])])
     atomic_write_json(out / "comparison.json", {"command": command, "seed": seed, "methods": rows,

@@ -45,7 +45,8 @@ def test_writers_given_absolute_paths_record_no_machine_path(machine):
                             repo_id=recorded_path(model))  # fmt: skip
     assert "`SmolLM2-135M-Instruct`" in str(card) and "`outputs/smollm2/model`" in str(card)
 
-    evaluations = {str(t): {"results": {"true_reward_reviews": {"mean": 0.1 * t, "mean_stderr": 0.02}}} for t in (0, 1)}
+    scores = {"true_reward_reviews": {"mean": 0.1, "mean_stderr": 0.02}}
+    evaluations = {str(t): {"results": scores} for t in (0, 1)}
     run = {"summary": {"method": "spac", "iterates": [{"iteration": 1}], "evaluations": evaluations},
            "wall_seconds": 3.0, "output_dir": str(model.parent / "spac")}  # fmt: skip
     compared = comparison_rows({"spac": run})

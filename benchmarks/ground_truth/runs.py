@@ -83,7 +83,8 @@ def _budget_settings(script_args, training_args, model_args) -> dict:
 
 
 def run_folder_of(record: dict) -> Path:
-    """The run folder a record names (relative to the checkout; older records hold an absolute path)."""
+    """The run folder a committed record names (relative to the checkout; older records hold an absolute path).
+    A benchmark that knows its work dir finds a run with `run_dir` instead."""
     return REPO_ROOT / record["output_dir"]
 
 

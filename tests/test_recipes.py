@@ -226,7 +226,7 @@ def test_smollm2_conversion_makes_a_plain_model_and_chat_data(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_records_each_arms_budget_config_and_tuning(tmp_path):
+def test_compare_records_each_arms_budget_config_and_tuning(tmp_path, monkeypatch):
     """Issue 22: comparison.json holds per arm what it spent (steps, pairs, self-play samples, wall and CPU seconds),
     its config hash and its tuning trials, counted from the run folders by the package itself."""
     from spac_hf.scripts.compare import main
@@ -244,6 +244,14 @@ def test_compare_records_each_arms_budget_config_and_tuning(tmp_path):
         assert arms[name]["tuning_trials"] == 0  # options after `--`: not the tuned default
         assert len(arms[name]["config_sha256"]) == 16
     assert arms["spac"]["config_sha256"] != arms["dpo"]["config_sha256"]
+
+    # The protocol's view of it (benchmarks/default_tuning/run.py --protocol) now finds what it used to call missing.
+    from benchmarks.default_tuning import run as default_tuning
+
+    monkeypatch.setattr(default_tuning, "COMPARISON", tmp_path / "comparison.json")
+    view = default_tuning.comparison_protocol()
+    assert view["arms"]["spac"]["spent"]["optimizer_steps"] == arms["spac"]["spent"]["optimizer_steps"]
+    assert view["arms"]["iterative_dpo"]["tuning_trials"] == 0 and "tuning trials not recorded" not in view["validate"]
 
 
 def test_the_default_tuning_trials_are_the_committed_search():

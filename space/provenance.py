@@ -16,6 +16,8 @@ from pathlib import Path
 
 from settings import REPO_ROOT
 
+from spac_hf.utils import recorded_path
+
 
 BENCHMARK_FILE = "results.json"
 # Recorded beside the settings but not settings: where things are (a folder moved is the same model and data).
@@ -37,11 +39,7 @@ def results_folder(results_file: Path) -> Path:
 
 def shown_path(folder: Path | str) -> str:
     """A folder as the page shows it: relative to the checkout when it is inside it (never the machine's path)."""
-    path = Path(folder).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return Path(folder).name
+    return recorded_path(Path(folder).resolve(), REPO_ROOT)
 
 
 def _benchmark_record(folder: Path) -> dict | None:

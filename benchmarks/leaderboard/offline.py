@@ -14,10 +14,10 @@ import json
 import time
 from pathlib import Path
 
-from spac_hf.utils import environment_info
+from spac_hf.utils import environment_info, recorded_path
 
 from benchmarks.eval_data.tasks import provenance
-from benchmarks.leaderboard.run import evaluate_model, task_samples
+from benchmarks.leaderboard.run import default_lm_model, evaluate_model, task_samples
 from benchmarks.leaderboard.suites import OFFLINE_V2, task_manager
 
 
@@ -46,6 +46,7 @@ def evaluate_offline(
     dtype: str = "auto",
     max_length: int | None = None,
     cache: str | Path | None = None,
+    lm_model: str | None = None,
 ) -> dict:
     """lm-eval's output for `model` (a local folder) on `tasks` of the offline suite, with a `spac_hf` record.
 
@@ -54,8 +55,10 @@ def evaluate_offline(
     `max_gen_toks`: cap on generated tokens (IFEval's own is 1280); recorded. `task_limit`: {fnmatch pattern: N},
     at most N examples of each matching task, a fixed seeded subset (as `run.py --task-limit`).
     `apply_chat_template`: None = when the model's tokenizer has a chat template (as the leaderboard does for chat
-    models). `cache`: lm-eval's request cache file prefix, so that an interrupted evaluation resumes.
+    models). `cache`: lm-eval's request cache file prefix, so that an interrupted evaluation resumes. `lm_model`:
+    lm-eval's model, `spac-ct2` (the CTranslate2 engine, float32) or `hf`; default `spac-ct2` on CPU, `hf` on a GPU.
     """
+    lm_model = lm_model or default_lm_model()
     if not (Path(model) / "config.json").is_file():
         raise ValueError(f"evaluate_offline: {model} is not a saved model folder (no config.json)")
     manager = task_manager(OFFLINE_V2)
@@ -83,10 +86,11 @@ def evaluate_offline(
         max_gen_toks=max_gen_toks,
         max_length=max_length,
         use_cache=str(cache) if cache else None,
+        lm_model=lm_model,
     )
     if output is not None:
         output["spac_hf"] = {
-            "model": model,
+            "model": recorded_path(model),
             "suite": OFFLINE_V2.name,
             "tasks": list(tasks),
             "max_gen_toks": max_gen_toks,
@@ -94,6 +98,7 @@ def evaluate_offline(
             "apply_chat_template": apply_chat_template,
             "dtype": dtype,
             "max_length": max_length,
+            "lm_model": lm_model,
             "seconds": round(time.time() - started, 1),
             "environment": environment_info(),
             "data_sources": provenance(),

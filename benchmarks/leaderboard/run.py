@@ -47,7 +47,12 @@ RESUME_KEYS = (
     "apply_chat_template",
     "max_gen_toks",
     "max_length",
+    "lm_model",
 )
+# lm-eval's model on a CPU machine: the CTranslate2 engine (spac_hf.lm_eval_engine, float32: loglikelihoods equal to
+# `hf`'s within float32 rounding, the same greedy answers, several times faster; benchmarks/cost/README.md); on a GPU,
+# lm-eval's `hf` model. Results files written before this option existed were made with `hf`.
+LM_MODELS = ("hf", "spac-ct2")
 SAMPLE_SEED = 1234  # the seed of --task-limit's subsets
 
 
@@ -99,6 +104,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", default="8", help="per process; an integer or 'auto'")
     parser.add_argument("--dtype", default="auto", help="auto (the checkpoint's), bfloat16, float16 or float32")
+    parser.add_argument(
+        "--lm-model",
+        choices=LM_MODELS,
+        default=None,
+        help="lm-eval's model: spac-ct2 (the CTranslate2 engine, float32; the default on CPU) or hf (the default on "
+        "a GPU)",
+    )
     parser.add_argument(
         "--apply-chat-template",
         action="store_true",
@@ -196,6 +208,7 @@ def settings_of(args: argparse.Namespace) -> dict:
         "apply_chat_template": args.apply_chat_template,
         "max_gen_toks": args.max_gen_toks,
         "max_length": args.max_length,
+        "lm_model": args.lm_model or default_lm_model(),
         "batch_size": args.batch_size,
         "base_label": args.base,
         "hub_dataset_id": args.hub_dataset_id,
@@ -210,8 +223,8 @@ def check_resumable(out: Path, specs: list[ModelSpec], settings: dict) -> list[M
         if not path.exists():
             todo.append(spec)
             continue
-        recorded = json.loads(path.read_text(encoding="utf-8")).get("spac_hf", {})
-        wanted = {"model": spec.model, **settings}
+        recorded = {"lm_model": "hf", **json.loads(path.read_text(encoding="utf-8")).get("spac_hf", {})}
+        wanted = {"model": spec.to_dict()["model"], **settings}
         changed = {k: (recorded.get(k), wanted[k]) for k in RESUME_KEYS if recorded.get(k) != wanted[k]}
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
@@ -236,7 +249,14 @@ def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -
         max_gen_toks=args.max_gen_toks,
         max_length=args.max_length,
         use_cache=cache,
+        lm_model=args.lm_model or default_lm_model(),
     )
+
+
+def default_lm_model() -> str:
+    import torch
+
+    return "hf" if torch.cuda.is_available() else "spac-ct2"
 
 
 def evaluate_model(
@@ -252,23 +272,41 @@ def evaluate_model(
     max_gen_toks: int | None = None,
     max_length: int | None = None,
     use_cache: str | None = None,
+    lm_model: str = "hf",
 ) -> dict | None:
-    """lm-eval's `simple_evaluate` of one local model or Hub id on `tasks` of `manager` (rank 0 gets the output)."""
+    """lm-eval's `simple_evaluate` of one local model or Hub id on `tasks` of `manager` (rank 0 gets the output).
+
+    `lm_model`: lm-eval's `hf` model, or `spac-ct2` (a local folder converted once for CTranslate2, float32).
+    """
     import torch
     from lm_eval import simple_evaluate
     from lm_eval.api.registry import get_model
 
+    if lm_model not in LM_MODELS:
+        raise ValueError(f"--lm-model must be one of {LM_MODELS}, got {lm_model!r}.")
     model_args = {"pretrained": model, "dtype": dtype, **({"max_length": max_length} if max_length else {})}
     batch_size = str(batch_size)
     batch_size = int(batch_size) if batch_size.isdigit() else batch_size
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    # Built as simple_evaluate(model="hf") would build it, so that the checkpoint's generation defaults can be cleared:
-    # lm-eval bounds generation with `max_length`, but a `max_new_tokens` saved in the model's generation_config.json
-    # takes precedence in transformers and would silently cut GSM8K's answers short.
-    lm = get_model("hf").create_from_arg_obj(model_args, {"batch_size": batch_size, "device": device})
-    generation_config = getattr(lm.model, "generation_config", None)
-    if generation_config is not None and generation_config.max_new_tokens is not None:
-        generation_config.max_new_tokens = None
+    if lm_model == "spac-ct2":
+        import spac_hf.lm_eval_engine  # noqa: F401 (registers spac-ct2)
+
+        if dtype not in ("auto", "float32"):
+            raise ValueError(f"--lm-model spac-ct2 evaluates in float32; got --dtype {dtype} (use --lm-model hf).")
+        model_args = {
+            "pretrained": model,
+            "precision": "float32",
+            **({"max_length": max_length} if max_length else {}),
+        }
+        lm = get_model(lm_model).create_from_arg_obj(model_args, {"batch_size": batch_size})
+    else:
+        # Built as simple_evaluate(model="hf") would build it, so that the checkpoint's generation defaults can be
+        # cleared: lm-eval bounds generation with `max_length`, but a `max_new_tokens` saved in the model's
+        # generation_config.json takes precedence in transformers and would silently cut GSM8K's answers short.
+        lm = get_model("hf").create_from_arg_obj(model_args, {"batch_size": batch_size, "device": device})
+        generation_config = getattr(lm.model, "generation_config", None)
+        if generation_config is not None and generation_config.max_new_tokens is not None:
+            generation_config.max_new_tokens = None
     output = simple_evaluate(
         model=lm,
         model_args=model_args,  # recorded in the output's config

@@ -13,7 +13,8 @@ from trl import DPOConfig
 from .losses import LAM_SCALINGS, REAL_RESPONSES, SMOOTHINGS, scaled_lam, spac_option_problems
 
 
-GENERATION_BACKENDS = ("hf", "vllm")
+GENERATION_BACKENDS = ("hf", "vllm", "ctranslate2")
+GENERATION_PRECISIONS = ("float32", "int8")
 ITERATION_DATA = ("split", "full")
 
 
@@ -47,7 +48,12 @@ class SelfPlayConfig(DPOConfig):
         generation_batch_size (`int`, *optional*, defaults to `16`):
             Prompts per `generate` call on each process.
         generation_backend (`str`, *optional*, defaults to `"hf"`):
-            `"hf"` (transformers `generate`) or `"vllm"` (GPU only, needs the `vllm` extra and a model on disk).
+            `"hf"` (transformers `generate`), `"vllm"` (GPU only, needs the `vllm` extra and a model on disk) or
+            `"ctranslate2"` (the fast CPU engine, `pip install spac-hf[fast]`: pi_t is converted once per iterate
+            into `output_dir/engine/`).
+        generation_precision (`str`, *optional*, defaults to `"float32"`):
+            With `generation_backend="ctranslate2"`: `"float32"` (greedy texts equal to transformers') or `"int8"`
+            (int8 weights: faster, a measured distance from float32, see benchmarks/cost/README.md).
 
         > Parameters that control the iteration loop
 
@@ -91,8 +97,17 @@ class SelfPlayConfig(DPOConfig):
     generation_backend: str = field(
         default="hf",
         metadata={
-            "help": "`hf` (transformers `generate`) or `vllm` (GPU only, needs the `vllm` extra and a model on disk).",
+            "help": "`hf` (transformers `generate`), `vllm` (GPU only, needs the `vllm` extra and a model on disk) or "
+            "`ctranslate2` (the fast CPU engine, `pip install spac-hf[fast]`; pi_t is converted once per iterate).",
             "choices": list(GENERATION_BACKENDS),
+        },
+    )
+    generation_precision: str = field(
+        default="float32",
+        metadata={
+            "help": "With generation_backend=ctranslate2: `float32` (greedy texts equal to transformers') or `int8` "
+            "(faster, a measured distance from float32).",
+            "choices": list(GENERATION_PRECISIONS),
         },
     )
 
@@ -130,6 +145,13 @@ class SelfPlayConfig(DPOConfig):
         problems = self.option_problems()
         if problems:
             raise OptionError(problems)
+        # An engine that is not installed, or a setting it cannot honour, is refused here, before any work.
+        from .generation import check_backend
+
+        check_backend(
+            self.generation_backend, self.generation_precision, max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+        )  # fmt: skip
         super().__post_init__()
 
     def option_problems(self) -> list[tuple[str, object, str]]:
@@ -165,6 +187,8 @@ class SelfPlayConfig(DPOConfig):
         need(self.top_k >= 0, "top_k", ">= 0")
         need(self.generation_batch_size >= 1, "generation_batch_size", ">= 1")
         need(self.generation_backend in GENERATION_BACKENDS, "generation_backend", f"one of {GENERATION_BACKENDS}")
+        precisions = GENERATION_PRECISIONS
+        need(self.generation_precision in precisions, "generation_precision", f"one of {precisions}")
         need(self.num_iterations >= 1, "num_iterations", ">= 1")
         need(self.iteration_data in ITERATION_DATA, "iteration_data", f"one of {ITERATION_DATA}")
         need(self.history_iterations >= 0, "history_iterations", ">= 0")
@@ -180,6 +204,7 @@ class SelfPlayConfig(DPOConfig):
             "top_k": self.top_k,
             "batch_size": self.generation_batch_size,
             "seed": self.seed,
+            "precision": self.generation_precision,
         }
 
 

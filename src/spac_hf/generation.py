@@ -2,7 +2,9 @@
 
 Prompts are sorted by length so each batch pads little, dealt round-robin to the processes so each gets a similar
 load, generated in left-padded batches, then gathered back into the original order on every process. The HF backend
-(`generate`) is the default and runs anywhere; the vLLM backend is for GPU machines and loads the model from disk.
+(`generate`) is the default and runs anywhere; the vLLM backend is for GPU machines and loads the model from disk; the
+CTranslate2 backend (`spac_hf.engine`) is the fast one on CPUs: it converts the saved model once and generates from the
+conversion, in float32 (greedy texts equal to `generate`'s) or int8.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -22,15 +25,17 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .data import require_map_style, tokenize_prompt
+from .engine import path_key
+from .utils import atomic_directory
 
 
 if TYPE_CHECKING:
     from .config import SelfPlayConfig
 
 
-def _stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+def stop_token_ids(generation_config, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """EOS ids of the generation config and of the tokenizer: chat models often end a turn on a token of their own."""
-    ids = model.generation_config.eos_token_id
+    ids = generation_config.eos_token_id
     ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
@@ -59,7 +64,7 @@ def _generate_hf(
     desc: str,
 ) -> list[tuple[int, str]]:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stop_ids = _stop_token_ids(model, tokenizer)
+    stop_ids = stop_token_ids(model.generation_config, tokenizer)
     # top_k=0 must be passed explicitly: transformers' `generate` otherwise applies top_k=50 and y would not be ~ pi_t.
     sampling = (
         {"do_sample": False}
@@ -129,6 +134,63 @@ def _generate_vllm(
     return [(i, out.outputs[0].text) for i, out in zip(indices, outputs)]
 
 
+def _generate_engine(
+    model_path: str,
+    folder: Path,
+    prompt_ids: Sequence[list[int]],
+    indices: list[int],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    precision: str,
+    batch_size: int,
+    seed: int,
+    show_progress: bool,
+    desc: str,
+    **sampling,
+) -> list[tuple[int, str]]:
+    from transformers import AutoConfig, GenerationConfig
+
+    from .engine import Engine
+
+    try:
+        generation_config = GenerationConfig.from_pretrained(model_path)
+    except OSError:  # no generation_config.json: the model config's defaults, as `from_pretrained` would use
+        generation_config = GenerationConfig.from_model_config(AutoConfig.from_pretrained(model_path))
+    stop_ids = stop_token_ids(generation_config, tokenizer)
+    engine = Engine(folder, precision=precision)
+    results = []
+    # Chunks of several batches: CTranslate2 sorts and batches inside a chunk; the bar moves once per chunk.
+    chunk = batch_size * 8
+    for start in tqdm(range(0, len(indices), chunk), desc=desc, disable=not show_progress, unit="chunk"):
+        part = indices[start : start + chunk]
+        outputs = engine.generate(
+            [prompt_ids[i] for i in part], stop_ids=stop_ids, batch_size=batch_size, seed=seed + start, **sampling
+        )
+        results += [(i, tokenizer.decode(ids, skip_special_tokens=True)) for i, ids in zip(part, outputs)]
+    return results
+
+
+def check_backend(backend: str, precision: str = "float32", **sampling) -> None:
+    """Refuse, before any work, a backend that is not installed or a setting it cannot honour (named, with the
+    alternative). `sampling`: the run's `temperature`, `top_p`, `top_k`, `max_new_tokens`."""
+    from .config import GENERATION_BACKENDS
+
+    if backend not in GENERATION_BACKENDS:
+        raise ValueError(f"`generation_backend` must be one of {GENERATION_BACKENDS}, got {backend!r}.")
+    if backend == "ctranslate2":
+        from .engine import check_precision, check_sampling, import_engine
+
+        import_engine()
+        check_precision(precision)
+        if sampling:
+            check_sampling(**sampling)
+    elif precision != "float32":
+        raise ValueError(
+            f"`generation_precision={precision!r}` needs generation_backend='ctranslate2'; the {backend!r} backend "
+            "generates in the model's own dtype (leave generation_precision='float32')."
+        )
+
+
 def generate_responses(
     model: PreTrainedModel | str,
     tokenizer: PreTrainedTokenizerBase,
@@ -141,30 +203,45 @@ def generate_responses(
     batch_size: int = 16,
     seed: int = 0,
     backend: str = "hf",
+    precision: str = "float32",
+    engine_cache_dir: str | None = None,
     distributed: bool = True,
     desc: str = "Generating",
 ) -> list[str]:
     """Sample one response per prompt from `model` and return the texts in the prompts' order, on every process.
 
     Args:
-        model: the policy pi_t (a loaded model for `backend="hf"`, a path for `backend="vllm"`).
+        model: the policy pi_t (a loaded model for `backend="hf"`, a path for `backend="vllm"` and
+            `backend="ctranslate2"`).
         prompts: standard prompts (strings), conversational prompts (lists of messages, rendered with the chat
             template and its generation prompt), or already tokenized prompts (lists of token ids).
         seed: sampling seed; process k uses `seed + k`, so a run is reproducible for a given number of processes. The
             caller's random state is left as it was.
         distributed: shard the prompts across the processes and gather the results (every process must call). With
             `False`, this process generates everything alone (e.g. an evaluation on the main process only).
+        precision: `ctranslate2` only: `"float32"` (greedy texts equal to transformers') or `"int8"` (faster).
+        engine_cache_dir: `ctranslate2` only: where the converted model is kept (default: inside the model folder).
 
     Responses are decoded without special tokens (the EOS is not part of the text).
     """
+    sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k}
+    check_backend(backend, precision, **sampling)
+    if backend in ("vllm", "ctranslate2") and not isinstance(model, str):
+        raise TypeError(f"backend={backend!r} loads the model itself: pass the path of the saved model.")
     state = PartialState() if distributed else None
+    if backend == "ctranslate2":
+        from .engine import converted_model
+
+        # The main process converts (or checks the cached conversion) first; the others then find it intact.
+        with state.main_process_first() if state else contextlib.nullcontext():
+            folder = converted_model(model, engine_cache_dir)
     rank, world = (state.process_index, state.num_processes) if state else (0, 1)
     prompt_ids = [
         p if p and isinstance(p, list) and isinstance(p[0], int) else tokenize_prompt(tokenizer, {"prompt": p})
         for p in prompts
     ]
     indices = _shard(prompt_ids, rank, world)
-    sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k}
+    show_progress = state is None or state.is_local_main_process
     if backend == "hf":
         if isinstance(model, str):
             raise TypeError("backend='hf' needs a loaded model, got a path; load it with AutoModelForCausalLM.")
@@ -177,16 +254,17 @@ def generate_responses(
                 prompt_ids,
                 indices,
                 batch_size=batch_size,
-                show_progress=state is None or state.is_local_main_process,
+                show_progress=show_progress,
                 desc=desc,
                 **sampling,
             )
     elif backend == "vllm":
-        if not isinstance(model, str):
-            raise TypeError("backend='vllm' loads the model itself: pass the path of the saved model.")
         local = _generate_vllm(model, prompt_ids, indices, seed=seed + rank, **sampling)
     else:
-        raise ValueError(f"`backend` must be 'hf' or 'vllm', got {backend!r}.")
+        local = _generate_engine(
+            model, folder, prompt_ids, indices, tokenizer, precision=precision,
+            batch_size=batch_size, seed=seed + rank, show_progress=show_progress, desc=desc, **sampling,
+        )  # fmt: skip
     gathered = gather_object(local) if world > 1 else local
     texts: list[str | None] = [None] * len(prompt_ids)
     for i, text in gathered:
@@ -257,6 +335,28 @@ def loaded_policy(path: str, model_init_kwargs: dict | None = None) -> Iterator[
         free_memory()
 
 
+def _saved_policy(
+    policy: Callable[[], AbstractContextManager[PreTrainedModel]], tokenizer: PreTrainedTokenizerBase, path: Path
+) -> str:
+    """Save the in-memory pi_t (the trainer's model) and its tokenizer (the engine's vocabulary) where the engine can
+    convert them; the main process writes."""
+    from .engine import ENGINE
+
+    state = PartialState()
+    with policy() as model:
+        if getattr(model, "peft_config", None):
+            raise ValueError(
+                f"generation_backend='{ENGINE}' converts a full model; a PEFT model generates with "
+                "generation_backend='hf'."
+            )
+        if state.is_main_process:
+            with atomic_directory(path) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+    state.wait_for_everyone()
+    return str(path)
+
+
 def add_self_play_column(
     dataset: Dataset,
     tokenizer: PreTrainedTokenizerBase,
@@ -270,7 +370,9 @@ def add_self_play_column(
     """`dataset` with a `generated` column sampled from pi_t with the settings of `args`: the one place where the
     trainer and the loop generate.
 
-    `args.generation_backend="vllm"` loads pi_t from `policy_path`; the HF backend generates with the model that
+    `args.generation_backend="vllm"` loads pi_t from `policy_path`; `"ctranslate2"` converts the model saved at
+    `policy_path` (or, without one, the model `policy()` yields, saved first) once into `output_dir/engine/`, where
+    the conversion is kept for the iterate and checked on reuse; the HF backend generates with the model that
     `policy()` yields (the trainer's own model), or else with the one saved at `policy_path` (the loop's iterate).
     """
     require_map_style(dataset, name, "self-play generation")
@@ -279,6 +381,15 @@ def add_self_play_column(
         if policy_path is None:
             raise ValueError("generation_backend='vllm' loads pi_t from disk: pass the model as a path.")
         return add_generated_column(dataset, policy_path, tokenizer, backend="vllm", **options)
+    if args.generation_backend == "ctranslate2":
+        if policy_path is None:
+            if policy is None:
+                raise ValueError("Self-play generation needs pi_t: a loaded model or the path of a saved one.")
+            policy_path = _saved_policy(policy, tokenizer, Path(args.output_dir) / "engine" / "policy")
+        cache = Path(args.output_dir) / "engine" / path_key(policy_path)
+        return add_generated_column(
+            dataset, policy_path, tokenizer, backend="ctranslate2", engine_cache_dir=str(cache), **options
+        )
     if policy is None:
         if policy_path is None:
             raise ValueError("Self-play generation needs pi_t: a loaded model or the path of a saved one.")

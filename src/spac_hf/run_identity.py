@@ -92,6 +92,7 @@ RESULT_FIELDS = frozenset(
         "disable_dropout", "router_aux_loss_coef",
         # Self-play generation and the loop
         "max_new_tokens", "temperature", "top_p", "top_k", "generation_batch_size", "generation_backend",
+        "generation_precision",
         "num_iterations", "iteration_data", "history_iterations",
         # SPAC's loss
         "lam", "real_response", "smoothing", "use_pessimism", "lam_scaling", "pessimism_weight",

@@ -1,0 +1,131 @@
+"""engines.md and engines.png, from results/cost/generation/engines.json alone (written by engines.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spac_hf.utils import atomic_write_text
+
+
+BACKEND_LABELS = {
+    "hf": "transformers generate (float32)",
+    "ctranslate2-float32": "CTranslate2 float32 (exact mode)",
+    "ctranslate2-int8": "CTranslate2 int8 (fast mode)",
+}
+
+
+def matmul_limit(results: dict) -> float:
+    """The machine's measured matmul limit: the best GFLOP/s of any matmul run, any thread count."""
+    best = 0.0
+    for run in results["sections"].get("matmul", []):
+        for key, shapes in run.items():
+            if key.startswith("threads_"):
+                best = max(best, *shapes.values())
+    return best
+
+
+def grid_cells(results: dict) -> dict[tuple[str, int, str], dict]:
+    """(model, batch, backend) -> the row measured last for that cell."""
+    return {(r["model"], r["batch"], r["backend"]): r for r in results["sections"].get("grid", {}).get("rows", [])}
+
+
+def best_share(results: dict, model: str, backend: str) -> float:
+    """The highest share of the matmul limit a backend reached on a model, over the batch sizes."""
+    rows = [r for (m, _, k), r in grid_cells(results).items() if m == model and k == backend]
+    return max(r["gflops"] for r in rows) / matmul_limit(results)
+
+
+def ifeval_ratios(rows: list[dict]) -> dict[str, float]:
+    hf = next((r for r in rows if r["backend"] == "hf"), None)
+    return {r["backend"]: r["tokens_per_s"] / hf["tokens_per_s"] for r in rows} if hf else {}
+
+
+def report(results: dict) -> str:
+    limit = matmul_limit(results)
+    lines = ["# Generation engines side by side", ""]
+    env = results.get("environment", {})
+    lines += [f"Machine: {env.get('cpu', env.get('processor', 'see environment in engines.json'))}.", ""]
+    if results["sections"].get("matmul"):
+        lines += ["## Matmul throughput (torch)", "", "| started | load avg | threads | decode 64x576x1536 | 1024^3 |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for run in results["sections"]["matmul"]:
+            for key in sorted(k for k in run if k.startswith("threads_")):
+                shapes = run[key]
+                lines.append(
+                    f"| {run['started']} | {run['load_avg_start'][0]} | {key.split('_')[1]} | "
+                    f"{shapes['decode_64x576x1536']} GFLOP/s | {shapes['square_1024']} GFLOP/s |"
+                )
+        lines += ["", f"The machine's measured matmul limit (best of the above): **{limit} GFLOP/s**.", ""]
+    cells = grid_cells(results)
+    if cells:
+        grid = results["sections"]["grid"]
+        lines += ["## Tokens/s by batch size (greedy, fixed answer length, one batch)", "",
+                  "| model | batch | backend | tokens/s | x hf | GFLOP/s | share of the matmul limit |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for (model, batch, backend), row in sorted(cells.items()):
+            hf = cells.get((model, batch, "hf"))
+            ratio = f"{row['tokens_per_s'] / hf['tokens_per_s']:.1f}" if hf else ""
+            share = f"{row['gflops'] / limit:.0%}" if limit else ""
+            lines.append(
+                f"| {model} | {batch} | {backend} | {row['tokens_per_s']} | {ratio} | {row['gflops']} | {share} |"
+            )
+        conversion = ", ".join(f"{m} {s} s" for m, s in grid.get("conversion_s", {}).items())
+        lines += ["", f"Conversion of one iterate (transformers folder to CTranslate2): {conversion}.", ""]
+    kl_rows = results["sections"].get("kl", {}).get("rows", [])
+    if kl_rows:
+        lines += ["## The fast mode's distance to float32", "",
+                  "| model | prompts (source) | answer positions | mean KL(float32 ‖ int8) | max | argmax differs |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in kl_rows:
+            lines.append(
+                f"| {r['model']} | {r['prompts']} ({r['source']}) | {r['positions']} | {r['mean_kl']:.2e} | "
+                f"{r['max_kl']:.2e} | {r['argmax_differs']:.1%} |"
+            )
+        lines.append("")
+    for key, section in results["sections"].get("ifeval", {}).items():
+        ratios = ifeval_ratios(section["rows"])
+        lines += [f"## IFEval prompts at their own answer lengths ({key})", "",
+                  "| backend | answer tokens | seconds | tokens/s | x hf | same text as hf | load avg |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in section["rows"]:
+            ratio = f"{ratios[r['backend']]:.1f}" if r["backend"] in ratios else ""
+            same = f"{r['same_text_as_hf']} of {r['prompts']}" if "same_text_as_hf" in r else ""
+            lines.append(
+                f"| {r['backend']} | {r['answer_tokens']} | {r['seconds']} | {r['tokens_per_s']} | {ratio} | {same} "
+                f"| {r['load_avg'][0]} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spac_hf.scripts.script_utils import save_figure
+
+    cells = grid_cells(results)
+    models = sorted({m for m, _, _ in cells})
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for backend, label in BACKEND_LABELS.items():
+            points = sorted((b, r["tokens_per_s"]) for (m, b, k), r in cells.items() if m == model and k == backend)
+            if points:
+                ax.plot(*zip(*points), marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("generated tokens/s")
+        ax.set_title(model)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def write_report(out: Path, results: dict) -> None:
+    atomic_write_text(out / "engines.md", report(results) + "\n")
+    if grid_cells(results):
+        plot(results, out / "engines.png")

@@ -1,0 +1,89 @@
+"""benchmarks/cost/engines.py: a quick run on the embedded default's model writes complete results, the report
+re-renders from them, and the README quotes the committed numbers. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+
+pytest.importorskip("ctranslate2")
+
+from benchmarks.cost import engines  # noqa: E402
+from benchmarks.cost.engines_report import grid_cells, ifeval_ratios, matmul_limit, report  # noqa: E402
+
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "results" / "cost" / "generation"
+README = (ROOT / "benchmarks" / "cost" / "README.md").read_text()
+
+
+def test_quick_run_writes_every_cell_and_the_kl(tmp_path):
+    out = tmp_path / "out"
+    argv = ["--models", "src/spac_hf/default/model", "--out", str(out), "--work", str(tmp_path / "work")]
+    engines.main(["--section", "grid", "--batch-sizes", "1", "3", "--grid-new-tokens", "5", *argv])
+    engines.main(["--section", "kl", "--kl-prompts", "4", "--report", *argv])
+    results = json.loads((out / "engines.json").read_text())
+    cells = grid_cells(results)
+    assert set(cells) == {("default", b, k) for b in (1, 3) for k in engines.BACKENDS}
+    for (_, batch, _), row in cells.items():
+        assert row["tokens"] == batch * 5  # the stop token is suppressed: every backend does the same work
+        assert row["tokens_per_s"] > 0
+    (kl,) = results["sections"]["kl"]["rows"]
+    assert kl["positions"] > 0 and math.isfinite(kl["mean_kl"]) and kl["mean_kl"] >= 0
+    assert (out / "engines.md").read_text() == report(results) + "\n"
+    assert (out / "engines.png").stat().st_size > 0
+
+
+def test_committed_report_renders_from_the_committed_results():
+    results = json.loads((COMMITTED / "engines.json").read_text())
+    assert (COMMITTED / "engines.md").read_text() == report(results) + "\n"
+
+
+def test_readme_quotes_the_committed_numbers():
+    results = json.loads((COMMITTED / "engines.json").read_text())
+    assert f"**{matmul_limit(results)} GFLOP/s**" in README
+    for key, section in results["sections"]["ifeval"].items():
+        ratios = ifeval_ratios(section["rows"])
+        if "ctranslate2-float32" in ratios:
+            assert f"{key}: CTranslate2 float32 {ratios['ctranslate2-float32']:.1f}x" in README
+    for row in results["sections"]["kl"]["rows"]:
+        assert f"{row['model']}: mean KL {row['mean_kl']:.2e}" in README
+
+
+def test_readme_quotes_the_profile_and_the_shares():
+    import re
+
+    from benchmarks.cost.engines_report import best_share
+
+    profile = (COMMITTED / "profile_hf_decode_b16_l400.txt").read_text()
+    assert f"{re.search(r'([0-9.]+) ms per step', profile)[1]} ms per step" in README
+    for op in ("aten::mm", "aten::cat"):
+        share = re.search(re.escape(op) + r"\s+([0-9.]+)%", profile)[1]
+        assert f"`{op}` " in README and f"{share}%" in README
+    results = json.loads((COMMITTED / "engines.json").read_text())
+    for model in ("smollm2", "default"):
+        shares = [best_share(results, model, k) for k in engines.BACKENDS]
+        assert (
+            f"{model}: transformers {shares[0]:.0%}, CTranslate2 float32 {shares[1]:.0%}, int8 {shares[2]:.0%}"
+            in README
+        )
+    for seconds in results["sections"]["grid"]["conversion_s"].values():
+        assert f"{seconds} s for" in README
+
+
+def test_readme_quotes_the_grid_ratios():
+    results = json.loads((COMMITTED / "engines.json").read_text())
+    cells = grid_cells(results)
+    for backend, label in (("ctranslate2-float32", "float32"), ("ctranslate2-int8", "int8")):
+        ratios = [
+            row["tokens_per_s"] / cells[("smollm2", batch, "hf")]["tokens_per_s"]
+            for (model, batch, kind), row in cells.items()
+            if model == "smollm2" and kind == backend
+        ]
+        assert f"{label} {min(ratios):.1f}x to {max(ratios):.1f}x" in README
+    best = max(r["tokens_per_s"] for (m, _, _), r in cells.items() if m == "smollm2")
+    assert f"best measured here is {best} tokens/s" in README

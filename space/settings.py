@@ -79,8 +79,12 @@ class Settings:
                 results_dirs = [d for d in env_dirs.split(os.pathsep) if d]
             else:
                 # The real task first (SmolLM2 on instruction following), then the review task's runs and benchmark.
-                defaults = [root / "results" / "instruction_following" / "dataset", root / "outputs" / "default",
-                            root / "results" / "ground_truth", root / "results" / "coverage"]  # fmt: skip
+                defaults = [
+                    root / "results" / "instruction_following" / "dataset",
+                    root / "outputs" / "default",
+                    root / "results" / "ground_truth",
+                    root / "results" / "coverage",
+                ]
                 results_dirs = [str(d) for d in defaults] if local else []
         return cls(
             results_dataset=os.environ.get("SPAC_RESULTS_DATASET") or None,

@@ -231,8 +231,16 @@ def test_compare_records_each_arms_budget_config_and_tuning(tmp_path, monkeypatc
     its config hash and its tuning trials, counted from the run folders by the package itself."""
     from spac_hf.scripts.compare import main
 
-    small = ["--num_iterations", "2", "--max_train_samples", "16", "--true_reward_prompts", "4",
-             "--true_reward_samples", "1"]  # fmt: skip
+    small = [
+        "--num_iterations",
+        "2",
+        "--max_train_samples",
+        "16",
+        "--true_reward_prompts",
+        "4",
+        "--true_reward_samples",
+        "1",
+    ]
     main(["--output-dir", str(tmp_path), "--methods", "spac", "dpo", "--", *small])
     arms = json.loads((tmp_path / "comparison.json").read_text())["methods"]
     for name, samples in (("spac", 16), ("dpo", 0)):  # iterative DPO generates nothing

@@ -36,19 +36,30 @@ def test_writers_given_absolute_paths_record_no_machine_path(machine):
 
     model, elsewhere = machine
     machine_root = str(model.parents[3])  # what must appear nowhere
-    rows = results_dataset_rows({"reviews": {"mean": 0.3}}, model=str(model), method="spac", iteration=1,
-                                base_model=str(elsewhere))  # fmt: skip
+    rows = results_dataset_rows(
+        {"reviews": {"mean": 0.3}}, model=str(model), method="spac", iteration=1, base_model=str(elsewhere)
+    )
     assert (rows[0]["model"], rows[0]["base_model"]) == ("outputs/smollm2/model", "SmolLM2-135M-Instruct")
 
-    card = build_model_card(model_name="tiny-spac-iter1", base_model=str(elsewhere), datasets=[str(model)],
-                            method="spac", iteration=1, num_iterations=2, hyperparameters={"beta": 0.1},
-                            repo_id=recorded_path(model))  # fmt: skip
+    card = build_model_card(
+        model_name="tiny-spac-iter1",
+        base_model=str(elsewhere),
+        datasets=[str(model)],
+        method="spac",
+        iteration=1,
+        num_iterations=2,
+        hyperparameters={"beta": 0.1},
+        repo_id=recorded_path(model),
+    )
     assert "`SmolLM2-135M-Instruct`" in str(card) and "`outputs/smollm2/model`" in str(card)
 
     scores = {"true_reward_reviews": {"mean": 0.1, "mean_stderr": 0.02}}
     evaluations = {str(t): {"results": scores} for t in (0, 1)}
-    run = {"summary": {"method": "spac", "iterates": [{"iteration": 1}], "evaluations": evaluations},
-           "wall_seconds": 3.0, "output_dir": str(model.parent / "spac")}  # fmt: skip
+    run = {
+        "summary": {"method": "spac", "iterates": [{"iteration": 1}], "evaluations": evaluations},
+        "wall_seconds": 3.0,
+        "output_dir": str(model.parent / "spac"),
+    }
     compared = comparison_rows({"spac": run})
     assert compared["spac"]["output_dir"] == "outputs/smollm2/spac"
 

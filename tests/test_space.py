@@ -387,8 +387,9 @@ def test_each_ranking_says_where_its_rows_come_from_and_whether_they_are_todays_
     # A benchmark folder of its own, against a YAML that then changes.
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes" / "x.yaml").write_text("learning_rate: 0.001\nbeta: 0.5\n")
-    per_method = {"spac": {"recipe_args": ["--config", "recipes/x.yaml", "--beta", "0.1"], "learning_rate": 0.001,
-                           "beta": 0.1}}  # fmt: skip
+    per_method = {
+        "spac": {"recipe_args": ["--config", "recipes/x.yaml", "--beta", "0.1"], "learning_rate": 0.001, "beta": 0.1}
+    }
     bench = tmp_path / "bench"
     (bench / "dataset").mkdir(parents=True)
     (bench / "results.json").write_text(json.dumps({"command": "run it", "settings": {"per_method": per_method}}))
@@ -517,8 +518,12 @@ def test_settings_in_a_checkout_and_on_a_space(tmp_path, monkeypatch):
     # The embedded default's runs and the ground-truth benchmark; never the leaderboard's fixture smoke run.
     root = SPACE_DIR.parent
     results = root / "results"
-    assert local.results_dirs == (results / "instruction_following" / "dataset", root / "outputs" / "default",
-                                  results / "ground_truth", results / "coverage")  # fmt: skip
+    assert local.results_dirs == (
+        results / "instruction_following" / "dataset",
+        root / "outputs" / "default",
+        results / "ground_truth",
+        results / "coverage",
+    )
     # A Space's folder alone: no discovery, no local results unless asked, the Hub dataset from the environment.
     monkeypatch.setenv("SPAC_RESULTS_DATASET", "someone/results")
     monkeypatch.setenv("SPAC_MAX_NEW_TOKENS", "32")

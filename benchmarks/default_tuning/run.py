@@ -189,8 +189,9 @@ def readme_tables() -> str:
         sft = results["summary"]["sft"]
         lines += ["", "| method | SFT model | iterate 1 | iterate 2 | iterate 3 |", "|---|---|---|---|---|"]
         for method in results["settings"]["methods"]:
-            cells = sorted((c for c in results["summary"]["cells"] if c["method"] == method),
-                           key=lambda c: c["iteration"])  # fmt: skip
+            cells = sorted(
+                (c for c in results["summary"]["cells"] if c["method"] == method), key=lambda c: c["iteration"]
+            )
             lines.append(
                 f"| {LABELS.get(method, method)} | {sft['mean']:.3f} ± {sft['ci95']:.3f} | "
                 + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells)
@@ -201,8 +202,11 @@ def readme_tables() -> str:
         for run in sorted(results["runs"], key=lambda r: (order.index(r["method"]), r["seed"])):
             rewards = " / ".join(f"{r['true_reward']:.3f}" for r in run["iterations"])
             lines.append(f"| {run['method']} | {run['seed']} | {rewards} |")
-        worst = min(r["true_reward"] - run["iterations"][0]["true_reward"]
-                    for run in results["runs"] for r in run["iterations"][1:])  # fmt: skip
+        worst = min(
+            r["true_reward"] - run["iterations"][0]["true_reward"]
+            for run in results["runs"]
+            for r in run["iterations"][1:]
+        )
         lines += ["", f"Lowest gain of any iterate over its SFT model, any method and seed: {worst:+.3f}."]
     if COMPARISON.exists():
         comparison = json.loads(COMPARISON.read_text())

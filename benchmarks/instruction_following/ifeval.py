@@ -182,9 +182,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="default: <model>/ifeval.json")
     args = parser.parse_args(argv)
     result = run_ifeval(
-        args.model, args.out or args.model / "ifeval.json", max_gen_toks=args.max_gen_toks,
-        batch_size=args.batch_size, backend=args.backend,
-    )  # fmt: skip
+        args.model,
+        args.out or args.model / "ifeval.json",
+        max_gen_toks=args.max_gen_toks,
+        batch_size=args.batch_size,
+        backend=args.backend,
+    )
     print(json.dumps({k: result[k] for k in (*METRICS, "mean_length_tokens", "tokens_per_second")}, indent=1))
     return result
 

@@ -293,9 +293,13 @@ def main(argv: list[str] | None = None) -> dict:
                 last = None if name is None else final_iterate(records[(seed, name)], args.work_dir, table[name])
                 model = args.model if name is None else last
                 record = ifeval_record(args.work_dir, table[name] if name else None, seed)
-                ifevals[(seed, name)] = run_ifeval(model, record, max_gen_toks=args.ifeval_max_gen_toks,
-                                                   batch_size=args.ifeval_batch_size,
-                                                   backend=args.ifeval_backend)  # fmt: skip
+                ifevals[(seed, name)] = run_ifeval(
+                    model,
+                    record,
+                    max_gen_toks=args.ifeval_max_gen_toks,
+                    batch_size=args.ifeval_batch_size,
+                    backend=args.ifeval_backend,
+                )
                 print(
                     f"[{step}/{total}] IFEval {label}: prompt strict "
                     f"{ifevals[(seed, name)]['prompt_level_strict_acc']:.3f}, inst strict "

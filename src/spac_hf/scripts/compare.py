@@ -69,17 +69,27 @@ def run_methods(args: argparse.Namespace) -> dict[str, dict]:
         load_before = os.getloadavg()[0]
         result = run_recipe(name, [*recipe_args, *args.passthrough])
         if fresh:  # the time of the run itself, kept beside it: a later comparison reusing the run reports it too
-            atomic_write_json(out / TIMING_FILE, {"wall_seconds": round(time.perf_counter() - started, 1),
-                                                  "cpu_seconds": round(time.process_time() - cpu_started, 1),
-                                                  "load_average": [load_before, os.getloadavg()[0]]})  # fmt: skip
+            atomic_write_json(
+                out / TIMING_FILE,
+                {
+                    "wall_seconds": round(time.perf_counter() - started, 1),
+                    "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                    "load_average": [load_before, os.getloadavg()[0]],
+                },
+            )
         timing = read_json(out / TIMING_FILE, {"wall_seconds": None, "load_average": None})
         spent = {
             **run_spend(result.summary, out),
             "wall_s": timing["wall_seconds"],
             "cpu_s": timing.get("cpu_seconds"),
         }
-        runs[name] = {"summary": result.summary, "output_dir": str(out), **timing, "spent": spent,
-                      **run_protocol(name, args.passthrough)}  # fmt: skip
+        runs[name] = {
+            "summary": result.summary,
+            "output_dir": str(out),
+            **timing,
+            "spent": spent,
+            **run_protocol(name, args.passthrough),
+        }
     return runs
 
 
@@ -105,15 +115,25 @@ def comparison_rows(runs: dict[str, dict]) -> dict[str, dict]:
         if len(tasks) != 1:
             raise ValueError(f"{name}: the comparison needs exactly one true-reward task per run, got {tasks}")
         points = [
-            {"iteration": int(t), "mean": e["results"][tasks[0]]["mean"],
-             "stderr": e["results"][tasks[0]].get("mean_stderr"), "degenerate_fraction": e.get("degenerate_fraction")}
+            {
+                "iteration": int(t),
+                "mean": e["results"][tasks[0]]["mean"],
+                "stderr": e["results"][tasks[0]].get("mean_stderr"),
+                "degenerate_fraction": e.get("degenerate_fraction"),
+            }
             for t, e in sorted(evaluations.items(), key=lambda item: int(item[0]))
-        ]  # fmt: skip
+        ]
         method = method_of_run(summary["method"], len(summary["iterates"]))
-        rows[name] = {"method": method.name, "label": method.label, "task": tasks[0], "points": points,
-                      "wall_seconds": run["wall_seconds"], "load_average": run.get("load_average"),
-                      "output_dir": recorded_path(run["output_dir"]),
-                      **{key: run[key] for key in PROTOCOL_KEYS if key in run}}  # fmt: skip
+        rows[name] = {
+            "method": method.name,
+            "label": method.label,
+            "task": tasks[0],
+            "points": points,
+            "wall_seconds": run["wall_seconds"],
+            "load_average": run.get("load_average"),
+            "output_dir": recorded_path(run["output_dir"]),
+            **{key: run[key] for key in PROTOCOL_KEYS if key in run},
+        }
     return rows
 
 
@@ -190,8 +210,9 @@ def main(argv: list[str] | None = None) -> dict:
         else read_json(Path(args.output_dir) / args.methods[0] / "self_play_run.json", {}).get("seed", "of the YAMLs")
     )
     command = " ".join(["spac-hf compare", *(argv if argv is not None else sys.argv[1:])])
-    atomic_write_json(out / "comparison.json", {"command": command, "seed": seed, "methods": rows,
-                                                "passthrough": args.passthrough})  # fmt: skip
+    atomic_write_json(
+        out / "comparison.json", {"command": command, "seed": seed, "methods": rows, "passthrough": args.passthrough}
+    )
     atomic_write_text(out / "comparison.md", comparison_markdown(rows, seed))
     save_figure(comparison_figure(rows), out / "comparison.png")
     print(

@@ -53,7 +53,7 @@ test: install browser smollm2-gguf
 
 # `# fmt: skip` keeps a hand-aligned table readable; anything else is left to the formatter. The ceiling is today's
 # count: a new marker needs a table that reads better with it, and the ceiling raised in the same change.
-FMT_SKIP_CEILING := 195
+FMT_SKIP_CEILING := 169
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from settings import REPO_ROOT
 
+from spac_hf.utils import recorded_path
+
 
 BENCHMARK_FILE = "results.json"
 # Recorded beside the settings but not settings: where things are (a folder moved is the same model and data).
@@ -37,11 +39,7 @@ def results_folder(results_file: Path) -> Path:
 
 def shown_path(folder: Path | str) -> str:
     """A folder as the page shows it: relative to the checkout when it is inside it (never the machine's path)."""
-    path = Path(folder).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return Path(folder).name
+    return recorded_path(Path(folder).resolve(), REPO_ROOT)
 
 
 def _benchmark_record(folder: Path) -> dict | None:
@@ -98,13 +96,18 @@ def describe(folder: Path | str, root: Path = REPO_ROOT) -> str:
     if record is None:
         return line + ": runs of the recipes (each run's `self_play_run.json` holds its settings)."
     settings = record["settings"]
-    seeds = settings.get("seeds")
+    seeds = settings.get("seeds") or settings.get("test_seeds")
     line += f", made by `{record.get('command', '?')}`" + (f" over seeds {seeds}" if seeds else "")
+    if record.get("partial"):
+        # A benchmark still running (or stopped): its rankings hold the seeds finished so far.
+        line += " (**PARTIAL**: not every run has finished; each ranking says its number of seeds)"
     changes = changed_defaults(settings.get("per_method", {}), root)
     if changes:
         line += ". **Not today's default settings**: " + "; ".join(changes) + "."
-    elif (root / "recipes").is_dir():
+    elif "per_method" in settings and (root / "recipes").is_dir():
         line += ", with the settings of today's recipe YAMLs."
+    else:
+        line += "."
     return line
 
 

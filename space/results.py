@@ -2,7 +2,8 @@
 
 Rows have the columns of `spac_hf.hub.RESULT_COLUMNS` (model, base_model, method, variant, iteration, task, metric,
 value, stderr, num_fewshot). They come from a Hub dataset (`data/*.jsonl`, the layout
-`spac_hf.hub.save_results_dataset` writes) and/or from every `**/data/results.jsonl` under local folders. The Space
+`spac_hf.hub.save_results_dataset` writes) and/or from every `**/data/results.jsonl` under local folders, or
+from the `table` of a protocol benchmark's `results.json` in a local folder (`results/coverage`). The Space
 does not import spac_hf (a Space installs only `requirements.txt`); tests/test_space.py checks these column names
 against spac_hf.hub, and the method list below against spac_hf.methods.
 
@@ -112,6 +113,52 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+# A protocol benchmark's results folder (results/coverage) holds no Hub-layout rows: its `results.json` has a `table`,
+# one row per (regime, arm) with the test reward's mean over seeds and 95% CI, and `start`, pi_1's score per regime.
+PROTOCOL_FILE = "results.json"
+PROTOCOL_TABLE_KEYS = ("regime", "arm", "test_reward", "ci95", "seeds")
+PROTOCOL_TASK = "true_reward_reviews"
+
+
+def protocol_start(benchmark: str, regime: str) -> str:
+    """A regime's starting model, as a ranking names it: each regime starts from its own pi_1, so ranks apart."""
+    return f"tiny review model, {benchmark} regime {regime}"
+
+
+def protocol_rows(folder: Path) -> list[dict]:
+    """Results rows from a protocol benchmark's `results.json` (none when the folder holds no such table): per
+    (regime, arm) its mean over seeds, the 95% CI half-width and the number of seeds, and pi_1 as the starting model
+    (iteration 0; its CI is not recorded). Each arm is the one model the budget trains (iteration 1)."""
+    path = folder / PROTOCOL_FILE
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text(encoding="utf-8"))
+    table = record.get("table") if isinstance(record, dict) else None
+    if not isinstance(table, list) or not all(all(k in row for k in PROTOCOL_TABLE_KEYS) for row in table):
+        return []
+    benchmark = record.get("benchmark", folder.name)
+    rows = []
+
+    def add(model, regime, method, variant, iteration, mean, ci, seeds):
+        start = protocol_start(benchmark, regime)
+        common = {"model": model, "base_model": start, "method": method, "variant": variant}
+        common.update(iteration=iteration, task=PROTOCOL_TASK, num_fewshot=None)
+        rows.append({**common, "metric": "mean_over_seeds", "value": mean, "stderr": None})
+        if ci is not None:
+            rows.append({**common, "metric": "ci95_halfwidth_over_seeds", "value": ci, "stderr": None})
+        rows.append({**common, "metric": SEEDS_METRIC, "value": float(seeds), "stderr": None})
+
+    for start in record.get("start", []):
+        regime = start["regime"]
+        add(f"{benchmark}/{regime}/pi_1", regime, None, None, 0, start["start_test_reward"], None, start["seeds"])
+    for row in table:
+        arm = row["arm"]
+        method = VARIANTS[arm][2] if arm in VARIANTS else arm
+        regime = row["regime"]
+        add(f"{benchmark}/{regime}/{arm}", regime, method, arm, 1, row["test_reward"], row["ci95"], row["seeds"])
+    return rows
+
+
 def load_results(
     results_dirs: Iterable[Path], dataset_id: str | None = None, revision: str | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -130,9 +177,15 @@ def load_results(
     files = local_result_files(results_dirs)
     for path in files:
         rows.extend({**row, SOURCE: str(path.parent.parent)} for row in read_jsonl(path))
+    tables = 0
+    for folder in results_dirs:
+        table = protocol_rows(folder) if not any(folder in f.parents for f in files) else []
+        rows.extend({**row, SOURCE: str(folder)} for row in table)
+        tables += bool(table)
     if results_dirs:
         shown = ", ".join(f"`{d}`" for d in results_dirs)
-        notes.append(f"Local folders {shown}: {len(files)} `data/results.jsonl` file(s).")
+        also = f" and {tables} benchmark `{PROTOCOL_FILE}` table(s)" if tables else ""
+        notes.append(f"Local folders {shown}: {len(files)} `data/results.jsonl` file(s){also}.")
     return rows_frame(rows), notes
 
 

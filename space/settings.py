@@ -4,10 +4,12 @@ Environment variables (all optional):
 
 - `SPAC_RESULTS_DATASET`: a Hub dataset id (`user/name`) holding results rows (`data/*.jsonl`, as written by
   `spac_hf.hub.save_results_dataset`); `SPAC_RESULTS_REVISION` pins a branch, tag or commit of it.
-- `SPAC_RESULTS_DIRS`: folders searched for `**/data/results.jsonl`, separated by `os.pathsep` (`:`). Default, in a
-  spac-hf checkout: `outputs/default/` (the embedded default's runs) and `results/ground_truth/` (the multi-seed
-  benchmark); elsewhere (on a Space): none. The leaderboard's fixture smoke run (`results/leaderboard/`) is left out
-  on purpose: its scores come from made-up fixture data.
+- `SPAC_RESULTS_DIRS`: folders searched for `**/data/results.jsonl` (or holding a protocol benchmark's
+  `results.json` table), separated by `os.pathsep` (`:`). Default, in a spac-hf checkout:
+  `results/instruction_following/dataset/`, `outputs/default/` (the embedded default's runs),
+  `results/ground_truth/` (the multi-seed benchmark) and `results/coverage/` (the neural coverage benchmark, one
+  ranking per regime); elsewhere (on a Space): none. The leaderboard's fixture smoke run (`results/leaderboard/`) is
+  left out on purpose: its scores come from made-up fixture data.
 - `SPAC_MODELS_FILE`: the model allowlist (default: `models.yaml` next to this file).
 - `SPAC_MAX_NEW_TOKENS`, `SPAC_MAX_PROMPT_CHARS`, `SPAC_MAX_PROMPT_TOKENS`, `SPAC_GENERATION_CONCURRENCY`,
   `SPAC_QUEUE_SIZE`, `SPAC_MODEL_CACHE_SIZE`: the limits below.
@@ -77,8 +79,12 @@ class Settings:
                 results_dirs = [d for d in env_dirs.split(os.pathsep) if d]
             else:
                 # The real task first (SmolLM2 on instruction following), then the review task's runs and benchmark.
-                defaults = [root / "results" / "instruction_following" / "dataset", root / "outputs" / "default",
-                            root / "results" / "ground_truth"]  # fmt: skip
+                defaults = [
+                    root / "results" / "instruction_following" / "dataset",
+                    root / "outputs" / "default",
+                    root / "results" / "ground_truth",
+                    root / "results" / "coverage",
+                ]
                 results_dirs = [str(d) for d in defaults] if local else []
         return cls(
             results_dataset=os.environ.get("SPAC_RESULTS_DATASET") or None,

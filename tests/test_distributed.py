@@ -104,8 +104,9 @@ def test_two_processes_generate_train_evaluate_and_publish(two_process_run, mode
         steps = [e["step"] for e in record["log_history"] if "loss" in e]
         assert steps == [1, 2, 3]  # 12 rows / (2 processes x batch 2): data parallel, not each rank on everything
     # Every model evaluated once, by the main process, and the value every process read is what the card shows.
-    evaluations = {t: json.loads((out / ("base_eval.json" if t == 0 else f"iter_{t}/eval.json")).read_text())
-                   for t in (0, 1, 2)}  # fmt: skip
+    evaluations = {
+        t: json.loads((out / ("base_eval.json" if t == 0 else f"iter_{t}/eval.json")).read_text()) for t in (0, 1, 2)
+    }
     sums = [evaluations[t]["results"]["weights"]["sum"] for t in (0, 1, 2)]
     assert len(set(sums)) == 3  # training moved the weights
     card = (out / "iter_2" / "README.md").read_text()
@@ -138,10 +139,29 @@ def test_a_process_killed_mid_run_resumes_on_two_processes_to_the_same_weights(
 def test_the_command_runs_the_default_recipe_on_two_processes_with_its_evaluation(tmp_path):
     out = tmp_path / "spac"
     command = [
-        *TORCHRUN, "-m", "spac_hf.cli", "train", "--method", "spac", "--output_dir", str(out), "--num_iterations", "2",
-        "--max_train_samples", "64", "--num_train_epochs", "1", "--true_reward_prompts", "8",
-        "--true_reward_samples", "1", "--max_new_tokens", "8", "--logging_steps", "1",
-    ]  # fmt: skip
+        *TORCHRUN,
+        "-m",
+        "spac_hf.cli",
+        "train",
+        "--method",
+        "spac",
+        "--output_dir",
+        str(out),
+        "--num_iterations",
+        "2",
+        "--max_train_samples",
+        "64",
+        "--num_train_epochs",
+        "1",
+        "--true_reward_prompts",
+        "8",
+        "--true_reward_samples",
+        "1",
+        "--max_new_tokens",
+        "8",
+        "--logging_steps",
+        "1",
+    ]
     result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, _failure(result)
     assert json.loads((out / "self_play_run.json").read_text())["world_size"] == 2

@@ -179,7 +179,7 @@ def test_fixture_run_writes_every_output(fixture_run, two_models):
         output = json.loads((out / f"{label}.json").read_text())
         assert output["n-shot"] == {**V1_SHOTS, "mmlu_elementary_mathematics": 5}
         assert {t: n["effective"] for t, n in output["n-samples"].items()} == FIXTURE_ROWS
-        assert output["spac_hf"]["model"] == path and output["spac_hf"]["tasks_dir"] == FIXTURE_DIR_ARG
+        assert output["spac_hf"]["model"] == Path(path).name and output["spac_hf"]["tasks_dir"] == FIXTURE_DIR_ARG
         assert output["config"]["model_args"]["pretrained"] == path
         for task, metric in V1_METRICS.items():
             assert 0.0 <= output["results"][task][metric] <= 1.0

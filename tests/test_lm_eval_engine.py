@@ -64,9 +64,14 @@ def _evaluate(model, model_args, folder):
 
     manager = TaskManager(include_path=str(folder), include_defaults=False)
     out = simple_evaluate(
-        model=model, model_args=model_args, tasks=["tiny_mc", "tiny_gen", "tiny_ppl"], task_manager=manager,
-        log_samples=True, batch_size=4, device="cpu",
-    )  # fmt: skip
+        model=model,
+        model_args=model_args,
+        tasks=["tiny_mc", "tiny_gen", "tiny_ppl"],
+        task_manager=manager,
+        log_samples=True,
+        batch_size=4,
+        device="cpu",
+    )
     return {task: [s["resps"] for s in samples] for task, samples in out["samples"].items()}
 
 

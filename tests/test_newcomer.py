@@ -201,8 +201,9 @@ def _recipe_errors(argv: list[str], capsys) -> list[str]:
 
 def test_out_of_range_trainer_options_fail_before_any_work_naming_the_option_and_its_source(tmp_path, capsys):
     out = tmp_path / "run"
-    errors = _recipe_errors(["--output_dir", str(out), "--learning_rate", "-1", "--per_device_train_batch_size=0"],
-                            capsys)  # fmt: skip
+    errors = _recipe_errors(
+        ["--output_dir", str(out), "--learning_rate", "-1", "--per_device_train_batch_size=0"], capsys
+    )
     assert errors == [
         "error: --learning_rate -1.0 (from the command line): must be > 0",
         "error: --per_device_train_batch_size 0 (from the command line): must be >= 1",

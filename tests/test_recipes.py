@@ -223,3 +223,48 @@ def test_smollm2_conversion_makes_a_plain_model_and_chat_data(tmp_path):
 
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
     assert tokenizer.chat_template  # a chat model: the recipe's conversational data needs its template
+
+
+@pytest.mark.slow
+def test_compare_records_each_arms_budget_config_and_tuning(tmp_path, monkeypatch):
+    """Issue 22: comparison.json holds per arm what it spent (steps, pairs, self-play samples, wall and CPU seconds),
+    its config hash and its tuning trials, counted from the run folders by the package itself."""
+    from spac_hf.scripts.compare import main
+
+    small = [
+        "--num_iterations",
+        "2",
+        "--max_train_samples",
+        "16",
+        "--true_reward_prompts",
+        "4",
+        "--true_reward_samples",
+        "1",
+    ]
+    main(["--output-dir", str(tmp_path), "--methods", "spac", "dpo", "--", *small])
+    arms = json.loads((tmp_path / "comparison.json").read_text())["methods"]
+    for name, samples in (("spac", 16), ("dpo", 0)):  # iterative DPO generates nothing
+        spent = arms[name]["spent"]
+        history = json.loads((tmp_path / name / "iter_2" / "iterate.json").read_text())["log_history"]
+        assert spent["pairs_seen"] == 16 * 2 and spent["self_play_samples"] == samples  # 2 epochs of 2 halves of 16
+        assert spent["optimizer_steps"] > max(e.get("step", 0) for e in history) > 0  # the sum of both iterates'
+        assert spent["wall_s"] > 0 and spent["cpu_s"] > 0
+        assert arms[name]["tuning_trials"] == 0  # options after `--`: not the tuned default
+        assert len(arms[name]["config_sha256"]) == 16
+    assert arms["spac"]["config_sha256"] != arms["dpo"]["config_sha256"]
+
+    # The protocol's view of it (benchmarks/default_tuning/run.py --protocol) now finds what it used to call missing.
+    from benchmarks.default_tuning import run as default_tuning
+
+    monkeypatch.setattr(default_tuning, "COMPARISON", tmp_path / "comparison.json")
+    view = default_tuning.comparison_protocol()
+    assert view["arms"]["spac"]["spent"]["optimizer_steps"] == arms["spac"]["spent"]["optimizer_steps"]
+    assert view["arms"]["iterative_dpo"]["tuning_trials"] == 0 and "tuning trials not recorded" not in view["validate"]
+
+
+def test_the_default_tuning_trials_are_the_committed_search():
+    from spac_hf.scripts.compare import DEFAULT_TUNING, run_protocol
+
+    search = json.loads((ROOT / "recipes/default/tuning/search.json").read_text())
+    assert DEFAULT_TUNING["trials"] == len(search["candidates"]) == run_protocol("spac", [])["tuning_trials"]
+    assert run_protocol("spac", ["--beta", "0.1"])["tuning_trials"] == 0

@@ -332,6 +332,39 @@ def test_space_copy_of_the_variants_matches_spac_hf():
     assert sorted(results.models_frame(frame)["method"]) == ["spac", "spac_theory"]
 
 
+def test_the_coverage_benchmark_ranks_each_regime_apart_with_its_committed_means_and_95_cis():
+    """results/coverage holds no Hub-layout rows: the Space reads its results.json table, one ranking per regime
+    (each regime starts from its own pi_1), with the table's mean over seeds and its 95% CI, and says where from."""
+    import json
+
+    folder = SPACE_DIR.parent / "results" / "coverage"
+    committed = json.loads((folder / "results.json").read_text())
+    frame, notes = results.load_results([SPACE_DIR.parent / "results" / "ground_truth", folder])
+    assert "1 benchmark `results.json` table(s)" in notes[0]
+    ranks = results.rankings(frame)
+    for regime in {row["regime"] for row in committed["table"]}:
+        rows = [row for row in committed["table"] if row["regime"] == regime]
+        start = next(s for s in committed["start"] if s["regime"] == regime)
+        for seeds in {row["seeds"] for row in rows}:
+            name = f"means over {seeds} seeds from tiny review model, coverage regime {regime}"
+            table = results.leaderboard(ranks[name]).set_index("model")
+            column = "true_reward_reviews (mean_over_seeds)"
+            same = [r for r in rows if r["seeds"] == seeds]
+            expected = {f"coverage/{regime}/{r['arm']}": (r["test_reward"], r["ci95"]) for r in same}
+            shown = {m: (table.loc[m, column], table.loc[m, column + results.CI_SUFFIX]) for m in expected}
+            assert shown == {m: pytest.approx((round(v, 3), round(c, 3)), abs=1e-9) for m, (v, c) in expected.items()}
+            # Each arm is its own line (RPO and SFT on chosen are not DPO), pi_1 is the starting model.
+            assert set(table["method"]) >= {results.method_label(r["arm"]) for r in same}
+            if seeds == start["seeds"]:
+                pi_1 = table[table["method"] == "SFT"]
+                assert list(pi_1["Average"]) == [round(start["start_test_reward"], 3)]
+            note = app.ranking_view(ranks, name, None, None)[1]
+            assert "Results from `results/coverage`, made by `python -m benchmarks.coverage.run --commit`" in note
+            assert ("**PARTIAL**" in note) == committed["partial"] and "today's recipe YAMLs" not in note
+    # The review task's benchmark keeps its own ranking: other starting models never share one.
+    assert all(len(set(models["base_model"])) == 1 for models in ranks.values())
+
+
 def test_each_ranking_says_where_its_rows_come_from_and_whether_they_are_todays_default(tmp_path):
     import json
 
@@ -354,8 +387,9 @@ def test_each_ranking_says_where_its_rows_come_from_and_whether_they_are_todays_
     # A benchmark folder of its own, against a YAML that then changes.
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes" / "x.yaml").write_text("learning_rate: 0.001\nbeta: 0.5\n")
-    per_method = {"spac": {"recipe_args": ["--config", "recipes/x.yaml", "--beta", "0.1"], "learning_rate": 0.001,
-                           "beta": 0.1}}  # fmt: skip
+    per_method = {
+        "spac": {"recipe_args": ["--config", "recipes/x.yaml", "--beta", "0.1"], "learning_rate": 0.001, "beta": 0.1}
+    }
     bench = tmp_path / "bench"
     (bench / "dataset").mkdir(parents=True)
     (bench / "results.json").write_text(json.dumps({"command": "run it", "settings": {"per_method": per_method}}))
@@ -484,8 +518,12 @@ def test_settings_in_a_checkout_and_on_a_space(tmp_path, monkeypatch):
     # The embedded default's runs and the ground-truth benchmark; never the leaderboard's fixture smoke run.
     root = SPACE_DIR.parent
     results = root / "results"
-    assert local.results_dirs == (results / "instruction_following" / "dataset", root / "outputs" / "default",
-                                  results / "ground_truth")  # fmt: skip
+    assert local.results_dirs == (
+        results / "instruction_following" / "dataset",
+        root / "outputs" / "default",
+        results / "ground_truth",
+        results / "coverage",
+    )
     # A Space's folder alone: no discovery, no local results unless asked, the Hub dataset from the environment.
     monkeypatch.setenv("SPAC_RESULTS_DATASET", "someone/results")
     monkeypatch.setenv("SPAC_MAX_NEW_TOKENS", "32")

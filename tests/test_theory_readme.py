@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.coverage.data import REGIMES as COVERAGE_REGIMES
 from benchmarks.protocol import Contrast, decide, quoted
 
 
@@ -46,7 +47,8 @@ def test_quoted_theory_decisions_are_in_the_committed_results(path):
     decisions = theory_decisions()
     quotes = quoted(part(path))
     assert quotes, f"{path} quotes no decision line"
-    missing = [q for q in quotes if q[2] not in decisions.get((q[0], q[1]), set())]
+    # The coverage benchmark's quotes name its regimes; tests/test_coverage_readme.py ties them to results/coverage.
+    missing = [q for q in quotes if q[0] not in COVERAGE_REGIMES and q[2] not in decisions.get((q[0], q[1]), set())]
     assert not missing, missing
 
 

@@ -200,8 +200,9 @@ def test_bad_options_are_named_as_the_user_spelt_them(make_args, overrides, opti
         ("SelfPlayConfig", {"logging_steps": 0}, "logging_steps"),
     ],
 )
-def test_the_trainers_own_options_are_checked_when_the_config_is_made(make_args, config_class, overrides, option,
-                                                                      tmp_path):  # fmt: skip
+def test_the_trainers_own_options_are_checked_when_the_config_is_made(
+    make_args, config_class, overrides, option, tmp_path
+):
     import spac_hf
     from spac_hf.config import OptionError
 
@@ -217,8 +218,12 @@ def test_every_bad_option_is_reported_at_once_one_line_each(make_args):
     with pytest.raises(OptionError) as raised:
         make_args(learning_rate=-1.0, per_device_train_batch_size=0, lam=-1.0, real_response="best")
     lines = str(raised.value).splitlines()
-    assert [line.split("`")[1] for line in lines] == ["learning_rate", "per_device_train_batch_size", "lam",
-                                                      "real_response"]  # fmt: skip
+    assert [line.split("`")[1] for line in lines] == [
+        "learning_rate",
+        "per_device_train_batch_size",
+        "lam",
+        "real_response",
+    ]
     # max_steps set: the epochs no longer decide the length of training, so 0 epochs is not an error then.
     assert make_args(max_steps=3, num_train_epochs=0).max_steps == 3
 

@@ -70,8 +70,16 @@ def fresh_environment(path: Path, wheel: Path) -> Path:
 
 def test_the_wheel_ships_the_embedded_default_and_the_scripts(tmp_path):
     names = set(zipfile.ZipFile(build_wheel(tmp_path)).namelist())
-    for name in ("model/model.safetensors", "model/tokenizer.json", "data/train.jsonl", "data/test.jsonl",
-                 "data/README.md", "spac.yaml", "dpo.yaml", "spin.yaml"):  # fmt: skip
+    for name in (
+        "model/model.safetensors",
+        "model/tokenizer.json",
+        "data/train.jsonl",
+        "data/test.jsonl",
+        "data/README.md",
+        "spac.yaml",
+        "dpo.yaml",
+        "spin.yaml",
+    ):
         assert f"spac_hf/default/{name}" in names
     assert {f"spac_hf/scripts/{m}.py" for m in ("spac", "dpo", "spin", "self_play", "compare", "space")} <= names
     assert not [n for n in names if n.startswith(("recipes/", "benchmarks/", "tests/"))]
@@ -93,10 +101,26 @@ def test_spac_hf_train_runs_the_embedded_default_from_an_installed_wheel(tmp_pat
     ).stdout
     assert Path(where).resolve().is_relative_to((tmp_path / "venv").resolve())  # the wheel's copy, not the checkout
     done = subprocess.run(
-        [bin_dir / "spac-hf", "train", "--method", "spac", "--num_iterations", "1", "--max_steps", "2",
-         "--max_train_samples", "32", "--true_reward_prompts", "8"],
-        cwd=empty, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            bin_dir / "spac-hf",
+            "train",
+            "--method",
+            "spac",
+            "--num_iterations",
+            "1",
+            "--max_steps",
+            "2",
+            "--max_train_samples",
+            "32",
+            "--true_reward_prompts",
+            "8",
+        ],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     run = empty / "outputs" / "default" / "spac"  # the embedded default's output_dir, under the current directory
     iterate = json.loads((run / "iter_1" / "iterate.json").read_text())

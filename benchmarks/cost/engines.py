@@ -140,9 +140,12 @@ class Backends:
         if fixed_length:
             options = dict(max_length=new_tokens, min_length=new_tokens, sampling_topk=1)
             results = engine.generator.generate_batch(
-                [engine.tokens(p) for p in prompts], max_batch_size=len(prompts), include_prompt_in_result=False,
-                end_token=self.stop_ids, **options,
-            )  # fmt: skip
+                [engine.tokens(p) for p in prompts],
+                max_batch_size=len(prompts),
+                include_prompt_in_result=False,
+                end_token=self.stop_ids,
+                **options,
+            )
             return [list(r.sequences_ids[0]) for r in results]
         return engine.generate(
             prompts, stop_ids=self.stop_ids, max_new_tokens=new_tokens, temperature=0.0, batch_size=len(prompts)
@@ -159,9 +162,14 @@ class Backends:
             mask[row, width - len(p) :] = 1
         with torch_threads(self.threads):
             out = self.model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False,
-                min_new_tokens=new_tokens if fixed_length else 0, eos_token_id=self.stop_ids, pad_token_id=pad,
-            )  # fmt: skip
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                min_new_tokens=new_tokens if fixed_length else 0,
+                eos_token_id=self.stop_ids,
+                pad_token_id=pad,
+            )
         return [out[row, width:].tolist() for row in range(len(prompts))]
 
 
@@ -184,10 +192,16 @@ def grid(args, results: dict) -> None:
                 seconds = time.perf_counter() - start
                 tokens = sum(len(o) for o in out)
                 row = {
-                    "model": name, "backend": backend, "batch": batch, "new_tokens": new, "tokens": tokens,
-                    "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
-                    "gflops": round(tokens * fpt / seconds / 1e9, 2), "load_avg": _load_avg(),
-                }  # fmt: skip
+                    "model": name,
+                    "backend": backend,
+                    "batch": batch,
+                    "new_tokens": new,
+                    "tokens": tokens,
+                    "seconds": round(seconds, 2),
+                    "tokens_per_s": round(tokens / seconds, 1),
+                    "gflops": round(tokens * fpt / seconds / 1e9, 2),
+                    "load_avg": _load_avg(),
+                }
                 section["rows"].append(row)
                 print(json.dumps(row), flush=True)
                 _save(args.out, results)
@@ -224,11 +238,14 @@ def kl(args, results: dict) -> None:
             positions += len(e)
         kls = np.concatenate(kls)
         row = {
-            "model": name, "prompts": len(prompts), "positions": positions, "mean_kl": float(kls.mean()),
-            "max_kl": float(kls.max()), "argmax_differs": flips / positions, "source": (
-                "recipe data" if name == "default" else "AlpacaEval instructions"
-            ),
-        }  # fmt: skip
+            "model": name,
+            "prompts": len(prompts),
+            "positions": positions,
+            "mean_kl": float(kls.mean()),
+            "max_kl": float(kls.max()),
+            "argmax_differs": flips / positions,
+            "source": ("recipe data" if name == "default" else "AlpacaEval instructions"),
+        }
         section["rows"] = [r for r in section["rows"] if r["model"] != name] + [row]
         print(json.dumps(row), flush=True)
         _save(args.out, results)
@@ -257,18 +274,31 @@ def ifeval(args, results: dict) -> None:
         start = time.perf_counter()
         with torch_threads(args.threads):
             out = generate_responses(
-                model if kind == "hf" else model_dir, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
-                temperature=0.0, batch_size=args.batch_size, backend=kind, precision=precision or "float32",
-                engine_cache_dir=str(folder), distributed=False, desc=backend,
-            )  # fmt: skip
+                model if kind == "hf" else model_dir,
+                tokenizer,
+                prompts,
+                max_new_tokens=args.max_new_tokens,
+                temperature=0.0,
+                batch_size=args.batch_size,
+                backend=kind,
+                precision=precision or "float32",
+                engine_cache_dir=str(folder),
+                distributed=False,
+                desc=backend,
+            )
         seconds = time.perf_counter() - start
         texts[backend] = out
         tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in out)
         row = {
-            "backend": backend, "prompts": len(prompts), "max_new_tokens": args.max_new_tokens,
-            "batch": args.batch_size, "answer_tokens": tokens, "seconds": round(seconds, 1),
-            "tokens_per_s": round(tokens / seconds, 1), "load_avg": _load_avg(),
-        }  # fmt: skip
+            "backend": backend,
+            "prompts": len(prompts),
+            "max_new_tokens": args.max_new_tokens,
+            "batch": args.batch_size,
+            "answer_tokens": tokens,
+            "seconds": round(seconds, 1),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "load_avg": _load_avg(),
+        }
         if "hf" in texts:
             row["same_text_as_hf"] = sum(a == b for a, b in zip(texts["hf"], out))
         section["rows"].append(row)

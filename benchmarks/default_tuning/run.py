@@ -87,9 +87,11 @@ def score_candidate(results: dict) -> dict:
     the largest degenerate fraction; then the candidate's worst gain and mean final gain over all methods."""
     from spac_hf.utils import read_json
 
+    from benchmarks.ground_truth.runs import run_folder_of
+
     per_method = {}
     for run in results["runs"]:
-        summary = read_json(Path(run["output_dir"]) / "summary.json", {})
+        summary = read_json(run_folder_of(run) / "summary.json", {})
         degenerate = [e.get("degenerate_fraction", 0.0) for t, e in summary.get("evaluations", {}).items() if t != "0"]
         rewards = [r["true_reward"] for r in run["iterations"]]
         gains = [round(r - rewards[0], 4) for r in rewards[1:]]
@@ -161,10 +163,12 @@ def record_degenerate() -> list[dict]:
     (the benchmark's results.json keeps the rewards only; the runs' own summaries have the shares)."""
     from spac_hf.utils import atomic_write_text, read_json
 
+    from benchmarks.ground_truth.runs import run_folder_of
+
     results = json.loads(CONFIRMATION.read_text())
     rows = []
     for run in results["runs"]:
-        evaluations = read_json(Path(run["output_dir"]) / "summary.json", {})["evaluations"]
+        evaluations = read_json(run_folder_of(run) / "summary.json", {})["evaluations"]
         shares = [e.get("degenerate_fraction", 0.0) for t, e in evaluations.items() if t != "0"]
         rows.append({"method": run["method"], "seed": run["seed"], "max_degenerate_fraction": max(shares)})
     atomic_write_text(CONFIRMATION.parent / "degenerate.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -185,8 +189,9 @@ def readme_tables() -> str:
         sft = results["summary"]["sft"]
         lines += ["", "| method | SFT model | iterate 1 | iterate 2 | iterate 3 |", "|---|---|---|---|---|"]
         for method in results["settings"]["methods"]:
-            cells = sorted((c for c in results["summary"]["cells"] if c["method"] == method),
-                           key=lambda c: c["iteration"])  # fmt: skip
+            cells = sorted(
+                (c for c in results["summary"]["cells"] if c["method"] == method), key=lambda c: c["iteration"]
+            )
             lines.append(
                 f"| {LABELS.get(method, method)} | {sft['mean']:.3f} ± {sft['ci95']:.3f} | "
                 + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells)
@@ -197,8 +202,11 @@ def readme_tables() -> str:
         for run in sorted(results["runs"], key=lambda r: (order.index(r["method"]), r["seed"])):
             rewards = " / ".join(f"{r['true_reward']:.3f}" for r in run["iterations"])
             lines.append(f"| {run['method']} | {run['seed']} | {rewards} |")
-        worst = min(r["true_reward"] - run["iterations"][0]["true_reward"]
-                    for run in results["runs"] for r in run["iterations"][1:])  # fmt: skip
+        worst = min(
+            r["true_reward"] - run["iterations"][0]["true_reward"]
+            for run in results["runs"]
+            for r in run["iterations"][1:]
+        )
         lines += ["", f"Lowest gain of any iterate over its SFT model, any method and seed: {worst:+.3f}."]
     if COMPARISON.exists():
         comparison = json.loads(COMPARISON.read_text())
@@ -224,16 +232,22 @@ def comparison_protocol() -> dict:
     for row in comparison["methods"].values():
         spent = {f.name: NOT_RECORDED for f in dataclasses.fields(Spent)}
         spent["wall_s"] = row.get("wall_seconds") if row.get("wall_seconds") is not None else NOT_RECORDED
+        # A comparison.json written since `spac-hf compare` records the protocol's fields (spac_hf.budget) has them.
+        spent.update({key: value for key, value in row.get("spent", {}).items() if value is not None})
         arms[row["method"]] = {
             "variant": row["method"],
             "label": VARIANTS[row["method"]].label,
             "spent": spent,
-            "tuning_trials": NOT_RECORDED,
-            "tuning": "not recorded: comparison.json names no config (the embedded default's YAMLs were tuned by a "
-            "joint search, recipes/default/tuning/search.json, but this file does not say which YAMLs ran)",
+            "tuning_trials": row.get("tuning_trials", NOT_RECORDED),
+            "tuning": row.get(
+                "tuning",
+                "not recorded: comparison.json names no config (the embedded default's YAMLs were tuned by a "
+                "joint search, recipes/default/tuning/search.json, but this file does not say which YAMLs ran)",
+            ),
             "seeds": [comparison["seed"]],
-            "config_sha256": NOT_RECORDED,
+            "config_sha256": row.get("config_sha256", NOT_RECORDED),
         }
+    recorded = all(arm["spent"]["optimizer_steps"] != NOT_RECORDED for arm in arms.values())
     contrasts = [("spac", b) for b in arms if b != "spac"] if "spac" in arms else []
     view = {
         "benchmark": "spac-hf compare (the embedded default, one seed)",
@@ -244,10 +258,14 @@ def comparison_protocol() -> dict:
         "declared_budget": NOT_RECORDED,
         "checkpoint_rule": "last: each arm's last iterate (no validation split recorded)",
         "arms": arms,
-        "spent_flags": ["not checked: no arm's optimizer steps or pairs seen are recorded"],
+        "spent_flags": [
+            "not checked: no budget was declared (each arm's spend is above)"
+            if recorded
+            else "not checked: no arm's optimizer steps or pairs seen are recorded"
+        ],
         "validate": [
             f"test_seeds: need at least 2 distinct seeds for an interval, got ({comparison['seed']},)",
-            "tuning trials not recorded",
+            *([] if recorded else ["tuning trials not recorded"]),
             "contrasts: none declared when it ran",
         ],
         "decisions": [

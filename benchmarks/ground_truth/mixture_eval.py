@@ -24,6 +24,7 @@ from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.tasks.true_reward import DEFAULT_MAX_NEW_TOKENS  # as the recipes' evaluation samples
 from spac_hf.utils import atomic_write_json, read_json
 
+from benchmarks.ground_truth.runs import run_folder_of
 from benchmarks.ground_truth.stats import mean_ci95
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         if run["method"] not in args.methods:
             continue
         value = mixture_true_reward(
-            Path(run["output_dir"]), run["seed"], prompts, settings["true_reward_samples"], DEFAULT_MAX_NEW_TOKENS
+            run_folder_of(run), run["seed"], prompts, settings["true_reward_samples"], DEFAULT_MAX_NEW_TOKENS
         )
         last = run["iterations"][-1]["true_reward"]
         rows.append({"method": run["method"], "seed": run["seed"], "mixture": value, "last_iterate": last})

@@ -33,8 +33,14 @@ def dataset_rows(results: dict) -> list[dict]:
     for model, variant, iteration, stats in models:
         # An arm is a variant (spac_hf.variants); `method` is the library method it runs (the theory preset: spac).
         method = VARIANTS[variant].method if variant else None
-        common = {"model": model, "base_model": settings["base_model"], "method": method, "variant": variant,
-                  "iteration": iteration, "task": task}  # fmt: skip
+        common = {
+            "model": model,
+            "base_model": settings["base_model"],
+            "method": method,
+            "variant": variant,
+            "iteration": iteration,
+            "task": task,
+        }
         rows += over_seeds_rows(common, stats)
     return rows
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from spac_hf.utils import atomic_write_json, read_json
+from spac_hf.utils import atomic_write_json, read_json, recorded_path
 
 from .methods import REPO_ROOT, Method
 from benchmarks.protocol import Arm, Budget, Comparison, Contrast, SearchSpace
@@ -56,7 +56,7 @@ def config_hash(method: Method) -> str:
 def _budget_settings(script_args, training_args, model_args) -> dict:
     """What the README's "same budget" claim is about, read from the parsed arguments (not from the YAML text)."""
     settings = {
-        "model_name_or_path": model_args.model_name_or_path,
+        "model_name_or_path": recorded_path(model_args.model_name_or_path, REPO_ROOT),
         "num_iterations": training_args.num_iterations,
         "iteration_data": training_args.iteration_data,
         "learning_rate": training_args.learning_rate,
@@ -80,6 +80,12 @@ def _budget_settings(script_args, training_args, model_args) -> dict:
         if hasattr(training_args, name):
             settings[name] = getattr(training_args, name)
     return settings
+
+
+def run_folder_of(record: dict) -> Path:
+    """The run folder a committed record names (relative to the checkout; older records hold an absolute path).
+    A benchmark that knows its work dir finds a run with `run_dir` instead."""
+    return REPO_ROOT / record["output_dir"]
 
 
 def iteration_records(summary: dict, task_key: str, num_train_epochs: float) -> list[dict]:
@@ -190,7 +196,7 @@ def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[st
     record = {
         **identity,
         "status": "done",
-        "output_dir": str(out),
+        "output_dir": recorded_path(out, REPO_ROOT),  # relative to the checkout: read back with run_folder_of
         "wall_seconds": round(time.perf_counter() - started, 2),
         "settings": _budget_settings(script_args, training_args, model_args),
         "iterations": iteration_records(result.summary, task_key, training_args.num_train_epochs),

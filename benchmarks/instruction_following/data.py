@@ -39,9 +39,10 @@ from spac_hf.tasks.instruction_following import (
     reward,
 )
 from spac_hf.tasks.reviews import mean_and_stderr, preference_probability
-from spac_hf.utils import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from spac_hf.utils import atomic_directory, atomic_write_json, atomic_write_text, read_json, recorded_path
 
 from benchmarks.eval_data.fetch import ensure_punkt
+from benchmarks.instruction_following.methods import REPO_ROOT
 
 
 logger = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ def build_preference_data(
 
     out = Path(out)
     settings = {
-        "model": str(Path(model_path).resolve()), "num_train": num_train, "num_test": num_test,
+        "model": recorded_path(model_path, REPO_ROOT), "num_train": num_train, "num_test": num_test,
         "responses_per_prompt": responses_per_prompt, "max_new_tokens": max_new_tokens, "temperature": temperature,
         "max_prompt_tokens": max_prompt_tokens, "seed": seed, "tau": tau,
     }  # fmt: skip

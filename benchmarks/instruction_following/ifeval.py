@@ -14,7 +14,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from spac_hf.utils import atomic_write_json, read_json
+from spac_hf.utils import atomic_write_json, read_json, recorded_path
+
+from benchmarks.instruction_following.methods import REPO_ROOT
 
 
 METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
@@ -76,7 +78,7 @@ def run_ifeval(
 
     record = Path(record)
     docs = list(ifeval_rows() if docs is None else docs)
-    settings = {"model": str(Path(model_path).resolve()), "max_gen_toks": max_gen_toks, "n_prompts": len(docs),
+    settings = {"model": recorded_path(model_path, REPO_ROOT), "max_gen_toks": max_gen_toks, "n_prompts": len(docs),
                 "decoding": "greedy", "chat_template": True}  # fmt: skip
     if backend != "hf":  # records made before the engine existed have no key: they were made with `generate`
         settings["backend"] = backend
@@ -180,9 +182,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="default: <model>/ifeval.json")
     args = parser.parse_args(argv)
     result = run_ifeval(
-        args.model, args.out or args.model / "ifeval.json", max_gen_toks=args.max_gen_toks,
-        batch_size=args.batch_size, backend=args.backend,
-    )  # fmt: skip
+        args.model,
+        args.out or args.model / "ifeval.json",
+        max_gen_toks=args.max_gen_toks,
+        batch_size=args.batch_size,
+        backend=args.backend,
+    )
     print(json.dumps({k: result[k] for k in (*METRICS, "mean_length_tokens", "tokens_per_second")}, indent=1))
     return result
 

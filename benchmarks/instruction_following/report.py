@@ -300,8 +300,13 @@ def dataset_rows(results: dict) -> list[dict]:
                for name, cells in summary["cells"].items()]  # fmt: skip
     for name, variant, iteration, cells in models:
         method = VARIANTS[variant].method if variant else None  # an arm is a variant of spac_hf.variants
-        common = {"model": MODEL_PREFIX + name, "base_model": settings["base_model"], "method": method,
-                  "variant": variant, "iteration": iteration}  # fmt: skip
+        common = {
+            "model": MODEL_PREFIX + name,
+            "base_model": settings["base_model"],
+            "method": method,
+            "variant": variant,
+            "iteration": iteration,
+        }
         for key, task in DATASET_TASKS.items():
             stats = cells.get(key)
             if stats is not None and _finite(stats["mean"]):

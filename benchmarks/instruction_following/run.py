@@ -30,7 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 from spac_hf.scripts.console import quiet_libraries
-from spac_hf.utils import atomic_write_json, environment_info, read_json, torch_threads
+from spac_hf.utils import atomic_write_json, environment_info, read_json, recorded_path, torch_threads
 
 from benchmarks.ground_truth.run import _json_safe
 from benchmarks.ground_truth.runs import declare_comparison
@@ -168,7 +168,7 @@ def collect(args, table, data_info, records, ifevals, todo, started) -> dict:
             "settings": {
                 "seeds": list(range(args.seeds)),
                 "methods": args.methods,
-                "base_model": args.model,
+                "base_model": recorded_path(args.model, REPO_ROOT),
                 "configuration": "gpu" if args.gpu else ("quick" if args.quick else "cpu"),
                 "data": data_info,
                 "overrides": args.overrides,
@@ -290,11 +290,16 @@ def main(argv: list[str] | None = None) -> dict:
                     flush=True,
                 )
             else:
-                model = args.model if name is None else final_iterate(records[(seed, name)])
+                last = None if name is None else final_iterate(records[(seed, name)], args.work_dir, table[name])
+                model = args.model if name is None else last
                 record = ifeval_record(args.work_dir, table[name] if name else None, seed)
-                ifevals[(seed, name)] = run_ifeval(model, record, max_gen_toks=args.ifeval_max_gen_toks,
-                                                   batch_size=args.ifeval_batch_size,
-                                                   backend=args.ifeval_backend)  # fmt: skip
+                ifevals[(seed, name)] = run_ifeval(
+                    model,
+                    record,
+                    max_gen_toks=args.ifeval_max_gen_toks,
+                    batch_size=args.ifeval_batch_size,
+                    backend=args.ifeval_backend,
+                )
                 print(
                     f"[{step}/{total}] IFEval {label}: prompt strict "
                     f"{ifevals[(seed, name)]['prompt_level_strict_acc']:.3f}, inst strict "

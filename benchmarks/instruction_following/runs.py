@@ -22,7 +22,7 @@ def train(method: Method, seed: int, work_dir: Path, overrides: Sequence[str]) -
     """Run (or read back) `method` with `seed`; each iteration's record gets the task's extra numbers."""
     record, reused = run_method(method, seed, work_dir, overrides)
     # The loop's summary holds every evaluation as the task's evaluator returned it (lengths, per-prompt rewards).
-    evaluations = read_json(Path(record["output_dir"]) / "summary.json", {}).get("evaluations", {})
+    evaluations = read_json(run_dir(work_dir, method, seed) / "summary.json", {}).get("evaluations", {})
     start = evaluations.get("0", {}).get("per_prompt")
     for entry in record["iterations"]:
         evaluation = evaluations.get(str(entry["iteration"]), {})
@@ -38,9 +38,9 @@ def train(method: Method, seed: int, work_dir: Path, overrides: Sequence[str]) -
     return record, reused
 
 
-def final_iterate(record: dict) -> Path:
+def final_iterate(record: dict, work_dir: Path, method: Method) -> Path:
     """The model a method ends with: its last iterate."""
-    return Path(record["output_dir"]) / f"iter_{record['iterations'][-1]['iteration']}"
+    return run_dir(work_dir, method, record["seed"]) / f"iter_{record['iterations'][-1]['iteration']}"
 
 
 def ifeval_record(work_dir: Path, method: Method | None, seed: int | None) -> Path:

@@ -19,6 +19,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from spac_hf.methods import METHODS
 from spac_hf.run_folder import ITERATE_FILE, RUN_FILE
+from spac_hf.utils import recorded_path
 
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -36,7 +37,8 @@ class ModelSpec:
     series: str | None = None  # plot line; None = not plotted (no iteration)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As result files record it: the model named, never by the path of the machine that evaluated it."""
+        return {**asdict(self), "model": recorded_path(self.model)}
 
 
 def parse_models(entries: list[str]) -> list[ModelSpec]:

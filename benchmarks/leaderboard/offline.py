@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from spac_hf.utils import environment_info
+from spac_hf.utils import environment_info, recorded_path
 
 from benchmarks.eval_data.tasks import provenance
 from benchmarks.leaderboard.run import default_lm_model, evaluate_model, task_samples
@@ -90,7 +90,7 @@ def evaluate_offline(
     )
     if output is not None:
         output["spac_hf"] = {
-            "model": model,
+            "model": recorded_path(model),
             "suite": OFFLINE_V2.name,
             "tasks": list(tasks),
             "max_gen_toks": max_gen_toks,

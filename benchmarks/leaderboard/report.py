@@ -16,7 +16,7 @@ from pathlib import Path
 
 from spac_hf.hub import results_dataset_rows, save_results_dataset
 from spac_hf.scripts.script_utils import save_figure
-from spac_hf.utils import atomic_write_text
+from spac_hf.utils import atomic_write_text, recorded_path
 
 from benchmarks.leaderboard.models import ModelSpec
 from benchmarks.leaderboard.suites import SUITES, Suite, column_value
@@ -31,7 +31,7 @@ def comparison(entries: list[tuple[ModelSpec, dict]], suite: Suite, base_label: 
             "method": spec.method,
             "iteration": spec.iteration,
             "series": spec.series,
-            "model": spec.model,
+            "model": recorded_path(spec.model),
         }
         values = [column_value(output["results"], column) for column in suite.columns]
         for column, value in zip(suite.columns, values):

@@ -224,7 +224,7 @@ def check_resumable(out: Path, specs: list[ModelSpec], settings: dict) -> list[M
             todo.append(spec)
             continue
         recorded = {"lm_model": "hf", **json.loads(path.read_text(encoding="utf-8")).get("spac_hf", {})}
-        wanted = {"model": spec.model, **settings}
+        wanted = {"model": spec.to_dict()["model"], **settings}
         changed = {k: (recorded.get(k), wanted[k]) for k in RESUME_KEYS if recorded.get(k) != wanted[k]}
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())

@@ -57,8 +57,9 @@ class TrainConfig:
         if self.iteration_data not in ("split", "full"):
             raise ValueError(f"`iteration_data` must be 'split' or 'full', got {self.iteration_data!r}.")
         if self.max_steps % self.num_iterations:
-            raise ValueError(f"`max_steps` {self.max_steps} is not a multiple of `num_iterations` "
-                             f"{self.num_iterations}")  # fmt: skip
+            raise ValueError(
+                f"`max_steps` {self.max_steps} is not a multiple of `num_iterations` {self.num_iterations}"
+            )
 
 
 def procedure(variant: Variant) -> str:
@@ -332,8 +333,12 @@ def solve_bounded_critic(
 
 
 # How each library method's loss is computed on tables.
-TABULAR_OBJECTIVES = {"dpo": dpo_objective, "iterative_dpo": dpo_objective, "spin": spin_objective,
-                      "spac": spac_objective}  # fmt: skip
+TABULAR_OBJECTIVES = {
+    "dpo": dpo_objective,
+    "iterative_dpo": dpo_objective,
+    "spin": spin_objective,
+    "spac": spac_objective,
+}
 
 
 @dataclass

@@ -242,8 +242,12 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", type=Path, default=EMBEDDED_DEFAULT,
-                        help="where model/ and data/ go (default: the package's embedded default)")  # fmt: skip
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=EMBEDDED_DEFAULT,
+        help="where model/ and data/ go (default: the package's embedded default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out, seed = args.output_dir, args.seed

@@ -149,9 +149,13 @@ class SelfPlayConfig(DPOConfig):
         from .generation import check_backend
 
         check_backend(
-            self.generation_backend, self.generation_precision, max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-        )  # fmt: skip
+            self.generation_backend,
+            self.generation_precision,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+        )
         super().__post_init__()
 
     def option_problems(self) -> list[tuple[str, object, str]]:

@@ -166,10 +166,16 @@ class EngineLM(TemplateLM):
                 )
             prompts = [self.tok_encode(requests[i].args[0])[-budget:] for i in indices]
             outputs = self.engine.generate(
-                prompts, stop_ids=[self.eot_token_id], max_new_tokens=max_gen_toks, temperature=temperature,
-                top_p=top_p, top_k=top_k or 0, batch_size=self.batch_size, stop_strings=until,
+                prompts,
+                stop_ids=[self.eot_token_id],
+                max_new_tokens=max_gen_toks,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k or 0,
+                batch_size=self.batch_size,
+                stop_strings=until,
                 decode=self.tokenizer.decode,
-            )  # fmt: skip
+            )
             for i, ids in zip(indices, outputs):
                 text = postprocess_generated_text(self.tokenizer.decode(ids), until, None)
                 results[i] = text

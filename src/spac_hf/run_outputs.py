@@ -19,7 +19,7 @@ from .hub import push_folder, push_results_dataset, results_dataset_rows, save_m
 from .hub.card_content import paired_samples
 from .integrity import read_json_cache
 from .run_folder import ITERATE_FILE, RunFolder, main_only
-from .utils import atomic_directory, atomic_write_json, kill_point, read_json
+from .utils import atomic_directory, atomic_write_json, kill_point, read_json, recorded_path
 
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class RunOutputs:
         if "effective_lam" in loss:  # lambda as the loss used it for this iterate (lam * sqrt(n) with sqrt_n)
             hyperparameters["effective_lam"] = loss["effective_lam"]
         # Where a reader finds the model: its Hub repo when the run pushes, else the iterate's own folder.
-        where = self.folder.repo_id(f"iter{t}") if self.args.push_to_hub else str(self.folder.iterate(t).resolve())
+        where = self.folder.repo_id(f"iter{t}") if self.args.push_to_hub else recorded_path(self.folder.iterate(t))
         save_model_card(
             folder,
             repo_id=where,

@@ -114,6 +114,22 @@ def kill_point(name: str) -> None:
         os._exit(137)  # no cleanup, no `finally`, no atexit: exactly what a kill leaves behind
 
 
+def recorded_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
+    """A model or folder as a results file records it: never the layout of the machine that made the results.
+
+    A Hub id stays as given; a local path inside `root` (default: the current directory, where the commands run from
+    the checkout) becomes relative to it; any other local path becomes its folder's name (a model's name). The one
+    place that decides this for every results file, card and record."""
+    text = os.fspath(path)
+    if not os.path.isabs(text) and not os.path.exists(text):
+        return text  # a Hub id (or a path that is not here to resolve)
+    absolute = Path(text).resolve()
+    try:
+        return absolute.relative_to(Path(root if root is not None else os.getcwd()).resolve()).as_posix()
+    except ValueError:
+        return absolute.name
+
+
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """Run the block with `count` intra-op torch threads, then restore the previous count.

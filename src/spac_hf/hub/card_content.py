@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..utils import recorded_path
 from ._values import cell as card_cell
 
 
@@ -43,12 +44,12 @@ def card_title(path: str) -> str | None:
 
 def trained_for_sentence(method_label: str, datasets: Sequence[str], base_model: str) -> str:
     """One sentence: what the model was trained on and to do."""
-    parts = [f"`{name}` ({card_title(name)})" if card_title(name) else f"`{name}`" for name in datasets]
+    parts = [f"`{recorded_path(name)}`" + (f" ({card_title(name)})" if card_title(name) else "") for name in datasets]
     data = ", ".join(parts) or "its preference data"
     return (
         f"**Trained on** {data}, **to** answer its prompts the way the preferred responses do: {method_label} "
         f"turns pairs of (preferred, rejected) answers into a model that gives the better kind, starting from "
-        f"`{base_model}`."
+        f"`{recorded_path(base_model)}`."
     )
 
 

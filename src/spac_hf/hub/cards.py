@@ -14,7 +14,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from ..methods import Method, get_method
 from ..tasks.metrics import metric_fields
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, recorded_path
 from ._values import cell, check_method, check_row, format_value, is_int
 from .card_content import local_card_metadata, samples_section, trained_for_sentence, usage_section
 from .results import RESULT_COLUMNS
@@ -133,7 +133,7 @@ def _is_hub_id(name: str) -> bool:
 
 def _link(name: str, kind: str = "model") -> str:
     if not _is_hub_id(name):
-        return f"`{name}`"
+        return f"`{recorded_path(name)}`"  # a local folder: named, never by the machine's path
     prefix = "datasets/" if kind == "dataset" else ""
     return f"[{name}](https://huggingface.co/{prefix}{name})"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, recorded_path
 from ._values import cell, check_row, format_value, is_number
 
 
@@ -61,8 +61,8 @@ def results_dataset_rows(
             stderr = metrics.get(f"{name}_stderr,{filter_name}" if filter_name else f"{name}_stderr")
             rows.append(
                 {
-                    "model": model,
-                    "base_model": base_model,
+                    "model": recorded_path(model),
+                    "base_model": recorded_path(base_model) if base_model else base_model,
                     "method": method,
                     "variant": variant,
                     "iteration": iteration,

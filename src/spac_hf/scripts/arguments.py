@@ -28,13 +28,34 @@ DEBUG = "--debug"
 
 # The training options a user of these recipes changes; the other ~150 of transformers' Trainer are behind --help-all.
 TRAINING_OPTIONS = (
-    "output_dir", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "seed", "bf16", "use_cpu",
-    "activation_checkpointing", "logging_steps", "save_steps", "report_to", "push_to_hub", "hub_model_id",
-)  # fmt: skip
+    "output_dir",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "seed",
+    "bf16",
+    "use_cpu",
+    "activation_checkpointing",
+    "logging_steps",
+    "save_steps",
+    "report_to",
+    "push_to_hub",
+    "hub_model_id",
+)
 DPO_OPTIONS = ("beta", "loss_type", "label_smoothing", "max_length", "precompute_ref_log_probs")
-MODEL_OPTIONS = ("model_name_or_path", "dtype", "attn_implementation", "use_peft", "lora_r", "lora_alpha",
-                 "load_in_4bit")  # fmt: skip
+MODEL_OPTIONS = (
+    "model_name_or_path",
+    "dtype",
+    "attn_implementation",
+    "use_peft",
+    "lora_r",
+    "lora_alpha",
+    "load_in_4bit",
+)
 DATA_OPTIONS = ("dataset_name", "dataset_config", "dataset_train_split", "dataset_test_split")
 # Options whose value is a path; a YAML may write them relative to its own folder or one above it.
 PATH_OPTIONS = ("model_name_or_path", "dataset_name")
@@ -82,8 +103,10 @@ def _option_error(err: Exception, argv: Sequence[str], config_path: str) -> Reci
     if not isinstance(err, OptionError):
         return RecipeError(f"{config_path}: {err}")
     sources = option_sources(argv, config_path)
-    lines = [f"--{name} {value!r} ({'from ' + sources[name] if name in sources else 'the default'}): must be {need}"
-             for name, value, need in err.problems]  # fmt: skip
+    lines = [
+        f"--{name} {value!r} ({'from ' + sources[name] if name in sources else 'the default'}): must be {need}"
+        for name, value, need in err.problems
+    ]
     return RecipeError("\n".join(lines))
 
 
@@ -116,8 +139,15 @@ def _help_of(field: dataclasses.Field) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def format_help(prog: str, method_label: str, default_config: Path, config_path: str, values: dict[str, Any],
-                fields: dict[str, dataclasses.Field], groups: list[tuple[str, list[str]]]) -> str:  # fmt: skip
+def format_help(
+    prog: str,
+    method_label: str,
+    default_config: Path,
+    config_path: str,
+    values: dict[str, Any],
+    fields: dict[str, dataclasses.Field],
+    groups: list[tuple[str, list[str]]],
+) -> str:
     """The short help: usage, then each group's options with the value this run would use and their help."""
     lines = [
         f"usage: {prog} [--config YAML] [--OPTION VALUE ...] [--debug] [--help-all]",
@@ -135,8 +165,11 @@ def format_help(prog: str, method_label: str, default_config: Path, config_path:
             lines.append(f"  --{name} {values.get(name)!r}")
             if _help_of(fields[name]):
                 lines.append(f"      {_help_of(fields[name])}")
-    lines += ["", f"{HELP_ALL}: every option (TRL's DPOConfig, transformers' TrainingArguments, PEFT, quantization).",
-              f"{DEBUG}: show the full traceback of an error."]  # fmt: skip
+    lines += [
+        "",
+        f"{HELP_ALL}: every option (TRL's DPOConfig, transformers' TrainingArguments, PEFT, quantization).",
+        f"{DEBUG}: show the full traceback of an error.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -16,20 +16,32 @@ are written, and `comparison.json` with the numbers. One seed: the spread over s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import sys
 import time
 from pathlib import Path
 
-from spac_hf.methods import method_of_run
+from spac_hf.budget import run_spend
+from spac_hf.methods import get_method, method_of_run
+from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.scripts.script_utils import save_figure
-from spac_hf.utils import atomic_write_json, atomic_write_text, read_json
+from spac_hf.utils import atomic_write_json, atomic_write_text, read_json, recorded_path
 
 
 RECIPES = ("spac", "dpo", "spin")  # the recipe scripts; `dpo` with T > 1 iterations is iterative DPO
 TIMING_FILE = "compare_timing.json"  # in each run folder: how long the run took when it ran, and the machine's load
 Z95 = 1.959964
+# How the embedded default's settings were chosen (recipes/default/tuning/search.json, a test ties the count to it):
+# one joint search, the same candidates for every method, scored on a validation split of the training prompts.
+DEFAULT_TUNING = {
+    "trials": 6,
+    "how": "the embedded default's joint search (recipes/default/tuning/search.json): 6 candidates of learning "
+    "rate, epochs and beta for every method, scored on 150 held-out training prompts",
+}
+PROTOCOL_KEYS = ("spent", "config_sha256", "tuning_trials", "tuning")  # what the protocol asks of each arm
+UNTUNED = "0: options after `--` change the tuned default, which no search covered"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,15 +65,44 @@ def run_methods(args: argparse.Namespace) -> dict[str, dict]:
         out = Path(args.output_dir) / name
         recipe_args = ["--output_dir", str(out), *(["--seed", str(args.seed)] if args.seed is not None else [])]
         print(f"\n=== {name}: {out} ===", flush=True)
-        fresh, started = not (out / "summary.json").exists(), time.perf_counter()
+        fresh, started, cpu_started = not (out / "summary.json").exists(), time.perf_counter(), time.process_time()
         load_before = os.getloadavg()[0]
         result = run_recipe(name, [*recipe_args, *args.passthrough])
         if fresh:  # the time of the run itself, kept beside it: a later comparison reusing the run reports it too
-            atomic_write_json(out / TIMING_FILE, {"wall_seconds": round(time.perf_counter() - started, 1),
-                                                  "load_average": [load_before, os.getloadavg()[0]]})  # fmt: skip
+            atomic_write_json(
+                out / TIMING_FILE,
+                {
+                    "wall_seconds": round(time.perf_counter() - started, 1),
+                    "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                    "load_average": [load_before, os.getloadavg()[0]],
+                },
+            )
         timing = read_json(out / TIMING_FILE, {"wall_seconds": None, "load_average": None})
-        runs[name] = {"summary": result.summary, "output_dir": str(out), **timing}
+        spent = {
+            **run_spend(result.summary, out),
+            "wall_s": timing["wall_seconds"],
+            "cpu_s": timing.get("cpu_seconds"),
+        }
+        runs[name] = {
+            "summary": result.summary,
+            "output_dir": str(out),
+            **timing,
+            "spent": spent,
+            **run_protocol(name, args.passthrough),
+        }
     return runs
+
+
+def run_protocol(recipe: str, passthrough: list[str]) -> dict:
+    """What the protocol asks a comparison to record of an arm besides its spend: the hash of its config (the
+    embedded YAML; options after `--` are recorded beside it) and the tuning trials its settings came from."""
+    config = EMBEDDED_DEFAULT / f"{get_method(recipe).paper.key}.yaml"  # the base config `run_recipe` parses
+    tuned = not passthrough
+    return {
+        "config_sha256": hashlib.sha256(config.read_bytes()).hexdigest()[:16],
+        "tuning_trials": DEFAULT_TUNING["trials"] if tuned else 0,
+        "tuning": DEFAULT_TUNING["how"] if tuned else UNTUNED,
+    }
 
 
 def comparison_rows(runs: dict[str, dict]) -> dict[str, dict]:
@@ -74,14 +115,25 @@ def comparison_rows(runs: dict[str, dict]) -> dict[str, dict]:
         if len(tasks) != 1:
             raise ValueError(f"{name}: the comparison needs exactly one true-reward task per run, got {tasks}")
         points = [
-            {"iteration": int(t), "mean": e["results"][tasks[0]]["mean"],
-             "stderr": e["results"][tasks[0]].get("mean_stderr"), "degenerate_fraction": e.get("degenerate_fraction")}
+            {
+                "iteration": int(t),
+                "mean": e["results"][tasks[0]]["mean"],
+                "stderr": e["results"][tasks[0]].get("mean_stderr"),
+                "degenerate_fraction": e.get("degenerate_fraction"),
+            }
             for t, e in sorted(evaluations.items(), key=lambda item: int(item[0]))
-        ]  # fmt: skip
+        ]
         method = method_of_run(summary["method"], len(summary["iterates"]))
-        rows[name] = {"method": method.name, "label": method.label, "task": tasks[0], "points": points,
-                      "wall_seconds": run["wall_seconds"], "load_average": run.get("load_average"),
-                      "output_dir": run["output_dir"]}  # fmt: skip
+        rows[name] = {
+            "method": method.name,
+            "label": method.label,
+            "task": tasks[0],
+            "points": points,
+            "wall_seconds": run["wall_seconds"],
+            "load_average": run.get("load_average"),
+            "output_dir": recorded_path(run["output_dir"]),
+            **{key: run[key] for key in PROTOCOL_KEYS if key in run},
+        }
     return rows
 
 
@@ -155,13 +207,12 @@ def main(argv: list[str] | None = None) -> dict:
     seed = (
         args.seed
         if args.seed is not None
-        else read_json(Path(rows[args.methods[0]]["output_dir"]) / "self_play_run.json", {}).get(
-            "seed", "of the YAMLs"
-        )
+        else read_json(Path(args.output_dir) / args.methods[0] / "self_play_run.json", {}).get("seed", "of the YAMLs")
     )
     command = " ".join(["spac-hf compare", *(argv if argv is not None else sys.argv[1:])])
-    atomic_write_json(out / "comparison.json", {"command": command, "seed": seed, "methods": rows,
-                                                "passthrough": args.passthrough})  # fmt: skip
+    atomic_write_json(
+        out / "comparison.json", {"command": command, "seed": seed, "methods": rows, "passthrough": args.passthrough}
+    )
     atomic_write_text(out / "comparison.md", comparison_markdown(rows, seed))
     save_figure(comparison_figure(rows), out / "comparison.png")
     print(

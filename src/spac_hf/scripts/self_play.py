@@ -92,9 +92,13 @@ class SelfPlayScriptArguments(ScriptArguments):
 
     def __post_init__(self):
         # Checked at parsing, with the training options: a bad count fails before any work, one line per option.
-        counts = {"max_train_samples": self.max_train_samples, "max_eval_samples": self.max_eval_samples,
-                  "true_reward_prompts": self.true_reward_prompts, "true_reward_samples": self.true_reward_samples,
-                  "true_reward_max_new_tokens": self.true_reward_max_new_tokens}  # fmt: skip
+        counts = {
+            "max_train_samples": self.max_train_samples,
+            "max_eval_samples": self.max_eval_samples,
+            "true_reward_prompts": self.true_reward_prompts,
+            "true_reward_samples": self.true_reward_samples,
+            "true_reward_max_new_tokens": self.true_reward_max_new_tokens,
+        }
         problems = [(name, value, ">= 1") for name, value in counts.items() if value is not None and value < 1]
         if problems:
             raise OptionError(problems)
@@ -287,8 +291,10 @@ def write_report(result: SelfPlayResult) -> str:
 
 def output_locations(out: Path, iterates: list[str], evaluated: bool) -> list[str]:
     """One line per output of the run, with its path, for the summary the run prints."""
-    lines = [f"- iterate {Path(p).name.removeprefix('iter_')}: `{p}` (model, tokenizer, model card `README.md`)"
-             for p in iterates]  # fmt: skip
+    lines = [
+        f"- iterate {Path(p).name.removeprefix('iter_')}: `{p}` (model, tokenizer, model card `README.md`)"
+        for p in iterates
+    ]
     lines.append(f"- this summary: `{out / 'summary.md'}`; every number: `{out / 'summary.json'}`")
     if evaluated:
         lines.append(f"- the plot: `{out / 'true_reward.png'}`; the results dataset: `{out / 'results'}`")

@@ -59,8 +59,10 @@ def review_evaluator(
         logger.info(
             "Evaluation: true reward of %s %.3f ± %.3f (%.0f%% degenerate)",
             "the starting model" if iteration == 0 else f"iterate {iteration}",
-            score["mean"], score["stderr"], 100 * score["degenerate_fraction"],
-        )  # fmt: skip
+            score["mean"],
+            score["stderr"],
+            100 * score["degenerate_fraction"],
+        )
         return {
             "results": {TASKS["reviews"].key: {"mean": score["mean"], "mean_stderr": score["stderr"]}},
             "degenerate_fraction": score["degenerate_fraction"],  # beside the results: a share, not a score to average
@@ -144,8 +146,11 @@ def instruction_following_evaluator(
             score["stderr"],
             score["mean_length_tokens"],
         )
-        results = {"mean": score["mean"], "mean_stderr": score["stderr"],
-                   "prompt_level_strict": score["prompt_level_strict"]}  # fmt: skip
+        results = {
+            "mean": score["mean"],
+            "mean_stderr": score["stderr"],
+            "prompt_level_strict": score["prompt_level_strict"],
+        }
         return {
             "results": {TASKS[TASK_NAME].key: results},
             # Beside the results: shares and lengths that make a win by writing longer or looping visible.

@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # a 0.9M model: one thread per pr
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no busy-waiting threads stealing the other process's core
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from spac_hf.utils import atomic_write_json, read_json
+from spac_hf.utils import atomic_write_json, read_json, recorded_path
 
 from . import design
 from .data import REGIMES, REPO_ROOT, prompt_splits, regime_data
@@ -225,7 +225,12 @@ class Runner:
             start = self.start_model(regime, seed, data)
             scratch = self.args.work_dir / "scratch" / regime / arm.name / tag
             result = run_arm(spec, data.pairs, start, self.prompts, scratch, test=test, log=self.log)
-            result.update(trial=trial, data_sha256=data.sha256, data_stats=data.stats, start_model=str(start))
+            result.update(
+                trial=trial,
+                data_sha256=data.sha256,
+                data_stats=data.stats,
+                start_model=recorded_path(start, REPO_ROOT),
+            )
             atomic_write_json(path, result)
         finally:
             claim.unlink(missing_ok=True)
@@ -242,7 +247,13 @@ class Runner:
             return
         try:
             atomic_write_json(
-                path, {"regime": regime, "seed": seed, "start_model": str(start), **self.start_scores(start, seed)}
+                path,
+                {
+                    "regime": regime,
+                    "seed": seed,
+                    "start_model": recorded_path(start, REPO_ROOT),
+                    **self.start_scores(start, seed),
+                },
             )
         finally:
             claim.unlink(missing_ok=True)

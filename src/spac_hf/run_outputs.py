@@ -19,7 +19,7 @@ from .hub import push_folder, push_results_dataset, results_dataset_rows, save_m
 from .hub.card_content import paired_samples
 from .integrity import read_json_cache
 from .run_folder import ITERATE_FILE, RunFolder, main_only
-from .utils import atomic_directory, atomic_write_json, kill_point, read_json, recorded_path
+from .utils import atomic_directory, atomic_write_json, kill_point, read_json
 
 
 if TYPE_CHECKING:
@@ -79,8 +79,10 @@ class RunOutputs:
         loss = read_json(folder / ITERATE_FILE, {}).get("loss") or {}
         if "effective_lam" in loss:  # lambda as the loss used it for this iterate (lam * sqrt(n) with sqrt_n)
             hyperparameters["effective_lam"] = loss["effective_lam"]
-        # Where a reader finds the model: its Hub repo when the run pushes, else the iterate's own folder.
-        where = self.folder.repo_id(f"iter{t}") if self.args.push_to_hub else recorded_path(self.folder.iterate(t))
+        # Where a reader finds the model: its Hub repo when the run pushes, else the iterate's own folder, by its full
+        # path so that the card's usage snippet runs from anywhere (a local card stays in the run folder; what is
+        # committed or pushed names no machine path).
+        where = self.folder.repo_id(f"iter{t}") if self.args.push_to_hub else str(self.folder.iterate(t))
         save_model_card(
             folder,
             repo_id=where,

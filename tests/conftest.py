@@ -82,3 +82,19 @@ def make_args(tmp_path):
         return config_class(**options)
 
     return make
+
+
+@pytest.fixture
+def sharp_dir(tiny_model_dir, tmp_path):
+    """The tiny model with larger weights, saved: greedy decoding has clear winners (no float near-ties)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(8.0)
+    path = tmp_path / "sharp"
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(path)
+    return str(path)

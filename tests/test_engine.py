@@ -20,21 +20,6 @@ from spac_hf.generation import add_self_play_column, generate_responses  # noqa:
 from helpers import sentence  # noqa: E402
 
 
-@pytest.fixture
-def sharp_dir(tiny_model_dir, tmp_path):
-    """The tiny model with larger weights, saved: greedy decoding has clear winners (no float near-ties)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(8.0)
-    path = tmp_path / "sharp"
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(path)
-    return str(path)
-
-
 def prompts(n=24, seed=0):
     rng = random.Random(seed)
     return [sentence(rng, 1, 12) + ":" for _ in range(n)]  # lengths differ, so batches need padding

@@ -5,7 +5,6 @@ import json
 import random
 
 import pytest
-import torch
 
 
 pytest.importorskip("ctranslate2")
@@ -16,20 +15,6 @@ from helpers import sentence  # noqa: E402
 
 # The weights are scaled by 8 (clear greedy winners), so log-probs are large: 1e-3 is float32 rounding at that scale.
 TOLERANCE = 1e-3
-
-
-@pytest.fixture
-def sharp_dir(tiny_model_dir, tmp_path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(8.0)
-    path = tmp_path / "sharp"
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(path)
-    return str(path)
 
 
 def _tasks(folder):

@@ -133,3 +133,18 @@ def test_the_loop_generates_with_the_engine(sharp_dir, tokenizer, make_args):
         model, tokenizer, generated["prompt"], temperature=0.0, max_new_tokens=6, distributed=False
     )
     assert generated["generated"] == expected
+
+
+def test_workers_split_the_batches_without_changing_the_texts(sharp_dir, tokenizer, tmp_path):
+    """Two one-thread workers give the greedy texts of one two-thread worker; sampling stays a function of the seed."""
+    folder = converted_model(sharp_dir, tmp_path / "ct2")
+    ids = [tokenize_prompt(tokenizer, {"prompt": t}) for t in prompts(10)]
+    options = dict(stop_ids=[tokenizer.eos_token_id], max_new_tokens=8, batch_size=4)
+    one, two = Engine(folder, threads=2, workers=1), Engine(folder, threads=2, workers=2)
+    greedy = one.generate(ids, temperature=0.0, **options)
+    assert two.generate(ids, temperature=0.0, **options) == greedy
+    assert len(set(map(tuple, greedy))) > 3  # the prompts lead to different answers
+    sampled = two.generate(ids, seed=5, **options)
+    assert two.generate(ids, seed=5, **options) == sampled != two.generate(ids, seed=6, **options)
+    with pytest.raises(ValueError, match="`workers` must be between 1 and threads=2, got 3"):
+        Engine(folder, threads=2, workers=3)

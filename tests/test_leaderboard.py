@@ -268,6 +268,8 @@ def test_resume_skips_existing_results(fixture_run, two_models, tmp_path, monkey
         ([], "No models"),
         (["--models", "base={tiny}", "--push-to-hub"], "--push-to-hub needs --hub-dataset-id"),
         (["--models", "base={tiny}", "--tasks-dir", "{missing}"], "--tasks-dir .*: no such folder"),
+        (["--models", "base={tiny}", "--lm-model", "hf", "--dtype", "int8"], "--dtype int8 needs --lm-model spac-ct2"),
+        (["--models", "base={tiny}", "--lm-model", "spac-ct2", "--dtype", "bfloat16"], "float32 or int8; got --dtype"),
     ],
 )
 def test_bad_input_fails_before_evaluating(argv, message, tiny_model_dir, tmp_path, monkeypatch, capsys):

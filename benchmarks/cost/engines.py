@@ -36,6 +36,8 @@ from spac_hf.utils import atomic_write_json, environment_info, torch_threads
 
 SMOLLM2 = "outputs/smollm2/model"
 DEFAULT_MODEL = "src/spac_hf/default/model"
+# `ctranslate2-<precision>`: one one-thread worker per thread; `-w<k>` names another layout (`-w1`: one worker on
+# every thread, the layout before workers existed).
 BACKENDS = ("hf", "ctranslate2-float32", "ctranslate2-int8")
 OUT = Path("results/cost/generation")
 RESULTS = "engines.json"
@@ -120,7 +122,7 @@ class Backends:
     def __init__(self, model_dir: str, threads: int, work: Path):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from spac_hf.engine import Engine, converted_model, path_key
+        from spac_hf.engine import converted_model, path_key
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -130,26 +132,29 @@ class Backends:
         start = time.perf_counter()
         folder = converted_model(model_dir, work / path_key(model_dir))
         self.conversion_s = time.perf_counter() - start
-        self.threads = threads
-        self.engines = {p: Engine(folder, precision=p, threads=threads) for p in ("float32", "int8")}
+        self.threads, self.folder, self.engines = threads, folder, {}
 
     def run(self, backend: str, prompts: list[list[int]], new_tokens: int, fixed_length: bool) -> list[list[int]]:
         if backend == "hf":
             return self._hf(prompts, new_tokens, fixed_length)
-        engine = self.engines[backend.split("-")[1]]
-        if fixed_length:
-            options = dict(max_length=new_tokens, min_length=new_tokens, sampling_topk=1)
-            results = engine.generator.generate_batch(
-                [engine.tokens(p) for p in prompts],
-                max_batch_size=len(prompts),
-                include_prompt_in_result=False,
-                end_token=self.stop_ids,
-                **options,
-            )
-            return [list(r.sequences_ids[0]) for r in results]
-        return engine.generate(
-            prompts, stop_ids=self.stop_ids, max_new_tokens=new_tokens, temperature=0.0, batch_size=len(prompts)
+        return self.engine(backend).generate(
+            prompts,
+            stop_ids=self.stop_ids,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens if fixed_length else 0,
+            temperature=0.0,
+            batch_size=len(prompts),
         )
+
+    def engine(self, backend: str):
+        """`ctranslate2-<precision>` (one one-thread worker per thread) or `ctranslate2-<precision>-w<workers>`."""
+        from spac_hf.engine import Engine
+
+        if backend not in self.engines:
+            _, precision, *layout = backend.split("-")
+            workers = int(layout[0][1:]) if layout else self.threads
+            self.engines[backend] = Engine(self.folder, precision=precision, threads=self.threads, workers=workers)
+        return self.engines[backend]
 
     @torch.no_grad()
     def _hf(self, prompts, new_tokens, fixed_length):
@@ -224,12 +229,12 @@ def kl(args, results: dict) -> None:
         else:
             texts = [r["instruction"] for r in alpaca_eval_instructions()[: args.kl_prompts]]
             prompts, new = chat_prompt_ids(backends.tokenizer, texts), args.kl_new_tokens
-        answers = backends.engines["float32"].generate(
+        answers = backends.engine("ctranslate2-float32").generate(
             prompts, stop_ids=backends.stop_ids, max_new_tokens=new, temperature=0.0
         )
         sequences = [p + a for p, a in zip(prompts, answers)]
-        exact = backends.engines["float32"].log_probs(sequences)
-        fast = backends.engines["int8"].log_probs(sequences)
+        exact = backends.engine("ctranslate2-float32").log_probs(sequences)
+        fast = backends.engine("ctranslate2-int8").log_probs(sequences)
         kls, flips, positions = [], 0, 0
         for p, e, f in zip(prompts, exact, fast):
             e, f = e[len(p) - 1 :], f[len(p) - 1 :]  # the positions that predict answer tokens
@@ -252,45 +257,47 @@ def kl(args, results: dict) -> None:
 
 
 def ifeval(args, results: dict) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from spac_hf.engine import converted_model, path_key
     from spac_hf.generation import generate_responses
 
     from benchmarks.eval_data.fetch import ifeval_rows
 
-    model_dir = args.models[0]
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    folder = converted_model(model_dir, args.work / path_key(model_dir))
-    rows = ifeval_rows()
-    prompts = spread(chat_prompt_ids(tokenizer, [r["prompt"] for r in rows]), len, args.prompts)
+    backends = Backends(args.models[0], args.threads, args.work)
+    tokenizer = backends.tokenizer
+    prompts = spread(chat_prompt_ids(tokenizer, [r["prompt"] for r in ifeval_rows()]), len, args.prompts)
     key = f"{len(prompts)}x{args.max_new_tokens}_batch{args.batch_size}"
     section = results["sections"].setdefault("ifeval", {}).setdefault(key, {"rows": []})
     texts = {}
-    backends = args.ifeval_backends
-    for backend in backends:
-        kind, _, precision = backend.partition("-")
+    for backend in args.ifeval_backends:
         start = time.perf_counter()
-        with torch_threads(args.threads):
-            out = generate_responses(
-                model if kind == "hf" else model_dir,
-                tokenizer,
+        if backend == "hf":  # the path the benchmarks take
+            with torch_threads(args.threads):
+                out = generate_responses(
+                    backends.model,
+                    tokenizer,
+                    prompts,
+                    max_new_tokens=args.max_new_tokens,
+                    temperature=0.0,
+                    batch_size=args.batch_size,
+                    distributed=False,
+                    desc=backend,
+                )
+        else:
+            engine = backends.engine(backend)
+            ids = engine.generate(
                 prompts,
+                stop_ids=backends.stop_ids,
                 max_new_tokens=args.max_new_tokens,
                 temperature=0.0,
                 batch_size=args.batch_size,
-                backend=kind,
-                precision=precision or "float32",
-                engine_cache_dir=str(folder),
-                distributed=False,
-                desc=backend,
             )
+            out = [tokenizer.decode(i, skip_special_tokens=True) for i in ids]
         seconds = time.perf_counter() - start
         texts[backend] = out
         tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in out)
         row = {
             "backend": backend,
+            "workers": 1 if backend == "hf" else backends.engine(backend).workers,
+            "threads": args.threads,
             "prompts": len(prompts),
             "max_new_tokens": args.max_new_tokens,
             "batch": args.batch_size,

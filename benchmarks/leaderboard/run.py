@@ -103,13 +103,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "interrupted evaluation resumes from the requests already answered",
     )
     parser.add_argument("--batch-size", default="8", help="per process; an integer or 'auto'")
-    parser.add_argument("--dtype", default="auto", help="auto (the checkpoint's), bfloat16, float16 or float32")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto (the checkpoint's), bfloat16, float16 or float32; with --lm-model spac-ct2: float32 (auto) or int8",
+    )
     parser.add_argument(
         "--lm-model",
         choices=LM_MODELS,
         default=None,
-        help="lm-eval's model: spac-ct2 (the CTranslate2 engine, float32; the default on CPU) or hf (the default on "
-        "a GPU)",
+        help="lm-eval's model: spac-ct2 (the CTranslate2 engine, float32 or --dtype int8; the default on CPU) or hf "
+        "(the default on a GPU)",
     )
     parser.add_argument(
         "--apply-chat-template",
@@ -141,6 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.task_limit = parse_task_limits(args.task_limit)
         if args.task_limit and args.limit is not None:
             raise ValueError("--limit and --task-limit cannot be combined")
+        engine_precision(args.lm_model or default_lm_model(), args.dtype)
         if args.tasks_dir is not None and not args.tasks_dir.is_dir():
             raise ValueError(f"--tasks-dir {args.tasks_dir}: no such folder")
         if args.tasks_dir is not None and args.tasks_dir.resolve() == SUITES[args.suite].tasks_dir:
@@ -253,6 +258,17 @@ def evaluate(spec: ModelSpec, suite: Suite, args: argparse.Namespace, manager) -
     )
 
 
+def engine_precision(lm_model: str, dtype: str) -> str | None:
+    """spac-ct2's precision for `--dtype` (None for hf); a combination the model cannot run is refused, named."""
+    if lm_model == "hf":
+        if dtype == "int8":
+            raise ValueError("--dtype int8 needs --lm-model spac-ct2 (lm-eval's hf model loads float types only).")
+        return None
+    if dtype not in ("auto", "float32", "int8"):
+        raise ValueError(f"--lm-model spac-ct2 evaluates in float32 or int8; got --dtype {dtype} (use --lm-model hf).")
+    return "int8" if dtype == "int8" else "float32"
+
+
 def default_lm_model() -> str:
     import torch
 
@@ -276,7 +292,8 @@ def evaluate_model(
 ) -> dict | None:
     """lm-eval's `simple_evaluate` of one local model or Hub id on `tasks` of `manager` (rank 0 gets the output).
 
-    `lm_model`: lm-eval's `hf` model, or `spac-ct2` (a local folder converted once for CTranslate2, float32).
+    `lm_model`: lm-eval's `hf` model, or `spac-ct2` (a local folder converted once for CTranslate2, float32 or, with
+    `dtype="int8"`, int8 weights).
     """
     import torch
     from lm_eval import simple_evaluate
@@ -291,15 +308,14 @@ def evaluate_model(
     if lm_model == "spac-ct2":
         import spac_hf.lm_eval_engine  # noqa: F401 (registers spac-ct2)
 
-        if dtype not in ("auto", "float32"):
-            raise ValueError(f"--lm-model spac-ct2 evaluates in float32; got --dtype {dtype} (use --lm-model hf).")
         model_args = {
             "pretrained": model,
-            "precision": "float32",
+            "precision": engine_precision(lm_model, dtype),
             **({"max_length": max_length} if max_length else {}),
         }
         lm = get_model(lm_model).create_from_arg_obj(model_args, {"batch_size": batch_size})
     else:
+        engine_precision(lm_model, dtype)  # refuses int8
         # Built as simple_evaluate(model="hf") would build it, so that the checkpoint's generation defaults can be
         # cleared: lm-eval bounds generation with `max_length`, but a `max_new_tokens` saved in the model's
         # generation_config.json takes precedence in transformers and would silently cut GSM8K's answers short.

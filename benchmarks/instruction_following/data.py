@@ -27,7 +27,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from spac_hf.tasks.instruction_following import (
@@ -98,15 +98,23 @@ def sample_constraints(rng: random.Random, base_prompt: str, num: int) -> tuple[
         ids.append(rng.choice(allowed))
     kwargs, descriptions = [], []
     for instruction_id in ids:
-        instruction = registry.INSTRUCTION_DICT[instruction_id](instruction_id)
-        with _seeded_global_random(rng.getrandbits(64)):
-            if instruction_id == "combination:repeat_prompt":
-                description = instruction.build_description(prompt_to_repeat=base_prompt)
-            else:
-                description = instruction.build_description()
-        kwargs.append(dict(instruction.get_instruction_args() or {}))
+        arguments, description = describe_constraint(instruction_id, base_prompt, rng)
+        kwargs.append(arguments)
         descriptions.append(description)
     return ids, kwargs, descriptions
+
+
+def describe_constraint(instruction_id: str, base_prompt: str, rng: random.Random) -> tuple[dict, str]:
+    """One instruction of lm-eval's registry with its arguments drawn from `rng` (one draw of it): (its kwargs as
+    lm-eval's checkers take them, its description). `combination:repeat_prompt` repeats `base_prompt`."""
+    registry, _ = registry_modules()
+    instruction = registry.INSTRUCTION_DICT[instruction_id](instruction_id)
+    with _seeded_global_random(rng.getrandbits(64)):
+        if instruction_id == "combination:repeat_prompt":
+            description = instruction.build_description(prompt_to_repeat=base_prompt)
+        else:
+            description = instruction.build_description()
+    return dict(instruction.get_instruction_args() or {}), description
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -129,24 +137,34 @@ def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def checked_source_prompts(rows: Sequence[dict] | None = None) -> list[dict]:
+    """The source prompts (`source_prompts()` unless `rows` is given), base prompts stripped; raises, naming the row,
+    if one is among IFEval's 541 (IFEval is the held-out benchmark: it is never trained on)."""
+    from benchmarks.eval_data.fetch import ifeval_rows
+
+    ifeval = {_normalise(row["prompt"]) for row in ifeval_rows()}
+    out = []
+    for row in source_prompts() if rows is None else rows:
+        base = row["base_prompt"].strip()
+        if _normalise(base) in ifeval:
+            raise ValueError(f"{row['id']} is an IFEval prompt: IFEval is held out and never trained on.")
+        out.append({**row, "base_prompt": base})
+    return out
+
+
 def build_prompts(seed: int = 0) -> list[dict]:
     """Every source prompt with 1-3 constraints drawn with `seed`: rows of `id, source, base_prompt, prompt,
     instruction_id_list, kwargs` (IFEval's schema, plus where the prompt came from). Reproducible for a seed.
 
     Raises if a base prompt is one of IFEval's 541 (IFEval is the held-out benchmark: it is never trained on)."""
-    from benchmarks.eval_data.fetch import ifeval_rows
-
-    ifeval = {_normalise(row["prompt"]) for row in ifeval_rows()}
     rows = []
-    for row in source_prompts():
-        base = row["base_prompt"].strip()
-        if _normalise(base) in ifeval:
-            raise ValueError(f"{row['id']} is an IFEval prompt: IFEval is held out and never trained on.")
+    for row in checked_source_prompts():
+        base = row["base_prompt"]
         # One generator per prompt, from (seed, id): a prompt's constraints do not depend on the others.
         rng = random.Random(f"{seed}/{row['id']}")
         ids, kwargs, descriptions = sample_constraints(rng, base, rng.randint(MIN_CONSTRAINTS, MAX_CONSTRAINTS))
         prompt = base + "\n\n" + " ".join(descriptions)
-        rows.append({**row, "base_prompt": base, "prompt": prompt, "instruction_id_list": ids, "kwargs": kwargs})
+        rows.append({**row, "prompt": prompt, "instruction_id_list": ids, "kwargs": kwargs})
     return rows
 
 
@@ -434,17 +452,20 @@ def write_dataset(
     prompts: Sequence[dict],
     provenance: dict,
     samples: Sequence[dict] = (),
+    card: str | None = None,
+    extra: Mapping[str, Sequence[dict]] | None = None,
 ) -> Path:
-    """Write the data set folder in one rename: train.jsonl, test.jsonl, prompts.jsonl, README.md, provenance.json,
-    and samples.jsonl (all K of mu's responses per training prompt with their rewards, when given)."""
+    """Write the data set folder in one rename: train.jsonl, test.jsonl, prompts.jsonl, README.md (`card`, default
+    the first design's), provenance.json, samples.jsonl (all K of mu's responses per training prompt with their
+    rewards, when given) and each `extra` file (name -> rows)."""
     out = Path(out)
     with atomic_directory(out) as tmp:
-        if samples:
-            atomic_write_text(tmp / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in samples))
+        for name, rows in {**(extra or {}), **({"samples.jsonl": samples} if samples else {})}.items():
+            atomic_write_text(tmp / name, "".join(json.dumps(r) + "\n" for r in rows))
         atomic_write_text(tmp / "train.jsonl", "".join(json.dumps(r) + "\n" for r in train))
         atomic_write_text(tmp / "test.jsonl", "".join(json.dumps(r) + "\n" for r in test))
         atomic_write_text(tmp / "prompts.jsonl", "".join(json.dumps(r) + "\n" for r in prompts))
-        atomic_write_text(tmp / "README.md", data_card(provenance))
+        atomic_write_text(tmp / "README.md", data_card(provenance) if card is None else card)
         atomic_write_json(tmp / "provenance.json", provenance)
     return out
 
@@ -505,31 +526,34 @@ Columns: `prompt`, `chosen`, `rejected` (conversational), `id` (source and index
 """
 
 
+# The data designs: `v1` (1-3 constraints per prompt, the committed benchmark's data; its defaults below) and
+# `single_constraint` (issue 25: one constraint per prompt of a kind mu follows sometimes; its defaults in its module).
+DESIGNS = ("v1", "single_constraint")
+V1_DEFAULTS = dict(num_train=64, num_test=32, responses_per_prompt=4, max_new_tokens=48, max_prompt_tokens=96)
+V1_DEFAULTS.update(batch_size=64, seed=0, threads=None)
+INT_OPTIONS = ("num_train", "num_test", "responses_per_prompt", "max_new_tokens", "max_prompt_tokens", "batch_size")
+INT_OPTIONS += ("seed", "threads", "prompts_per_kind", "chunk_prompts")
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
+    from benchmarks.instruction_following import single_constraint
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="the behaviour policy mu (a local model folder)")
     parser.add_argument("--out", required=True, type=Path, help="the data set folder to write")
-    parser.add_argument("--num-train", type=int, default=64)
-    parser.add_argument("--num-test", type=int, default=32)
-    parser.add_argument("--responses-per-prompt", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--max-prompt-tokens", type=int, default=96)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--design", choices=DESIGNS, default="v1", help="the data design (default: %(default)s)")
+    for name in INT_OPTIONS:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help="default: the design's")
+    parser.add_argument("--kinds", nargs="+", default=None, help="single_constraint: candidate kinds (default: all)")
     args = parser.parse_args(argv)
-    path = build_preference_data(
-        args.model,
-        args.out,
-        num_train=args.num_train,
-        num_test=args.num_test,
-        responses_per_prompt=args.responses_per_prompt,
-        max_new_tokens=args.max_new_tokens,
-        max_prompt_tokens=args.max_prompt_tokens,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        threads=args.threads,
-    )
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("model", "out", "design", "kinds")}
+    if args.design == "v1":
+        extra = sorted(set(given) - set(V1_DEFAULTS))
+        if extra or args.kinds:
+            parser.error(f"--design v1 takes no {[*extra, *(['kinds'] if args.kinds else [])]}")
+        path = build_preference_data(args.model, args.out, **{**V1_DEFAULTS, **given})
+    else:
+        path = single_constraint.build_single_constraint_data(args.model, args.out, kinds=args.kinds, **given)
     logger.info("wrote %s", path)
     return path
 

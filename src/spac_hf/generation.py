@@ -62,7 +62,10 @@ def _generate_hf(
     batch_size: int,
     show_progress: bool,
     desc: str,
+    finished: dict[int, bool] | None = None,
 ) -> list[tuple[int, str]]:
+    """(index, text) per prompt of `indices`; with `finished`, also whether each response ended on a stop token
+    (False: it ran to `max_new_tokens`, cut), keyed by index."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = stop_token_ids(model.generation_config, tokenizer)
     # top_k=0 must be passed explicitly: transformers' `generate` otherwise applies top_k=50 and y would not be ~ pi_t.
@@ -100,6 +103,8 @@ def _generate_hf(
             )
             for row, i in enumerate(batch):
                 results.append((i, tokenizer.decode(output[row, width:], skip_special_tokens=True)))
+                if finished is not None:  # `generate` keeps the stop token (and pads after it)
+                    finished[i] = any(t in stop_ids for t in output[row, width:].tolist())
     finally:
         model.train(was_training)
     return results
@@ -116,6 +121,7 @@ def _generate_vllm(
     top_k: int,
     seed: int,
     gpu_memory_utilization: float = 0.9,
+    finished: dict[int, bool] | None = None,
 ) -> list[tuple[int, str]]:
     """vLLM backend. Untested in CI (no GPU, and no vLLM release installs beside transformers 5.23): see README."""
     try:
@@ -131,6 +137,8 @@ def _generate_vllm(
         max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k or -1, seed=seed
     )
     outputs = llm.generate([TokensPrompt(prompt_token_ids=prompt_ids[i]) for i in indices], params)
+    if finished is not None:
+        finished.update({i: out.outputs[0].finish_reason != "length" for i, out in zip(indices, outputs)})
     return [(i, out.outputs[0].text) for i, out in zip(indices, outputs)]
 
 
@@ -146,6 +154,7 @@ def _generate_engine(
     seed: int,
     show_progress: bool,
     desc: str,
+    finished: dict[int, bool] | None = None,
     **sampling,
 ) -> list[tuple[int, str]]:
     from transformers import AutoConfig, GenerationConfig
@@ -167,6 +176,10 @@ def _generate_engine(
             [prompt_ids[i] for i in part], stop_ids=stop_ids, batch_size=batch_size, seed=seed + start, **sampling
         )
         results += [(i, tokenizer.decode(ids, skip_special_tokens=True)) for i, ids in zip(part, outputs)]
+        if finished is not None:
+            # The engine drops the stop token, which counts toward the length: a response that stopped has fewer
+            # than `max_new_tokens` tokens, a cut one exactly that many.
+            finished.update({i: len(ids) < sampling["max_new_tokens"] for i, ids in zip(part, outputs)})
     return results
 
 
@@ -207,7 +220,8 @@ def generate_responses(
     engine_cache_dir: str | None = None,
     distributed: bool = True,
     desc: str = "Generating",
-) -> list[str]:
+    return_finished: bool = False,
+) -> list[str] | tuple[list[str], list[bool]]:
     """Sample one response per prompt from `model` and return the texts in the prompts' order, on every process.
 
     Args:
@@ -221,6 +235,8 @@ def generate_responses(
             `False`, this process generates everything alone (e.g. an evaluation on the main process only).
         precision: `ctranslate2` only: `"float32"` (greedy texts equal to transformers') or `"int8"` (faster).
         engine_cache_dir: `ctranslate2` only: where the converted model is kept (default: inside the model folder).
+        return_finished: also return, per response, whether it ended on a stop token within `max_new_tokens`
+            (False: the cap cut it), as `(texts, finished)`: a cut response cannot tell from its text alone.
 
     Responses are decoded without special tokens (the EOS is not part of the text).
     """
@@ -242,6 +258,7 @@ def generate_responses(
     ]
     indices = _shard(prompt_ids, rank, world)
     show_progress = state is None or state.is_local_main_process
+    finished: dict[int, bool] | None = {} if return_finished else None
     if backend == "hf":
         if isinstance(model, str):
             raise TypeError("backend='hf' needs a loaded model, got a path; load it with AutoModelForCausalLM.")
@@ -256,21 +273,27 @@ def generate_responses(
                 batch_size=batch_size,
                 show_progress=show_progress,
                 desc=desc,
+                finished=finished,
                 **sampling,
             )
     elif backend == "vllm":
-        local = _generate_vllm(model, prompt_ids, indices, seed=seed + rank, **sampling)
+        local = _generate_vllm(model, prompt_ids, indices, seed=seed + rank, finished=finished, **sampling)
     else:
         local = _generate_engine(
             model, folder, prompt_ids, indices, tokenizer, precision=precision,
-            batch_size=batch_size, seed=seed + rank, show_progress=show_progress, desc=desc, **sampling,
+            batch_size=batch_size, seed=seed + rank, show_progress=show_progress, desc=desc, finished=finished,
+            **sampling,
         )  # fmt: skip
+    if finished is not None:
+        local = [(i, text, finished[i]) for i, text in local]
     gathered = gather_object(local) if world > 1 else local
     texts: list[str | None] = [None] * len(prompt_ids)
-    for i, text in gathered:
+    ended: list[bool | None] = [None] * len(prompt_ids)
+    for i, text, *stopped in gathered:
         texts[i] = text
+        ended[i] = stopped[0] if stopped else None
     assert all(t is not None for t in texts), "a prompt was lost while gathering generations"
-    return texts
+    return (texts, ended) if return_finished else texts
 
 
 def as_response(text: str, conversational: bool) -> str | list[dict]:

@@ -136,15 +136,19 @@ def mean_task_reward(
     seed: int = 0,
     batch_size: int = 32,
     num_examples: int = 3,
+    backend: str = "hf",
+    engine_cache_dir: str | None = None,
 ) -> dict:
     """The in-distribution score of a model on task rows (greedy by default): the mean reward (instruction-level strict
     accuracy) with its standard error over prompts, the prompt-level strict accuracy, the mean response length in
-    tokens, the share of degenerate responses, and a few examples."""
+    tokens, the share of responses the cap cut (no stop token within `max_new_tokens`), the share of degenerate
+    responses, every response, and a few examples. `model` is a loaded model for `backend="hf"`, the path of a saved
+    one for `backend="ctranslate2"` (`spac_hf.generation.generate_responses`)."""
     from ..generation import generate_responses
 
     started = time.perf_counter()
     prompts = [[{"role": "user", "content": row["prompt"]}] for row in rows]
-    responses = generate_responses(
+    responses, finished = generate_responses(
         model,
         tokenizer,
         prompts,
@@ -154,6 +158,9 @@ def mean_task_reward(
         batch_size=batch_size,
         distributed=False,
         desc="Scoring the instruction-following reward",
+        backend=backend,
+        engine_cache_dir=engine_cache_dir,
+        return_finished=True,
     )
     # Scored by the task's `evaluate` metric (spac_hf/metrics/instruction_following_reward), the one scoring path.
     ifeval_modules()  # NLTK's Punkt data in place before the metric imports lm-eval's checkers
@@ -171,9 +178,10 @@ def mean_task_reward(
         "stderr": stderr,
         "prompt_level_strict": scores["prompt_level_strict_acc"],
         "mean_length_tokens": sum(lengths) / len(lengths),
-        "truncated_fraction": sum(n >= max_new_tokens for n in lengths) / len(lengths),
+        "truncated_fraction": sum(not f for f in finished) / len(finished),
         "degenerate_fraction": sum(map(is_degenerate, responses)) / len(responses),
         "per_prompt": rewards,
+        "responses": responses,
         "examples": [
             {"prompt": rows[i]["prompt"], "response": responses[i], "reward": rewards[i]}
             for i in range(min(num_examples, len(rows)))

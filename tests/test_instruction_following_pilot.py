@@ -63,6 +63,9 @@ def test_quick_pilot_end_to_end_numbers_come_from_the_scored_responses(sharp_dir
     results = pilot.main(argv)
 
     assert json.loads((out / "pilot.json").read_text()) == json.loads(json.dumps(results))
+    assert json.loads((out / "data_provenance.json").read_text()) == json.loads(
+        (folder / "provenance.json").read_text()
+    )
     attempts = results["attempts"]
     assert results["status"] in ("pass", "cannot move the model")
     if results["status"] == "pass":
@@ -99,3 +102,27 @@ def test_quick_pilot_end_to_end_numbers_come_from_the_scored_responses(sharp_dir
     monkeypatch.setattr("spac_hf.scripts.self_play.main", must_not_run)
     again = pilot.main(argv)
     assert again["attempts"] == results["attempts"] and again["sft"] == results["sft"]
+
+
+def test_readme_declares_the_design_the_code_runs():
+    """The redesign section states the constants the code declares, and says "not yet run" until pilot.json exists."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "benchmarks" / "instruction_following" / "README.md").read_text().split())
+    section = readme[readme.index("## Redesign (issue 25)") : readme.index("## The task")]
+    d = sc.DEFAULTS
+    low, high = sc.FOLLOW_RATE_BOUNDS
+    assert f"gets {d['prompts_per_kind']} prompts with that one constraint" in section
+    assert f"samples {d['responses_per_prompt']} responses to each at temperature {d['temperature']:g}" in section
+    assert f"between {low:.0%} and {high:.0%} of the time" in section
+    assert f"the length cap ({d['max_new_tokens']} new tokens)" in section
+    assert f"{sc.MAX_CUT_SHARE:.0%} or more is refused" in section
+    assert f"{d['num_train']} training prompts" in section and f"{d['responses_per_prompt']} samples each" in section
+    assert f"Fewer than {sc.MIN_PAIRS} pairs" in section and f"(tau {d['tau']})" in section
+    assert f"{d['num_test']} held-out prompts of the same design" in section
+    assert f"{pilot.STEPS} optimizer steps of {pilot.BATCH} pairs at a constant learning rate of 1e-5" in section
+    assert pilot.LEARNING_RATE == 1e-5 and f"by at least {pilot.MIN_GAIN}" in section
+    assert f"x{pilot.RETRY_FACTOR:g} when the gain fell short, /{pilot.RETRY_FACTOR:g}" in section
+    done = (root / pilot.DEFAULT_OUT / "pilot.json").exists()
+    assert ("**Not yet run.**" in section) != done

@@ -17,7 +17,8 @@ held-out in-distribution reward clearly above the SFT model's. The gate, declare
     python -m benchmarks.instruction_following.pilot --quick --model <tiny model> --data <data> --out <tmp>   # tests
 
 Every stage is kept when it finishes (the data set, each score, each training run) and reused by a rerun;
-`pilot.json` is rewritten after each stage (status "partial" until the decision) with the command that resumes.
+`pilot.json` is rewritten after each stage (status "partial" until the decision) with the command that resumes, beside
+`responses.jsonl` (every scored response) and `data_provenance.json` (the data's follow rates, cuts and label noise).
 """
 
 from __future__ import annotations
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
             "environment": environment_info(),
         }
         args.out.mkdir(parents=True, exist_ok=True)
+        # The data's record beside the gate (the data set itself stays in outputs/): follow rates, cuts, label noise.
+        atomic_write_json(args.out / "data_provenance.json", provenance)
 
         def save(responses: dict[str, list[str]]) -> None:
             results["compute_seconds"] = seconds
@@ -359,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
                 )
             save(responses)
         save(responses)
-    stage(f"decision: {results['decision']}; wrote {args.out}/pilot.json and responses.jsonl")
+    stage(f"decision: {results['decision']}; wrote pilot.json, responses.jsonl and data_provenance.json in {args.out}")
     return results
 
 

@@ -57,6 +57,20 @@ def test_an_unknown_constraint_kind_is_refused_by_name():
         sc.candidate_kinds(["punctuation:no_comma", "punctuation:no_dots"])
 
 
+def test_prompts_take_the_kinds_in_turn_and_none_is_lost_between_uses(tokenizer):
+    bases = [{"id": f"b{i}", "base_prompt": " ".join(["cat"] * (300 if i == 1 else 3))} for i in range(8)]
+    remaining = iter(bases)
+    kinds = ["punctuation:no_comma", "detectable_format:title"]
+    first = sc.assign(remaining, kinds, 2, tokenizer, 200, 0, "estimation")
+    assert [r["id"] for r in first] == ["b0", "b2"]  # b1 is too long: skipped, and b2 takes its kind
+    assert [r["instruction_id_list"][0] for r in first] == kinds
+    assert first[0]["prompt"].startswith("cat cat cat\n\n") and first[0]["kwargs"] == [{}]
+    second = sc.assign(remaining, kinds, 3, tokenizer, 200, 0, "held-out prompts")
+    assert [r["id"] for r in second] == ["b3", "b4", "b5"]  # the next use starts where the last one stopped
+    with pytest.raises(ValueError, match=r"Only 2 source prompts are left for the training prompts .*--max-prompt"):
+        sc.assign(remaining, kinds, 3, tokenizer, 200, 0, "training prompts")
+
+
 def test_a_cut_sample_is_never_paired_so_never_chosen():
     row = {"id": "p", "prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     # The only follower was cut: the uncut samples all fail, so no pair (not a pair with the cut follower).
@@ -90,7 +104,7 @@ def test_too_few_pairs_is_refused_naming_the_settings():
     # 1 - 0.5^4 - 0.5^4 = 0.875 and 1 - 0.1^4 - 0.9^4 = 0.3438
     assert sc.expected_pairs(rates, rows, 4) == pytest.approx(0.875 + 1 - 0.1**4 - 0.9**4)
     settings = {"num_train": 500, "responses_per_prompt": 4}
-    sc.check_pairs(sc.MIN_PAIRS, settings, "")
+    sc.check_pairs(sc.MIN_PAIRS, settings, "in fact")
     with pytest.raises(
         ValueError, match=r"gives in expectation 299 pairs, fewer than 300: raise --num-train \(now 500\)"
     ):

@@ -12,10 +12,16 @@ task labels its pairs), so only mu's own responses are ever preferred: a covered
 IFEval's 541 prompts are never trained on (a check refuses any overlap); a held-out split of the constructed prompts
 gives an in-distribution reward.
 
+Two designs (`--design`): `v1`, the committed benchmark's data (this module: 1-3 constraints per prompt; its settings
+are recorded in its results, so its builder stays as it was), and `single_constraint` (issue 25, in
+`benchmarks.instruction_following.single_constraint`: one constraint per prompt, of a kind mu follows sometimes).
+
     from benchmarks.instruction_following.data import build_prompts
     rows = build_prompts(seed=0)                    # 1555 prompts with their constraints, reproducibly
 
     python -m benchmarks.instruction_following.data --model outputs/smollm2/model --out outputs/ifdata   # the data
+    python -m benchmarks.instruction_following.data --design single_constraint --model outputs/smollm2/model \
+        --out outputs/instruction_following/single_constraint
 """
 
 from __future__ import annotations

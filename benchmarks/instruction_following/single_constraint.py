@@ -155,11 +155,11 @@ def assign(
     `max_prompt_tokens` is skipped and the next one takes its kind. Too few prompts is an error naming the setting."""
     rows: list[dict] = []
     for base in bases:
-        if len(rows) == count:
-            break
         row = single_constraint_row(base, kinds[len(rows) % len(kinds)], seed)
         if prompt_length(tokenizer, row["prompt"]) <= max_prompt_tokens:
             rows.append(row)
+        if len(rows) == count:  # checked after taking one: the next use of `bases` starts at the next prompt
+            break
     if len(rows) < count:
         raise ValueError(
             f"Only {len(rows)} source prompts are left for the {what} with at most {max_prompt_tokens} tokens; asked "
@@ -453,7 +453,7 @@ def build_single_constraint_data(
         engine_cache_dir=cache,
     )
     pairs, no_pair = pair_rows(train_rows, done, random.Random(f"{DESIGN}/labels/{seed}"), settings["tau"])
-    check_pairs(len(pairs), settings, "")
+    check_pairs(len(pairs), settings, "in fact")
     train_cut = sum(sum(done[r["id"]]["cut"]) for r in train_rows)
     train_samples = len(train_rows) * settings["responses_per_prompt"]
     rewards = [x for r in train_rows for x in done[r["id"]]["rewards"]]

@@ -102,6 +102,10 @@ def test_quick_pilot_end_to_end_numbers_come_from_the_scored_responses(sharp_dir
     monkeypatch.setattr("spac_hf.scripts.self_play.main", must_not_run)
     again = pilot.main(argv)
     assert again["attempts"] == results["attempts"] and again["sft"] == results["sft"]
+    assert again["compute_seconds"] == results["compute_seconds"]  # what each stage cost when it ran, not the reuse
+    assert set(results["compute_seconds"]) == {"score_sft"} | {
+        f"{k}_{a['attempt']}" for a in attempts for k in ("train", "score")
+    }
 
 
 def test_readme_declares_the_design_the_code_runs():

@@ -78,6 +78,11 @@ def test_quick_pilot_end_to_end_numbers_come_from_the_scored_responses(sharp_dir
         )
         assert attempts[1]["learning_rate"] == pytest.approx(expected)
     assert all(a["optimizer_steps"] == pilot.QUICK_STEPS for a in attempts)
+    run = json.loads((tmp_path / "work" / "lr_1e-05" / "dpo" / "seed_0" / "benchmark_run.json").read_text())
+    assert run["settings"]["per_device_train_batch_size"] * run["settings"]["gradient_accumulation_steps"] == 4
+    assert (
+        run["settings"]["learning_rate"] == pilot.LEARNING_RATE and run["settings"]["lr_scheduler_type"] == "constant"
+    )
 
     # Every number of pilot.json, recomputed from the responses the pilot scored.
     lines = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]

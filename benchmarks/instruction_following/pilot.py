@@ -50,6 +50,10 @@ DEFAULT_OUT = "results/instruction_following/pilot"
 MIN_GAIN = 0.08
 STEPS = 100
 BATCH = 4
+# Pairs per forward pass: a DPO batch of 4 pairs at the longest pairs (about 680 tokens) holds 8 sequences, about 15 GB
+# of activations in float32 on this 24 GB machine (measured: 3.7 GB for 2 sequences of 680 tokens); 2 pairs at a time,
+# accumulated twice, give the same optimizer step in half the memory.
+MICRO_BATCH = 2
 LEARNING_RATE = 1e-5  # the recipe's (recipes/smollm2/dpo.yaml), constant
 RETRY_FACTOR = 3.0
 QUICK_STEPS = 4
@@ -145,9 +149,9 @@ def train(data_dir: Path, work_dir: Path, model: str, learning_rate: float, step
         "--max_steps",
         str(steps),
         "--per_device_train_batch_size",
-        str(BATCH),
+        str(MICRO_BATCH),
         "--gradient_accumulation_steps",
-        "1",
+        str(BATCH // MICRO_BATCH),
         "--max_length",
         str(max_length),
         "--true_reward_prompts",
@@ -261,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "label_noise": provenance.get("label_noise"),
                 "optimizer_steps": steps,
                 "batch_size": BATCH,
+                "micro_batch_size": MICRO_BATCH,
                 "pairs_seen": steps * BATCH,
                 "lr_scheduler_type": "constant",
                 "max_length": max_length,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .integrity import _discard
+from .run.integrity import _discard
 from .utils import atomic_directory, atomic_write_json
 
 

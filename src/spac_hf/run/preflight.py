@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from datasets import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from .config import SelfPlayConfig
-from .data import (
+from ..config import SelfPlayConfig
+from ..data import (
     check_prompt_lengths,
     prompt_lengths,
     require_map_style,
@@ -26,21 +26,21 @@ from .data import (
     validate_preference_dataset,
     with_explicit_prompt,
 )
-from .hub import check_repo_id
+from ..hub import check_repo_id
+from ..methods import Method, get_method, method_of_run
+from .folder import RunFolder
+from .identity import check_run_record, run_identity
 from .integrity import check_saved_model
-from .methods import Method, get_method, method_of_run
-from .run_folder import RunFolder
-from .run_identity import check_run_record, run_identity
 
 
 if TYPE_CHECKING:
-    from .run_outputs import EvaluateFn
+    from .outputs import EvaluateFn
 
 
 @dataclass(frozen=True)
 class ValidatedRun:
     """The state of one run, built once by `validate_run` and shared by reference by the loop (`loop.py`) and what it
-    publishes (`run_outputs.py`): nothing in it needs checking again, and nothing replaces it during the run."""
+    publishes (`outputs.py`): nothing in it needs checking again, and nothing replaces it during the run."""
 
     method: Method  # the record of the method this run is (`"dpo"` with T > 1 is iterative DPO)
     args: SelfPlayConfig

@@ -3,7 +3,7 @@
 Layout of `output_dir`; every path is built here (pi_t's, the Hub repos' names and the models' labels too), and every
 step is durable and written atomically (a step is done when its marker exists):
 
-    self_play_run.json          what this run is (every option that changes results, `run_identity.py`);
+    self_play_run.json          what this run is (every option that changes results, `identity.py`);
                                 written once the inputs are validated, checked on resume
     work/iter_<t>/generated/    the part's data with the self-play responses (`datasets.save_to_disk`)
     work/iter_<t>/generated_eval/
@@ -42,8 +42,8 @@ from typing import Any, TypeVar
 from accelerate import PartialState
 from accelerate.logging import get_logger
 
+from .identity import write_run_record
 from .integrity import damaged_file, remove_leftovers
-from .run_identity import write_run_record
 
 
 logger = get_logger(__name__)
@@ -69,7 +69,7 @@ def _check_not_main_only(what: str) -> None:
         raise RankRuleError(
             f"{what} waits for every process, but it was called inside the main-only function `{inside}`, which the "
             "other processes never enter: a multi-process run would hang here. Compute or read the value before the "
-            "main-only step and pass it in (the rank rule, spac_hf/run_folder.py)."
+            "main-only step and pass it in (the rank rule, spac_hf/run/folder.py)."
         )
 
 
@@ -181,7 +181,7 @@ class RunFolder:
 
 @main_only
 def record_run(folder: RunFolder, identity: dict[str, Any]) -> None:
-    """Write the run record; only once every input has been validated (`spac_hf.preflight`)."""
+    """Write the run record; only once every input has been validated (`spac_hf.run.preflight`)."""
     write_run_record(folder.run_file, identity)
 
 

@@ -1,7 +1,7 @@
 """What a `run_self_play` run publishes besides the iterates' weights: evaluations, model cards, the results dataset,
 pushes to the Hub, the average of the iterates and the summary.
 
-Every function here follows the rank rule of `run_folder`: every process calls it, the main process alone writes.
+Every function here follows the rank rule of `folder.py`: every process calls it, the main process alone writes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from accelerate.logging import get_logger
 
-from .hub import push_folder, push_results_dataset, results_dataset_rows, save_model_card, save_results_dataset
-from .hub.card_content import paired_samples
+from ..hub import push_folder, push_results_dataset, results_dataset_rows, save_model_card, save_results_dataset
+from ..hub.card_content import paired_samples
+from ..utils import atomic_directory, atomic_write_json, kill_point, read_json
+from .folder import ITERATE_FILE, RunFolder, main_only
 from .integrity import read_json_cache
-from .run_folder import ITERATE_FILE, RunFolder, main_only
-from .utils import atomic_directory, atomic_write_json, kill_point, read_json
 
 
 if TYPE_CHECKING:

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from datasets import Dataset, load_from_disk
 
 
-if TYPE_CHECKING:  # run_folder imports this module (`damaged_file`)
-    from .run_folder import RunFolder
+if TYPE_CHECKING:  # folder.py imports this module (`damaged_file`)
+    from .folder import RunFolder
 
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from transformers import Trainer
 
 from spac_hf import SelfPlayConfig, SPACConfig, run_self_play
 from spac_hf.data import DatasetValidationError
-from spac_hf.run.folder import RUN_FILE, RunFolder
+from spac_hf.run.folder import RUN_FILE, RunFolder, remove_leftovers
 from spac_hf.run.identity import (
     IGNORED_FIELDS,
     RESULT_FIELDS,
@@ -30,7 +30,7 @@ from spac_hf.run.identity import (
     run_identity,
     write_run_record,
 )
-from spac_hf.run.integrity import DamagedRunError, load_cached_dataset, read_json_cache, remove_leftovers
+from spac_hf.run.integrity import DamagedRunError, load_cached_dataset, read_json_cache
 from spac_hf.run.preflight import validate_run
 
 from helpers import preference_rows
@@ -368,7 +368,7 @@ def test_damaged_cached_data_is_discarded_with_a_warning(tmp_path, caplog):
     cache.write_bytes(cache.read_bytes()[:100])
     (arrow,) = path.glob("data-*.arrow")
     arrow.write_bytes(arrow.read_bytes()[:-300])
-    with caplog.at_level(logging.WARNING, logger="spac_hf.run.integrity"):
+    with caplog.at_level(logging.WARNING, logger="spac_hf.utils"):
         assert load_cached_dataset(path, "the generated responses of iteration 2") is None
     assert f"Discarding the cache file {cache}" in caplog.text
     assert f"Discarding the generated responses of iteration 2 {path}: it is damaged" in caplog.text
@@ -381,7 +381,7 @@ def test_damaged_evaluation_is_discarded(tmp_path, caplog):
     path.write_text('{"results": {"a": 1}}')
     assert read_json_cache(path) == {"results": {"a": 1}}
     path.write_text('{"results": {"a"')
-    with caplog.at_level(logging.WARNING, logger="spac_hf.run.integrity"):
+    with caplog.at_level(logging.WARNING, logger="spac_hf.utils"):
         assert read_json_cache(path, "the evaluation") is None
     assert f"Discarding the evaluation {path}" in caplog.text and not path.exists()
 
@@ -431,6 +431,8 @@ def test_a_kill_while_replacing_a_folder_leaves_only_what_resume_removes(tmp_pat
 
 
 def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
+    from accelerate import PartialState
+
     out = tmp_path / "run"
     keep = [out / RUN_FILE, out / "iter_1" / "iterate.json", out / "work" / "iter_2" / "checkpoints" / "checkpoint-2",
             out / "work" / "iter_1" / "generated" / "data-00000-of-00001.arrow"]  # fmt: skip
@@ -450,7 +452,8 @@ def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
             path.write_text("x")
         else:
             path.mkdir()
-    with caplog.at_level(logging.WARNING, logger="spac_hf.run.integrity"):
+    PartialState()  # the run folder logs through accelerate's logger, as inside the loop
+    with caplog.at_level(logging.WARNING, logger="spac_hf.run.folder"):
         removed = remove_leftovers(RunFolder(out), 2, finished=[1])
     assert sorted(removed) == sorted(leftovers)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in leftovers)

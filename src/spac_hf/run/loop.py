@@ -39,8 +39,8 @@ from .folder import (
     remove_checkpoints_after,
 )
 from .integrity import load_cached_dataset
-from .outputs import EvaluateFn, RunOutputs
-from .preflight import ValidatedRun, validate_run
+from .outputs import RunOutputs
+from .preflight import EvaluateFn, ValidatedRun, validate_run
 
 
 __all__ = ["EvaluateFn", "SelfPlayResult", "last_complete_checkpoint", "run_self_play"]

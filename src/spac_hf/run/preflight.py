@@ -10,9 +10,10 @@ cleanly. Errors name what the user wrote: the argument (`train_dataset`, `eval_d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from datasets import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -33,8 +34,13 @@ from .identity import check_run_record, run_identity
 from .integrity import check_saved_model
 
 
-if TYPE_CHECKING:
-    from .outputs import EvaluateFn
+EvaluateFn = Callable[[str, int], dict]
+"""`evaluate(model_path, iteration) -> {"results": {task: {metric: value, "<metric>_stderr": value}}, ...}`.
+
+Iteration 0 is the starting model. Runs on the main process. The `results` part (lm-eval's layout, so lm-eval output
+works as is) goes into the iterate's model card and the run's results dataset; other keys (examples, ...) are kept in
+the iterate's `eval.json`.
+"""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ can make the Space read an arbitrary repo or path. The list is fixed at startup 
 1. `models.yaml` (or `SPAC_MODELS_FILE`): `label: {path: ...}` for a local folder (relative to that file) or
    `label: {repo: user/name, revision: ...}` for a Hub model, plus an optional `chat: true|false`;
 2. when running from a spac-hf checkout, every saved iterate `outputs/<run>/<method>/iter_<t>/` (a folder with an
-   `iterate.json`, as `spac_hf.loop` writes it), labelled `<run>: <METHOD> iter <t>`.
+   `iterate.json`, as `spac_hf.run.loop` writes it), labelled `<run>: <METHOD> iter <t>`.
 
 Local folders that do not exist are skipped, so one file can name both the shipped model of a checkout and Hub repos.
 """
@@ -26,7 +26,7 @@ from results import METHOD_ORDER, METHODS
 logger = logging.getLogger(__name__)
 
 ENTRY_KEYS = {"path", "repo", "revision", "chat"}
-ITERATE_FILE = "iterate.json"  # spac_hf.run_folder.ITERATE_FILE
+ITERATE_FILE = "iterate.json"  # spac_hf.run.folder.ITERATE_FILE
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ _ITER_SUFFIX = re.compile(r"[-/](iter_?\d+|base)$")
 
 
 def _run_of(model: str) -> str:
-    """`default-dpo-iter2` -> `default-dpo` (spac_hf.loop's labels), `runs/dpo/iter_2` -> `runs/dpo` (paths): the
+    """`default-dpo-iter2` -> `default-dpo` (spac_hf.run.loop's labels), `runs/dpo/iter_2` -> `runs/dpo` (paths): the
     run a model belongs to."""
     return _ITER_SUFFIX.sub("", model)
 

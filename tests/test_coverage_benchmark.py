@@ -152,3 +152,18 @@ def test_readme_tuning_note_matches_the_trials():
     for arm in ("spac_theory", "spac_theory_no_pessimism", "dpo"):
         assert tuned[arm]["learning_rate"] == min(design.ARMS[arm].search.params["learning_rate"])
     assert tuned["rpo"]["rpo_alpha"] == min(design.ARMS["rpo"].search.params["rpo_alpha"])
+
+
+def test_the_recorded_command_resumes_every_regime_the_folder_holds(tmp_path):
+    """A process started on some regimes records the command that resumes all of the folder's runs."""
+    out = tmp_path / "out"
+    (out / "runs" / "covered" / "dpo").mkdir(parents=True)
+    (out / "runs" / "covered" / "spin").mkdir(parents=True)
+    args = run.parse_args(["--regimes", "on_policy", "--out", str(out), "--commit"])
+    args.out = args.out.resolve()
+    command = run._command(args)
+    arms = " ".join(a for a in design.ARMS if a in (*design.DEFAULT_ARMS, "spin"))
+    assert command.startswith(f"python -m benchmarks.coverage.run --regimes covered on_policy --arms {arms} --out ")
+    assert command.endswith(" --commit")
+    args = run.parse_args(["--out", str(tmp_path / "empty")])
+    assert run._command(args).split(" --out ")[0] == "python -m benchmarks.coverage.run"

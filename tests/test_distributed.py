@@ -23,7 +23,7 @@ from datasets import load_from_disk
 
 from spac_hf.data import tokenize_prompt
 from spac_hf.generation import _shard, generate_responses
-from spac_hf.run_folder import RankRuleError, RunFolder, barrier, main_only
+from spac_hf.run.folder import RankRuleError, RunFolder, barrier, main_only
 
 from helpers import preference_rows
 

@@ -113,7 +113,7 @@ def test_baselines_run_the_same_loop(tiny_model_dir, tmp_path, method):
 
 
 def test_last_complete_checkpoint_skips_the_ones_cut_off(tmp_path):
-    from spac_hf.loop import last_complete_checkpoint
+    from spac_hf.run.loop import last_complete_checkpoint
 
     assert last_complete_checkpoint(tmp_path / "missing") is None
     for step, state in ((2, '{"global_step": 2}'), (10, '{"global_step": 10}'), (11, None), (12, '{"global_st')):

@@ -359,7 +359,7 @@ def test_the_coverage_benchmark_ranks_each_regime_apart_with_its_committed_means
                 pi_1 = table[table["method"] == "SFT"]
                 assert list(pi_1["Average"]) == [round(start["start_test_reward"], 3)]
             note = app.ranking_view(ranks, name, None, None)[1]
-            assert "Results from `results/coverage`, made by `python -m benchmarks.coverage.run --commit`" in note
+            assert f"Results from `results/coverage`, made by `{committed['command']}`" in note
             assert ("**PARTIAL**" in note) == committed["partial"] and "today's recipe YAMLs" not in note
     # The review task's benchmark keeps its own ranking: other starting models never share one.
     assert all(len(set(models["base_model"])) == 1 for models in ranks.values())

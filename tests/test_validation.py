@@ -20,10 +20,8 @@ from transformers import Trainer
 
 from spac_hf import SelfPlayConfig, SPACConfig, run_self_play
 from spac_hf.data import DatasetValidationError
-from spac_hf.integrity import DamagedRunError, load_cached_dataset, read_json_cache, remove_leftovers
-from spac_hf.preflight import validate_run
-from spac_hf.run_folder import RUN_FILE, RunFolder
-from spac_hf.run_identity import (
+from spac_hf.run.folder import RUN_FILE, RunFolder, remove_leftovers
+from spac_hf.run.identity import (
     IGNORED_FIELDS,
     RESULT_FIELDS,
     RUN_KEYS,
@@ -32,6 +30,8 @@ from spac_hf.run_identity import (
     run_identity,
     write_run_record,
 )
+from spac_hf.run.integrity import DamagedRunError, load_cached_dataset, read_json_cache
+from spac_hf.run.preflight import validate_run
 
 from helpers import preference_rows
 
@@ -271,7 +271,7 @@ def test_every_config_field_is_classified():
     """A field added by TRL or transformers must be put in IGNORED_FIELDS or RESULT_FIELDS before it can pass."""
     names = {f.name for f in dataclasses.fields(SPACConfig)}
     unclassified = names - set(IGNORED_FIELDS) - RESULT_FIELDS
-    assert not unclassified, f"classify these fields in spac_hf/run_identity.py: {sorted(unclassified)}"
+    assert not unclassified, f"classify these fields in spac_hf/run/identity.py: {sorted(unclassified)}"
     assert not set(IGNORED_FIELDS) & RESULT_FIELDS
     assert not names & set(RUN_KEYS)
 
@@ -368,7 +368,7 @@ def test_damaged_cached_data_is_discarded_with_a_warning(tmp_path, caplog):
     cache.write_bytes(cache.read_bytes()[:100])
     (arrow,) = path.glob("data-*.arrow")
     arrow.write_bytes(arrow.read_bytes()[:-300])
-    with caplog.at_level(logging.WARNING, logger="spac_hf.integrity"):
+    with caplog.at_level(logging.WARNING, logger="spac_hf.utils"):
         assert load_cached_dataset(path, "the generated responses of iteration 2") is None
     assert f"Discarding the cache file {cache}" in caplog.text
     assert f"Discarding the generated responses of iteration 2 {path}: it is damaged" in caplog.text
@@ -381,7 +381,7 @@ def test_damaged_evaluation_is_discarded(tmp_path, caplog):
     path.write_text('{"results": {"a": 1}}')
     assert read_json_cache(path) == {"results": {"a": 1}}
     path.write_text('{"results": {"a"')
-    with caplog.at_level(logging.WARNING, logger="spac_hf.integrity"):
+    with caplog.at_level(logging.WARNING, logger="spac_hf.utils"):
         assert read_json_cache(path, "the evaluation") is None
     assert f"Discarding the evaluation {path}" in caplog.text and not path.exists()
 
@@ -389,7 +389,7 @@ def test_damaged_evaluation_is_discarded(tmp_path, caplog):
 def test_a_damaged_checkpoint_is_passed_over_for_an_earlier_one(tmp_path, model, caplog):
     from accelerate import PartialState
 
-    from spac_hf.run_folder import last_complete_checkpoint
+    from spac_hf.run.folder import last_complete_checkpoint
 
     PartialState()  # the library logs through accelerate's logger, as inside the loop
     for step in (1, 2):
@@ -431,6 +431,8 @@ def test_a_kill_while_replacing_a_folder_leaves_only_what_resume_removes(tmp_pat
 
 
 def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
+    from accelerate import PartialState
+
     out = tmp_path / "run"
     keep = [out / RUN_FILE, out / "iter_1" / "iterate.json", out / "work" / "iter_2" / "checkpoints" / "checkpoint-2",
             out / "work" / "iter_1" / "generated" / "data-00000-of-00001.arrow"]  # fmt: skip
@@ -450,7 +452,8 @@ def test_remove_leftovers_says_what_it_removed(tmp_path, caplog):
             path.write_text("x")
         else:
             path.mkdir()
-    with caplog.at_level(logging.WARNING, logger="spac_hf.integrity"):
+    PartialState()  # the run folder logs through accelerate's logger, as inside the loop
+    with caplog.at_level(logging.WARNING, logger="spac_hf.run.folder"):
         removed = remove_leftovers(RunFolder(out), 2, finished=[1])
     assert sorted(removed) == sorted(leftovers)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in leftovers)

@@ -37,7 +37,7 @@ from spac_hf.utils import atomic_write_json, environment_info, torch_threads
 SMOLLM2 = "outputs/smollm2/model"
 DEFAULT_MODEL = "src/spac_hf/default/model"
 # `ctranslate2-<precision>`: one one-thread worker per thread; `-w<k>` names another layout (`-w1`: one worker on
-# every thread, the layout before workers existed).
+# every thread, the layout before workers existed). In the ifeval section, `hf-t<k>` is `generate` on k threads.
 BACKENDS = ("hf", "ctranslate2-float32", "ctranslate2-int8")
 OUT = Path("results/cost/generation")
 RESULTS = "engines.json"
@@ -269,8 +269,9 @@ def ifeval(args, results: dict) -> None:
     texts = {}
     for backend in args.ifeval_backends:
         start = time.perf_counter()
-        if backend == "hf":  # the path the benchmarks take
-            with torch_threads(args.threads):
+        if backend.startswith("hf"):  # the path the benchmarks take; `hf-t<k>`: on k threads
+            threads = int(backend[4:]) if backend.startswith("hf-t") else args.threads
+            with torch_threads(threads):
                 out = generate_responses(
                     backends.model,
                     tokenizer,
@@ -296,8 +297,8 @@ def ifeval(args, results: dict) -> None:
         tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in out)
         row = {
             "backend": backend,
-            "workers": 1 if backend == "hf" else backends.engine(backend).workers,
-            "threads": args.threads,
+            "workers": 1 if backend.startswith("hf") else backends.engine(backend).workers,
+            "threads": threads if backend.startswith("hf") else args.threads,
             "prompts": len(prompts),
             "max_new_tokens": args.max_new_tokens,
             "batch": args.batch_size,
@@ -306,9 +307,10 @@ def ifeval(args, results: dict) -> None:
             "tokens_per_s": round(tokens / seconds, 1),
             "load_avg": _load_avg(),
         }
-        if "hf" in texts:
-            row["same_text_as_hf"] = sum(a == b for a, b in zip(texts["hf"], out))
         section["rows"].append(row)
+        for done in section["rows"][-len(texts) :]:  # once hf's texts exist, every row of this run is compared
+            if "hf" in texts:
+                done["same_text_as_hf"] = sum(a == b for a, b in zip(texts["hf"], texts[done["backend"]]))
         print(json.dumps(row), flush=True)
         _save(args.out, results)
 

@@ -85,14 +85,17 @@ def report(results: dict) -> str:
     for key, section in results["sections"].get("ifeval", {}).items():
         ratios = ifeval_ratios(section["rows"])
         lines += [f"## IFEval prompts at their own answer lengths ({key})", "",
-                  "| backend | answer tokens | seconds | tokens/s | x hf | same text as hf | load avg |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| backend | workers x threads | tokens | seconds | tokens/s | x hf | same as hf | load avg |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in section["rows"]:
             ratio = f"{ratios[r['backend']]:.1f}" if r["backend"] in ratios else ""
             same = f"{r['same_text_as_hf']} of {r['prompts']}" if "same_text_as_hf" in r else ""
+            # Rows measured before workers existed ran one worker on 2 threads.
+            workers, threads = r.get("workers", 1), r.get("threads", 2)
+            layout = f"{workers} x {threads // workers}"
             lines.append(
-                f"| {r['backend']} | {r['answer_tokens']} | {r['seconds']} | {r['tokens_per_s']} | {ratio} | {same} "
-                f"| {r['load_avg'][0]} |"
+                f"| {r['backend']} | {layout} | {r['answer_tokens']} | {r['seconds']} | {r['tokens_per_s']} | {ratio} "
+                f"| {same} | {r['load_avg'][0]} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Where one SPAC iteration's time goes: self-play generation, reference log-probs, training.
 
-One iteration as `spac_hf.loop` runs it, on the trainer's own path: a `SPACTrainer` is built on data without a
+One iteration as `spac_hf.run.loop` runs it, on the trainer's own path: a `SPACTrainer` is built on data without a
 `generated` column, so it samples y ~ pi_t itself (`_ensure_generated`), computes the reference log-probs of the three
 responses once (`_precompute_ref_logps`), and `train()` runs the epochs. A subclass only reads the clock around those
 two methods. The phases:

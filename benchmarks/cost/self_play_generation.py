@@ -11,7 +11,7 @@
    (batched, single, batched, single, ...), medians reported. Tokens are counted as generated token ids (the EOS
    that ends a response included).
 2. One iteration: a `SPACTrainer` (shared prompt, its default) built on `--prompts` rows without a `generated`
-   column, as `spac_hf.loop` builds it: it generates y ~ pi_t (256 new tokens), precomputes the reference
+   column, as `spac_hf.run.loop` builds it: it generates y ~ pi_t (256 new tokens), precomputes the reference
    log-probs of the three responses, then trains one epoch; phases timed as in `iteration_share.py`.
 
 Prompts and data responses: chat-formatted English text with UltraFeedback-like lengths (`models.ULTRAFEEDBACK_LIKE`

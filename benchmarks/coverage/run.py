@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -362,7 +361,25 @@ def _claim(path: Path) -> bool:
 
 
 def _command(args: argparse.Namespace) -> str:
-    return "python -m benchmarks.coverage.run " + " ".join(sys.argv[1:])
+    """The command that resumes everything in `out`: the regimes and arms it has runs of, and those selected now
+    (a process started on some regimes must not record a command that would leave the others out)."""
+    runs = args.out / "runs"
+    present = {(p.parent.name, p.name) for p in runs.glob("*/*") if p.is_dir()}
+    regimes = [r for r in REGIMES if r in args.regimes or any(r == g for g, _ in present)]
+    arms = [a for a in design.ARMS if a in args.arms or any(a == arm for _, arm in present)]
+    words = ["python -m benchmarks.coverage.run"]
+    if args.quick:
+        words.append("--quick")
+    else:
+        if regimes != list(design.DEFAULT_REGIMES):
+            words += ["--regimes", *regimes]
+        if arms != list(design.DEFAULT_ARMS):
+            words += ["--arms", *arms]
+    if args.budget != design.DEFAULT_BUDGET and not args.quick:
+        words += ["--budget", str(args.budget)]
+    if args.out != DEFAULT_OUT.resolve():
+        words += ["--out", str(recorded_path(args.out, REPO_ROOT))]
+    return " ".join(words + (["--commit"] if args.commit else []))
 
 
 def main(argv: list[str] | None = None) -> None:

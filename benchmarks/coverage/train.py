@@ -222,7 +222,7 @@ def run_arm(
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from spac_hf.loop import run_self_play
+    from spac_hf.run.loop import run_self_play
 
     variant = get_variant(spec.variant)
     shutil.rmtree(scratch, ignore_errors=True)  # an interrupted run restarts from the beginning

@@ -232,7 +232,7 @@ def comparison_protocol() -> dict:
     for row in comparison["methods"].values():
         spent = {f.name: NOT_RECORDED for f in dataclasses.fields(Spent)}
         spent["wall_s"] = row.get("wall_seconds") if row.get("wall_seconds") is not None else NOT_RECORDED
-        # A comparison.json written since `spac-hf compare` records the protocol's fields (spac_hf.budget) has them.
+        # Newer comparison.json files hold the protocol's fields (`spac-hf compare` records them: spac_hf.run.budget).
         spent.update({key: value for key, value in row.get("spent", {}).items() if value is not None})
         arms[row["method"]] = {
             "variant": row["method"],

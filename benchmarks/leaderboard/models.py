@@ -18,7 +18,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from spac_hf.methods import METHODS
-from spac_hf.run_folder import ITERATE_FILE, RUN_FILE
+from spac_hf.run.folder import ITERATE_FILE, RUN_FILE
 from spac_hf.utils import recorded_path
 
 

@@ -268,23 +268,29 @@ def run_regime(
     and decide every contrast: the regime's trials, records and decisions."""
     bandit_config = ENVIRONMENTS[instance]
     regime = f"{instance} n={n} steps={steps}"
+
+    def run_cell(arm: Arm, params: dict, index: int, split: str) -> tuple[TrainConfig, dict]:
+        """The arm at trial `index`'s settings on `split` (cached under everything the result depends on)."""
+        config = arm_config(arm, params, steps, bandit_config)
+        identity = {
+            "regime": regime,
+            "arm": arm.name,
+            "split": split,
+            "seeds": splits[split].seeds,
+            "config": asdict(config),
+            "variant": arm.variant,
+            "bandit": asdict(bandit_config),
+        }
+        path = cells / instance / f"n{n}_steps{steps}" / f"{arm.name}_{split}_{index}.json" if cells else None
+        seed_key = n if split == "tuning" else n + 1  # test runs draw apart from tuning runs
+        return config, cached(path, identity, lambda: run_arm(arm, config, splits[split], n, steps, seed_key))
+
     trials, records, chosen, arm_runs = [], [], {}, {}
     for arm in plan.arms:
         points = arm.search.trials(plan.trials_per_arm)
         curves = []
         for index, params in enumerate(points):
-            config = arm_config(arm, params, steps, bandit_config)
-            identity = {
-                "regime": regime,
-                "arm": arm.name,
-                "split": "tuning",
-                "seeds": splits["tuning"].seeds,
-                "config": asdict(config),
-                "variant": arm.variant,
-                "bandit": asdict(bandit_config),
-            }
-            path = cells / instance / f"n{n}_steps{steps}" / f"{arm.name}_tuning_{index}.json" if cells else None
-            result = cached(path, identity, lambda a=arm, c=config: run_arm(a, c, splits["tuning"], n, steps, n))
+            _, result = run_cell(arm, params, index, "tuning")
             curve = _mean_curve(result)
             curves.append(curve)
             trials.append(
@@ -310,18 +316,7 @@ def run_regime(
         rules = {"validation": (val_trial, best[val_trial]), "last": (last_trial, steps)}
         for rule, (index, checkpoint) in rules.items():
             params = points[index]
-            config = arm_config(arm, params, steps, bandit_config)
-            identity = {
-                "regime": regime,
-                "arm": arm.name,
-                "split": "test",
-                "seeds": splits["test"].seeds,
-                "config": asdict(config),
-                "variant": arm.variant,
-                "bandit": asdict(bandit_config),
-            }
-            path = cells / instance / f"n{n}_steps{steps}" / f"{arm.name}_test_{index}.json" if cells else None
-            result = cached(path, identity, lambda a=arm, c=config: run_arm(a, c, splits["test"], n, steps, n + 1))
+            config, result = run_cell(arm, params, index, "test")
             arm_runs[(arm.name, rule)] = result
             chosen[(arm.name, rule)] = {
                 "trial": index,

@@ -20,7 +20,7 @@ _EXPORTS = {
     "SPACTrainer": "trainer",
     "DataCollatorForSPAC": "collator",
     "generate_responses": "generation",
-    "run_self_play": "loop",
+    "run_self_play": "run.loop",
     "validate_preference_dataset": "data",
     "split_into_parts": "data",
 }

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .integrity import _discard
 from .utils import atomic_directory, atomic_write_json
+from .utils import discard_damaged as _discard
 
 
 logger = logging.getLogger(__name__)

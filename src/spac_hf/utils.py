@@ -1,10 +1,11 @@
-"""Atomic writes: readers see a file or folder either as it was or as it is now, never in between; and the kill
-points the kill/resume tests stop a run at, inside those writes."""
+"""Atomic writes: readers see a file or folder either as it was or as it is now, never in between; the kill points
+the kill/resume tests stop a run at, inside those writes; and discarding a damaged cache, to compute it again."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -14,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+
+logger = logging.getLogger(__name__)
 
 CACHE_ENV = "SPAC_HF_CACHE"
 
@@ -61,6 +64,21 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
     if not path.exists():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def describe_error(err: BaseException) -> str:
+    """`TypeName: first line of the message`, short enough for a one-line warning or error."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200] if text else ''}"
+
+
+def discard_damaged(path: Path, what: str, err: BaseException) -> None:
+    """Delete a damaged file or folder that can be computed again (a cache), with a warning naming it and why."""
+    logger.warning("Discarding %s %s: it is damaged (%s); it will be computed again.", what, path, describe_error(err))
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from spac_hf.budget import run_spend
 from spac_hf.methods import get_method, method_of_run
+from spac_hf.run.budget import run_spend
 from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.scripts.script_utils import save_figure
 from spac_hf.utils import atomic_write_json, atomic_write_text, read_json, recorded_path

@@ -33,8 +33,8 @@ from trl import (
 
 from spac_hf.config import OptionError, SelfPlayConfig
 from spac_hf.data import drop_long_prompts, normalize_prompt_column
-from spac_hf.loop import SelfPlayResult, run_self_play
 from spac_hf.methods import get_method
+from spac_hf.run.loop import SelfPlayResult, run_self_play
 from spac_hf.scripts import EMBEDDED_DEFAULT
 from spac_hf.scripts.console import console_logging, library_defaults, quiet_libraries
 from spac_hf.scripts.script_utils import save_figure

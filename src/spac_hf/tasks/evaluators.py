@@ -30,6 +30,15 @@ def evaluator_of(task: Task) -> Callable:
     return globals()[task.evaluator]
 
 
+def _load_for_evaluation(model_path: str):
+    """The saved model at `model_path` in float32, on the GPU when there is one: how every evaluator scores it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    return model.to("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def review_evaluator(
     test, tokenizer, *, num_prompts: int, num_samples: int = 2, max_new_tokens: int | None = None, seed: int = 0
 ):
@@ -41,15 +50,10 @@ def review_evaluator(
     prompts = list(unique.values())[:num_prompts]
 
     def evaluate(model_path: str, iteration: int) -> dict:
-        import torch
-        from transformers import AutoModelForCausalLM
-
         from .true_reward import mean_true_reward
 
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        model.to("cuda" if torch.cuda.is_available() else "cpu")
         score = mean_true_reward(
-            model,
+            _load_for_evaluation(model_path),
             tokenizer,
             prompts,
             num_samples=num_samples,
@@ -82,6 +86,57 @@ def _weights_stamp(model_path: str) -> str:
     return json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
 
+def _distinct_prompt_rows(test, num_prompts: int) -> list[dict]:
+    """The task's rows (prompt and constraints) of the first `num_prompts` distinct prompts of `test`."""
+    from .instruction_following import row_from_messages
+
+    if "constraints" not in test.column_names:
+        raise ValueError(
+            "`true_reward_task: instruction_following` needs a test split with a `constraints` column "
+            f"(built by benchmarks.instruction_following.data); its columns: {test.column_names}."
+        )
+    rows, seen = [], set()
+    for prompt, constraints in zip(test["prompt"], test["constraints"]):
+        row = row_from_messages(prompt, constraints)
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            rows.append(row)
+    return rows[:num_prompts]
+
+
+def _score_key(model_path: str, rows: list[dict], max_new_tokens: int) -> str:
+    """What a greedy score depends on: the model (its path and weights), the prompts and the length."""
+    identity = [
+        str(Path(model_path).resolve()),
+        _weights_stamp(model_path),
+        [r["prompt"] for r in rows],
+        max_new_tokens,
+    ]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
+
+
+def _instruction_following_result(score: dict, max_new_tokens: int) -> dict:
+    """An evaluation as the run keeps it: the task's metric under `results`, what explains it beside."""
+    from .instruction_following import TASK_NAME
+
+    results = {
+        "mean": score["mean"],
+        "mean_stderr": score["stderr"],
+        "prompt_level_strict": score["prompt_level_strict"],
+    }
+    return {
+        "results": {TASKS[TASK_NAME].key: results},
+        # Beside the results: shares and lengths that make a win by writing longer or looping visible.
+        "degenerate_fraction": score["degenerate_fraction"],
+        "mean_length_tokens": score["mean_length_tokens"],
+        "truncated_fraction": score["truncated_fraction"],
+        "per_prompt": score["per_prompt"],
+        "examples": score["examples"],
+        "max_new_tokens": max_new_tokens,
+        "seconds": score["seconds"],
+    }
+
+
 def instruction_following_evaluator(
     test,
     tokenizer,
@@ -99,46 +154,20 @@ def instruction_following_evaluator(
     `<cache root>/instruction_following`, keyed by its weights, the prompts and the length): every run of a benchmark
     starts from the same model, and scoring it once instead of once per run saves minutes a run on a CPU. Greedy:
     `num_samples` is not used."""
-    from .instruction_following import TASK_NAME, mean_task_reward, row_from_messages
+    from .instruction_following import TASK_NAME, mean_task_reward
 
-    if "constraints" not in test.column_names:
-        raise ValueError(
-            "`true_reward_task: instruction_following` needs a test split with a `constraints` column "
-            f"(built by benchmarks.instruction_following.data); its columns: {test.column_names}."
-        )
+    rows = _distinct_prompt_rows(test, num_prompts)
     max_new_tokens = max_new_tokens or DEFAULT_EVAL_MAX_NEW_TOKENS
-    rows, seen = [], set()
-    for prompt, constraints in zip(test["prompt"], test["constraints"]):
-        row = row_from_messages(prompt, constraints)
-        if row["prompt"] not in seen:
-            seen.add(row["prompt"])
-            rows.append(row)
-    rows = rows[:num_prompts]
     cache = Path(cache_dir) if cache_dir is not None else cache_root() / TASK_NAME
 
     def evaluate(model_path: str, iteration: int) -> dict:
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        key = hashlib.sha256(
-            json.dumps(
-                [
-                    str(Path(model_path).resolve()),
-                    _weights_stamp(model_path),
-                    [r["prompt"] for r in rows],
-                    max_new_tokens,
-                ]
-            ).encode()
-        ).hexdigest()[:20]
-        cached = read_json(cache / f"{key}.json") if iteration == 0 else None
-        if cached is not None:
-            score = cached
-        else:
-            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-            model.to("cuda" if torch.cuda.is_available() else "cpu")
+        cached = cache / f"{_score_key(model_path, rows, max_new_tokens)}.json"
+        score = read_json(cached) if iteration == 0 else None
+        if score is None:
+            model = _load_for_evaluation(model_path)
             score = mean_task_reward(model, tokenizer, rows, max_new_tokens=max_new_tokens, seed=seed)
             if iteration == 0:
-                atomic_write_json(cache / f"{key}.json", score)
+                atomic_write_json(cached, score)
         logger.info(
             "Instruction-following reward of %s: %.3f +- %.3f (mean length %.0f tokens)",
             "the starting model" if iteration == 0 else f"iterate {iteration}",
@@ -146,21 +175,6 @@ def instruction_following_evaluator(
             score["stderr"],
             score["mean_length_tokens"],
         )
-        results = {
-            "mean": score["mean"],
-            "mean_stderr": score["stderr"],
-            "prompt_level_strict": score["prompt_level_strict"],
-        }
-        return {
-            "results": {TASKS[TASK_NAME].key: results},
-            # Beside the results: shares and lengths that make a win by writing longer or looping visible.
-            "degenerate_fraction": score["degenerate_fraction"],
-            "mean_length_tokens": score["mean_length_tokens"],
-            "truncated_fraction": score["truncated_fraction"],
-            "per_prompt": score["per_prompt"],
-            "examples": score["examples"],
-            "max_new_tokens": max_new_tokens,
-            "seconds": score["seconds"],
-        }
+        return _instruction_following_result(score, max_new_tokens)
 
     return evaluate

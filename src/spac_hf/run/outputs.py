@@ -1,40 +1,28 @@
 """What a `run_self_play` run publishes besides the iterates' weights: evaluations, model cards, the results dataset,
 pushes to the Hub, the average of the iterates and the summary.
 
-Every function here follows the rank rule of `run_folder`: every process calls it, the main process alone writes.
+Every function here follows the rank rule of `folder.py`: every process calls it, the main process alone writes.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from accelerate.logging import get_logger
 
-from .hub import push_folder, push_results_dataset, results_dataset_rows, save_model_card, save_results_dataset
-from .hub.card_content import paired_samples
+from ..hub import push_folder, push_results_dataset, results_dataset_rows, save_model_card, save_results_dataset
+from ..hub.card_content import paired_samples
+from ..utils import atomic_directory, atomic_write_json, kill_point, read_json
+from .folder import ITERATE_FILE, RunFolder, main_only
 from .integrity import read_json_cache
-from .run_folder import ITERATE_FILE, RunFolder, main_only
-from .utils import atomic_directory, atomic_write_json, kill_point, read_json
-
-
-if TYPE_CHECKING:
-    from .preflight import ValidatedRun
+from .preflight import ValidatedRun
 
 
 logger = get_logger(__name__)
-
-EvaluateFn = Callable[[str, int], dict]
-"""`evaluate(model_path, iteration) -> {"results": {task: {metric: value, "<metric>_stderr": value}}, ...}`.
-
-Iteration 0 is the starting model. Runs on the main process. The `results` part (lm-eval's layout, so lm-eval output
-works as is) goes into the iterate's model card and the run's results dataset; other keys (examples, ...) are kept in
-the iterate's `eval.json`.
-"""
 
 
 @dataclass(frozen=True)

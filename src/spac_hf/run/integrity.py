@@ -1,4 +1,4 @@
-"""Damaged and left-over files in a run folder: named, and healed where that is safe.
+"""Damaged files in a run folder: named, and healed where that is safe.
 
 Two kinds of file live in `output_dir`:
 - caches that can be computed again (an iteration's generated responses, with the reference log-probs and
@@ -7,46 +7,25 @@ Two kinds of file live in `output_dir`:
 - results that cannot (a published iterate, the run record): a damaged one stops the run with a message naming the
   file and what to delete, never a traceback from inside `datasets`, `safetensors` or `json`.
 
-A kill can also leave temporary folders and files of an atomic write, and the checkpoints of an iteration whose
-iterate was published just before the kill; `remove_leftovers` removes them and says what it removed.
+What a kill leaves behind besides damaged files (temporaries, checkpoints of a finished iteration) is the run folder's
+to remove: `folder.remove_leftovers`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import shutil
 import zipfile
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from datasets import Dataset, load_from_disk
 
-
-if TYPE_CHECKING:  # run_folder imports this module (`damaged_file`)
-    from .run_folder import RunFolder
-
-
-logger = logging.getLogger(__name__)
+from ..utils import describe_error, discard_damaged
 
 
 class DamagedRunError(RuntimeError):
     """A file that cannot be recomputed is damaged. The message names it and what to delete."""
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:200] if text else ''}"
-
-
-def _discard(path: Path, what: str, err: BaseException) -> None:
-    logger.warning("Discarding %s %s: it is damaged (%s); it will be computed again.", what, path, _describe(err))
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def load_cached_dataset(path: str | os.PathLike, what: str = "cached data") -> Dataset | None:
@@ -62,12 +41,12 @@ def load_cached_dataset(path: str | os.PathLike, what: str = "cached data") -> D
         try:
             Dataset.from_file(str(cache), in_memory=False)
         except Exception as err:  # noqa: BLE001 (whatever pyarrow raises for this file, the cache is recomputed)
-            _discard(cache, "the cache file", err)
+            discard_damaged(cache, "the cache file", err)
     try:
         # Arrow files are memory-mapped and read in full here, so a truncated file fails now, not mid-training.
         return load_from_disk(str(path))
     except Exception as err:  # noqa: BLE001 (a recomputable cache: any failure to read it means computing it again)
-        _discard(path, what, err)
+        discard_damaged(path, what, err)
         return None
 
 
@@ -79,7 +58,7 @@ def read_json_cache(path: str | os.PathLike, what: str = "the cached result") ->
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        _discard(path, what, err)
+        discard_damaged(path, what, err)
         return None
 
 
@@ -102,7 +81,7 @@ def damaged_file(path: Path) -> str | None:
             with zipfile.ZipFile(path) as f:  # a truncated file has no central directory
                 f.namelist()
     except Exception as err:  # noqa: BLE001 (reported with the file's name, whatever the reader raised)
-        return _describe(err)
+        return describe_error(err)
     return None
 
 
@@ -136,46 +115,3 @@ def check_saved_model(
     if problems:
         path, problem = problems[0]
         raise DamagedRunError(f"{str(path)!r} is damaged: {problem}. {delete_hint}")
-
-
-def _is_leftover(path: Path) -> bool:
-    """A temporary of `atomic_directory` (`.<name>.tmp-*`), `atomic_write_bytes` (`.<name>.*.tmp`) or an iterate's
-    staging folder (`.iter_<t>.tmp`): all hidden, all with `.tmp` in the name."""
-    name = path.name
-    return name.startswith(".") and (".tmp-" in name or name.endswith(".tmp"))
-
-
-def remove_leftovers(folder: RunFolder, num_iterations: int, finished: Iterable[int] = ()) -> list[Path]:
-    """Remove what a kill can leave in a run folder; return what was removed (and log it).
-
-    - temporary folders and files of atomic writes (`.<name>.tmp-*`, `.<name>.*.tmp`, the staging `.iter_<t>.tmp`),
-      anywhere in the run folder (the iterates, `work/`, the results dataset, ...);
-    - the temporary files `datasets` writes while caching a `map` (`tmp*` in a saved data set's folder);
-    - the checkpoints of the `finished` iterations (a kill between publishing the iterate and deleting them).
-    """
-    root = folder.root
-    if not root.is_dir():
-        return []
-    iterations = range(1, num_iterations + 1)
-    removed = []
-    for parent, dirs, files in os.walk(root):
-        found = sorted(name for name in dirs + files if _is_leftover(Path(name)))
-        removed += [Path(parent) / name for name in found]
-        dirs[:] = [d for d in dirs if d not in found]  # nothing to look for inside a temporary folder
-    for t in iterations:
-        for data in (folder.generated(t, name) for name in ("generated", "generated_eval")):
-            removed += [p for p in sorted(data.glob("tmp*")) if p.is_file()] if data.is_dir() else []
-    removed += [folder.checkpoints(t) for t in finished]
-    removed = [p for p in removed if p.exists()]
-    for path in removed:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    if removed:
-        logger.warning(
-            "Removed what an interrupted run left behind in %s: %s",
-            root,
-            ", ".join(str(p.relative_to(root)) for p in removed),
-        )
-    return removed

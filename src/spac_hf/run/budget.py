@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .methods import get_method
-from .run_folder import RUN_FILE, RunFolder
-from .utils import read_json
+from ..methods import get_method
+from ..utils import read_json
+from .folder import RUN_FILE, RunFolder
 
 
 def run_spend(summary: dict[str, Any], run_dir: str | Path) -> dict[str, int]:

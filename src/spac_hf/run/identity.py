@@ -23,7 +23,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from .utils import atomic_write_json
+from ..utils import atomic_write_json
 
 
 IDENTITY_VERSION = 2

@@ -5,11 +5,11 @@ Iteration t:
 2. when the method generates, its part of the data gets one response y ~ pi_t per prompt, saved once;
 3. the method's record turns that into its trainer's data (plus `history_iterations` earlier generated parts);
 4. its trainer trains from pi_t with pi_t as the reference, resuming from the last complete checkpoint;
-5. iterate t is published with its record and model card, then evaluated and pushed when asked (`run_outputs.py`).
+5. iterate t is published with its record and model card, then evaluated and pushed when asked (`outputs.py`).
 
 The run folder (its layout, identity and checkpoints) and the rank rule that lets several processes run this loop
 (every process enters every step in the same order; only the main process writes, inside `main_only`) are in
-`run_folder.py`. A run killed at any moment restarts at the first unfinished step: finished iterates and generated
+`folder.py`. A run killed at any moment restarts at the first unfinished step: finished iterates and generated
 data are reused, and an interrupted training resumes from its last checkpoint.
 """
 
@@ -26,11 +26,10 @@ from accelerate.logging import get_logger
 from datasets import Dataset, concatenate_datasets, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
-from .config import SelfPlayConfig
-from .generation import add_self_play_column, free_memory
-from .integrity import load_cached_dataset
-from .preflight import ValidatedRun, validate_run
-from .run_folder import (
+from ..config import SelfPlayConfig
+from ..generation import add_self_play_column, free_memory
+from ..utils import atomic_directory, kill_point
+from .folder import (
     RunFolder,
     barrier,
     clean_up_after_a_kill,
@@ -39,8 +38,9 @@ from .run_folder import (
     record_run,
     remove_checkpoints_after,
 )
-from .run_outputs import EvaluateFn, RunOutputs
-from .utils import atomic_directory, kill_point
+from .integrity import load_cached_dataset
+from .outputs import RunOutputs
+from .preflight import EvaluateFn, ValidatedRun, validate_run
 
 
 __all__ = ["EvaluateFn", "SelfPlayResult", "last_complete_checkpoint", "run_self_play"]
@@ -207,13 +207,13 @@ def run_self_play(
 
     Args:
         model: path or Hub id of the starting model pi_1 (each iteration reloads its starting point from disk).
-        args: the run's configuration; `output_dir` holds the whole run (see `spac_hf.run_folder`).
+        args: the run's configuration; `output_dir` holds the whole run (see `spac_hf.run.folder`).
         dataset_names: data set names for the model cards.
         evaluate: optional `evaluate(model_path, iteration) -> dict`, run once per model (iteration 0 is the
             starting model), its results saved beside the iterate and added to the model card.
     """
     state = PartialState()  # the process group and accelerate's logger, before anything else
-    # Everything is checked before any generation, training step or file write (`spac_hf.preflight`); the result is
+    # Everything is checked before any generation, training step or file write (`spac_hf.run.preflight`); the result is
     # the run's state, shared by reference from here on.
     run = validate_run(
         model, args, train_dataset, method=method, eval_dataset=eval_dataset, processing_class=processing_class,

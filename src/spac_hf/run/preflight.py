@@ -10,15 +10,16 @@ cleanly. Errors name what the user wrote: the argument (`train_dataset`, `eval_d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from datasets import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from .config import SelfPlayConfig
-from .data import (
+from ..config import SelfPlayConfig
+from ..data import (
     check_prompt_lengths,
     prompt_lengths,
     require_map_style,
@@ -26,21 +27,26 @@ from .data import (
     validate_preference_dataset,
     with_explicit_prompt,
 )
-from .hub import check_repo_id
+from ..hub import check_repo_id
+from ..methods import Method, get_method, method_of_run
+from .folder import RunFolder
+from .identity import check_run_record, run_identity
 from .integrity import check_saved_model
-from .methods import Method, get_method, method_of_run
-from .run_folder import RunFolder
-from .run_identity import check_run_record, run_identity
 
 
-if TYPE_CHECKING:
-    from .run_outputs import EvaluateFn
+EvaluateFn = Callable[[str, int], dict]
+"""`evaluate(model_path, iteration) -> {"results": {task: {metric: value, "<metric>_stderr": value}}, ...}`.
+
+Iteration 0 is the starting model. Runs on the main process. The `results` part (lm-eval's layout, so lm-eval output
+works as is) goes into the iterate's model card and the run's results dataset; other keys (examples, ...) are kept in
+the iterate's `eval.json`.
+"""
 
 
 @dataclass(frozen=True)
 class ValidatedRun:
     """The state of one run, built once by `validate_run` and shared by reference by the loop (`loop.py`) and what it
-    publishes (`run_outputs.py`): nothing in it needs checking again, and nothing replaces it during the run."""
+    publishes (`outputs.py`): nothing in it needs checking again, and nothing replaces it during the run."""
 
     method: Method  # the record of the method this run is (`"dpo"` with T > 1 is iterative DPO)
     args: SelfPlayConfig

@@ -1,9 +1,10 @@
-"""The folder of one `run_self_play` run: its layout, its identity record, its checkpoints, and how processes share it.
+"""The folder of one `run_self_play` run: its layout, its identity record, its checkpoints, what a kill leaves
+behind, and how processes share it.
 
 Layout of `output_dir`; every path is built here (pi_t's, the Hub repos' names and the models' labels too), and every
 step is durable and written atomically (a step is done when its marker exists):
 
-    self_play_run.json          what this run is (every option that changes results, `run_identity.py`);
+    self_play_run.json          what this run is (every option that changes results, `identity.py`);
                                 written once the inputs are validated, checked on resume
     work/iter_<t>/generated/    the part's data with the self-play responses (`datasets.save_to_disk`)
     work/iter_<t>/generated_eval/
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +44,8 @@ from typing import Any, TypeVar
 from accelerate import PartialState
 from accelerate.logging import get_logger
 
-from .integrity import damaged_file, remove_leftovers
-from .run_identity import write_run_record
+from .identity import write_run_record
+from .integrity import damaged_file
 
 
 logger = get_logger(__name__)
@@ -69,7 +71,7 @@ def _check_not_main_only(what: str) -> None:
         raise RankRuleError(
             f"{what} waits for every process, but it was called inside the main-only function `{inside}`, which the "
             "other processes never enter: a multi-process run would hang here. Compute or read the value before the "
-            "main-only step and pass it in (the rank rule, spac_hf/run_folder.py)."
+            "main-only step and pass it in (the rank rule, spac_hf/run/folder.py)."
         )
 
 
@@ -181,13 +183,61 @@ class RunFolder:
 
 @main_only
 def record_run(folder: RunFolder, identity: dict[str, Any]) -> None:
-    """Write the run record; only once every input has been validated (`spac_hf.preflight`)."""
+    """Write the run record; only once every input has been validated (`spac_hf.run.preflight`)."""
     write_run_record(folder.run_file, identity)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What a kill leaves behind
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _is_leftover(path: Path) -> bool:
+    """A temporary of `atomic_directory` (`.<name>.tmp-*`), `atomic_write_bytes` (`.<name>.*.tmp`) or an iterate's
+    staging folder (`.iter_<t>.tmp`): all hidden, all with `.tmp` in the name."""
+    name = path.name
+    return name.startswith(".") and (".tmp-" in name or name.endswith(".tmp"))
+
+
+def remove_leftovers(folder: RunFolder, num_iterations: int, finished: Iterable[int] = ()) -> list[Path]:
+    """Remove what a kill can leave in a run folder; return what was removed (and log it).
+
+    - temporary folders and files of atomic writes (`.<name>.tmp-*`, `.<name>.*.tmp`, the staging `.iter_<t>.tmp`),
+      anywhere in the run folder (the iterates, `work/`, the results dataset, ...);
+    - the temporary files `datasets` writes while caching a `map` (`tmp*` in a saved data set's folder);
+    - the checkpoints of the `finished` iterations (a kill between publishing the iterate and deleting them).
+    """
+    root = folder.root
+    if not root.is_dir():
+        return []
+    iterations = range(1, num_iterations + 1)
+    removed = []
+    for parent, dirs, files in os.walk(root):
+        found = sorted(name for name in dirs + files if _is_leftover(Path(name)))
+        removed += [Path(parent) / name for name in found]
+        dirs[:] = [d for d in dirs if d not in found]  # nothing to look for inside a temporary folder
+    for t in iterations:
+        for data in (folder.generated(t, name) for name in ("generated", "generated_eval")):
+            removed += [p for p in sorted(data.glob("tmp*")) if p.is_file()] if data.is_dir() else []
+    removed += [folder.checkpoints(t) for t in finished]
+    removed = [p for p in removed if p.exists()]
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if removed:
+        logger.warning(
+            "Removed what an interrupted run left behind in %s: %s",
+            root,
+            ", ".join(str(p.relative_to(root)) for p in removed),
+        )
+    return removed
 
 
 @main_only
 def clean_up_after_a_kill(folder: RunFolder, num_iterations: int) -> None:
-    """Remove what a kill left behind (temporary files, checkpoints of finished iterations; `integrity`)."""
+    """Remove what a kill left behind (temporary files, checkpoints of finished iterations)."""
     finished = [t for t in range(1, num_iterations + 1) if folder.iterate_record(t).exists()]
     remove_leftovers(folder, num_iterations, finished)
 

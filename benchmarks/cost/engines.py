@@ -199,6 +199,7 @@ def grid(args, results: dict) -> None:
                 row = {
                     "model": name,
                     "backend": backend,
+                    "workers": 1 if backend == "hf" else backends.engine(backend).workers,
                     "batch": batch,
                     "new_tokens": new,
                     "tokens": tokens,

@@ -60,14 +60,17 @@ def report(results: dict) -> str:
     if cells:
         grid = results["sections"]["grid"]
         lines += ["## Tokens/s by batch size (greedy, fixed answer length, one batch)", "",
-                  "| model | batch | backend | tokens/s | x hf | GFLOP/s | share of the matmul limit |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "Rows without a workers count were measured before the engine had workers (one worker on 2 "
+                  "threads).", "",
+                  "| model | batch | backend | workers | tokens/s | x hf | GFLOP/s | share of limit | load avg |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for (model, batch, backend), row in sorted(cells.items()):
             hf = cells.get((model, batch, "hf"))
             ratio = f"{row['tokens_per_s'] / hf['tokens_per_s']:.1f}" if hf else ""
             share = f"{row['gflops'] / limit:.0%}" if limit else ""
             lines.append(
-                f"| {model} | {batch} | {backend} | {row['tokens_per_s']} | {ratio} | {row['gflops']} | {share} |"
+                f"| {model} | {batch} | {backend} | {row.get('workers', '')} | {row['tokens_per_s']} | {ratio} | "
+                f"{row['gflops']} | {share} | {row['load_avg'][0]} |"
             )
         conversion = ", ".join(f"{m} {s} s" for m, s in grid.get("conversion_s", {}).items())
         lines += ["", f"Conversion of one iterate (transformers folder to CTranslate2): {conversion}.", ""]

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 
 from trl import DPOConfig
 
+from .engine import PRECISIONS
+from .generation import GENERATION_BACKENDS, check_backend
 from .losses import LAM_SCALINGS, REAL_RESPONSES, SMOOTHINGS, scaled_lam, spac_option_problems
 
 
-GENERATION_BACKENDS = ("hf", "vllm", "ctranslate2")
-GENERATION_PRECISIONS = ("float32", "int8")
+GENERATION_PRECISIONS = tuple(PRECISIONS)  # the engine's modes
 ITERATION_DATA = ("split", "full")
 
 
@@ -146,8 +147,6 @@ class SelfPlayConfig(DPOConfig):
         if problems:
             raise OptionError(problems)
         # An engine that is not installed, or a setting it cannot honour, is refused here, before any work.
-        from .generation import check_backend
-
         check_backend(
             self.generation_backend,
             self.generation_precision,

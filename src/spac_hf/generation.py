@@ -32,6 +32,9 @@ from .utils import atomic_directory
 if TYPE_CHECKING:
     from .config import SelfPlayConfig
 
+# The engines `generate_responses` runs on (`SelfPlayConfig.generation_backend` takes its choices from here).
+GENERATION_BACKENDS = ("hf", "vllm", "ctranslate2")
+
 
 def stop_token_ids(generation_config, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """EOS ids of the generation config and of the tokenizer: chat models often end a turn on a token of their own."""
@@ -186,8 +189,6 @@ def _generate_engine(
 def check_backend(backend: str, precision: str = "float32", **sampling) -> None:
     """Refuse, before any work, a backend that is not installed or a setting it cannot honour (named, with the
     alternative). `sampling`: the run's `temperature`, `top_p`, `top_k`, `max_new_tokens`."""
-    from .config import GENERATION_BACKENDS
-
     if backend not in GENERATION_BACKENDS:
         raise ValueError(f"`generation_backend` must be one of {GENERATION_BACKENDS}, got {backend!r}.")
     if backend == "ctranslate2":

@@ -1,7 +1,7 @@
 """One arm-run: train one variant from pi_1 at the benchmark's budget, checkpoint it at the declared steps, score every
 checkpoint on the validation prompts, and score the validation-chosen and the last checkpoint on the test prompts.
 
-Training goes through the library's own loop (`spac_hf.loop.run_self_play`) with the variant's trainer and config
+Training goes through the library's own loop (`spac_hf.run_self_play`) with the variant's trainer and config
 (`spac_hf.variants.variant_config`), so every arm is the code a user runs. What the benchmark adds:
 - the schedule that spends exactly the budget (`fit_schedule`): T iterations x E epochs x the steps of one epoch of
   an iteration's part = the budget's optimizer steps, for every arm;

@@ -392,9 +392,11 @@ def results_block(results: dict) -> str:
     for regime in [r for r in REGIMES if any(row["regime"] == r for row in results["table"])]:
         rows = sorted((r for r in results["table"] if r["regime"] == regime), key=lambda r: -r["test_reward"])
         start = starts.get(regime, {})
-        mu, pi1 = _fmt(start.get("mu_true_reward_train_prompts")), _fmt(start.get("start_test_reward"))
+        mu, pi1 = start.get("mu_true_reward_train_prompts"), _fmt(start.get("start_test_reward"))
+        # mu's reward is known for the synthetic data; on-policy data are pi_1's own samples (mu = pi_1).
+        rewards = f"mu's true reward {_fmt(mu)}, pi_1's {pi1}" if mu is not None else f"pi_1's true reward {pi1}"
         lines.append(
-            f"**{regime}** ({REGIMES[regime].description}; mu's true reward {mu}, pi_1's {pi1}). Test "
+            f"**{regime}** ({REGIMES[regime].description}; {rewards}). Test "
             "reward at the validation-chosen checkpoint, mean over seeds ± 95% CI:"
         )
         lines.append("")

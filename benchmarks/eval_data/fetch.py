@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from spac_hf.tasks.instruction_following import use_nltk_data
-from spac_hf.utils import atomic_directory, atomic_write_bytes, cache_root
+from spac_hf.utils import atomic_directory, atomic_write_bytes, cache_root, file_sha256
 
 
 @dataclass(frozen=True)
@@ -175,20 +175,12 @@ def data_dir() -> Path:
     return cache_root()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ChecksumError(ValueError):
     """A downloaded distribution is not the pinned one."""
 
 
 def _check(name: str, version: str, path: Path, sha256: str) -> None:
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != sha256.lower():
         raise ChecksumError(
             f"{name}=={version}: the sha256 of {path.name} is {actual}, expected {sha256} "

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .utils import atomic_directory, atomic_write_json
+from .utils import atomic_directory, atomic_write_json, cache_root, file_sha256
 from .utils import discard_damaged as _discard
 
 
@@ -110,11 +110,6 @@ def path_key(model_path: str | os.PathLike) -> str:
     return f"{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:10]}"
 
 
-def _user_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "spac-hf"
-
-
 def _source_fingerprint(model_path: Path) -> dict[str, Any]:
     """What identifies the model a conversion came from: every file's name, size and modification time."""
     files = sorted(p for p in model_path.iterdir() if p.is_file())
@@ -122,14 +117,6 @@ def _source_fingerprint(model_path: Path) -> dict[str, Any]:
         "path": str(model_path.resolve()),
         "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _valid_cache(folder: Path, source: dict[str, Any]) -> bool:
@@ -142,7 +129,7 @@ def _valid_cache(folder: Path, source: dict[str, Any]) -> bool:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         if manifest["source"] != source or manifest["ctranslate2"] != ctranslate2.__version__:
             raise ValueError("it was converted from another model or by another CTranslate2 version")
-        if _sha256(folder / _WEIGHTS) != manifest["sha256"]:
+        if file_sha256(folder / _WEIGHTS) != manifest["sha256"]:
             raise ValueError(f"{_WEIGHTS} does not match its recorded sha256")
     except (OSError, KeyError, ValueError) as err:
         _discard(folder, "the converted model", err)
@@ -153,15 +140,15 @@ def _valid_cache(folder: Path, source: dict[str, Any]) -> bool:
 def converted_model(model_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
     """The CTranslate2 conversion of the transformers model saved at `model_path`, made once and cached.
 
-    `cache_dir` defaults to a folder of the user's cache named after the model's absolute path (never inside the
-    model folder, which may be read-only or pushed to the Hub). The float32 weights are kept; `int8` quantizes them
-    when the model is loaded.
+    `cache_dir` defaults to a folder of spac-hf's cache root (`utils.cache_root`) named after the model's absolute
+    path (never inside the model folder, which may be read-only or pushed to the Hub). The float32 weights are kept;
+    `int8` quantizes them when the model is loaded.
     """
     ctranslate2 = import_engine()
     model_path = Path(model_path)
     check_convertible(model_path)
     if cache_dir is None:
-        cache_dir = _user_cache() / ENGINE / path_key(model_path)
+        cache_dir = cache_root() / ENGINE / path_key(model_path)
     folder = Path(cache_dir)
     source = _source_fingerprint(model_path)
     if _valid_cache(folder, source):
@@ -183,7 +170,7 @@ def converted_model(model_path: str | os.PathLike, cache_dir: str | os.PathLike 
             )
         atomic_write_json(
             tmp / MANIFEST,
-            {"source": source, "ctranslate2": ctranslate2.__version__, "sha256": _sha256(tmp / _WEIGHTS)},
+            {"source": source, "ctranslate2": ctranslate2.__version__, "sha256": file_sha256(tmp / _WEIGHTS)},
         )
     return folder
 

@@ -235,7 +235,8 @@ def generate_responses(
         distributed: shard the prompts across the processes and gather the results (every process must call). With
             `False`, this process generates everything alone (e.g. an evaluation on the main process only).
         precision: `ctranslate2` only: `"float32"` (greedy texts equal to transformers') or `"int8"` (faster).
-        engine_cache_dir: `ctranslate2` only: where the converted model is kept (default: inside the model folder).
+        engine_cache_dir: `ctranslate2` only: where the converted model is kept (default: a folder under spac-hf's
+            cache root, named after the model's path; never inside the model folder).
         return_finished: also return, per response, whether it ended on a stop token within `max_new_tokens`
             (False: the cap cut it), as `(texts, finished)`: a cut response cannot tell from its text alone.
 

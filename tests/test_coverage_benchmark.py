@@ -148,10 +148,15 @@ def test_readme_tuning_note_matches_the_trials():
     readme = (root / "benchmarks" / "coverage" / "README.md").read_text()
     assert "the tuning chose the smallest" in readme
     results = json.loads((root / "results" / "coverage" / "results.json").read_text())
-    tuned = {row["arm"]: row["params"] for row in results["table"] if row["regime"] == "covered_mu"}
-    for arm in ("spac_theory", "spac_theory_no_pessimism", "dpo"):
-        assert tuned[arm]["learning_rate"] == min(design.ARMS[arm].search.params["learning_rate"])
-    assert tuned["rpo"]["rpo_alpha"] == min(design.ARMS["rpo"].search.params["rpo_alpha"])
+    lowest = {arm: min(design.ARMS[arm].search.params["learning_rate"]) for arm in design.ARMS}
+    for regime in ("covered_mu", "uncovered"):  # the same edges in both, as the README says
+        tuned = {row["arm"]: row["params"] for row in results["table"] if row["regime"] == regime}
+        for arm in ("spac_theory", "spac_theory_no_pessimism", "dpo"):
+            assert tuned[arm]["learning_rate"] == lowest[arm]
+        assert tuned["rpo"]["rpo_alpha"] == min(design.ARMS["rpo"].search.params["rpo_alpha"])
+    on_policy = {row["arm"]: row["params"] for row in results["table"] if row["regime"] == "on_policy"}
+    assert on_policy["rpo"]["rpo_alpha"] == min(design.ARMS["rpo"].search.params["rpo_alpha"])
+    assert on_policy["spac_theory_no_pessimism"]["learning_rate"] == lowest["spac_theory_no_pessimism"]
 
 
 def test_the_recorded_command_resumes_every_regime_the_folder_holds(tmp_path):

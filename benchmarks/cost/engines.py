@@ -37,7 +37,8 @@ from spac_hf.utils import atomic_write_json, environment_info, torch_threads
 SMOLLM2 = "outputs/smollm2/model"
 DEFAULT_MODEL = "src/spac_hf/default/model"
 # `ctranslate2-<precision>`: one one-thread worker per thread; `-w<k>` names another layout (`-w1`: one worker on
-# every thread, the layout before workers existed). In the ifeval section, `hf-t<k>` is `generate` on k threads.
+# every thread, the layout before workers existed). In the ifeval section, `hf-t<k>` is `generate` on k threads and
+# `hf-p<k>` is `generate` in k one-thread processes, each on its own batches (the engine's layout, for transformers).
 BACKENDS = ("hf", "ctranslate2-float32", "ctranslate2-int8")
 OUT = Path("results/cost/generation")
 RESULTS = "engines.json"
@@ -267,10 +268,15 @@ def ifeval(args, results: dict) -> None:
     prompts = spread(chat_prompt_ids(tokenizer, [r["prompt"] for r in ifeval_rows()]), len, args.prompts)
     key = f"{len(prompts)}x{args.max_new_tokens}_batch{args.batch_size}"
     section = results["sections"].setdefault("ifeval", {}).setdefault(key, {"rows": []})
-    texts = {}
+    texts, run = {}, time.strftime("%Y-%m-%d %H:%M:%S")
     for backend in args.ifeval_backends:
+        if not backend.startswith("hf"):
+            backends.engine(backend)  # loaded before the clock starts, as hf's model is
         start = time.perf_counter()
-        if backend.startswith("hf"):  # the path the benchmarks take; `hf-t<k>`: on k threads
+        if backend.startswith("hf-p"):
+            processes = threads = int(backend[4:])
+            out, seconds = _hf_processes(args.models[0], prompts, processes, args.max_new_tokens, args.batch_size)
+        elif backend.startswith("hf"):  # the path the benchmarks take; `hf-t<k>`: on k threads
             threads = int(backend[4:]) if backend.startswith("hf-t") else args.threads
             with torch_threads(threads):
                 out = generate_responses(
@@ -293,12 +299,15 @@ def ifeval(args, results: dict) -> None:
                 batch_size=args.batch_size,
             )
             out = [tokenizer.decode(i, skip_special_tokens=True) for i in ids]
-        seconds = time.perf_counter() - start
+        if not backend.startswith("hf-p"):  # hf-p times its processes' generation only
+            seconds = time.perf_counter() - start
         texts[backend] = out
         tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in out)
+        hf_workers = processes if backend.startswith("hf-p") else 1
         row = {
+            "run": run,
             "backend": backend,
-            "workers": 1 if backend.startswith("hf") else backends.engine(backend).workers,
+            "workers": hf_workers if backend.startswith("hf") else backends.engine(backend).workers,
             "threads": threads if backend.startswith("hf") else args.threads,
             "prompts": len(prompts),
             "max_new_tokens": args.max_new_tokens,
@@ -314,6 +323,51 @@ def ifeval(args, results: dict) -> None:
                 done["same_text_as_hf"] = sum(a == b for a, b in zip(texts["hf"], texts[done["backend"]]))
         print(json.dumps(row), flush=True)
         _save(args.out, results)
+
+
+def _hf_process(model_dir: str, prompts: list[list[int]], max_new_tokens: int, batch_size: int, barrier):
+    """One process of `hf-p<k>`: load on one thread, wait for the others, then time only the generation."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spac_hf.generation import generate_responses
+
+    torch.set_num_threads(1)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    barrier.wait()
+    start = time.time()
+    out = generate_responses(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
+        distributed=False, desc="hf-p",
+    )  # fmt: skip
+    return out, start, time.time()
+
+
+def _hf_processes(
+    model_dir: str, prompts: list[list[int]], processes: int, max_new_tokens: int, batch_size: int
+) -> tuple[list[str], float]:
+    """`generate` in `processes` one-thread processes with the engine's split (prompts sorted by length, cut into
+    batches, batch b to process b mod k): the texts in the prompts' order and the seconds from the first process's
+    start to the last one's end (each loads the model before the clock starts, as the in-process backends have)."""
+    import multiprocessing
+
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    size = max(1, min(batch_size, -(-len(order) // processes)))
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    shares = [[i for batch in batches[w::processes] for i in batch] for w in range(processes)]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(processes) as pool:
+        barrier = manager.Barrier(processes)
+        jobs = [
+            pool.apply_async(_hf_process, (model_dir, [prompts[i] for i in share], max_new_tokens, size, barrier))
+            for share in shares
+        ]
+        done = [job.get() for job in jobs]
+    texts = [""] * len(prompts)
+    for share, (out, _, _) in zip(shares, done):
+        for i, text in zip(share, out):
+            texts[i] = text
+    return texts, max(end for *_, end in done) - min(start for _, start, _ in done)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -193,8 +193,18 @@ def test_builder_refuses_too_few_pairs_then_builds_and_resumes(ending_model_dir,
     assert not (tmp_path / "data.work" / sc.SAMPLES_FILE).exists() and not out.exists()
     monkeypatch.setattr(sc, "MIN_PAIRS", 3)
 
-    # An uninterrupted build, for reference.
-    reference = sc.build_single_constraint_data(ending_model_dir, tmp_path / "reference", kinds=KINDS, **SMALL)
+    # An uninterrupted build, for reference. Every chunk drawn is announced (the pilot commits there), and the work
+    # folder holds only samples (no model conversion), so it can be committed.
+    progress: list[str] = []
+    reference = sc.build_single_constraint_data(
+        ending_model_dir, tmp_path / "reference", kinds=KINDS, on_chunk=progress.append, **SMALL
+    )
+    assert [line.split(", ")[0] for line in progress] == [
+        "Estimating follow rates: chunk 1/2", "Estimating follow rates: chunk 2/2",
+        "Sampling from mu: chunk 1/3", "Sampling from mu: chunk 2/3", "Sampling from mu: chunk 3/3",
+    ]  # fmt: skip
+    work = tmp_path / "reference.work"
+    assert sorted(p.name for p in work.iterdir()) == [sc.ESTIMATE_FILE, sc.SAMPLES_FILE, "settings.json"]
 
     # A crash after two chunks of training samples: nothing is written where the data set goes; the rerun keeps the
     # finished chunks (the estimation pass's too) and draws what the uninterrupted build drew.

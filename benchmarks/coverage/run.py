@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import fcntl
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from spac_hf.utils import atomic_write_json, read_json, recorded_path
 from . import design
 from .data import REGIMES, REPO_ROOT, prompt_splits, regime_data
 from .train import RunSpec
+from benchmarks.partial import commit
 from benchmarks.protocol import ProtocolError, tune
 
 
@@ -333,12 +333,8 @@ class Runner:
             self.log(f"cell done: {what}; {summary}")
             if self.args.commit:
                 # results only (and the README's generated results section): code is committed by hand
-                paths = [str(self.args.out.relative_to(REPO_ROOT))] + (
-                    [str(README.relative_to(REPO_ROOT))] if readme else []
-                )
-                subprocess.run(["git", "add", *paths], cwd=REPO_ROOT, check=False)  # a busy index: next cell
-                message = f"Coverage benchmark (PARTIAL): {what}; {summary}"
-                subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=REPO_ROOT, check=False)
+                paths = [self.args.out] + ([README] if readme else [])
+                commit(paths, f"Coverage benchmark (PARTIAL): {what}; {summary}")
 
 
 def _claim(path: Path) -> bool:

@@ -13,12 +13,15 @@ held-out in-distribution reward clearly above the SFT model's. The gate, declare
   move enough, /3 when it degenerated), and the gate is tried again; if that fails too, the pilot records
   "cannot move the model" and the benchmark stops there.
 
-    python -m benchmarks.instruction_following.pilot            # data (if not built), SFT score, DPO, gate; resumable
+    python -m benchmarks.instruction_following.pilot --commit   # data (if not built), SFT score, DPO, gate; resumable
     python -m benchmarks.instruction_following.pilot --quick --model <tiny model> --data <data> --out <tmp>   # tests
 
 Every stage is kept when it finishes (the data set, each score, each training run) and reused by a rerun;
 `pilot.json` is rewritten after each stage (status "partial" until the decision) with the command that resumes, beside
 `responses.jsonl` (every scored response) and `data_provenance.json` (the data's follow rates, cuts and label noise).
+The data set is built inside the results folder (`data/`, its samples drawn into `data.work/` chunk by chunk): with
+`--commit`, every finished chunk and stage is committed, so a fresh clone on another machine resumes where the last
+commit left off (the scores and training runs, in `outputs/`, are redone there).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,12 +42,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from spac_hf.utils import atomic_write_json, atomic_write_text, environment_info, read_json, recorded_path
 
 from benchmarks.instruction_following.methods import REPO_ROOT
+from benchmarks.partial import commit
 
 
 DEFAULT_MODEL = "outputs/smollm2/model"  # recipes/smollm2/convert.py writes it
-DEFAULT_DATA = "outputs/instruction_following/single_constraint"
-DEFAULT_WORK = "outputs/instruction_following/pilot"
 DEFAULT_OUT = "results/instruction_following/pilot"
+DEFAULT_DATA = f"{DEFAULT_OUT}/data"  # committed with the results: the costliest stage survives a lost machine
+DEFAULT_WORK = "outputs/instruction_following/pilot"
 
 # The gate, declared before the run. 0.08 on 300 held-out prompts is about 2.7 standard errors of a 0/1 reward near
 # 0.4 (issue 25); a model that gains by looping is no gain.
@@ -201,6 +206,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="generation batch when scoring")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps, 8 new tokens: for the tests")
+    parser.add_argument(
+        "--commit", action="store_true", help="git-commit --out after every data chunk and every stage (PARTIAL)"
+    )
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.data = (args.data or REPO_ROOT / DEFAULT_DATA).resolve()
@@ -226,12 +234,22 @@ def main(argv: list[str] | None = None) -> dict:
     def stage(text: str) -> None:
         print(f"\n[pilot {int(time.perf_counter() - started) // 60}m] {text}", flush=True)
 
+    def checkpoint(what: str) -> None:
+        if args.commit:
+            commit([args.out], f"Instruction-following pilot (PARTIAL): {what}. Resume: {command}")
+
     with torch_threads(args.threads):
         if not (args.data / "provenance.json").exists():
             if args.quick:
                 raise ValueError(f"--quick needs a built data set: {args.data} has no provenance.json.")
             stage(f"data: building {args.data} (single_constraint design, resumable)")
-            single_constraint.build_single_constraint_data(args.model, args.data, threads=args.threads)
+            single_constraint.build_single_constraint_data(
+                args.model, args.data, threads=args.threads, on_chunk=checkpoint
+            )
+            # The chunks are in the data set now (samples.jsonl, estimation_samples.jsonl): the copy is not committed.
+            if args.commit:
+                shutil.rmtree(args.data.parent / f"{args.data.name}.work")
+            checkpoint("data set built")
         provenance = read_json(args.data / "provenance.json")
         for name, record in (
             ("data_estimation", provenance.get("estimation", {}).get("sampling")),
@@ -302,6 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
                 for i, r in enumerate(rows)
             ]
             atomic_write_text(args.out / "responses.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+            if results["status"] == "partial":
+                checkpoint(f"{', '.join(responses)} scored")
+            elif args.commit:
+                commit([args.out], f"Instruction-following pilot: {results['decision']}")
 
         stage(f"scoring the SFT model on {len(rows)} held-out prompts (greedy, at most {max_new_tokens} new tokens)")
         sft = score(

@@ -36,7 +36,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from spac_hf.tasks.instruction_following import BT_TAU, TASK_NAME, reward
@@ -181,11 +181,12 @@ def sample(
     sampling: dict,
     *,
     desc: str,
-    engine_cache_dir: str | None = None,
+    on_chunk: Callable[[str], None] | None = None,
 ) -> dict[str, dict]:
     """K responses per row from mu, with their rewards and whether the cap cut them: id -> {id, responses, rewards,
     cut}. Rows go in chunks at fixed positions; a chunk already in `progress` with the same prompts and `sampling`
-    settings is reused, every other one is drawn (CTranslate2, seeded by the chunk's first prompt) and appended."""
+    settings is reused, every other one is drawn (CTranslate2, seeded by the chunk's first prompt) and appended, then
+    `on_chunk` is called with a line saying how far the pass is (e.g. to commit the progress file)."""
     from spac_hf.generation import generate_responses
     from spac_hf.utils import torch_threads
 
@@ -218,7 +219,6 @@ def sample(
                 distributed=False,
                 desc=desc,
                 backend="ctranslate2",
-                engine_cache_dir=engine_cache_dir,
                 return_finished=True,
             )
         tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
@@ -242,11 +242,13 @@ def sample(
         drawn += len(chunk)
         elapsed = time.perf_counter() - started
         left = sum(len(c) for c in chunks[number:] if tuple(r["id"] for r in c) not in finished)
-        print(
+        line = (
             f"{desc}: chunk {number}/{len(chunks)}, {len(done)}/{len(rows)} prompts, {tokens / seconds:.0f} tokens/s, "
-            f"about {elapsed / drawn * left / 60:.0f} min left",
-            flush=True,
+            f"about {elapsed / drawn * left / 60:.0f} min left"
         )
+        print(line, flush=True)
+        if on_chunk is not None:
+            on_chunk(line)
     return done
 
 
@@ -352,13 +354,20 @@ def _check_settings(settings: dict) -> None:
 
 
 def build_single_constraint_data(
-    model_path: str | Path, out: str | Path, *, kinds: Sequence[str] | None = None, **options
+    model_path: str | Path,
+    out: str | Path,
+    *,
+    kinds: Sequence[str] | None = None,
+    on_chunk: Callable[[str], None] | None = None,
+    **options,
 ) -> Path:
     """Build the `single_constraint` data set at `out` (see the module's docstring); `options` override `DEFAULTS`.
 
     A finished `out` with the same settings is returned as it is (other settings: an error naming the folder); a rerun
     reuses every finished chunk of `<out>.work/`, and a work folder drawn with other settings is refused, naming them
-    (only `num_train` may grow: more prompts add chunks)."""
+    (only `num_train` may grow: more prompts add chunks). `<out>.work/` holds only the samples (mu's CTranslate2
+    conversion goes to spac-hf's cache root), so it can be committed and resumed from on another machine;
+    `on_chunk` is called after every chunk drawn (see `sample`)."""
     from transformers import AutoTokenizer
 
     unknown = sorted(set(options) - set(DEFAULTS))
@@ -412,7 +421,6 @@ def build_single_constraint_data(
             "threads",
         )
     }
-    cache = str(work / "ctranslate2")  # mu's conversion, once for both passes
     print(
         f"Estimation pass: {len(candidates)} kinds x {per_kind} prompts x {settings['responses_per_prompt']} samples"
     )
@@ -423,7 +431,7 @@ def build_single_constraint_data(
         work / ESTIMATE_FILE,
         sampling,
         desc="Estimating follow rates",
-        engine_cache_dir=cache,
+        on_chunk=on_chunk,
     )
     rates = follow_rates(estimation_rows, estimated)
     samples = sum(e["samples"] for e in rates.values())
@@ -450,7 +458,7 @@ def build_single_constraint_data(
         work / SAMPLES_FILE,
         sampling,
         desc="Sampling from mu",
-        engine_cache_dir=cache,
+        on_chunk=on_chunk,
     )
     pairs, no_pair = pair_rows(train_rows, done, random.Random(f"{DESIGN}/labels/{seed}"), settings["tau"])
     check_pairs(len(pairs), settings, "in fact")

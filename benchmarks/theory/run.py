@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from spac_hf.utils import atomic_write_text, environment_info, read_json, torch_threads
 
+from benchmarks.partial import commit
 from benchmarks.protocol import ProtocolError
 from benchmarks.theory import experiment as design
 from benchmarks.theory.experiment import ENVIRONMENTS, Split, comparison, run_regime
@@ -79,19 +79,6 @@ def declare(args: argparse.Namespace) -> dict[tuple[int, int], object]:
             plan.validate()
             declared[(n, steps)] = plan
     return declared
-
-
-def git_commit(out: Path, message: str) -> None:
-    """Commit --out alone (other staged work stays staged); retried while another git command holds the index."""
-    for _ in range(10):
-        added = subprocess.run(["git", "add", "--", str(out)], capture_output=True, text=True)
-        done = added.returncode == 0 and subprocess.run(
-            ["git", "commit", "-q", "-m", message, "--", str(out)], capture_output=True, text=True
-        ).returncode in (0, 1)  # 1: nothing to commit
-        if done:
-            return
-        time.sleep(3)
-    print(f"warning: could not commit {out}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -162,11 +149,11 @@ def run(args: argparse.Namespace, argv: list[str] | None, declared: dict) -> dic
             write(results, finished, plan, args)
             tqdm.write(f"finished {outcome['regime']} in {outcome['seconds']} s ({len(finished)}/{len(plan)})")
             if args.commit:
-                git_commit(args.out, f"Theory benchmark: partial results, {len(finished)} of {len(plan)} regimes")
+                commit([args.out], f"Theory benchmark: partial results, {len(finished)} of {len(plan)} regimes")
     results = write(results, finished, plan, args)
     print(f"wrote {args.out}/results.json, table.md, table.csv and plots in {time.perf_counter() - start:.0f} s")
     if args.commit:
-        git_commit(args.out, "Theory benchmark: complete results under the protocol")
+        commit([args.out], "Theory benchmark: complete results under the protocol")
     return results
 
 

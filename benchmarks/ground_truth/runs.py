@@ -88,24 +88,23 @@ def run_folder_of(record: dict) -> Path:
     return REPO_ROOT / record["output_dir"]
 
 
-def iteration_records(summary: dict, task_key: str, num_train_epochs: float) -> list[dict]:
-    """Per model of the run (0 = the starting model): cumulative training examples and optimizer steps, its true
-    reward (mean over prompts) and the standard error over prompts, and the iteration's training loss."""
+def iteration_records(summary: dict, task_key: str, run_dir: Path) -> list[dict]:
+    """Per model of the run (0 = the starting model): cumulative training examples and optimizer steps (counted as
+    `spac_hf.run.budget` counts a run's spend), its true reward (mean over prompts) and the standard error over
+    prompts, and the iteration's training loss."""
+    from spac_hf.run.budget import spend_by_iterate
+
     evaluation = summary["evaluations"]["0"]["results"][task_key]
     records = [{
         "iteration": 0, "examples_seen": 0, "optimizer_steps": 0, "true_reward": evaluation["mean"],
         "true_reward_stderr_over_prompts": evaluation.get("mean_stderr"), "train_loss": None,
     }]  # fmt: skip
-    examples = steps = 0
-    for iterate in summary["iterates"]:
+    for iterate, spent in zip(summary["iterates"], spend_by_iterate(summary, run_dir)):
         t = iterate["iteration"]
-        log_history = read_json(Path(iterate["path"]) / "iterate.json", {}).get("log_history", [])
-        examples += int(iterate["train_rows"] * num_train_epochs)
-        steps += max((entry.get("step", 0) for entry in log_history), default=0)
         evaluation = summary["evaluations"][str(t)]["results"][task_key]
         records.append({
-            "iteration": t, "examples_seen": examples, "optimizer_steps": steps, "true_reward": evaluation["mean"],
-            "true_reward_stderr_over_prompts": evaluation.get("mean_stderr"),
+            "iteration": t, "examples_seen": spent["pairs_seen"], "optimizer_steps": spent["optimizer_steps"],
+            "true_reward": evaluation["mean"], "true_reward_stderr_over_prompts": evaluation.get("mean_stderr"),
             "train_loss": iterate.get("train_metrics", {}).get("train_loss"),
         })  # fmt: skip
     return records
@@ -199,7 +198,7 @@ def run_method(method: Method, seed: int, work_dir: Path, overrides: Sequence[st
         "output_dir": recorded_path(out, REPO_ROOT),  # relative to the checkout: read back with run_folder_of
         "wall_seconds": round(time.perf_counter() - started, 2),
         "settings": _budget_settings(script_args, training_args, model_args),
-        "iterations": iteration_records(result.summary, task_key, training_args.num_train_epochs),
+        "iterations": iteration_records(result.summary, task_key, out),
     }
     atomic_write_json(out / RECORD_FILE, record)
     return record, False

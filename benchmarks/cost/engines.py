@@ -159,13 +159,11 @@ class Backends:
 
     @torch.no_grad()
     def _hf(self, prompts, new_tokens, fixed_length):
+        from spac_hf.generation import left_padded
+
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
-        width = max(map(len, prompts))
-        ids = torch.full((len(prompts), width), pad)
-        mask = torch.zeros_like(ids)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p) :] = torch.tensor(p)
-            mask[row, width - len(p) :] = 1
+        ids, mask = left_padded(prompts, pad)
+        width = ids.shape[1]
         with torch_threads(self.threads):
             out = self.model.generate(
                 input_ids=ids,

@@ -52,6 +52,18 @@ def _shard(prompt_ids: Sequence[list[int]], rank: int, world: int) -> list[int]:
 
 
 @torch.no_grad()
+def left_padded(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of a batch of token-id prompts, padded on the left: every prompt ends where
+    generation starts."""
+    width = max(map(len, prompts))
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, ids in enumerate(prompts):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask
+
+
 def _generate_hf(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -62,13 +74,15 @@ def _generate_hf(
     temperature: float,
     top_p: float,
     top_k: int,
+    seed: int,
     batch_size: int,
     show_progress: bool,
     desc: str,
     finished: dict[int, bool] | None = None,
 ) -> list[tuple[int, str]]:
-    """(index, text) per prompt of `indices`; with `finished`, also whether each response ended on a stop token
-    (False: it ran to `max_new_tokens`, cut), keyed by index."""
+    """(index, text) per prompt of `indices`, sampled from torch's generator seeded with `seed` (the caller's random
+    state is restored after); with `finished`, also whether each response ended on a stop token (False: it ran to
+    `max_new_tokens`, cut), keyed by index."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = stop_token_ids(model.generation_config, tokenizer)
     # top_k=0 must be passed explicitly: transformers' `generate` otherwise applies top_k=50 and y would not be ~ pi_t.
@@ -86,30 +100,28 @@ def _generate_hf(
     was_training = model.training
     model.eval()
     results = []
-    try:
-        for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not show_progress, unit="batch"):
-            batch = indices[start : start + batch_size]
-            width = max(len(prompt_ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):  # left padding: every prompt ends where generation starts
-                ids = prompt_ids[i]
-                input_ids[row, width - len(ids) :] = torch.tensor(ids)
-                attention_mask[row, width - len(ids) :] = 1
-            output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                max_new_tokens=max_new_tokens,
-                eos_token_id=stop_ids,
-                pad_token_id=pad_id,
-                **sampling,
-            )
-            for row, i in enumerate(batch):
-                results.append((i, tokenizer.decode(output[row, width:], skip_special_tokens=True)))
-                if finished is not None:  # `generate` keeps the stop token (and pads after it)
-                    finished[i] = any(t in stop_ids for t in output[row, width:].tolist())
-    finally:
-        model.train(was_training)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        try:
+            for start in tqdm(range(0, len(indices), batch_size), desc=desc, disable=not show_progress, unit="batch"):
+                batch = indices[start : start + batch_size]
+                input_ids, attention_mask = left_padded([prompt_ids[i] for i in batch], pad_id)
+                width = input_ids.shape[1]
+                output = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=stop_ids,
+                    pad_token_id=pad_id,
+                    **sampling,
+                )
+                for row, i in enumerate(batch):
+                    results.append((i, tokenizer.decode(output[row, width:], skip_special_tokens=True)))
+                    if finished is not None:  # `generate` keeps the stop token (and pads after it)
+                        finished[i] = any(t in stop_ids for t in output[row, width:].tolist())
+        finally:
+            model.train(was_training)
     return results
 
 
@@ -264,20 +276,10 @@ def generate_responses(
     if backend == "hf":
         if isinstance(model, str):
             raise TypeError("backend='hf' needs a loaded model, got a path; load it with AutoModelForCausalLM.")
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed + rank)
-            local = _generate_hf(
-                model,
-                tokenizer,
-                prompt_ids,
-                indices,
-                batch_size=batch_size,
-                show_progress=show_progress,
-                desc=desc,
-                finished=finished,
-                **sampling,
-            )
+        local = _generate_hf(
+            model, tokenizer, prompt_ids, indices, seed=seed + rank, batch_size=batch_size,
+            show_progress=show_progress, desc=desc, finished=finished, **sampling,
+        )  # fmt: skip
     elif backend == "vllm":
         local = _generate_vllm(model, prompt_ids, indices, seed=seed + rank, finished=finished, **sampling)
     else:
@@ -288,14 +290,19 @@ def generate_responses(
         )  # fmt: skip
     if finished is not None:
         local = [(i, text, finished[i]) for i, text in local]
-    gathered = gather_object(local) if world > 1 else local
-    texts: list[str | None] = [None] * len(prompt_ids)
-    ended: list[bool | None] = [None] * len(prompt_ids)
+    texts, ended = _in_prompt_order(gather_object(local) if world > 1 else local, len(prompt_ids))
+    return (texts, ended) if return_finished else texts
+
+
+def _in_prompt_order(gathered: list[tuple], n: int) -> tuple[list[str], list[bool | None]]:
+    """Every process's (index, text[, finished]) back in the prompts' order: the texts and the finished flags."""
+    texts: list[str | None] = [None] * n
+    ended: list[bool | None] = [None] * n
     for i, text, *stopped in gathered:
         texts[i] = text
         ended[i] = stopped[0] if stopped else None
     assert all(t is not None for t in texts), "a prompt was lost while gathering generations"
-    return (texts, ended) if return_finished else texts
+    return texts, ended
 
 
 def as_response(text: str, conversational: bool) -> str | list[dict]:

@@ -157,6 +157,11 @@ def test_readme_tuning_note_matches_the_trials():
     on_policy = {row["arm"]: row["params"] for row in results["table"] if row["regime"] == "on_policy"}
     assert on_policy["rpo"]["rpo_alpha"] == min(design.ARMS["rpo"].search.params["rpo_alpha"])
     assert on_policy["spac_theory_no_pessimism"]["learning_rate"] == lowest["spac_theory_no_pessimism"]
+    uncovered_mu = {row["arm"]: row["params"] for row in results["table"] if row["regime"] == "uncovered_mu"}
+    for arm in ("spac_theory_no_pessimism", "dpo"):
+        assert uncovered_mu[arm]["learning_rate"] == lowest[arm]
+    assert uncovered_mu["spac_theory"]["learning_rate"] == 1e-3 and uncovered_mu["rpo"]["rpo_alpha"] == 1.0
+    assert "the preset (learning rate 1e-3) and RPO (alpha 1) chose interior values" in " ".join(readme.split())
 
 
 def test_the_recorded_command_resumes_every_regime_the_folder_holds(tmp_path):

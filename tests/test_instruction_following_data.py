@@ -200,9 +200,12 @@ def test_builder_refuses_too_few_pairs_then_builds_and_resumes(ending_model_dir,
         ending_model_dir, tmp_path / "reference", kinds=KINDS, on_chunk=progress.append, **SMALL
     )
     assert [line.split(", ")[0] for line in progress] == [
-        "Estimating follow rates: chunk 1/2", "Estimating follow rates: chunk 2/2",
-        "Sampling from mu: chunk 1/3", "Sampling from mu: chunk 2/3", "Sampling from mu: chunk 3/3",
-    ]  # fmt: skip
+        "Estimating follow rates: chunk 1/2",
+        "Estimating follow rates: chunk 2/2",
+        "Sampling from mu: chunk 1/3",
+        "Sampling from mu: chunk 2/3",
+        "Sampling from mu: chunk 3/3",
+    ]
     work = tmp_path / "reference.work"
     assert sorted(p.name for p in work.iterdir()) == [sc.ESTIMATE_FILE, sc.SAMPLES_FILE, "settings.json"]
 

@@ -340,9 +340,15 @@ def _hf_process(model_dir: str, prompts: list[list[int]], max_new_tokens: int, b
     barrier.wait()
     start = time.time()
     out = generate_responses(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
-        distributed=False, desc="hf-p",
-    )  # fmt: skip
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=0.0,
+        batch_size=batch_size,
+        distributed=False,
+        desc="hf-p",
+    )
     return out, start, time.time()
 
 

@@ -277,9 +277,17 @@ def generate_responses(
         if isinstance(model, str):
             raise TypeError("backend='hf' needs a loaded model, got a path; load it with AutoModelForCausalLM.")
         local = _generate_hf(
-            model, tokenizer, prompt_ids, indices, seed=seed + rank, batch_size=batch_size,
-            show_progress=show_progress, desc=desc, finished=finished, **sampling,
-        )  # fmt: skip
+            model,
+            tokenizer,
+            prompt_ids,
+            indices,
+            seed=seed + rank,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            desc=desc,
+            finished=finished,
+            **sampling,
+        )
     elif backend == "vllm":
         local = _generate_vllm(model, prompt_ids, indices, seed=seed + rank, finished=finished, **sampling)
     else:

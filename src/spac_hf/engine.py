@@ -192,6 +192,14 @@ def _stop_string_callback(stop_strings: Sequence[str], decode: Callable[[list[in
     return callback
 
 
+def length_sorted_batches(prompt_ids: Sequence[Sequence[int]], batch_size: int, workers: int) -> list[list[int]]:
+    """Prompt indices sorted by length, cut into batches of at most `batch_size` (fewer, so that every worker gets
+    one); batch b is worker b mod `workers`'s."""
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    size = max(1, min(batch_size, -(-len(order) // workers)))
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
 class Engine:
     """A converted model loaded in CTranslate2: batched generation and scoring on token ids.
 
@@ -272,9 +280,7 @@ class Engine:
         options["min_length"] = min_new_tokens
         if temperature > 0:
             self.generators = [self._load(seed + w) for w in range(self.workers)]
-        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
-        size = max(1, min(batch_size, -(-len(order) // self.workers)))
-        batches = [order[start : start + size] for start in range(0, len(order), size)]
+        batches = length_sorted_batches(prompt_ids, batch_size, self.workers)
         results: list[list[int]] = [[] for _ in prompt_ids]
 
         def work(worker: int) -> None:

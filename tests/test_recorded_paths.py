@@ -66,3 +66,34 @@ def test_writers_given_absolute_paths_record_no_machine_path(machine):
     spec = ModelSpec(label="base", model=str(elsewhere))
     written = [str(card), repr(rows), repr(compared), comparison_markdown(compared, 0), repr(spec.to_dict())]
     assert not [text for text in written if machine_root in text or os.sep + "tmp" + os.sep in text]
+
+
+def test_leaderboard_writer_records_a_generated_tasks_config_source_by_the_cache_root(machine, tmp_path, monkeypatch):
+    """lm-eval writes each task's `config_source`: for the tasks built from fetched data, a YAML in spac-hf's cache
+    root, for lm-eval's own tasks a file of the installed package. Neither may name the machine's layout."""
+    import json
+
+    from benchmarks.leaderboard.run import write_json
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SPAC_HF_CACHE", str(cache))
+    generated = cache / "lm_eval_tasks" / "leaderboard_ifeval.yaml"
+    builtin = tmp_path / "venv" / "lm_eval" / "tasks" / "hellaswag.yaml"
+    output = {
+        "results": {"leaderboard_ifeval": {"inst_level_strict_acc,none": 0.3}},
+        "configs": {
+            "leaderboard_ifeval": {"metadata": {"version": 3.0, "config_source": str(generated)}},
+            "hellaswag": {"metadata": {"config_source": str(builtin)}},
+            "no_metadata": {"task": "x"},
+        },
+    }
+    path = tmp_path / "checkout" / "base.json"
+    write_json(path, output)
+    written = json.loads(path.read_text(encoding="utf-8"))
+    sources = {name: c.get("metadata", {}).get("config_source") for name, c in written["configs"].items()}
+    assert sources == {
+        "leaderboard_ifeval": "<spac-hf cache root>/lm_eval_tasks/leaderboard_ifeval.yaml",
+        "hellaswag": "hellaswag.yaml",
+        "no_metadata": None,
+    }
+    assert str(tmp_path) not in path.read_text(encoding="utf-8")

@@ -536,9 +536,10 @@ Columns: `prompt`, `chosen`, `rejected` (conversational), `id` (source and index
 # `single_constraint` (issue 25: one constraint per prompt of a kind mu follows sometimes; its defaults in its module).
 DESIGNS = ("v1", "single_constraint")
 V1_DEFAULTS = dict(num_train=64, num_test=32, responses_per_prompt=4, max_new_tokens=48, max_prompt_tokens=96)
-V1_DEFAULTS.update(batch_size=64, seed=0, threads=None)
+V1_DEFAULTS.update(batch_size=64, seed=0, threads=None, temperature=1.0)
 INT_OPTIONS = ("num_train", "num_test", "responses_per_prompt", "max_new_tokens", "max_prompt_tokens", "batch_size")
 INT_OPTIONS += ("seed", "threads", "prompts_per_kind", "chunk_prompts")
+FLOAT_OPTIONS = ("temperature", "top_p")  # mu's sampling (v1: temperature only)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -550,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--design", choices=DESIGNS, default="v1", help="the data design (default: %(default)s)")
     for name in INT_OPTIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help="default: the design's")
+    for name in FLOAT_OPTIONS:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, help="default: the design's")
     parser.add_argument("--kinds", nargs="+", default=None, help="single_constraint: candidate kinds (default: all)")
     args = parser.parse_args(argv)
     given = {k: v for k, v in vars(args).items() if v is not None and k not in ("model", "out", "design", "kinds")}

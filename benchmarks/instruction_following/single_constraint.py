@@ -77,6 +77,7 @@ DEFAULTS = {
     "max_new_tokens": 512,
     "max_prompt_tokens": 160,
     "temperature": 1.0,
+    "top_p": 1.0,
     "seed": 0,
     "tau": BT_TAU,
     "batch_size": 16,
@@ -85,6 +86,18 @@ DEFAULTS = {
 }
 # Settings a rerun may change while reusing the samples already drawn: more training prompts only add chunks.
 GROWABLE = ("num_train",)
+# The settings that decide mu's samples (a chunk drawn with other values is drawn again).
+SAMPLING_KEYS = (
+    "model",
+    "responses_per_prompt",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "batch_size",
+    "chunk_prompts",
+    "threads",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -214,6 +227,7 @@ def sample(
                 prompts,
                 max_new_tokens=sampling["max_new_tokens"],
                 temperature=sampling["temperature"],
+                top_p=sampling["top_p"],
                 seed=seed,
                 batch_size=sampling["batch_size"],
                 distributed=False,
@@ -351,6 +365,21 @@ def _check_settings(settings: dict) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}.")
     if not settings["temperature"] > 0:
         raise ValueError(f"--temperature must be > 0 (mu's samples), got {settings['temperature']}.")
+    if not 0 < settings["top_p"] <= 1:
+        raise ValueError(f"--top-p must be in (0, 1] (mu's samples), got {settings['top_p']}.")
+
+
+def estimation_prompts(settings: dict, tokenizer) -> tuple[list[dict], Iterable[dict]]:
+    """The estimation pass's rows (every candidate kind `prompts_per_kind` times, the kinds in turn) and the source
+    prompts left after them, in the order the held-out and training prompts take them."""
+    bases = checked_source_prompts()
+    random.Random(f"{DESIGN}/split/{settings['seed']}").shuffle(bases)
+    remaining = iter(bases)
+    count = settings["prompts_per_kind"] * len(settings["kinds"])
+    rows = assign(
+        remaining, settings["kinds"], count, tokenizer, settings["max_prompt_tokens"], settings["seed"], "estimation"
+    )
+    return rows, remaining
 
 
 def build_single_constraint_data(
@@ -401,28 +430,12 @@ def build_single_constraint_data(
     atomic_write_json(work / "settings.json", settings)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    bases = checked_source_prompts()
-    random.Random(f"{DESIGN}/split/{settings['seed']}").shuffle(bases)
-    remaining = iter(bases)
-    length, seed = settings["max_prompt_tokens"], settings["seed"]
-    candidates = settings["kinds"]
-    per_kind = settings["prompts_per_kind"]
-    estimation_rows = assign(remaining, candidates, per_kind * len(candidates), tokenizer, length, seed, "estimation")
-    sampling = {
-        k: settings[k]
-        for k in (
-            "model",
-            "responses_per_prompt",
-            "max_new_tokens",
-            "temperature",
-            "seed",
-            "batch_size",
-            "chunk_prompts",
-            "threads",
-        )
-    }
+    estimation_rows, remaining = estimation_prompts(settings, tokenizer)
+    length, seed, candidates = settings["max_prompt_tokens"], settings["seed"], settings["kinds"]
+    sampling = {k: settings[k] for k in SAMPLING_KEYS}
     print(
-        f"Estimation pass: {len(candidates)} kinds x {per_kind} prompts x {settings['responses_per_prompt']} samples"
+        f"Estimation pass: {len(candidates)} kinds x {settings['prompts_per_kind']} prompts x "
+        f"{settings['responses_per_prompt']} samples"
     )
     estimated = sample(
         model_path,
@@ -539,10 +552,11 @@ IFEval registry, of a kind mu (`{s["model"]}`) follows between {low:.0%} and {hi
 {s["prompts_per_kind"]} prompts per kind x {s["responses_per_prompt"]} samples ({est["samples"]} samples; the cap cut
 {est["cut_share"]:.1%} of them).
 
-Responses: {s["responses_per_prompt"]} samples per prompt from mu at temperature {s["temperature"]}, at most
-{s["max_new_tokens"]} new tokens; {c["train_cut_samples"]} of {c["train_samples"]} ({c["train_cut_share"]:.1%}) reached
-the cap without ending and are never paired. Pairs: the best- and worst-rewarded uncut samples, labelled by one
-Bradley-Terry draw (tau {s["tau"]}) on the reward (1 if the constraint is followed, lm-eval's strict checker).
+Responses: {s["responses_per_prompt"]} samples per prompt from mu at temperature {s["temperature"]}, top-p
+{s["top_p"]}, at most {s["max_new_tokens"]} new tokens; {c["train_cut_samples"]} of {c["train_samples"]}
+({c["train_cut_share"]:.1%}) reached the cap without ending and are never paired. Pairs: the best- and
+worst-rewarded uncut samples, labelled by one Bradley-Terry draw (tau {s["tau"]}) on the reward (1 if the
+constraint is followed, lm-eval's strict checker).
 
 Label noise: {noise["flipped"]} of {noise["pairs"]} pairs ({noise["flipped_share"]:.1%}) prefer the lower-rewarded
 response; the draw flips a label with probability {noise["expected_flip_rate"]:.1%} in expectation.

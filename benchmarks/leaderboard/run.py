@@ -28,6 +28,7 @@ from spac_hf.utils import (
     atomic_write_json,
     atomic_write_text,
     environment_info,
+    recorded_path,
 )
 
 from benchmarks.leaderboard.models import ModelSpec, check_specs, collect_runs, parse_models
@@ -442,9 +443,14 @@ def finish(args, suite: Suite, settings: dict, seconds: dict, world_size: int, s
 
 
 def write_json(path: Path, output: dict) -> None:
-    """lm-eval's output as JSON, atomically (numpy numbers become numbers, functions in the configs their names)."""
+    """lm-eval's output as JSON, atomically (numpy numbers become numbers, functions in the configs their names, and
+    each task's `config_source`, a YAML in the cache root for the generated tasks, a recorded path)."""
     from lm_eval.utils import handle_non_serializable
 
+    for config in output.get("configs", {}).values():
+        metadata = config.get("metadata") if isinstance(config, dict) else None
+        if isinstance(metadata, dict) and isinstance(metadata.get("config_source"), str):
+            metadata["config_source"] = recorded_path(metadata["config_source"])
     atomic_write_text(path, json.dumps(output, indent=2, default=handle_non_serializable, ensure_ascii=False) + "\n")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "SPAC_HF_CACHE"
+CACHE_LABEL = "<spac-hf cache root>"  # how results name a file in the cache root (never the machine's path)
 
 
 def cache_root() -> Path:
@@ -146,16 +147,19 @@ def recorded_path(path: str | os.PathLike, root: str | os.PathLike | None = None
     """A model or folder as a results file records it: never the layout of the machine that made the results.
 
     A Hub id stays as given; a local path inside `root` (default: the current directory, where the commands run from
-    the checkout) becomes relative to it; any other local path becomes its folder's name (a model's name). The one
-    place that decides this for every results file, card and record."""
+    the checkout) becomes relative to it; a path in spac-hf's cache root becomes `<spac-hf cache root>/...` (e.g. the
+    lm-eval task YAMLs built there); any other local path becomes its folder's name (a model's name). The one place
+    that decides this for every results file, card and record."""
     text = os.fspath(path)
     if not os.path.isabs(text) and not os.path.exists(text):
         return text  # a Hub id (or a path that is not here to resolve)
     absolute = Path(text).resolve()
-    try:
-        return absolute.relative_to(Path(root if root is not None else os.getcwd()).resolve()).as_posix()
-    except ValueError:
-        return absolute.name
+    for base, prefix in ((Path(root if root is not None else os.getcwd()), ""), (cache_root(), CACHE_LABEL + "/")):
+        try:
+            return prefix + absolute.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            pass
+    return absolute.name
 
 
 @contextlib.contextmanager

@@ -274,5 +274,75 @@ def test_the_command_line_selects_the_design(monkeypatch, tmp_path):
     argv = ["--model", "m", "--out", str(tmp_path), "--design", "single_constraint", "--num-train", "7"]
     data.main([*argv, "--kinds", "punctuation:no_comma"])
     assert called == {"num_train": 7, "kinds": ["punctuation:no_comma"]}
+    called.clear()
+    data.main([*argv, "--temperature", "0.7", "--top-p", "0.9"])
+    assert called == {"num_train": 7, "temperature": 0.7, "top_p": 0.9, "kinds": None}
     with pytest.raises(SystemExit):
         data.main(["--model", "m", "--out", str(tmp_path), "--prompts-per-kind", "3"])  # v1 has no such setting
+    with pytest.raises(SystemExit):
+        data.main(["--model", "m", "--out", str(tmp_path), "--top-p", "0.9"])  # nor this one
+
+
+def test_a_top_p_outside_its_range_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"--top-p must be in \(0, 1\] \(mu's samples\), got 0"):
+        sc.build_single_constraint_data("m", tmp_path / "data", kinds=KINDS, **{**SMALL, "top_p": 0.0})
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------ the sampling probe
+
+
+def test_probe_summary_counts_cuts_degenerate_samples_and_prompts_that_give_a_pair():
+    from benchmarks.instruction_following.probe import setting_summary
+
+    fluent = "The cat sat on the mat and then it walked to the door to look at the rain outside."
+    loop = " ".join(["yes"] * 60)  # a repetition loop (60 words, one distinct 4-gram)
+    items = [
+        {"responses": [fluent, fluent, loop], "rewards": [1.0, 0.0, 1.0], "cut": [False, False, True]},  # a pair
+        {"responses": [fluent, loop, fluent], "rewards": [1.0, 0.0, 0.0], "cut": [False, True, True]},  # one uncut
+        {"responses": [fluent, fluent, fluent], "rewards": [0.0, 0.0, 0.0], "cut": [False, False, False]},  # tied
+    ]
+    got = setting_summary(items, tokens=90, seconds=3.0)
+    assert got == {
+        "prompts": 3,
+        "samples": 9,
+        "cut": 3,
+        "cut_share": 3 / 9,
+        "mean_tokens": 10.0,
+        "degenerate_share": 2 / 9,
+        "prompts_with_pair": 1,
+        "mean_reward_uncut": 2 / 6,
+        "tokens_per_second": 30.0,
+    }
+
+
+def test_probe_stops_at_the_first_setting_that_passes_and_resumes_without_drawing(
+    ending_model_dir, tmp_path, monkeypatch
+):
+    import spac_hf.generation as generation
+
+    from benchmarks.instruction_following import probe
+
+    real, calls = generation.generate_responses, []
+
+    def counted(*args, **kwargs):
+        calls.append((kwargs["temperature"], kwargs["top_p"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate_responses", counted)
+    monkeypatch.setattr(probe, "LADDER", [(1.0, 1.0), (0.7, 0.9)])
+    argv = ["--model", ending_model_dir, "--out", str(tmp_path), "--prompts", "4", "--max-new-tokens", "24"]
+    monkeypatch.setattr(probe, "PROBE_CUT_SHARE", -1.0)  # nothing passes: every setting drawn, the probe partial
+    record = probe.main(argv)
+    assert calls == [(1.0, 1.0), (0.7, 0.9)] and record["status"] == "partial" and record["chosen"] is None
+    assert [(r["temperature"], r["top_p"], r["samples"]) for r in record["results"]] == [
+        (1.0, 1.0, 16),
+        (0.7, 0.9, 16),
+    ]
+    assert len(set(record["prompt_ids"])) == 4
+    assert json.loads((tmp_path / "sampling_probe.json").read_text()) == record
+    calls.clear()
+    monkeypatch.setattr(probe, "PROBE_CUT_SHARE", 1.0)  # the first setting passes: chosen, nothing drawn again
+    record = probe.main(argv)
+    assert calls == [] and record["status"] == "finished" and record["chosen"] == {"temperature": 1.0, "top_p": 1.0}
+    assert len(record["results"]) == 1

@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
         **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}),
     }
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    rows = design.estimation_prompts(settings, tokenizer)[0][: args.prompts]
+    # The pass takes prompts in order, the kinds in turn: its first N rows are the same whatever its full length.
+    kinds = len(settings["kinds"])
+    rows = design.estimation_prompts({**settings, "prompts_per_kind": -(-args.prompts // kinds)}, tokenizer)[0]
+    rows = rows[: args.prompts]
     progress = args.out / "sampling_probe.jsonl"
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []

@@ -154,3 +154,22 @@ def test_workers_split_the_batches_without_changing_the_texts(sharp_dir, tokeniz
     assert two.generate(ids, seed=5, **options) == sampled != two.generate(ids, seed=6, **options)
     with pytest.raises(ValueError, match="`workers` must be between 1 and threads=2, got 3"):
         Engine(folder, threads=2, workers=3)
+
+
+def test_stream_yields_every_prompt_once_as_batches_finish_and_raises_a_workers_error(sharp_dir, tokenizer, tmp_path):
+    """`Engine.stream` hands greedy batches to whichever worker is free: every prompt comes back exactly once, with
+    `generate`'s text; a worker's error reaches the caller; a caller that stops reading does not hang the engine."""
+    folder = converted_model(sharp_dir, tmp_path / "ct2")
+    ids = [tokenize_prompt(tokenizer, {"prompt": t}) for t in prompts(10)]
+    options = dict(stop_ids=[tokenizer.eos_token_id], max_new_tokens=8, batch_size=3, temperature=0.0)
+    engine = Engine(folder, threads=2, workers=2)
+    expected = Engine(folder, threads=1, workers=1).generate(ids, **options)
+    batches = list(engine.stream(ids, **options))
+    assert sorted(len(batch) for batch, _ in batches) == [1, 3, 3, 3]  # 10 prompts in batches of at most 3
+    assert sorted(i for batch, _ in batches for i in batch) == list(range(10))
+    assert {i: out for batch, outs in batches for i, out in zip(batch, outs)} == dict(enumerate(expected))
+    first = next(engine.stream(ids, **options))  # read one batch, then drop the stream
+    assert len(first[0]) in (1, 3)
+    assert engine.generate(ids, **options) == expected  # the engine still works
+    with pytest.raises(IndexError):
+        list(engine.stream([*ids, [len(engine.vocabulary) + 5]], **options))  # a token id outside the vocabulary

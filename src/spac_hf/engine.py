@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +250,16 @@ class Engine:
     def tokens(self, ids: Sequence[int]) -> list[str]:
         return [self.vocabulary[i] for i in ids]
 
-    def generate(
+    def generate(self, prompt_ids: Sequence[Sequence[int]], **options) -> list[list[int]]:
+        """One continuation per prompt (token ids, without the stop token), in the prompts' order; `options` as
+        `stream`'s."""
+        results: list[list[int]] = [[] for _ in prompt_ids]
+        for batch, outputs in self.stream(prompt_ids, **options):
+            for i, ids in zip(batch, outputs):
+                results[i] = ids
+        return results
+
+    def stream(
         self,
         prompt_ids: Sequence[Sequence[int]],
         *,
@@ -264,43 +273,71 @@ class Engine:
         min_new_tokens: int = 0,
         stop_strings: Sequence[str] = (),
         decode: Callable[[list[int]], str] | None = None,
-    ) -> list[list[int]]:
-        """One continuation per prompt (token ids, without the stop token), in the prompts' order.
+    ) -> Iterator[tuple[list[int], list[list[int]]]]:
+        """The continuations batch by batch, as each finishes: (prompt indices, their ids without the stop token).
 
         The prompts are sorted by length and cut into batches of at most `batch_size` (fewer, so that every worker
-        gets a batch); batch b goes to worker b mod `workers`, and worker w samples with seed `seed + w`. CTranslate2
-        drops a sequence from its batch when it stops, so finished answers cost nothing while the batch's longest
-        one goes on. With `stop_strings` (and `decode`, ids to text), a sequence also stops once its text contains
-        one of them; the caller cuts there. `min_new_tokens` keeps the stop tokens away that long (benchmarks use it
-        to give every backend the same work).
+        gets a batch). CTranslate2 drops a sequence from its batch when it stops, so finished answers cost nothing
+        while the batch's longest one goes on; batches therefore last very different times (an answer that runs to
+        the cap holds its batch). Greedy decoding hands each free worker the next batch, longest prompts first, so
+        no worker waits while another works through a long batch; the texts cannot depend on which worker ran a
+        batch. Sampling keeps a fixed assignment instead (batch b to worker b mod `workers`, worker w seeded with
+        `seed + w`), so the texts depend on the seed, the batch size and the number of workers, never on timing.
+        With `stop_strings` (and `decode`, ids to text), a sequence also stops once its text contains one of them; the
+        caller cuts there. `min_new_tokens` keeps the stop tokens away that long (benchmarks use it to give every
+        backend the same work).
         """
-        from concurrent.futures import ThreadPoolExecutor
+        import queue
+        import threading
 
         options = check_sampling(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens)
         options["min_length"] = min_new_tokens
+        batches = length_sorted_batches(prompt_ids, batch_size, self.workers)
         if temperature > 0:
             self.generators = [self._load(seed + w) for w in range(self.workers)]
-        batches = length_sorted_batches(prompt_ids, batch_size, self.workers)
-        results: list[list[int]] = [[] for _ in prompt_ids]
+            plans = [iter(batches[w :: self.workers]) for w in range(self.workers)]
+        else:
+            plans = [iter(batches[::-1])] * self.workers  # one iterator: a free worker takes the next batch
+        lock, stop, finished = threading.Lock(), threading.Event(), queue.Queue()
 
         def work(worker: int) -> None:
-            for batch in batches[worker :: self.workers]:
-                extra = {"callback": _stop_string_callback(stop_strings, decode)} if stop_strings else {}
-                outputs = self.generators[worker].generate_batch(
-                    [self.tokens(prompt_ids[i]) for i in batch],
-                    max_batch_size=len(batch),
-                    include_prompt_in_result=False,
-                    end_token=list(stop_ids),
-                    **options,
-                    **extra,
-                )
-                for i, output in zip(batch, outputs):
-                    results[i] = list(output.sequences_ids[0])
+            try:
+                while not stop.is_set():
+                    with lock:
+                        batch = next(plans[worker], None)
+                    if batch is None:
+                        return
+                    extra = {"callback": _stop_string_callback(stop_strings, decode)} if stop_strings else {}
+                    outputs = self.generators[worker].generate_batch(
+                        [self.tokens(prompt_ids[i]) for i in batch],
+                        max_batch_size=len(batch),
+                        include_prompt_in_result=False,
+                        end_token=list(stop_ids),
+                        **options,
+                        **extra,
+                    )
+                    finished.put((batch, [list(output.sequences_ids[0]) for output in outputs]))
+            except BaseException as error:  # raised in the caller's thread, below
+                finished.put(error)
+            finally:
+                finished.put(None)
 
         # CTranslate2 releases the GIL while it decodes, so the workers' batches run at the same time.
-        with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(work, range(self.workers)))  # list(): a worker's exception is raised here
-        return results
+        threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(self.workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            running = len(threads)
+            while running:
+                item = finished.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:  # an error, or a caller that stopped reading: the workers take no further batch
+            stop.set()
 
     def log_probs(self, sequences: Sequence[Sequence[int]], batch_size: int = 4) -> list[np.ndarray]:
         """Next-token log-probabilities: for each sequence, an array [len - 1, vocab] (row i predicts token i + 1)."""

@@ -164,27 +164,25 @@ class EngineLM(TemplateLM):
                 raise ValueError(
                     f"{NAME}: max_gen_toks {max_gen_toks} must be less than max_length {self.max_length}."
                 )
-            # Chunks of a few batches per worker: the bar moves during a long task (IFEval: 541 answers).
-            chunk = self.batch_size * self.engine.workers * 4
-            for start in range(0, len(indices), chunk):
-                part = indices[start : start + chunk]
-                outputs = self.engine.generate(
-                    [self.tok_encode(requests[i].args[0])[-budget:] for i in part],
-                    stop_ids=[self.eot_token_id],
-                    max_new_tokens=max_gen_toks,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=top_k or 0,
-                    seed=start,
-                    batch_size=self.batch_size,
-                    stop_strings=until,
-                    decode=self.tokenizer.decode,
-                )
-                for i, ids in zip(part, outputs):
-                    text = postprocess_generated_text(self.tokenizer.decode(ids), until, None)
-                    results[i] = text
-                    self.cache_hook.add_partial("generate_until", requests[i].args, text)
-                bar.update(len(part))
+            # Batch by batch as each finishes: the bar moves and the cache keeps every finished answer during a long
+            # task (IFEval: 541 answers), and a free worker takes the next batch (`Engine.stream`).
+            stream = self.engine.stream(
+                [self.tok_encode(requests[i].args[0])[-budget:] for i in indices],
+                stop_ids=[self.eot_token_id],
+                max_new_tokens=max_gen_toks,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k or 0,
+                batch_size=self.batch_size,
+                stop_strings=until,
+                decode=self.tokenizer.decode,
+            )
+            for batch, outputs in stream:
+                for j, ids in zip(batch, outputs):
+                    request = requests[indices[j]]
+                    results[indices[j]] = postprocess_generated_text(self.tokenizer.decode(ids), until, None)
+                    self.cache_hook.add_partial("generate_until", request.args, results[indices[j]])
+                bar.update(len(batch))
         bar.close()
         return results  # type: ignore[return-value]
 

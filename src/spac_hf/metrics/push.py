@@ -19,7 +19,8 @@ from pathlib import Path
 # The repository root (the metric folders sit in src/spac_hf/metrics/): the originals below are relative to it.
 ROOT = Path(__file__).resolve().parents[3]
 REQUIRED_FILES = ("README.md", "requirements.txt", "app.py")
-# Files a metric carries verbatim from the library (the Space cannot import spac-hf): metric -> {copy: original}.
+# Files a metric carries from the library (the Space cannot import spac-hf; in the repository each is a link to the
+# original, whose content an upload copies): metric -> {copy: original}.
 VENDORED = {
     "review_reward": {"reviews.py": "src/spac_hf/tasks/reviews.py"},
 }
@@ -41,7 +42,7 @@ def check_metric_folder(folder: str | Path) -> Path:
         if (folder / copy).read_bytes() != (ROOT / original).read_bytes():
             raise ValueError(
                 f"{folder / copy} differs from {original}: the metric would not score as spac-hf does. "
-                f"Refresh it with `cp {original} src/spac_hf/metrics/{name}/{copy}`."
+                f"Link it again: `ln -sf ../../tasks/{Path(original).name} src/spac_hf/metrics/{name}/{copy}`."
             )
     return folder
 

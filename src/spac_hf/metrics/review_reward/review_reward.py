@@ -1,8 +1,8 @@
 """review_reward: the true reward of spac-hf's product-review task, as an `evaluate` metric.
 
 Self-contained on purpose: a metric Space must run with only `evaluate` installed, not spac-hf's training stack. The
-reward itself is `reviews.py` beside this file, a byte-for-byte copy of `spac_hf/tasks/reviews.py` (pure Python,
-standard library only); spac-hf's tests fail if the two differ, so this metric and the library score with the same
+reward itself is `reviews.py` beside this file: `spac_hf/tasks/reviews.py` (pure Python, standard library only),
+linked in spac-hf's repository and copied by the Space upload, so this metric and the library score with the same
 code.
 """
 

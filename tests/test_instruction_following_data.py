@@ -332,9 +332,10 @@ def test_probe_stops_at_the_first_setting_that_passes_and_resumes_without_drawin
     monkeypatch.setattr(generation, "generate_responses", counted)
     monkeypatch.setattr(probe, "LADDER", [(1.0, 1.0), (0.7, 0.9)])
     argv = ["--model", ending_model_dir, "--out", str(tmp_path), "--prompts", "4", "--max-new-tokens", "24"]
-    monkeypatch.setattr(probe, "PROBE_CUT_SHARE", -1.0)  # nothing passes: every setting drawn, the probe partial
+    monkeypatch.setattr(probe, "PROBE_CUT_SHARE", -1.0)  # nothing passes: every setting drawn, and the benchmark stops
     record = probe.main(argv)
-    assert calls == [(1.0, 1.0), (0.7, 0.9)] and record["status"] == "partial" and record["chosen"] is None
+    assert calls == [(1.0, 1.0), (0.7, 0.9)] and record["status"] == "finished" and record["chosen"] is None
+    assert record["decision"] == "no setting of the ladder passes: the benchmark stops at the data stage"
     assert [(r["temperature"], r["top_p"], r["samples"]) for r in record["results"]] == [
         (1.0, 1.0, 16),
         (0.7, 0.9, 16),
@@ -345,4 +346,5 @@ def test_probe_stops_at_the_first_setting_that_passes_and_resumes_without_drawin
     monkeypatch.setattr(probe, "PROBE_CUT_SHARE", 1.0)  # the first setting passes: chosen, nothing drawn again
     record = probe.main(argv)
     assert calls == [] and record["status"] == "finished" and record["chosen"] == {"temperature": 1.0, "top_p": 1.0}
+    assert record["decision"] == "mu samples at temperature 1.0, top-p 1.0"
     assert len(record["results"]) == 1

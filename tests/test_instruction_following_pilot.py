@@ -135,3 +135,24 @@ def test_readme_declares_the_design_the_code_runs():
     assert f"x{pilot.RETRY_FACTOR:g} when the gain fell short, /{pilot.RETRY_FACTOR:g}" in section
     done = (root / pilot.DEFAULT_OUT / "pilot.json").exists()
     assert ("**Not yet run.**" in section) != done
+
+
+def test_the_data_are_drawn_only_with_the_sampling_the_probe_decided(tmp_path, monkeypatch):
+    """No probe record, an unfinished one, or one that found no setting: refused before any sampling, naming it."""
+    from benchmarks.instruction_following import single_constraint
+
+    monkeypatch.setattr(single_constraint, "build_single_constraint_data", lambda *a, **k: pytest.fail("sampled"))
+    argv = ["--data", str(tmp_path / "data"), "--out", str(tmp_path), "--work-dir", str(tmp_path / "work")]
+    with pytest.raises(ValueError, match=r"mu's sampling is not decided yet .*probe --commit` first"):
+        pilot.main(argv)
+    record = {"status": "partial", "chosen": None, "decision": None}
+    (tmp_path / "sampling_probe.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="not decided yet"):
+        pilot.main(argv)
+    stop = "no setting of the ladder passes: the benchmark stops at the data stage"
+    (tmp_path / "sampling_probe.json").write_text(json.dumps({**record, "status": "finished", "decision": stop}))
+    with pytest.raises(ValueError, match=f"The sampling probe decided: {stop}"):
+        pilot.main(argv)
+    chosen = {"temperature": 0.8, "top_p": 0.9}
+    (tmp_path / "sampling_probe.json").write_text(json.dumps({**record, "status": "finished", "chosen": chosen}))
+    assert pilot.decided_sampling(tmp_path) == chosen

@@ -191,6 +191,20 @@ def paired_gain(sft: dict, trained: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def decided_sampling(out: Path) -> dict:
+    """mu's temperature and top-p as the sampling probe decided them (`probe.py`, `sampling_probe.json` in `out`);
+    refused, before any sampling, while the probe has not decided or when it found no setting that lets mu finish."""
+    record = read_json(Path(out) / "sampling_probe.json")
+    if record is None or record["status"] != "finished":
+        raise ValueError(
+            f"mu's sampling is not decided yet ({out}/sampling_probe.json): run "
+            "`python -m benchmarks.instruction_following.probe --commit` first."
+        )
+    if record["chosen"] is None:
+        raise ValueError(f"The sampling probe decided: {record['decision']} ({out}/sampling_probe.json).")
+    return record["chosen"]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the SFT model, also mu (default: %(default)s)")
@@ -242,9 +256,10 @@ def main(argv: list[str] | None = None) -> dict:
         if not (args.data / "provenance.json").exists():
             if args.quick:
                 raise ValueError(f"--quick needs a built data set: {args.data} has no provenance.json.")
-            stage(f"data: building {args.data} (single_constraint design, resumable)")
+            sampling = decided_sampling(args.out)
+            stage(f"data: building {args.data} (single_constraint design, {sampling}, resumable)")
             single_constraint.build_single_constraint_data(
-                args.model, args.data, threads=args.threads, on_chunk=checkpoint
+                args.model, args.data, threads=args.threads, on_chunk=checkpoint, **sampling
             )
             # The chunks are in the data set now (samples.jsonl, estimation_samples.jsonl): the copy is not committed.
             if args.commit:

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     progress = args.out / "sampling_probe.jsonl"
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
-    for temperature, top_p in LADDER:
+    for step, (temperature, top_p) in enumerate(LADDER, 1):
         sampling = {k: settings[k] for k in design.SAMPLING_KEYS} | {"temperature": temperature, "top_p": top_p}
         started = time.perf_counter()
         done = design.sample(args.model, tokenizer, rows, progress, sampling, desc=f"T={temperature} top-p={top_p}")
@@ -119,23 +119,26 @@ def main(argv: list[str] | None = None) -> dict:
             flush=True,
         )
         pick = chosen(results)
+        done = pick is not None or step == len(LADDER)
         record = {
             "benchmark": "instruction_following/probe",
-            "status": "finished" if pick else "partial",
+            "status": "finished" if done else "partial",
             "command": command,
             "rule": f"the first of {LADDER} (temperature, top_p) cutting at most {PROBE_CUT_SHARE:.0%} of the samples",
             "settings": {k: v for k, v in settings.items() if k not in ("temperature", "top_p", "kinds")},
             "prompt_ids": [r["id"] for r in rows],
             "results": results,
             "chosen": pick and {"temperature": pick["temperature"], "top_p": pick["top_p"]},
+            "decision": (
+                f"mu samples at temperature {pick['temperature']}, top-p {pick['top_p']}"
+                if pick
+                else ("no setting of the ladder passes: the benchmark stops at the data stage" if done else None)
+            ),
         }
         atomic_write_json(args.out / "sampling_probe.json", record)
         if args.commit:
-            commit(
-                [progress, args.out / "sampling_probe.json"],
-                f"Sampling probe: T={temperature} top-p={top_p} "
-                f"cuts {summary['cut_share']:.1%}" + ("" if pick else f" (PARTIAL; resume: {command})"),
-            )
+            message = f"Sampling probe: T={temperature} top-p={top_p} cuts {summary['cut_share']:.1%}"
+            commit([progress, args.out / "sampling_probe.json"], message + ("" if done else f" (PARTIAL; {command})"))
         if pick:
             print(f"Chosen: temperature {pick['temperature']}, top-p {pick['top_p']}")
             return record

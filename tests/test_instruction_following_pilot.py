@@ -133,8 +133,43 @@ def test_readme_declares_the_design_the_code_runs():
     assert f"{pilot.STEPS} optimizer steps of {pilot.BATCH} pairs at a constant learning rate of 1e-5" in section
     assert pilot.LEARNING_RATE == 1e-5 and f"by at least {pilot.MIN_GAIN}" in section
     assert f"x{pilot.RETRY_FACTOR:g} when the gain fell short, /{pilot.RETRY_FACTOR:g}" in section
-    done = (root / pilot.DEFAULT_OUT / "pilot.json").exists()
-    assert ("**Not yet run.**" in section) != done
+    probe = json.loads((root / pilot.DEFAULT_OUT / "sampling_probe.json").read_text())
+    stopped = probe["status"] == "finished" and probe["chosen"] is None
+    assert ("**Stopped at the data stage" in section) == stopped
+    assert stopped or ("**Not yet run.**" in section) != (root / pilot.DEFAULT_OUT / "pilot.json").exists()
+
+
+def test_readme_probe_numbers_come_from_the_committed_samples():
+    """The probe's table and the loop count quoted under it, recomputed from the committed samples."""
+    from pathlib import Path
+
+    from benchmarks.instruction_following.probe import setting_summary
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "benchmarks" / "instruction_following" / "README.md").read_text()
+    folder = root / pilot.DEFAULT_OUT
+    record = json.loads((folder / "sampling_probe.json").read_text())
+    lines = [json.loads(x) for x in (folder / "sampling_probe.jsonl").read_text().splitlines()]
+    by_setting = {(x["settings"]["temperature"], x["settings"]["top_p"]): x for x in lines}
+    for row in record["results"]:
+        line = by_setting[(row["temperature"], row["top_p"])]
+        assert [i["id"] for i in line["items"]] == record["prompt_ids"]
+        stats = sc.chunk_stats(folder / "sampling_probe.jsonl", line["settings"])
+        summary = setting_summary(line["items"], stats["tokens"], stats["seconds"])
+        assert row == {"temperature": row["temperature"], "top_p": row["top_p"], **summary}
+        assert (
+            f"| {row['temperature']:g} | {row['top_p']:g} | {row['cut']} of {row['samples']} ({row['cut_share']:.1%}) "
+            f"| {row['degenerate_share']:.1%} | {row['mean_tokens']:.0f} | {row['prompts_with_pair']} of "
+            f"{row['prompts']} |"
+        ) in readme
+    cut = [
+        text
+        for item in by_setting[(0.7, 0.9)]["items"]
+        for text, was_cut in zip(item["responses"], item["cut"])
+        if was_cut
+    ]
+    loops = sum(task.is_degenerate(text) for text in cut)
+    assert f"at 0.7, {loops} of the {len(cut)} cut samples are loops" in " ".join(readme.split())
 
 
 def test_the_data_are_drawn_only_with_the_sampling_the_probe_decided(tmp_path, monkeypatch):

@@ -168,6 +168,10 @@ def test_readme_probe_numbers_come_from_the_committed_samples():
         for text, was_cut in zip(item["responses"], item["cut"])
         if was_cut
     ]
+    shares = [row["cut_share"] for row in record["results"]]
+    quoted = f"{min(shares):.0%} to {max(shares):.0%}"
+    for path in ("README.md", "benchmarks/README.md", "benchmarks/instruction_following/README.md"):
+        assert quoted in " ".join((root / path).read_text().split()), path
     loops = sum(task.is_degenerate(text) for text in cut)
     assert f"at 0.7, {loops} of the {len(cut)} cut samples are loops" in " ".join(readme.split())
 

@@ -116,3 +116,26 @@ def test_readme_quotes_the_grid_ratios():
         assert f"{label} {min(ratios):.1f}x to {max(ratios):.1f}x" in README
     best = max(r["tokens_per_s"] for (m, _, _), r in cells.items() if m == "smollm2")
     assert f"best measured here is {best} tokens/s" in README
+
+
+def test_hf_processes_take_the_engines_batches_and_return_generates_texts(sharp_dir, tokenizer):
+    """`hf-p<k>`, the fair transformers baseline, generates what one `generate` process does: each of its one-thread
+    processes takes the next batch when free, as the engine's workers do, and every prompt comes back in its place."""
+    import random
+
+    from transformers import AutoModelForCausalLM
+
+    from spac_hf.data import tokenize_prompt
+    from spac_hf.generation import generate_responses
+
+    from helpers import sentence
+
+    rng = random.Random(0)
+    prompts = [tokenize_prompt(tokenizer, {"prompt": sentence(rng, 1, 12) + ":"}) for _ in range(7)]
+    model = AutoModelForCausalLM.from_pretrained(sharp_dir)
+    expected = [
+        generate_responses(model, tokenizer, [p], max_new_tokens=6, temperature=0.0, distributed=False)[0]
+        for p in prompts
+    ]
+    texts, seconds = engines._hf_processes(sharp_dir, prompts, processes=2, max_new_tokens=6, batch_size=3)
+    assert texts == expected and len(set(texts)) > 2 and seconds > 0

@@ -39,7 +39,7 @@ SMOLLM2 = "outputs/smollm2/model"
 DEFAULT_MODEL = "src/spac_hf/default/model"
 # `ctranslate2-<precision>`: one one-thread worker per thread; `-w<k>` names another layout (`-w1`: one worker on
 # every thread, the layout before workers existed). In the ifeval section, `hf-t<k>` is `generate` on k threads and
-# `hf-p<k>` is `generate` in k one-thread processes, each on its own batches (the engine's layout, for transformers).
+# `hf-p<k>` is `generate` in k one-thread processes on the engine's batches and schedule (for transformers).
 BACKENDS = ("hf", "ctranslate2-float32", "ctranslate2-int8")
 OUT = Path("results/cost/generation")
 RESULTS = "engines.json"
@@ -328,8 +328,11 @@ def ifeval(args, results: dict) -> None:
         _save(args.out, results)
 
 
-def _hf_process(model_dir: str, prompts: list[list[int]], max_new_tokens: int, batch_size: int, barrier):
-    """One process of `hf-p<k>`: load on one thread, wait for the others, then time only the generation."""
+def _hf_process(model_dir: str, prompts: list[list[int]], max_new_tokens: int, batches, barrier):
+    """One process of `hf-p<k>`: load on one thread, wait for the others, then time only the generation of the
+    batches it takes from the shared queue `batches` (lists of prompt indices) until it is empty."""
+    import queue
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from spac_hf.generation import generate_responses
@@ -338,44 +341,50 @@ def _hf_process(model_dir: str, prompts: list[list[int]], max_new_tokens: int, b
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     barrier.wait()
-    start = time.time()
-    out = generate_responses(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        temperature=0.0,
-        batch_size=batch_size,
-        distributed=False,
-        desc="hf-p",
-    )
-    return out, start, time.time()
+    start, done = time.time(), []
+    while True:
+        try:
+            batch = batches.get_nowait()
+        except queue.Empty:
+            break
+        texts = generate_responses(
+            model,
+            tokenizer,
+            [prompts[i] for i in batch],
+            max_new_tokens=max_new_tokens,
+            temperature=0.0,
+            batch_size=len(batch),
+            distributed=False,
+            desc="hf-p",
+        )
+        done += zip(batch, texts)
+    return done, start, time.time()
 
 
 def _hf_processes(
     model_dir: str, prompts: list[list[int]], processes: int, max_new_tokens: int, batch_size: int
 ) -> tuple[list[str], float]:
-    """`generate` in `processes` one-thread processes with the engine's split (prompts sorted by length, cut into
-    batches, batch b to process b mod k): the texts in the prompts' order and the seconds from the first process's
-    start to the last one's end (each loads the model before the clock starts, as the in-process backends have)."""
+    """`generate` in `processes` one-thread processes with the engine's greedy schedule (prompts sorted by length, cut
+    into batches, each free process taking the next batch, longest prompts first: `Engine.stream`): the texts in the
+    prompts' order and the seconds from the first process's start to the last one's end (each loads the model before
+    the clock starts, as the in-process backends have)."""
     import multiprocessing
 
     from spac_hf.engine import length_sorted_batches
 
-    batches = length_sorted_batches(prompts, batch_size, processes)
-    size = max(map(len, batches))
-    shares = [[i for batch in batches[w::processes] for i in batch] for w in range(processes)]
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(processes) as pool:
-        barrier = manager.Barrier(processes)
+        barrier, batches = manager.Barrier(processes), manager.Queue()
+        for batch in length_sorted_batches(prompts, batch_size, processes)[::-1]:
+            batches.put(batch)
         jobs = [
-            pool.apply_async(_hf_process, (model_dir, [prompts[i] for i in share], max_new_tokens, size, barrier))
-            for share in shares
+            pool.apply_async(_hf_process, (model_dir, prompts, max_new_tokens, batches, barrier))
+            for _ in range(processes)
         ]
         done = [job.get() for job in jobs]
     texts = [""] * len(prompts)
-    for share, (out, _, _) in zip(shares, done):
-        for i, text in zip(share, out):
+    for pairs, _, _ in done:
+        for i, text in pairs:
             texts[i] = text
     return texts, max(end for *_, end in done) - min(start for _, start, _ in done)
 

@@ -107,7 +107,7 @@ def report(results: dict) -> str:
         lines += [f"## IFEval prompts at their own answer lengths ({key})", "",
                   "Ratios are against transformers in the same run: `x hf` against `generate` in one process on 2 "
                   "threads, `x best hf` against the fastest transformers layout of that run (`hf-t1`: one thread, "
-                  "`hf-p2`: two one-thread processes, each on its own batches).", "",
+                  "`hf-p2`: two one-thread processes on the engine's batches).", "",
                   "| run | backend | workers x threads | tokens | seconds | tokens/s | x hf | x best hf | same as hf "
                   "| load avg |",
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip

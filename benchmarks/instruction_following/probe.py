@@ -43,7 +43,6 @@ OUT = Path("results/instruction_following/pilot")
 # (temperature, top_p), in the order tried: the first is the setting the first data chunk was drawn with.
 LADDER = [(1.0, 1.0), (1.0, 0.9), (0.8, 0.9), (0.7, 0.9), (0.6, 0.9), (0.5, 0.9)]
 PROBE_CUT_SHARE = 0.05
-SAMPLE_FIELDS = ("responses", "rewards", "cut")  # per prompt in a chunk line, one entry per sample
 
 
 def setting_summary(items: list[dict], tokens: int, seconds: float) -> dict:
@@ -51,15 +50,16 @@ def setting_summary(items: list[dict], tokens: int, seconds: float) -> dict:
     prompts would give a pair (at least two uncut samples with different rewards)."""
     from spac_hf.tasks.instruction_following import is_degenerate
 
-    samples = [(text, reward, cut) for item in items for text, reward, cut in zip(*map(item.get, SAMPLE_FIELDS))]
+    texts = [text for item in items for text in item["responses"]]
+    cut = sum(c for item in items for c in item["cut"])
     uncut = [[r for r, c in zip(item["rewards"], item["cut"]) if not c] for item in items]
     return {
         "prompts": len(items),
-        "samples": len(samples),
-        "cut": sum(cut for _, _, cut in samples),
-        "cut_share": sum(cut for _, _, cut in samples) / len(samples),
-        "mean_tokens": tokens / len(samples),
-        "degenerate_share": sum(is_degenerate(text) for text, _, _ in samples) / len(samples),
+        "samples": len(texts),
+        "cut": cut,
+        "cut_share": cut / len(texts),
+        "mean_tokens": tokens / len(texts),
+        "degenerate_share": sum(map(is_degenerate, texts)) / len(texts),
         "prompts_with_pair": sum(len(set(rewards)) > 1 for rewards in uncut),
         "mean_reward_uncut": _mean([r for rewards in uncut for r in rewards]),
         "tokens_per_second": tokens / seconds,

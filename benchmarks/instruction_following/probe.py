@@ -62,7 +62,7 @@ def setting_summary(items: list[dict], tokens: int, seconds: float) -> dict:
         "degenerate_share": sum(map(is_degenerate, texts)) / len(texts),
         "prompts_with_pair": sum(len(set(rewards)) > 1 for rewards in uncut),
         "mean_reward_uncut": _mean([r for rewards in uncut for r in rewards]),
-        "tokens_per_second": tokens / seconds,
+        "tokens_per_second": tokens / seconds if seconds > 0 else None,  # recorded seconds are rounded to 0.1
     }
 
 

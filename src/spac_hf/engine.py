@@ -194,7 +194,7 @@ def _stop_string_callback(stop_strings: Sequence[str], decode: Callable[[list[in
 
 def length_sorted_batches(prompt_ids: Sequence[Sequence[int]], batch_size: int, workers: int) -> list[list[int]]:
     """Prompt indices sorted by length, cut into batches of at most `batch_size` (fewer, so that every worker gets
-    one); batch b is worker b mod `workers`'s."""
+    one). `Engine.stream` says which worker runs which batch."""
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
     size = max(1, min(batch_size, -(-len(order) // workers)))
     return [order[start : start + size] for start in range(0, len(order), size)]
